@@ -1,0 +1,135 @@
+//! What `compile` hands to the later stages: every migration and validation of the specs
+//! folder, names resolved and checked, each remembering where it was declared.
+
+use crate::syntax::ast::{Expr, Span};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub path: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationKind {
+    Backfill,
+    Migrate,
+}
+
+/// A `backfill` or `migrate` block. A backfill's name is `TABLE.COLUMN`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Migration {
+    pub name: String,
+    pub kind: MigrationKind,
+    pub table: String,
+    pub sets: Vec<Assignment>,
+    pub filter: Option<Expr>,
+    pub batch: Option<u64>,
+    pub pause: Option<Duration>,
+    pub lock_timeout: Option<Duration>,
+    pub retries: Option<u64>,
+    /// Names of validations to run after the last batch.
+    pub checks: Vec<String>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub column: String,
+    pub value: Expr,
+    pub idempotence: Idempotence,
+}
+
+/// Whether running `set column = value` twice leaves what running it once left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idempotence {
+    Proven(String),
+    Not(String),
+    Unknown(String),
+}
+
+impl Idempotence {
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            Idempotence::Proven(_) => "idempotent",
+            Idempotence::Not(_) => "not idempotent",
+            Idempotence::Unknown(_) => "idempotence unknown",
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Idempotence::Proven(r) | Idempotence::Not(r) | Idempotence::Unknown(r) => r,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validation {
+    pub name: String,
+    pub table: String,
+    pub checks: Vec<Check>,
+    pub origin: Origin,
+}
+
+/// A row fails a validation when it fails any one of its checks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// Fails where any listed column is null.
+    NotNull(Vec<String>),
+    /// Fails where the listed columns' combined value (all non-null) occurs on another row.
+    Unique(Vec<String>),
+    /// Fails where the predicate is false (null passes, as in an SQL CHECK constraint).
+    Expect(Expr),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Catalog {
+    pub migrations: Vec<Migration>,
+    pub validations: Vec<Validation>,
+    /// `table T key K` overrides, as (table, key column).
+    pub key_overrides: Vec<(String, String)>,
+}
+
+impl Catalog {
+    pub fn migration(&self, name: &str) -> Option<&Migration> {
+        self.migrations.iter().find(|m| m.name == name)
+    }
+
+    pub fn validation(&self, name: &str) -> Option<&Validation> {
+        self.validations.iter().find(|v| v.name == name)
+    }
+
+    pub fn key_override(&self, table: &str) -> Option<&str> {
+        self.key_overrides
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, k)| k.as_str())
+    }
+}
+
+/// The live database's tables, as the store reads them. Names are as the database spells them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Schema {
+    pub tables: Vec<TableSchema>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSchema {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// The primary key's columns in order; more than one is a composite key.
+    pub primary_key: Vec<String>,
+}
+
+impl Schema {
+    pub fn table(&self, name: &str) -> Option<&TableSchema> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
+
+impl TableSchema {
+    pub fn has_column(&self, name: &str) -> bool {
+        self.columns.iter().any(|c| c == name)
+    }
+}

@@ -1,0 +1,5 @@
+//! mig: data migrations on live databases. See ARCHITECTURE.md for the map.
+
+pub mod compile;
+pub mod diagnostic;
+pub mod syntax;
