@@ -3,3 +3,4 @@
 pub mod compile;
 pub mod diagnostic;
 pub mod syntax;
+pub mod value;
