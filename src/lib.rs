@@ -1,6 +1,11 @@
 //! mig: data migrations on live databases. See ARCHITECTURE.md for the map.
 
 pub mod compile;
+pub mod config;
+pub mod demo;
 pub mod diagnostic;
+pub mod exec;
+pub mod plan;
+pub mod store;
 pub mod syntax;
 pub mod value;

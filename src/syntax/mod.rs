@@ -2,5 +2,6 @@
 
 pub mod ast;
 pub mod parser;
+pub mod print;
 
 pub use parser::parse;

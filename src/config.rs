@@ -1,0 +1,238 @@
+//! `mig.toml`: where the specs are, which database, and the run defaults.
+//! Found by walking up from the working directory; `MIG_DATABASE_URL` overrides the URL.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const FILE_NAME: &str = "mig.toml";
+const DEMO_DATABASE: &str = ".mig/demo.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(
+        "database url `{0}` is not understood: use `sqlite:PATH` or `postgres://user@host:port/db`"
+    )]
+    BadUrl(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The folder holding mig.toml; relative paths in it are taken from here.
+    pub root: PathBuf,
+    pub specs: PathBuf,
+    pub database: Database,
+    pub defaults: Defaults,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    pub batch: u64,
+    pub pause: Duration,
+    pub lock_timeout: Duration,
+    pub retries: u64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            batch: 1000,
+            pause: Duration::ZERO,
+            lock_timeout: Duration::from_secs(2),
+            retries: 3,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    specs: Option<String>,
+    database: Option<RawDatabase>,
+    defaults: Option<RawDefaults>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    batch: Option<u64>,
+    pause: Option<String>,
+    lock_timeout: Option<String>,
+    retries: Option<u64>,
+}
+
+impl Config {
+    /// Loads `explicit` if given, else the nearest mig.toml above `cwd`, else the defaults
+    /// with `cwd` as root.
+    pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Config, ConfigError> {
+        let found = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => find_upwards(cwd),
+        };
+        let (root, raw) = match found {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                    path: path.clone(),
+                    message: e.message().to_string(),
+                })?;
+                let root = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| cwd.to_path_buf());
+                let root = if root.as_os_str().is_empty() {
+                    cwd.to_path_buf()
+                } else {
+                    root
+                };
+                (root, raw)
+            }
+            None => (cwd.to_path_buf(), RawConfig::default()),
+        };
+        let url = std::env::var("MIG_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| raw.database.as_ref().and_then(|d| d.url.clone()))
+            .unwrap_or_else(|| format!("sqlite:{DEMO_DATABASE}"));
+        let database = parse_url(&url, &root)?;
+        let defaults = defaults_from(raw.defaults.unwrap_or_default(), &root)?;
+        let specs = root.join(raw.specs.unwrap_or_else(|| "specs".into()));
+        Ok(Config {
+            root,
+            specs,
+            database,
+            defaults,
+        })
+    }
+
+    /// The demo database is the SQLite file `.mig/demo.sqlite` of the project; only it is
+    /// ever created and seeded by mig.
+    pub fn is_demo_database(&self) -> bool {
+        matches!(&self.database, Database::Sqlite(p) if *p == self.root.join(DEMO_DATABASE))
+    }
+}
+
+fn find_upwards(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(FILE_NAME))
+        .find(|candidate| candidate.is_file())
+}
+
+fn parse_url(url: &str, root: &Path) -> Result<Database, ConfigError> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(ConfigError::BadUrl(url.to_string()));
+        }
+        return Ok(Database::Sqlite(root.join(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Database::Postgres(url.to_string()));
+    }
+    Err(ConfigError::BadUrl(url.to_string()))
+}
+
+fn defaults_from(raw: RawDefaults, root: &Path) -> Result<Defaults, ConfigError> {
+    let base = Defaults::default();
+    let invalid = |message: String| ConfigError::Invalid {
+        path: root.join(FILE_NAME),
+        message,
+    };
+    let duration = |field: &str, text: Option<String>, fallback: Duration| match text {
+        None => Ok(fallback),
+        Some(t) => parse_duration(&t).ok_or_else(|| {
+            invalid(format!(
+                "defaults.{field}: `{t}` is not a duration like 50ms or 2s"
+            ))
+        }),
+    };
+    let batch = raw.batch.unwrap_or(base.batch);
+    if batch == 0 {
+        return Err(invalid("defaults.batch must be at least 1".into()));
+    }
+    Ok(Defaults {
+        batch,
+        pause: duration("pause", raw.pause, base.pause)?,
+        lock_timeout: duration("lock_timeout", raw.lock_timeout, base.lock_timeout)?,
+        retries: raw.retries.unwrap_or(base.retries),
+    })
+}
+
+/// `250ms`, `2s`, `1m`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0ms"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("50ms"), Some(Duration::from_millis(50)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("2"), None);
+        assert_eq!(parse_duration("2h"), None);
+    }
+
+    #[test]
+    fn finds_config_upwards_and_resolves_paths_from_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "specs = \"specs\"\n[database]\nurl = \"sqlite:.mig/demo.sqlite\"\n[defaults]\nbatch = 10\npause = \"5ms\"\n",
+        )
+        .unwrap();
+        let nested = dir.path().join("a/b");
+        std::fs::create_dir_all(&nested).unwrap();
+        let config = Config::load(None, &nested).unwrap();
+        assert_eq!(config.root, dir.path());
+        assert_eq!(config.specs, dir.path().join("specs"));
+        assert!(config.is_demo_database());
+        assert_eq!(config.defaults.batch, 10);
+        assert_eq!(config.defaults.pause, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "spec = \"x\"\n").unwrap();
+        let err = Config::load(None, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("spec"), "{err}");
+    }
+}

@@ -1,0 +1,48 @@
+//! The demo: its database, made from `specs/demo/` when missing.
+
+use rusqlite::Connection;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("loading the seed data failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Builds the demo database at `path` from `schema.sql` and `seed.sql` in `demo_dir`.
+/// It is built beside `path` and renamed into place, so a failure leaves no half-made file.
+pub fn create_database(demo_dir: &Path, path: &Path) -> Result<(), DemoError> {
+    let read = |name: &str| {
+        let p = demo_dir.join(name);
+        std::fs::read_to_string(&p).map_err(|source| DemoError::Read {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    let schema = read("schema.sql")?;
+    let seed = read("seed.sql")?;
+    let write_error = |source| DemoError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(write_error)?;
+    }
+    let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    {
+        let conn = Connection::open(&partial)?;
+        conn.execute_batch(&format!("BEGIN;\n{schema}\n{seed}\nCOMMIT;"))?;
+    }
+    std::fs::rename(&partial, path).map_err(write_error)
+}

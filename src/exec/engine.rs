@@ -1,0 +1,572 @@
+//! The executor: one `Engine` per database, shared by the CLI and the node.
+
+use crate::compile::{self, Catalog, Schema, SourceFile};
+use crate::config::{Config, Database};
+use crate::diagnostic::FileDiagnostics;
+use crate::plan::{canonical_spec, Plan, PlanError, RunOptions};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError};
+use crate::value::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("no validation named `{name}`{}", on_table(.table))]
+    NoSuchValidation { name: String, table: Option<String> },
+    #[error("no backfill or migrate on table `{table}`{}", known_names(.known))]
+    NothingOnTable { table: String, known: Vec<String> },
+    #[error("table `{table}` has {count} migrate blocks ({}): name one", .names.join(", "))]
+    AmbiguousMigrate {
+        table: String,
+        count: usize,
+        names: Vec<String>,
+    },
+    #[error("the specs do not compile:\n{}", compile::render_diagnostics(.0))]
+    Specs(Vec<FileDiagnostics>),
+    #[error("cannot read specs folder {path}: {message}")]
+    SpecsFolder { path: String, message: String },
+    #[error("cannot create the demo database: {0}")]
+    Demo(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("post-check failed for {migration}: {}; the run's {restored} updated rows were restored from the backup ({conflicts} conflicts)", describe_failures(.failures))]
+    PostCheckFailed {
+        migration: String,
+        failures: Vec<ValidationResult>,
+        restored: u64,
+        conflicts: u64,
+    },
+    #[error("{migration} is not idempotent: run {run} changed the state again; the table was restored to its state before run 1 ({restored} rows restored, {conflicts} conflicts)")]
+    NotIdempotent {
+        migration: String,
+        run: u64,
+        restored: u64,
+        conflicts: u64,
+    },
+    #[error("run {run_id} of {migration} stopped at its checkpoint with a different spec; resume refused. Then:\n{was}Now:\n{now}Run it anew with `mig run {migration} --restart`")]
+    SpecChanged {
+        migration: String,
+        run_id: i64,
+        was: String,
+        now: String,
+    },
+    #[error("nothing to roll back for {0}: no run of it updated rows that are still backed up")]
+    NothingToRollBack(String),
+    #[error("lock timeout after {retries} retries; the run stopped at its checkpoint and resumes from there: {source}")]
+    LockTimeout { retries: u64, source: StoreError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn on_table(table: &Option<String>) -> String {
+    table
+        .as_ref()
+        .map(|t| format!(" on table `{t}`"))
+        .unwrap_or_default()
+}
+
+fn known_names(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (known: {})", names.join(", "))
+    }
+}
+
+fn describe_failures(failures: &[ValidationResult]) -> String {
+    failures
+        .iter()
+        .map(|f| format!("{} failed on {} rows", f.name, f.failed_rows))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ValidationResult {
+    pub name: String,
+    pub passed: bool,
+    pub failed_rows: u64,
+}
+
+/// How far a run has got, for progress bars and lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub processed: u64,
+    pub updated: u64,
+    pub batches: i64,
+    /// Rows this run will process at most, as estimated when it started.
+    pub expected: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub migration: String,
+    pub processed: u64,
+    pub updated: u64,
+    pub batches: i64,
+    pub resumed: bool,
+    pub duration: Duration,
+    pub checks: Vec<ValidationResult>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackSummary {
+    pub run_id: i64,
+    pub restored: u64,
+    pub conflict_keys: Vec<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepeatedSummary {
+    pub runs: Vec<RunSummary>,
+    pub rows_updated: u64,
+    /// Runs 2..N left the touched columns as run 1 left them.
+    pub unchanged: bool,
+}
+
+pub struct Engine {
+    pub config: Config,
+    pub catalog: Catalog,
+    pub schema: Schema,
+    store: Box<dyn Store>,
+}
+
+impl Engine {
+    /// Opens the configured database (creating the demo database if that is the one
+    /// configured and it is missing), reads its schema and compiles the specs against it.
+    pub fn open(config: Config) -> Result<Engine, ExecError> {
+        let mut store = open_store(&config)?;
+        store.prepare_state()?;
+        let schema = store.schema()?;
+        let files = read_specs(&config.specs)?;
+        let catalog = compile::compile(&files, Some(&schema)).map_err(ExecError::Specs)?;
+        Ok(Engine {
+            config,
+            catalog,
+            schema,
+            store,
+        })
+    }
+
+    pub fn store(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
+    }
+
+    pub fn plan(&self, name: &str, options: &RunOptions) -> Result<Plan, ExecError> {
+        Ok(Plan::build(
+            &self.catalog,
+            &self.schema,
+            name,
+            &self.config.defaults,
+            options,
+        )?)
+    }
+
+    pub fn describe(&mut self, plan: &Plan) -> Result<Vec<String>, ExecError> {
+        let rows = self.store.count_rows(plan.table())?;
+        Ok(plan.describe(self.store.as_ref(), rows))
+    }
+
+    /// The name of the one migrate block on `table`, for requests that name only the table.
+    pub fn migrate_on_table(&self, table: &str) -> Result<String, ExecError> {
+        let names: Vec<String> = self
+            .catalog
+            .migrations
+            .iter()
+            .filter(|m| m.table == table && m.kind == compile::MigrationKind::Migrate)
+            .map(|m| m.name.clone())
+            .collect();
+        match names.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ExecError::NothingOnTable {
+                table: table.to_string(),
+                known: self
+                    .catalog
+                    .migrations
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect(),
+            }),
+            _ => Err(ExecError::AmbiguousMigrate {
+                table: table.to_string(),
+                count: names.len(),
+                names,
+            }),
+        }
+    }
+
+    pub fn status(&mut self) -> Result<Vec<RunRecord>, ExecError> {
+        Ok(self.store.runs()?)
+    }
+
+    /// Runs `plan` to the end: resumes its unfinished run if there is one (refusing if the
+    /// spec changed, unless `restart`), then runs the post-checks.
+    pub fn run(
+        &mut self,
+        plan: &Plan,
+        restart: bool,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RunSummary, ExecError> {
+        let started = Instant::now();
+        let (run, resumed) = self.open_run(plan, restart)?;
+        let rows = self.store.count_rows(plan.table())?;
+        let limit = run.row_limit;
+        let expected = limit.map_or(rows, |l| l.min(rows.max(run.processed)));
+        let run = self.run_batches(plan, run, expected, progress)?;
+        self.store
+            .set_run_status(run.id, RunStatus::Completed, None)?;
+        let checks = self.post_checks(plan, &run)?;
+        Ok(RunSummary {
+            run_id: run.id,
+            migration: plan.name().to_string(),
+            processed: run.processed,
+            updated: run.updated,
+            batches: run.batches,
+            resumed,
+            duration: started.elapsed(),
+            checks,
+        })
+    }
+
+    /// The run to continue: the migration's unfinished run, or a new one.
+    fn open_run(&mut self, plan: &Plan, restart: bool) -> Result<(RunRecord, bool), ExecError> {
+        let unfinished = self
+            .store
+            .runs()?
+            .into_iter()
+            .rev()
+            .find(|r| r.migration == plan.name() && r.status == RunStatus::Running);
+        if let Some(run) = unfinished {
+            if restart {
+                self.store.set_run_status(
+                    run.id,
+                    RunStatus::Failed,
+                    Some("abandoned by --restart; its backup is kept for rollback"),
+                )?;
+            } else if run.spec_hash != plan.spec_hash {
+                return Err(ExecError::SpecChanged {
+                    migration: plan.name().to_string(),
+                    run_id: run.id,
+                    was: run.spec.clone(),
+                    now: canonical_spec(&plan.migration, &plan.key),
+                });
+            } else {
+                return Ok((run, true));
+            }
+        }
+        let spec = canonical_spec(&plan.migration, &plan.key);
+        let run = self
+            .store
+            .start_run(plan.name(), &plan.spec_hash, &spec, plan.limit)?;
+        Ok((run, false))
+    }
+
+    fn run_batches(
+        &mut self,
+        plan: &Plan,
+        mut run: RunRecord,
+        expected: u64,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RunRecord, ExecError> {
+        let step = plan.step();
+        loop {
+            let remaining = run
+                .row_limit
+                .map_or(u64::MAX, |l| l.saturating_sub(run.processed));
+            let limit = plan.batch.min(remaining);
+            if limit == 0 {
+                return Ok(run);
+            }
+            let request = BatchRequest {
+                run_id: run.id,
+                batch_no: run.batches + 1,
+                after: run.checkpoint.as_ref(),
+                limit,
+            };
+            let outcome = self.with_retries(plan, |store| store.run_batch(&step, &request))?;
+            if outcome.processed == 0 {
+                return Ok(run);
+            }
+            run.processed += outcome.processed;
+            run.updated += outcome.updated;
+            run.batches += 1;
+            run.checkpoint = outcome.last_key;
+            progress(&Progress {
+                processed: run.processed,
+                updated: run.updated,
+                batches: run.batches,
+                expected,
+            });
+            if outcome.processed < limit {
+                return Ok(run);
+            }
+            if !plan.pause.is_zero() {
+                std::thread::sleep(plan.pause);
+            }
+        }
+    }
+
+    /// Retries lock timeouts `plan.retries` times with a doubling backoff.
+    fn with_retries<T>(
+        &mut self,
+        plan: &Plan,
+        mut attempt: impl FnMut(&mut dyn Store) -> Result<T, StoreError>,
+    ) -> Result<T, ExecError> {
+        let mut backoff = Duration::from_millis(50);
+        let mut tries = 0;
+        loop {
+            match attempt(self.store.as_mut()) {
+                Err(StoreError::LockTimeout { .. }) if tries < plan.retries => {
+                    tries += 1;
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(source @ StoreError::LockTimeout { .. }) => {
+                    return Err(ExecError::LockTimeout {
+                        retries: plan.retries,
+                        source,
+                    })
+                }
+                other => return other.map_err(ExecError::from),
+            }
+        }
+    }
+
+    /// Runs the plan's checks over the rows the run processed; on failure restores the run.
+    fn post_checks(
+        &mut self,
+        plan: &Plan,
+        run: &RunRecord,
+    ) -> Result<Vec<ValidationResult>, ExecError> {
+        if plan.checks.is_empty() || run.checkpoint.is_none() {
+            return Ok(vec![]);
+        }
+        let checks: Vec<&compile::Validation> = plan.checks.iter().collect();
+        let counts =
+            self.store
+                .validate(plan.table(), &plan.key, &checks, run.checkpoint.as_ref())?;
+        let results = results_of(&checks, &counts);
+        let failures: Vec<ValidationResult> =
+            results.iter().filter(|r| !r.passed).cloned().collect();
+        if failures.is_empty() {
+            return Ok(results);
+        }
+        let restored = self.rollback_run(plan, run.id)?;
+        self.store.set_run_status(
+            run.id,
+            RunStatus::Failed,
+            Some(&format!(
+                "post-check failed: {}",
+                describe_failures(&failures)
+            )),
+        )?;
+        Err(ExecError::PostCheckFailed {
+            migration: plan.name().to_string(),
+            failures,
+            restored: restored.restored,
+            conflicts: restored.conflict_keys.len() as u64,
+        })
+    }
+
+    /// Runs the named validations over whole tables, one scan per table. With `table`, every
+    /// name must be a validation on that table.
+    pub fn validate(
+        &mut self,
+        table: Option<&str>,
+        names: &[String],
+    ) -> Result<Vec<ValidationResult>, ExecError> {
+        let mut chosen = Vec::new();
+        for name in names {
+            let v = self
+                .catalog
+                .validation(name)
+                .filter(|v| table.is_none_or(|t| v.table == t))
+                .ok_or_else(|| ExecError::NoSuchValidation {
+                    name: name.clone(),
+                    table: table.map(str::to_string),
+                })?;
+            chosen.push(v.clone());
+        }
+        let mut results = vec![None; chosen.len()];
+        let mut tables: Vec<&str> = chosen.iter().map(|v| v.table.as_str()).collect();
+        tables.dedup();
+        for t in tables {
+            let key = crate::plan::resolve_key(&self.catalog, &self.schema, t)?;
+            let indexes: Vec<usize> = (0..chosen.len())
+                .filter(|&i| chosen[i].table == t)
+                .collect();
+            let group: Vec<&compile::Validation> = indexes.iter().map(|&i| &chosen[i]).collect();
+            let counts = self.store.validate(t, &key, &group, None)?;
+            for (r, i) in results_of(&group, &counts).into_iter().zip(indexes) {
+                results[i] = Some(r);
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Restores the most recent run of `name` that still has backed-up rows.
+    pub fn rollback(&mut self, name: &str) -> Result<RollbackSummary, ExecError> {
+        let plan = self.plan(name, &RunOptions::default())?;
+        let candidates: Vec<RunRecord> = self
+            .store
+            .runs()?
+            .into_iter()
+            .rev()
+            .filter(|r| r.migration == name && r.status != RunStatus::RolledBack)
+            .collect();
+        for run in candidates {
+            if self.store.backed_up_batches(run.id)?.is_empty() {
+                continue;
+            }
+            let outcome = self.rollback_run(&plan, run.id)?;
+            return Ok(RollbackSummary {
+                run_id: run.id,
+                restored: outcome.restored,
+                conflict_keys: self.store.conflict_keys(run.id)?,
+            });
+        }
+        Err(ExecError::NothingToRollBack(name.to_string()))
+    }
+
+    /// Restores every backed-up batch of `run_id`, newest first, each in its own transaction.
+    fn rollback_run(&mut self, plan: &Plan, run_id: i64) -> Result<RollbackOutcome, ExecError> {
+        self.store
+            .set_run_status(run_id, RunStatus::RollingBack, None)?;
+        let step = plan.step();
+        let mut total = RollbackOutcome::default();
+        for batch in self.store.backed_up_batches(run_id)? {
+            let outcome =
+                self.with_retries(plan, |store| store.rollback_batch(&step, run_id, batch))?;
+            total.restored += outcome.restored;
+            total.conflict_keys.extend(outcome.conflict_keys);
+        }
+        self.store
+            .set_run_status(run_id, RunStatus::RolledBack, None)?;
+        Ok(total)
+    }
+
+    /// Runs `plan` `runs` times, comparing a checksum of the touched columns after each run.
+    /// With `idempotent`, a state that changes after run 1 is undone back to before run 1.
+    pub fn run_repeatedly(
+        &mut self,
+        plan: &Plan,
+        runs: u64,
+        idempotent: bool,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RepeatedSummary, ExecError> {
+        let columns = plan.set_columns();
+        let mut summaries: Vec<RunSummary> = Vec::new();
+        let mut first_checksum = None;
+        let mut unchanged = true;
+        for n in 1..=runs.max(1) {
+            let summary = self.run(plan, false, progress)?;
+            summaries.push(summary);
+            let checksum = self.store.checksum(plan.table(), &plan.key, &columns)?;
+            match first_checksum {
+                None => first_checksum = Some(checksum),
+                Some(first) if first != checksum => {
+                    unchanged = false;
+                    if idempotent {
+                        return Err(self.undo_runs(plan, &summaries, n));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(RepeatedSummary {
+            rows_updated: summaries.iter().map(|s| s.updated).sum(),
+            runs: summaries,
+            unchanged,
+        })
+    }
+
+    fn undo_runs(&mut self, plan: &Plan, summaries: &[RunSummary], run: u64) -> ExecError {
+        let mut restored = 0;
+        let mut conflicts = 0;
+        for s in summaries.iter().rev() {
+            match self.rollback_run(plan, s.run_id) {
+                Ok(outcome) => {
+                    restored += outcome.restored;
+                    conflicts += outcome.conflict_keys.len() as u64;
+                }
+                Err(e) => return e,
+            }
+        }
+        ExecError::NotIdempotent {
+            migration: plan.name().to_string(),
+            run,
+            restored,
+            conflicts,
+        }
+    }
+}
+
+fn results_of(validations: &[&compile::Validation], counts: &[u64]) -> Vec<ValidationResult> {
+    validations
+        .iter()
+        .zip(counts)
+        .map(|(v, &failed_rows)| ValidationResult {
+            name: v.name.clone(),
+            passed: failed_rows == 0,
+            failed_rows,
+        })
+        .collect()
+}
+
+fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
+    match &config.database {
+        Database::Sqlite(path) => {
+            if config.is_demo_database() && !path.exists() {
+                crate::demo::create_database(&config.specs.join("demo"), path)
+                    .map_err(|e| ExecError::Demo(e.to_string()))?;
+            }
+            if !path.exists() {
+                return Err(ExecError::Store(StoreError::Open {
+                    path: path.display().to_string(),
+                    message: "no such file (mig creates only the demo database)".into(),
+                }));
+            }
+            Ok(Box::new(SqliteStore::open(
+                path,
+                config.defaults.lock_timeout,
+            )?))
+        }
+        Database::Postgres(_) => Err(ExecError::Unsupported(
+            "PostgreSQL is not supported yet; use a sqlite: URL".into(),
+        )),
+    }
+}
+
+/// Every `.mig` file directly in `dir`, in name order, with paths shown relative to the
+/// project root's parent folder when possible.
+pub fn read_specs(dir: &Path) -> Result<Vec<SourceFile>, ExecError> {
+    let folder_error = |e: std::io::Error| ExecError::SpecsFolder {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(folder_error)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "mig"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).map_err(folder_error)?;
+            let shown = dir
+                .file_name()
+                .map(|d| Path::new(d).join(p.file_name().unwrap_or_default()))
+                .unwrap_or_else(|| p.clone());
+            Ok(SourceFile {
+                path: shown.display().to_string(),
+                text,
+            })
+        })
+        .collect()
+}

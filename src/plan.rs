@@ -1,0 +1,253 @@
+//! Stage 3: a checked migration plus the live schema and the run's options become a `Plan`:
+//! which key to walk, how big the batches are, what each batch runs, what is checked after.
+//! `mig plan` prints it; the executor runs it.
+
+use crate::compile::{Catalog, Migration, MigrationKind, Schema, Validation};
+use crate::config::Defaults;
+use crate::store::{BatchStep, Store};
+use crate::value::Fnv;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PlanError {
+    #[error("no migration named `{name}`{}", known_list(.known))]
+    NoSuchMigration { name: String, known: Vec<String> },
+    #[error("table `{0}` does not exist in the database")]
+    NoSuchTable(String),
+    #[error("table `{table}` has {}: declare `table {table} key COLUMN` in a spec", key_problem(.primary_key))]
+    NoUsableKey {
+        table: String,
+        primary_key: Vec<String>,
+    },
+    #[error("{field} must be at least 1")]
+    ZeroOption { field: &'static str },
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        " (the specs declare none)".to_string()
+    } else {
+        format!(" (known: {})", known.join(", "))
+    }
+}
+
+fn key_problem(primary_key: &[String]) -> String {
+    if primary_key.is_empty() {
+        "no primary key".to_string()
+    } else {
+        format!(
+            "a composite primary key ({}), which is not supported yet",
+            primary_key.join(", ")
+        )
+    }
+}
+
+/// What a caller may change about a run without changing the migration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOptions {
+    pub batch: Option<u64>,
+    /// Process at most this many rows, lowest keys first.
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub migration: Migration,
+    pub key: String,
+    pub batch: u64,
+    pub pause: Duration,
+    pub lock_timeout: Duration,
+    pub retries: u64,
+    pub limit: Option<u64>,
+    pub checks: Vec<Validation>,
+    pub spec_hash: String,
+}
+
+impl Plan {
+    pub fn build(
+        catalog: &Catalog,
+        schema: &Schema,
+        name: &str,
+        defaults: &Defaults,
+        options: &RunOptions,
+    ) -> Result<Plan, PlanError> {
+        let migration = catalog
+            .migration(name)
+            .ok_or_else(|| PlanError::NoSuchMigration {
+                name: name.to_string(),
+                known: catalog.migrations.iter().map(|m| m.name.clone()).collect(),
+            })?;
+        let key = resolve_key(catalog, schema, &migration.table)?;
+        let batch = options.batch.or(migration.batch).unwrap_or(defaults.batch);
+        if batch == 0 {
+            return Err(PlanError::ZeroOption {
+                field: "batch size",
+            });
+        }
+        if options.limit == Some(0) {
+            return Err(PlanError::ZeroOption { field: "row limit" });
+        }
+        let checks = migration
+            .checks
+            .iter()
+            .filter_map(|c| catalog.validation(c).cloned())
+            .collect();
+        Ok(Plan {
+            spec_hash: spec_hash(migration, &key),
+            migration: migration.clone(),
+            key,
+            batch,
+            pause: migration.pause.unwrap_or(defaults.pause),
+            lock_timeout: migration.lock_timeout.unwrap_or(defaults.lock_timeout),
+            retries: migration.retries.unwrap_or(defaults.retries),
+            limit: options.limit,
+            checks,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.migration.name
+    }
+
+    pub fn table(&self) -> &str {
+        &self.migration.table
+    }
+
+    pub fn step(&self) -> BatchStep {
+        BatchStep {
+            table: self.migration.table.clone(),
+            key: self.key.clone(),
+            sets: self
+                .migration
+                .sets
+                .iter()
+                .map(|a| (a.column.clone(), a.value.clone()))
+                .collect(),
+            filter: self.migration.filter.clone(),
+        }
+    }
+
+    pub fn set_columns(&self) -> Vec<String> {
+        self.migration
+            .sets
+            .iter()
+            .map(|a| a.column.clone())
+            .collect()
+    }
+
+    /// The plan as `mig plan` prints it, one line per entry. `rows` is the table's row count now.
+    pub fn describe(&self, store: &dyn Store, rows: u64) -> Vec<String> {
+        let m = &self.migration;
+        let kind = match m.kind {
+            MigrationKind::Backfill => "backfill",
+            MigrationKind::Migrate => "migrate",
+        };
+        let to_process = self.limit.map_or(rows, |l| l.min(rows));
+        let mut lines = vec![
+            format!("{kind} {} on table {}", m.name, m.table),
+            format!(
+                "  declared at {}:{}:{}",
+                m.origin.path, m.origin.span.line, m.origin.span.col
+            ),
+            format!("  spec hash {}", self.spec_hash),
+            format!(
+                "walk {} by key {} in batches of {}, lowest keys first (keyset, never OFFSET)",
+                m.table, self.key, self.batch
+            ),
+            format!(
+                "  {} rows in the table now; this run processes {}{} in about {} batches",
+                rows,
+                to_process,
+                self.limit
+                    .map_or(String::new(), |l| format!(" (limit {l})")),
+                to_process.div_ceil(self.batch)
+            ),
+            format!(
+                "  pause {} between batches; lock timeout {}; {} retries on lock timeout",
+                show_duration(self.pause),
+                show_duration(self.lock_timeout),
+                self.retries
+            ),
+        ];
+        if let Some(filter) = &m.filter {
+            lines.push(format!("only rows where {filter}"));
+        }
+        for a in &m.sets {
+            lines.push(format!("set {} = {}", a.column, a.value));
+            lines.push(format!(
+                "  {}: {}",
+                a.idempotence.verdict(),
+                a.idempotence.reason()
+            ));
+        }
+        lines.push(
+            "each batch is one transaction; only rows whose new value differs are written, \
+             their old values go to _mig_backup:"
+                .to_string(),
+        );
+        lines.extend(
+            store
+                .describe_batch(&self.step())
+                .into_iter()
+                .map(|s| format!("  {s}")),
+        );
+        if self.checks.is_empty() {
+            lines.push("after the last batch: no post-checks".to_string());
+        } else {
+            lines.push(
+                "after the last batch, over the rows this run processed (a failure restores them from _mig_backup):"
+                    .to_string(),
+            );
+            for v in &self.checks {
+                lines.push(format!("  check {} on {}", v.name, v.table));
+            }
+        }
+        lines
+    }
+}
+
+fn show_duration(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 && !d.is_zero() {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// The key a table is walked by: its `table T key K` override, else its one-column primary key.
+pub fn resolve_key(catalog: &Catalog, schema: &Schema, table: &str) -> Result<String, PlanError> {
+    if let Some(key) = catalog.key_override(table) {
+        return Ok(key.to_string());
+    }
+    let t = schema
+        .table(table)
+        .ok_or_else(|| PlanError::NoSuchTable(table.to_string()))?;
+    match t.primary_key.as_slice() {
+        [key] => Ok(key.clone()),
+        other => Err(PlanError::NoUsableKey {
+            table: table.to_string(),
+            primary_key: other.to_vec(),
+        }),
+    }
+}
+
+/// A hash of what decides which rows a run writes and what it writes there. Batch size,
+/// pause and limits may change between resumptions; this may not.
+pub fn spec_hash(migration: &Migration, key: &str) -> String {
+    let mut hash = Fnv::default();
+    hash.write(canonical_spec(migration, key).as_bytes());
+    format!("{:016x}", hash.finish())
+}
+
+/// The canonical text the spec hash is taken over; stored with each run so a refused resume
+/// can say what changed.
+pub fn canonical_spec(migration: &Migration, key: &str) -> String {
+    let mut text = format!("on {} key {}\n", migration.table, key);
+    for a in &migration.sets {
+        text.push_str(&format!("set {} = {}\n", a.column, a.value));
+    }
+    if let Some(filter) = &migration.filter {
+        text.push_str(&format!("where {filter}\n"));
+    }
+    text
+}

@@ -1,0 +1,185 @@
+//! Stage 5: the database. Everything that differs between databases lives behind `Store`;
+//! the executor above it does not know which one it talks to. Identifiers reaching a store
+//! were checked against its live schema and are quoted here; values travel as parameters.
+
+pub mod sqlite;
+pub mod sqlite_functions;
+
+use crate::compile::{Schema, Validation};
+use crate::syntax::ast::Expr;
+use crate::value::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the table is locked by another transaction (waited {waited_ms} ms)")]
+    LockTimeout { waited_ms: u128 },
+    #[error("cannot open database {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// What one batch transaction does: walk `table` by `key`, set `sets` where the new value
+/// differs, on rows passing `filter`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchStep {
+    pub table: String,
+    pub key: String,
+    pub sets: Vec<(String, Expr)>,
+    pub filter: Option<Expr>,
+}
+
+/// Where a batch starts and how big it may be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRequest<'a> {
+    pub run_id: i64,
+    pub batch_no: i64,
+    /// The run's checkpoint: the batch takes keys strictly above it (all keys when None).
+    pub after: Option<&'a Value>,
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchOutcome {
+    pub processed: u64,
+    pub updated: u64,
+    /// The highest key of the batch, the run's new checkpoint; None when the batch was empty.
+    pub last_key: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    RollingBack,
+    RolledBack,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::RollingBack => "rolling_back",
+            RunStatus::RolledBack => "rolled_back",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::RollingBack,
+            RunStatus::RolledBack,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// One row of `_mig_runs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub migration: String,
+    pub spec_hash: String,
+    /// The canonical text the hash was taken over.
+    pub spec: String,
+    pub status: RunStatus,
+    pub checkpoint: Option<Value>,
+    pub processed: u64,
+    pub updated: u64,
+    pub batches: i64,
+    pub row_limit: Option<u64>,
+    pub started_at: String,
+    pub updated_at: String,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RollbackOutcome {
+    pub restored: u64,
+    pub conflict_keys: Vec<Value>,
+}
+
+/// A database `mig` can migrate.
+pub trait Store: Send {
+    /// The live tables, without mig's own `_mig_*` tables.
+    fn schema(&mut self) -> Result<Schema, StoreError>;
+    /// Creates `_mig_runs`, `_mig_backup` and `_mig_conflicts` where missing.
+    fn prepare_state(&mut self) -> Result<(), StoreError>;
+    fn count_rows(&mut self, table: &str) -> Result<u64, StoreError>;
+
+    fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError>;
+    fn start_run(
+        &mut self,
+        migration: &str,
+        spec_hash: &str,
+        spec: &str,
+        row_limit: Option<u64>,
+    ) -> Result<RunRecord, StoreError>;
+    fn set_run_status(
+        &mut self,
+        run_id: i64,
+        status: RunStatus,
+        message: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Runs one batch as one transaction: write the changed rows, back up their old values,
+    /// advance the run's checkpoint and totals. All of it or none of it.
+    fn run_batch(
+        &mut self,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+    ) -> Result<BatchOutcome, StoreError>;
+    /// The statements `run_batch` executes, as `mig plan` prints them.
+    fn describe_batch(&self, step: &BatchStep) -> Vec<String>;
+
+    /// Failed-row counts of each validation, in order, in one scan of `table`; only rows with
+    /// a key up to `up_to` when given.
+    fn validate(
+        &mut self,
+        table: &str,
+        key: &str,
+        validations: &[&Validation],
+        up_to: Option<&Value>,
+    ) -> Result<Vec<u64>, StoreError>;
+
+    /// Batch numbers of `run_id` that still hold backed-up rows, highest first.
+    fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError>;
+    /// Restores one batch in one transaction where rows still hold what the run wrote;
+    /// other rows are conflicts, kept in `_mig_conflicts`.
+    fn rollback_batch(
+        &mut self,
+        step: &BatchStep,
+        run_id: i64,
+        batch_no: i64,
+    ) -> Result<RollbackOutcome, StoreError>;
+    /// Keys of rows rollback of `run_id` left alone.
+    fn conflict_keys(&mut self, run_id: i64) -> Result<Vec<Value>, StoreError>;
+
+    /// A checksum over the key and `columns` of every row, in key order.
+    fn checksum(&mut self, table: &str, key: &str, columns: &[String]) -> Result<u64, StoreError>;
+}
+
+/// Double-quotes an identifier, doubling quotes inside it. Only names that were checked
+/// against the live schema come here.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_doubles_inner_quotes() {
+        assert_eq!(quote_ident("users"), "\"users\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}
