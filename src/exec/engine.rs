@@ -570,3 +570,14 @@ pub fn read_specs(dir: &Path) -> Result<Vec<SourceFile>, ExecError> {
         })
         .collect()
 }
+
+/// The runs recorded in the configured database, read without compiling the specs, so it
+/// works beside a running engine and with specs that do not compile.
+pub fn read_runs(config: &Config) -> Result<Vec<RunRecord>, ExecError> {
+    Ok(open_store(config)?.runs()?)
+}
+
+/// The live schema of the configured database, for `mig check`.
+pub fn read_schema(config: &Config) -> Result<Schema, ExecError> {
+    Ok(open_store(config)?.schema()?)
+}

@@ -55,7 +55,6 @@ const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 pub struct SqliteStore {
     conn: Connection,
-    lock_timeout: Duration,
 }
 
 impl SqliteStore {
@@ -77,7 +76,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(lock_timeout)?;
         sqlite_functions::register(&conn)?;
-        Ok(SqliteStore { conn, lock_timeout })
+        Ok(SqliteStore { conn })
     }
 
     pub fn connection(&self) -> &Connection {
@@ -364,6 +363,14 @@ impl Store for SqliteStore {
     }
 
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError> {
+        let has_runs: bool = self.conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_mig_runs'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_runs {
+            return Ok(vec![]);
+        }
         let mut stmt = self
             .conn
             .prepare_cached("SELECT * FROM _mig_runs ORDER BY id")?;
@@ -664,11 +671,4 @@ fn record_conflict(
         ])?;
     }
     Ok(())
-}
-
-impl SqliteStore {
-    /// How long `BEGIN IMMEDIATE` waits for another writer before a lock timeout.
-    pub fn lock_timeout(&self) -> Duration {
-        self.lock_timeout
-    }
 }

@@ -1,0 +1,473 @@
+//! The command line: `mig check | plan | run | validate | status | rollback | node | demo`.
+//! Exit codes: 0 done; 1 a validation or precondition failed (the run was rolled back, the
+//! spec changed, ...); 2 bad input (a spec error, an unknown name, bad arguments);
+//! 3 temporarily unavailable (lock timeouts after retries: try again); 4 database or
+//! internal error.
+
+use crate::compile::{self, Idempotence, SourceFile};
+use crate::config::Config;
+use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
+use crate::node::{self, ErrorCode, Refusal};
+use crate::plan::RunOptions;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mig",
+    version,
+    about = "Data migrations on live databases, in small checkpointed batches"
+)]
+pub struct Cli {
+    /// mig.toml to use (default: the nearest one above the working directory)
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check spec files (default: every .mig in the specs folder) against the live schema
+    Check { files: Vec<PathBuf> },
+    /// Show what a migration will do, batch by batch, without doing it
+    Plan {
+        name: String,
+        #[arg(long)]
+        batch: Option<u64>,
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Run a migration (a backfill is named TABLE.COLUMN), resuming its unfinished run
+    Run {
+        name: String,
+        /// Rows per batch (overrides the spec and mig.toml)
+        #[arg(long)]
+        batch: Option<u64>,
+        /// Process at most this many rows, lowest keys first
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Abandon an unfinished run and start a new one
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Run validations over whole tables (default: all of them)
+    Validate { names: Vec<String> },
+    /// Show every run recorded in the database
+    Status,
+    /// Restore the old values of the most recent run of a migration
+    Rollback { name: String },
+    /// Answer JSON requests on stdin (Maelstrom framing)
+    Node,
+    /// Make a fresh demo database and run the demo flow on it
+    Demo,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let config = match Config::load(cli.config.as_deref(), &cwd) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = match cli.command {
+        Some(c) => c,
+        None if !std::io::stdin().is_terminal() => Command::Node,
+        None => {
+            eprintln!("error: no command given; see `mig --help`");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match command {
+        Command::Node => {
+            node::serve(std::io::stdin().lock(), std::io::stdout(), config);
+            Ok(())
+        }
+        Command::Check { files } => check(config, &files),
+        Command::Plan { name, batch, limit } => plan(config, &name, RunOptions { batch, limit }),
+        Command::Run {
+            name,
+            batch,
+            limit,
+            restart,
+        } => run(config, &name, RunOptions { batch, limit }, restart),
+        Command::Validate { names } => validate(config, names),
+        Command::Status => status(config),
+        Command::Rollback { name } => rollback(config, &name),
+        Command::Demo => demo(config),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !failure.text.is_empty() {
+                eprintln!("error: {}", failure.text);
+            }
+            ExitCode::from(failure.exit_code)
+        }
+    }
+}
+
+/// Why a command failed and the exit code that says so.
+struct Failure {
+    exit_code: u8,
+    text: String,
+}
+
+impl From<ExecError> for Failure {
+    fn from(e: ExecError) -> Failure {
+        if let ExecError::Specs(diagnostics) = &e {
+            eprint!("{}", compile::render_diagnostics(diagnostics));
+            return Failure {
+                exit_code: 2,
+                text: String::new(),
+            };
+        }
+        Refusal::from(e).into()
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Failure {
+        let exit_code = match r.code {
+            ErrorCode::PreconditionFailed => 1,
+            ErrorCode::Malformed | ErrorCode::NotFound | ErrorCode::UnknownType => 2,
+            ErrorCode::TemporarilyUnavailable => 3,
+            ErrorCode::Internal => 4,
+        };
+        Failure {
+            exit_code,
+            text: r.text,
+        }
+    }
+}
+
+fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
+    let sources = if files.is_empty() {
+        exec::read_specs(&config.specs)?
+    } else {
+        files
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map(|text| SourceFile {
+                        path: p.display().to_string(),
+                        text,
+                    })
+                    .map_err(|e| Failure {
+                        exit_code: 2,
+                        text: format!("cannot read {}: {e}", p.display()),
+                    })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let schema = match exec::read_schema(&config) {
+        Ok(schema) => Some(schema),
+        Err(e) => {
+            println!(
+                "note: the database is not reachable, so tables and columns are not checked: {e}"
+            );
+            None
+        }
+    };
+    let catalog = compile::compile(&sources, schema.as_ref()).map_err(|d| {
+        eprint!("{}", compile::render_diagnostics(&d));
+        Failure {
+            exit_code: 2,
+            text: String::new(),
+        }
+    })?;
+    for m in &catalog.migrations {
+        println!("{} {} on {}", kind_word(m.kind), m.name, m.table);
+        for a in &m.sets {
+            let mark = match a.idempotence {
+                Idempotence::Proven(_) => "idempotent",
+                Idempotence::Not(_) => "NOT idempotent",
+                Idempotence::Unknown(_) => "idempotence unknown",
+            };
+            println!(
+                "  set {} = {}: {mark} ({})",
+                a.column,
+                a.value,
+                a.idempotence.reason()
+            );
+        }
+    }
+    for v in &catalog.validations {
+        println!("validate {} on {}", v.name, v.table);
+    }
+    println!(
+        "ok: {} files, {} migrations, {} validations{}",
+        sources.len(),
+        catalog.migrations.len(),
+        catalog.validations.len(),
+        if schema.is_some() {
+            ", checked against the live schema"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn kind_word(kind: compile::MigrationKind) -> &'static str {
+    match kind {
+        compile::MigrationKind::Backfill => "backfill",
+        compile::MigrationKind::Migrate => "migrate",
+    }
+}
+
+fn plan(config: Config, name: &str, options: RunOptions) -> Result<(), Failure> {
+    let mut engine = Engine::open(config)?;
+    let plan = engine.plan(name, &options)?;
+    for line in engine.describe(&plan)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn run(config: Config, name: &str, options: RunOptions, restart: bool) -> Result<(), Failure> {
+    let mut engine = Engine::open(config)?;
+    let plan = engine.plan(name, &options)?;
+    let mut reporter = Reporter::new(name);
+    let summary = engine.run(&plan, restart, &mut |p| reporter.show(p));
+    reporter.finish();
+    let summary = summary?;
+    print_summary(&summary);
+    Ok(())
+}
+
+fn print_summary(s: &RunSummary) {
+    let secs = s.duration.as_secs_f64();
+    println!(
+        "{}: run {}{}: {} rows processed, {} updated, {} batches in {:.2} s ({:.0} rows/s)",
+        s.migration,
+        s.run_id,
+        if s.resumed { " (resumed)" } else { "" },
+        s.processed,
+        s.updated,
+        s.batches,
+        secs,
+        s.processed as f64 / secs.max(1e-9)
+    );
+    for c in &s.checks {
+        println!("  check {}: passed ({} failed rows)", c.name, c.failed_rows);
+    }
+}
+
+fn validate(config: Config, names: Vec<String>) -> Result<(), Failure> {
+    let mut engine = Engine::open(config)?;
+    let names = if names.is_empty() {
+        engine
+            .catalog
+            .validations
+            .iter()
+            .map(|v| v.name.clone())
+            .collect()
+    } else {
+        names
+    };
+    let results = engine.validate(None, &names)?;
+    for r in &results {
+        let verdict = if r.passed { "passed" } else { "FAILED" };
+        println!("{}: {verdict} ({} failed rows)", r.name, r.failed_rows);
+    }
+    if results.iter().all(|r| r.passed) {
+        Ok(())
+    } else {
+        Err(Failure {
+            exit_code: 1,
+            text: "some validations failed".into(),
+        })
+    }
+}
+
+fn status(config: Config) -> Result<(), Failure> {
+    let runs = exec::read_runs(&config)?;
+    if runs.is_empty() {
+        println!("no runs recorded");
+    }
+    for r in runs {
+        let checkpoint = r
+            .checkpoint
+            .as_ref()
+            .map_or("-".to_string(), |k| k.to_string());
+        println!(
+            "run {} {} {}: {} processed, {} updated, {} batches, checkpoint {}, started {}, last change {}{}",
+            r.id,
+            r.migration,
+            r.status.as_str(),
+            r.processed,
+            r.updated,
+            r.batches,
+            checkpoint,
+            r.started_at,
+            r.updated_at,
+            r.message.map(|m| format!(" ({m})")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn rollback(config: Config, name: &str) -> Result<(), Failure> {
+    let mut engine = Engine::open(config)?;
+    let summary = engine.rollback(name)?;
+    println!(
+        "{name}: run {} rolled back: {} rows restored, {} conflicts",
+        summary.run_id,
+        summary.restored,
+        summary.conflict_keys.len()
+    );
+    if !summary.conflict_keys.is_empty() {
+        let keys: Vec<String> = summary
+            .conflict_keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        println!(
+            "  left alone, changed since the run wrote them: {}",
+            keys.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Shows run progress: a bar on a terminal, a plain line a second when piped.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    name: String,
+    last_line: Instant,
+    started: Instant,
+}
+
+impl Reporter {
+    fn new(name: &str) -> Reporter {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:40}] {pos}/{len} rows {per_sec} ETA {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(name.to_string());
+            bar
+        });
+        Reporter {
+            bar,
+            name: name.to_string(),
+            last_line: Instant::now(),
+            started: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, p: &Progress) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(p.expected.max(p.processed));
+                bar.set_position(p.processed);
+                bar.set_message(format!("{} updated", p.updated));
+            }
+            None if self.last_line.elapsed() >= Duration::from_secs(1) => {
+                self.last_line = Instant::now();
+                let rate = p.processed as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+                eprintln!(
+                    "{}: {}/{} rows processed, {} updated, {} batches, {:.0} rows/s",
+                    self.name, p.processed, p.expected, p.updated, p.batches, rate
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The demo flow of DESIGN.md, through the same engine the node uses, told as it happens.
+fn demo(config: Config) -> Result<(), Failure> {
+    if !config.is_demo_database() {
+        return Err(Failure {
+            exit_code: 2,
+            text: "mig demo runs only on the demo database (sqlite:.mig/demo.sqlite); this mig.toml or MIG_DATABASE_URL points elsewhere".into(),
+        });
+    }
+    if let crate::config::Database::Sqlite(path) = &config.database {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        println!(
+            "Making a fresh demo database at {} from specs/demo/",
+            path.display()
+        );
+    }
+    let mut engine = Engine::open(config)?;
+    let rows = engine
+        .store()
+        .count_rows("users")
+        .map_err(ExecError::from)?;
+    println!("users has {rows} rows; 500 already have a full_name, 100 have upper-case letters in their email.\n");
+
+    println!("1. Backfill users.full_name, 1000 rows a batch, at most 10000 rows. The plan:");
+    let backfill = engine.plan(
+        "users.full_name",
+        &RunOptions {
+            batch: Some(1000),
+            limit: Some(10_000),
+        },
+    )?;
+    for line in engine.describe(&backfill)? {
+        println!("   {line}");
+    }
+    let summary = engine.run(&backfill, false, &mut |_| {})?;
+    print!("   done: ");
+    print_summary(&summary);
+
+    println!("\n2. Validate no_nulls and email_format over the whole table:");
+    for r in engine.validate(Some("users"), &["no_nulls".into(), "email_format".into()])? {
+        println!(
+            "   {}: {} ({} failed rows)",
+            r.name,
+            if r.passed { "passed" } else { "FAILED" },
+            r.failed_rows
+        );
+    }
+
+    println!("\n3. Migrate normalize_email three times, requiring idempotence:");
+    let migrate = engine.plan(&engine.migrate_on_table("users")?, &RunOptions::default())?;
+    let repeated = engine.run_repeatedly(&migrate, 3, true, &mut |_| {})?;
+    for (i, run) in repeated.runs.iter().enumerate() {
+        println!(
+            "   run {}: {} rows processed, {} updated",
+            i + 1,
+            run.processed,
+            run.updated
+        );
+    }
+    println!(
+        "   {} rows updated in all; final state {}",
+        repeated.rows_updated,
+        if repeated.unchanged {
+            "unchanged after run 1: idempotent"
+        } else {
+            "changed"
+        }
+    );
+
+    println!("\n4. The same backfill again: every row is processed, none needs writing.");
+    let again = engine.run(&backfill, false, &mut |_| {})?;
+    print!("   done: ");
+    print_summary(&again);
+    println!("\nSee every run with `mig status`; undo one with `mig rollback NAME`.");
+    Ok(())
+}

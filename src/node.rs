@@ -1,0 +1,684 @@
+//! `mig node`: JSON requests on stdin, one per line, in Jepsen Maelstrom framing; replies on
+//! stdout, logs on stderr. Requests that touch tables run one at a time, in order, on a
+//! worker thread; `init` and `status` are answered at once, so a long run never hides its
+//! own progress. A bad line is answered with an error and the node reads on.
+
+use crate::config::Config;
+use crate::exec::{Engine, ExecError};
+use crate::plan::{PlanError, RunOptions};
+use crate::store::RunRecord;
+use serde_json::{json, Map, Value as Json};
+use std::io::{BufRead, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Lines longer than this are refused unread (the rest of the line is skipped).
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+const MAX_BATCH: u64 = 1_000_000;
+const MAX_RUNS: u64 = 100;
+
+/// Maelstrom's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    TemporarilyUnavailable = 11,
+    UnknownType = 10,
+    Malformed = 12,
+    Internal = 13,
+    NotFound = 20,
+    PreconditionFailed = 22,
+}
+
+/// A refused request: its code and a text naming the field or spec at fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub text: String,
+}
+
+impl Refusal {
+    fn malformed(text: impl Into<String>) -> Refusal {
+        Refusal {
+            code: ErrorCode::Malformed,
+            text: text.into(),
+        }
+    }
+}
+
+impl From<ExecError> for Refusal {
+    fn from(e: ExecError) -> Refusal {
+        let code = match &e {
+            ExecError::Plan(PlanError::ZeroOption { .. }) | ExecError::AmbiguousMigrate { .. } => {
+                ErrorCode::Malformed
+            }
+            ExecError::Plan(PlanError::NoSuchMigration { .. } | PlanError::NoSuchTable(_))
+            | ExecError::NoSuchValidation { .. }
+            | ExecError::NothingOnTable { .. } => ErrorCode::NotFound,
+            ExecError::Plan(PlanError::NoUsableKey { .. })
+            | ExecError::PostCheckFailed { .. }
+            | ExecError::NotIdempotent { .. }
+            | ExecError::SpecChanged { .. }
+            | ExecError::NothingToRollBack(_) => ErrorCode::PreconditionFailed,
+            ExecError::LockTimeout { .. } => ErrorCode::TemporarilyUnavailable,
+            ExecError::Specs(_)
+            | ExecError::SpecsFolder { .. }
+            | ExecError::Demo(_)
+            | ExecError::Unsupported(_)
+            | ExecError::Store(_) => ErrorCode::Internal,
+        };
+        Refusal {
+            code,
+            text: e.to_string(),
+        }
+    }
+}
+
+/// A request that passed the field checks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Init {
+        node_id: String,
+    },
+    Status,
+    Backfill {
+        name: String,
+        options: RunOptions,
+    },
+    Validate {
+        table: String,
+        names: Vec<String>,
+    },
+    Migrate {
+        table: String,
+        name: Option<String>,
+        runs: u64,
+        idempotent: bool,
+        options: RunOptions,
+    },
+    Plan {
+        target: Target,
+        options: RunOptions,
+    },
+    Rollback {
+        target: Target,
+    },
+}
+
+/// What a `plan` or `rollback` request points at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Backfill(String),
+    Migrate { table: String, name: Option<String> },
+}
+
+/// Where a reply goes: inside an envelope, or as a bare body.
+#[derive(Debug, Clone, PartialEq)]
+enum Frame {
+    Envelope { src: String, dest: String },
+    Bare,
+}
+
+struct Incoming {
+    frame: Frame,
+    msg_id: Option<Json>,
+    body: Map<String, Json>,
+}
+
+/// Reads requests from `input` until it ends and answers each on `output`.
+pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, config: Config) {
+    let out = Arc::new(Mutex::new(Replies::new(output)));
+    let (jobs, queue) = mpsc::channel::<(Incoming, Request)>();
+    let worker_out = Arc::clone(&out);
+    let worker_config = config.clone();
+    let worker = std::thread::spawn(move || work(queue, worker_out, worker_config));
+    let mut input = input;
+    loop {
+        let line = match read_line(&mut input) {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("mig node: reading stdin failed: {e}");
+                break;
+            }
+        };
+        let incoming = match line.and_then(|text| parse_line(&text)) {
+            Ok(Some(incoming)) => incoming,
+            Ok(None) => continue,
+            Err(refusal) => {
+                eprintln!("mig node: bad line: {}", refusal.text);
+                lock(&out).error(&Frame::Bare, None, &refusal);
+                continue;
+            }
+        };
+        match parse_request(&incoming.body) {
+            Err(refusal) => lock(&out).error(&incoming.frame, incoming.msg_id.as_ref(), &refusal),
+            Ok(Request::Init { node_id }) => {
+                let mut replies = lock(&out);
+                replies.node_id = Some(node_id);
+                replies.send(
+                    &incoming.frame,
+                    incoming.msg_id.as_ref(),
+                    json!({"type": "init_ok"}),
+                );
+            }
+            Ok(Request::Status) => {
+                let reply = status_reply(&config);
+                lock(&out).answer(&incoming.frame, incoming.msg_id.as_ref(), reply);
+            }
+            Ok(request) => {
+                if jobs.send((incoming, request)).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(jobs);
+    if worker.join().is_err() {
+        eprintln!("mig node: the worker thread died");
+    }
+}
+
+fn lock<W: Write>(out: &Arc<Mutex<Replies<W>>>) -> std::sync::MutexGuard<'_, Replies<W>> {
+    out.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs queued requests in order. A panic answers error 13 and the engine is opened anew.
+fn work<W: Write>(
+    queue: mpsc::Receiver<(Incoming, Request)>,
+    out: Arc<Mutex<Replies<W>>>,
+    config: Config,
+) {
+    let mut engine: Option<Engine> = None;
+    for (incoming, request) in queue {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let engine = match &mut engine {
+                Some(e) => e,
+                None => engine.insert(Engine::open(config.clone()).map_err(Refusal::from)?),
+            };
+            handle(engine, &request)
+        }));
+        let reply = outcome.unwrap_or_else(|panic| {
+            engine = None;
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            eprintln!("mig node: panic while handling a request: {what}");
+            Err(Refusal {
+                code: ErrorCode::Internal,
+                text: format!("internal error while handling the request: {what}"),
+            })
+        });
+        lock(&out).answer(&incoming.frame, incoming.msg_id.as_ref(), reply);
+    }
+}
+
+fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
+    let started = Instant::now();
+    let mut quiet = |_: &crate::exec::Progress| {};
+    match request {
+        Request::Backfill { name, options } => {
+            let plan = engine.plan(name, options)?;
+            let summary = engine.run(&plan, false, &mut quiet)?;
+            Ok(json!({
+                "type": "backfill_complete",
+                "total_processed": summary.processed,
+                "total_updated": summary.updated,
+                "duration_seconds": started.elapsed().as_secs_f64(),
+            }))
+        }
+        Request::Validate { table, names } => {
+            check_table(engine, table)?;
+            let results = engine.validate(Some(table), names)?;
+            Ok(json!({"type": "validation_results", "results": results}))
+        }
+        Request::Migrate {
+            table,
+            name,
+            runs,
+            idempotent,
+            options,
+        } => {
+            let name = resolve_migrate(engine, table, name.as_deref())?;
+            let plan = engine.plan(&name, options)?;
+            let summary = engine.run_repeatedly(&plan, *runs, *idempotent, &mut quiet)?;
+            Ok(json!({
+                "type": "migration_complete",
+                "rows_updated": summary.rows_updated,
+                "final_state": if summary.unchanged { "unchanged" } else { "changed" },
+            }))
+        }
+        Request::Plan { target, options } => {
+            let name = resolve_target(engine, target)?;
+            let plan = engine.plan(&name, options)?;
+            let steps = engine.describe(&plan)?;
+            Ok(json!({"type": "plan", "migration": name, "steps": steps}))
+        }
+        Request::Rollback { target } => {
+            let name = resolve_target(engine, target)?;
+            let summary = engine.rollback(&name)?;
+            Ok(json!({
+                "type": "rollback_complete",
+                "run_id": summary.run_id,
+                "rows_restored": summary.restored,
+                "conflicts": summary.conflict_keys.len(),
+                "conflict_keys": summary.conflict_keys.iter().map(|k| k.to_json()).collect::<Vec<_>>(),
+            }))
+        }
+        Request::Init { .. } | Request::Status => Err(Refusal {
+            code: ErrorCode::Internal,
+            text: "init and status are answered by the reader, not queued".into(),
+        }),
+    }
+}
+
+fn check_table(engine: &Engine, table: &str) -> Result<(), Refusal> {
+    if engine.schema.table(table).is_none() {
+        return Err(Refusal {
+            code: ErrorCode::NotFound,
+            text: format!("field `table`: no table named {table:?} in the database"),
+        });
+    }
+    Ok(())
+}
+
+fn resolve_migrate(engine: &Engine, table: &str, name: Option<&str>) -> Result<String, Refusal> {
+    check_table(engine, table)?;
+    match name {
+        None => Ok(engine.migrate_on_table(table)?),
+        Some(name) => match engine.catalog.migration(name) {
+            Some(m) if m.table == table => Ok(name.to_string()),
+            Some(m) => Err(Refusal {
+                code: ErrorCode::NotFound,
+                text: format!(
+                    "field `name`: migration `{name}` is on table `{}`, not `{table}`",
+                    m.table
+                ),
+            }),
+            None => Err(ExecError::Plan(PlanError::NoSuchMigration {
+                name: name.to_string(),
+                known: engine
+                    .catalog
+                    .migrations
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect(),
+            })
+            .into()),
+        },
+    }
+}
+
+fn resolve_target(engine: &Engine, target: &Target) -> Result<String, Refusal> {
+    match target {
+        Target::Backfill(name) => Ok(name.clone()),
+        Target::Migrate { table, name } => resolve_migrate(engine, table, name.as_deref()),
+    }
+}
+
+/// Status from a connection of its own, so it answers while a run holds the worker.
+fn status_reply(config: &Config) -> Result<Json, Refusal> {
+    let runs = crate::exec::read_runs(config)?;
+    Ok(json!({"type": "status", "runs": runs.iter().map(run_json).collect::<Vec<_>>()}))
+}
+
+pub fn run_json(run: &RunRecord) -> Json {
+    json!({
+        "id": run.id,
+        "migration": run.migration,
+        "state": run.status.as_str(),
+        "processed": run.processed,
+        "updated": run.updated,
+        "batches": run.batches,
+        "checkpoint": run.checkpoint.as_ref().map(|k| k.to_json()),
+        "started_at": run.started_at,
+        "updated_at": run.updated_at,
+        "message": run.message,
+    })
+}
+
+/// One line of stdin as text; a line over the limit or not UTF-8 is a refusal.
+type Line = Result<String, Refusal>;
+
+fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<Line>> {
+    let mut bytes = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buffer = input.fill_buf()?;
+        if buffer.is_empty() {
+            if bytes.is_empty() && !too_long {
+                return Ok(None);
+            }
+            break;
+        }
+        let (chunk, found_end) = match buffer.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buffer[..i], true),
+            None => (buffer, false),
+        };
+        if !too_long && bytes.len() + chunk.len() <= MAX_LINE_BYTES {
+            bytes.extend_from_slice(chunk);
+        } else {
+            too_long = true;
+            bytes.clear();
+        }
+        let used = chunk.len() + usize::from(found_end);
+        input.consume(used);
+        if found_end {
+            break;
+        }
+    }
+    if too_long {
+        return Ok(Some(Err(Refusal::malformed(format!(
+            "line longer than {MAX_LINE_BYTES} bytes; skipped"
+        )))));
+    }
+    Ok(Some(String::from_utf8(bytes).map_err(|e| {
+        Refusal::malformed(format!(
+            "line is not UTF-8 (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })))
+}
+
+/// A line as an envelope or a bare body; `None` for a blank line.
+fn parse_line(text: &str) -> Result<Option<Incoming>, Refusal> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let value: Json = serde_json::from_str(text)
+        .map_err(|e| Refusal::malformed(format!("line is not valid JSON: {e}")))?;
+    let Json::Object(mut object) = value else {
+        return Err(Refusal::malformed("a request must be a JSON object"));
+    };
+    let frame = if object.contains_key("body") {
+        let field = |o: &Map<String, Json>, name: &str| match o.get(name) {
+            Some(Json::String(s)) => Ok(s.clone()),
+            _ => Err(Refusal::malformed(format!(
+                "envelope field `{name}` must be a string"
+            ))),
+        };
+        let src = field(&object, "src")?;
+        let dest = field(&object, "dest")?;
+        object = match object.remove("body") {
+            Some(Json::Object(body)) => body,
+            _ => {
+                return Err(Refusal::malformed(
+                    "envelope field `body` must be an object",
+                ))
+            }
+        };
+        Frame::Envelope { src, dest }
+    } else {
+        Frame::Bare
+    };
+    let msg_id = object.get("msg_id").cloned();
+    Ok(Some(Incoming {
+        frame,
+        msg_id,
+        body: object,
+    }))
+}
+
+/// Checks a body's fields for its type; unknown fields are refused, not ignored.
+pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
+    let fields = Fields(body);
+    if let Some(id) = body.get("msg_id") {
+        if !id.is_u64() {
+            return Err(Refusal::malformed(
+                "field `msg_id` must be a non-negative integer",
+            ));
+        }
+    }
+    let kind = match body.get("type") {
+        Some(Json::String(t)) => t.as_str(),
+        Some(_) => return Err(Refusal::malformed("field `type` must be a string")),
+        None => return Err(Refusal::malformed("missing field `type`")),
+    };
+    match kind {
+        "init" => {
+            fields.only(&["node_id", "node_ids"])?;
+            let node_id = fields.string("node_id")?;
+            fields.strings("node_ids")?;
+            Ok(Request::Init { node_id })
+        }
+        "status" => {
+            fields.only(&[])?;
+            Ok(Request::Status)
+        }
+        "backfill" => {
+            fields.only(&["table", "column", "batch_size", "total_rows"])?;
+            Ok(Request::Backfill {
+                name: format!("{}.{}", fields.name("table")?, fields.name("column")?),
+                options: fields.run_options()?,
+            })
+        }
+        "validate" => {
+            fields.only(&["table", "validations"])?;
+            let table = fields.name("table")?;
+            let names = fields.strings("validations")?;
+            if names.is_empty() {
+                return Err(Refusal::malformed("field `validations` must name at least one validation"));
+            }
+            Ok(Request::Validate { table, names })
+        }
+        "migrate" => {
+            fields.only(&["table", "name", "runs", "idempotent", "batch_size"])?;
+            Ok(Request::Migrate {
+                table: fields.name("table")?,
+                name: fields.optional_name("name")?,
+                runs: fields.count("runs", MAX_RUNS)?.unwrap_or(1),
+                idempotent: fields.boolean("idempotent")?.unwrap_or(false),
+                options: fields.run_options()?,
+            })
+        }
+        "plan" => {
+            fields.only(&["kind", "table", "column", "name", "batch_size", "total_rows", "runs", "idempotent"])?;
+            Ok(Request::Plan {
+                target: fields.target(fields.string("kind")?.as_str())?,
+                options: fields.run_options()?,
+            })
+        }
+        "rollback" => {
+            fields.only(&["table", "column", "name"])?;
+            let kind = if body.contains_key("column") { "backfill" } else { "migrate" };
+            Ok(Request::Rollback {
+                target: fields.target(kind)?,
+            })
+        }
+        other => Err(Refusal {
+            code: ErrorCode::UnknownType,
+            text: format!("unknown request type {other:?}: expected init, backfill, validate, migrate, plan, status or rollback"),
+        }),
+    }
+}
+
+struct Fields<'a>(&'a Map<String, Json>);
+
+impl Fields<'_> {
+    fn only(&self, allowed: &[&str]) -> Result<(), Refusal> {
+        match self
+            .0
+            .keys()
+            .find(|k| !["type", "msg_id"].contains(&k.as_str()) && !allowed.contains(&k.as_str()))
+        {
+            Some(k) => Err(Refusal::malformed(format!("unknown field {k:?}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn string(&self, name: &str) -> Result<String, Refusal> {
+        match self.0.get(name) {
+            Some(Json::String(s)) => Ok(s.clone()),
+            Some(other) => Err(Refusal::malformed(format!(
+                "field `{name}` must be a string, got {}",
+                type_name(other)
+            ))),
+            None => Err(Refusal::malformed(format!("missing field `{name}`"))),
+        }
+    }
+
+    /// A table, column or migration name: a string shaped like an identifier. Whether it
+    /// exists is decided later, against the specs and the live schema.
+    fn name(&self, field: &str) -> Result<String, Refusal> {
+        let s = self.string(field)?;
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if ok {
+            Ok(s)
+        } else {
+            Err(Refusal {
+                code: ErrorCode::NotFound,
+                text: format!(
+                    "field `{field}`: {:?} is not a name (letters, digits and _ , at most 128)",
+                    truncate(&s, 40)
+                ),
+            })
+        }
+    }
+
+    fn optional_name(&self, field: &str) -> Result<Option<String>, Refusal> {
+        match self.0.get(field) {
+            None | Some(Json::Null) => Ok(None),
+            Some(_) => self.name(field).map(Some),
+        }
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<String>, Refusal> {
+        let bad = || Refusal::malformed(format!("field `{name}` must be an array of strings"));
+        match self.0.get(name) {
+            Some(Json::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string).ok_or_else(bad))
+                .collect(),
+            Some(_) => Err(bad()),
+            None => Err(Refusal::malformed(format!("missing field `{name}`"))),
+        }
+    }
+
+    /// An optional whole number from 1 to `max`.
+    fn count(&self, name: &str, max: u64) -> Result<Option<u64>, Refusal> {
+        match self.0.get(name) {
+            None | Some(Json::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(Refusal::malformed(format!(
+                    "field `{name}` must be a whole number from 1 to {max}, got {}",
+                    truncate(&v.to_string(), 40)
+                ))),
+            },
+        }
+    }
+
+    fn boolean(&self, name: &str) -> Result<Option<bool>, Refusal> {
+        match self.0.get(name) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(Refusal::malformed(format!(
+                "field `{name}` must be true or false, got {}",
+                type_name(other)
+            ))),
+        }
+    }
+
+    fn run_options(&self) -> Result<RunOptions, Refusal> {
+        Ok(RunOptions {
+            batch: self.count("batch_size", MAX_BATCH)?,
+            limit: self.count("total_rows", i64::MAX as u64)?,
+        })
+    }
+
+    fn target(&self, kind: &str) -> Result<Target, Refusal> {
+        match kind {
+            "backfill" => Ok(Target::Backfill(format!(
+                "{}.{}",
+                self.name("table")?,
+                self.name("column")?
+            ))),
+            "migrate" => Ok(Target::Migrate {
+                table: self.name("table")?,
+                name: self.optional_name("name")?,
+            }),
+            other => Err(Refusal::malformed(format!(
+                "field `kind` must be \"backfill\" or \"migrate\", got {:?}",
+                truncate(other, 40)
+            ))),
+        }
+    }
+}
+
+fn type_name(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+/// Writes replies, one JSON line each, numbering them as Maelstrom expects.
+struct Replies<W: Write> {
+    output: W,
+    node_id: Option<String>,
+    next_msg_id: u64,
+}
+
+impl<W: Write> Replies<W> {
+    fn new(output: W) -> Self {
+        Replies {
+            output,
+            node_id: None,
+            next_msg_id: 1,
+        }
+    }
+
+    fn answer(&mut self, frame: &Frame, msg_id: Option<&Json>, reply: Result<Json, Refusal>) {
+        match reply {
+            Ok(body) => self.send(frame, msg_id, body),
+            Err(refusal) => self.error(frame, msg_id, &refusal),
+        }
+    }
+
+    fn error(&mut self, frame: &Frame, msg_id: Option<&Json>, refusal: &Refusal) {
+        let body = json!({"type": "error", "code": refusal.code as u8, "text": refusal.text});
+        self.send(frame, msg_id, body);
+    }
+
+    fn send(&mut self, frame: &Frame, msg_id: Option<&Json>, mut body: Json) {
+        if let Json::Object(fields) = &mut body {
+            if let Some(id) = msg_id.filter(|id| id.is_u64()) {
+                fields.insert("in_reply_to".into(), id.clone());
+            }
+            fields.insert("msg_id".into(), json!(self.next_msg_id));
+        }
+        self.next_msg_id += 1;
+        let line = match frame {
+            Frame::Bare => body,
+            Frame::Envelope { src, dest } => json!({
+                "src": self.node_id.clone().unwrap_or_else(|| dest.clone()),
+                "dest": src,
+                "body": body,
+            }),
+        };
+        let written = writeln!(self.output, "{line}").and_then(|()| self.output.flush());
+        if let Err(e) = written {
+            eprintln!("mig node: writing a reply failed: {e}");
+        }
+    }
+}
