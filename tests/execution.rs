@@ -1,0 +1,120 @@
+//! Running migrations through the CLI on tables other than the demo's.
+mod common;
+
+use common::{stderr, stdout, Project};
+
+const ACCOUNTS: &str = "
+CREATE TABLE accounts (code TEXT PRIMARY KEY, name TEXT, email TEXT, tier TEXT, score INTEGER);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+INSERT INTO accounts
+SELECT printf('acct-%04d', i), 'Name ' || i, '  User' || i || '@Mail.example ',
+       CASE WHEN i % 5 = 0 THEN 'gold' ELSE NULL END, i
+FROM n;";
+
+const SPEC: &str = "
+migrate tidy_accounts on accounts {
+    set email = lower(trim(email))
+    set tier = coalesce(tier, 'basic')
+    where score > 10
+    batch 40
+    check tiers_set
+}
+
+validate tiers_set on accounts {
+    expect tier in ('gold', 'basic')
+}
+
+validate emails_lower on accounts {
+    expect email = lower(email)
+    unique email
+}
+";
+
+#[test]
+fn text_keys_filters_and_several_sets() {
+    let project = Project::sqlite(ACCOUNTS, SPEC);
+    let out = project.mig(&["run", "tidy_accounts"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("250 rows processed, 240 updated, 7 batches"),
+        "{}",
+        stdout(&out)
+    );
+    let conn = project.db();
+    let untouched: i64 = conn
+        .query_row("SELECT count(*) FROM accounts WHERE email LIKE '  User%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(untouched, 10, "rows with score <= 10 stay as they were");
+    let basic: i64 = conn
+        .query_row("SELECT count(*) FROM accounts WHERE tier = 'basic'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(basic, 192);
+    let again = project.mig(&["run", "tidy_accounts"]);
+    assert!(stdout(&again).contains("250 rows processed, 0 updated"), "{}", stdout(&again));
+}
+
+#[test]
+fn limit_takes_the_lowest_keys_first() {
+    let project = Project::sqlite(ACCOUNTS, SPEC);
+    let out = project.mig(&["run", "tidy_accounts", "--limit", "100", "--batch", "30"]);
+    assert!(stdout(&out).contains("100 rows processed"), "{}{}", stdout(&out), stderr(&out));
+    let conn = project.db();
+    let highest_done: String = conn
+        .query_row("SELECT max(code) FROM accounts WHERE tier = 'basic'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(highest_done, "acct-0099", "batches of 30, 30, 30, 10 end at the 100th key");
+}
+
+#[test]
+fn failed_post_check_restores_the_rows_and_exits_1() {
+    let spec = SPEC.replace("coalesce(tier, 'basic')", "coalesce(tier, 'bronze')");
+    let project = Project::sqlite(ACCOUNTS, &spec);
+    let before = project.dump("accounts");
+    let out = project.mig(&["run", "tidy_accounts"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tiers_set failed on 192 rows"), "{}", stderr(&out));
+    assert_eq!(project.dump("accounts"), before, "rollback restores exactly");
+    let status = project.mig(&["status"]);
+    assert!(stdout(&status).contains("failed"), "{}", stdout(&status));
+}
+
+#[test]
+fn rollback_leaves_rows_the_application_changed_since() {
+    let project = Project::sqlite(ACCOUNTS, SPEC);
+    let before = project.dump("accounts");
+    assert!(project.mig(&["run", "tidy_accounts"]).status.success());
+    project
+        .db()
+        .execute("UPDATE accounts SET email = 'changed@app.example' WHERE code IN ('acct-0050', 'acct-0200')", [])
+        .unwrap();
+    let out = project.mig(&["rollback", "tidy_accounts"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("238 rows restored, 2 conflicts"), "{text}");
+    assert!(text.contains("'acct-0050', 'acct-0200'"), "{text}");
+    let after = project.dump("accounts");
+    let changed: Vec<_> = before.iter().zip(&after).filter(|(b, a)| b != a).collect();
+    assert_eq!(changed.len(), 2, "only the two rows the application changed differ");
+    assert!(after.iter().any(|r| r.contains("changed@app.example")));
+}
+
+#[test]
+fn validate_counts_failed_rows_per_validation() {
+    let project = Project::sqlite(ACCOUNTS, SPEC);
+    let out = project.mig(&["validate", "emails_lower", "tiers_set"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("emails_lower: FAILED (250 failed rows)"), "{text}");
+    assert!(
+        text.contains("tiers_set: passed (0 failed rows)"),
+        "a null tier is unknown, and expect passes unknown as an SQL CHECK does: {text}"
+    );
+}
+
+#[test]
+fn unknown_migration_is_bad_input() {
+    let project = Project::sqlite(ACCOUNTS, SPEC);
+    let out = project.mig(&["run", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no migration named `nope` (known: tidy_accounts)"), "{}", stderr(&out));
+}
