@@ -2,5 +2,7 @@
 
 pub mod compile;
 pub mod diagnostic;
+pub mod exec;
+pub mod store;
 pub mod syntax;
 pub mod value;

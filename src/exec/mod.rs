@@ -1,0 +1,3 @@
+//! Stage 4: running a plan. `eval` gives every expression its one meaning.
+
+pub mod eval;

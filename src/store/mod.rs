@@ -1,0 +1,3 @@
+//! Stage 5: the databases a plan runs against.
+
+pub mod sqlite_functions;

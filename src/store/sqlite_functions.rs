@@ -1,0 +1,289 @@
+//! The interpreter's operators and functions as SQLite scalar functions, and the SQL text
+//! of an expression that calls them.
+//!
+//! Every function registered here is a thin wrapper over a building block of
+//! `exec::eval`, so an expression pushed down into SQLite and the same expression run by
+//! the interpreter agree exactly, errors included: an `EvalError` raised inside SQLite
+//! fails the statement with the error's own message.
+//!
+//! | SQL function | meaning |
+//! | --- | --- |
+//! | `mig_and(a, b)`, `mig_or(a, b)`, `mig_not(a)` | three-valued logic |
+//! | `mig_eq`, `mig_ne`, `mig_lt`, `mig_le`, `mig_gt`, `mig_ge` `(a, b)` | comparisons |
+//! | `mig_add`, `mig_sub`, `mig_mul`, `mig_div`, `mig_mod` `(a, b)`, `mig_neg(a)` | arithmetic |
+//! | `mig_concat_op(a, b)` | the `\|\|` operator |
+//! | `mig_in(x, item, ...)` | `x in (item, ...)` |
+//! | `mig_between(x, low, high)` | `x between low and high` |
+//! | `mig_matches(x, pattern)` | `x matches 'pattern'` |
+//! | `mig_truth(x)` | a condition as `where` reads it: 1, 0 or NULL |
+//! | `mig_lower(...)` ... `mig_concat(...)` | the DSL function of the same name |
+//! | `mig_unknown_function(name)` | the error of calling a function that does not exist |
+//!
+//! `is [not] null` is rendered as SQLite's own `IS [NOT] NULL`, which means the same.
+
+use crate::exec::eval::{self, EvalError};
+use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, UnaryOp};
+use crate::value::Value;
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ToSql};
+use std::fmt::Write;
+
+/// Every function here is pure, so SQLite may evaluate a constant call once per statement.
+const FLAGS: FunctionFlags = FunctionFlags::SQLITE_UTF8.union(FunctionFlags::SQLITE_DETERMINISTIC);
+
+/// SQLite's way of saying "any number of arguments".
+const VARIADIC: i32 = -1;
+
+const BINARY_OPS: [BinaryOp; 14] = [
+    BinaryOp::Or,
+    BinaryOp::And,
+    BinaryOp::Eq,
+    BinaryOp::Ne,
+    BinaryOp::Lt,
+    BinaryOp::Le,
+    BinaryOp::Gt,
+    BinaryOp::Ge,
+    BinaryOp::Concat,
+    BinaryOp::Add,
+    BinaryOp::Sub,
+    BinaryOp::Mul,
+    BinaryOp::Div,
+    BinaryOp::Mod,
+];
+
+/// The SQL function that computes `op`.
+pub fn binary_function(op: BinaryOp) -> &'static str {
+    match op {
+        BinaryOp::Or => "mig_or",
+        BinaryOp::And => "mig_and",
+        BinaryOp::Eq => "mig_eq",
+        BinaryOp::Ne => "mig_ne",
+        BinaryOp::Lt => "mig_lt",
+        BinaryOp::Le => "mig_le",
+        BinaryOp::Gt => "mig_gt",
+        BinaryOp::Ge => "mig_ge",
+        BinaryOp::Concat => "mig_concat_op",
+        BinaryOp::Add => "mig_add",
+        BinaryOp::Sub => "mig_sub",
+        BinaryOp::Mul => "mig_mul",
+        BinaryOp::Div => "mig_div",
+        BinaryOp::Mod => "mig_mod",
+    }
+}
+
+/// The SQL function that computes `op`.
+pub fn unary_function(op: UnaryOp) -> &'static str {
+    match op {
+        UnaryOp::Not => "mig_not",
+        UnaryOp::Neg => "mig_neg",
+    }
+}
+
+/// The SQL function that computes the DSL function `function`.
+pub fn call_function(function: Function) -> String {
+    format!("mig_{}", function.name())
+}
+
+/// Registers every `mig_*` function on `conn`. Call it once per connection.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    for op in [UnaryOp::Not, UnaryOp::Neg] {
+        conn.create_scalar_function(unary_function(op), 1, FLAGS, move |ctx| {
+            fail_with(eval::unary(op, &arg(ctx, 0)?))
+        })?;
+    }
+    for op in BINARY_OPS {
+        conn.create_scalar_function(binary_function(op), 2, FLAGS, move |ctx| {
+            fail_with(eval::binary(op, &arg(ctx, 0)?, &arg(ctx, 1)?))
+        })?;
+    }
+    conn.create_scalar_function("mig_in", VARIADIC, FLAGS, |ctx| {
+        let args = all_args(ctx)?;
+        match args.split_first() {
+            Some((operand, items)) => fail_with(eval::in_list(operand, items)),
+            None => Err(rusqlite::Error::UserFunctionError(
+                "mig_in needs an operand".into(),
+            )),
+        }
+    })?;
+    conn.create_scalar_function("mig_between", 3, FLAGS, |ctx| {
+        fail_with(eval::between(&arg(ctx, 0)?, &arg(ctx, 1)?, &arg(ctx, 2)?))
+    })?;
+    conn.create_scalar_function("mig_matches", 2, FLAGS, |ctx| {
+        let pattern = ctx.get_raw(1).as_str().map_err(from_sql_error)?;
+        fail_with(eval::matches(&arg(ctx, 0)?, pattern))
+    })?;
+    conn.create_scalar_function("mig_truth", 1, FLAGS, |ctx| {
+        let truth = eval::is_true(&arg(ctx, 0)?);
+        fail_with(truth.map(|t| t.map_or(Value::Null, Value::from_bool)))
+    })?;
+    conn.create_scalar_function("mig_unknown_function", 1, FLAGS, |ctx| {
+        let name = ctx.get_raw(0).as_str().map_err(from_sql_error)?;
+        fail_with(Err(EvalError::UnknownFunction(name.to_owned())))
+    })?;
+    for function in Function::ALL {
+        conn.create_scalar_function(&call_function(function), VARIADIC, FLAGS, move |ctx| {
+            fail_with(eval::call(function, &all_args(ctx)?))
+        })?;
+    }
+    Ok(())
+}
+
+fn arg(ctx: &Context<'_>, index: usize) -> rusqlite::Result<Value> {
+    Value::column_result(ctx.get_raw(index)).map_err(from_sql_error)
+}
+
+fn all_args(ctx: &Context<'_>) -> rusqlite::Result<Vec<Value>> {
+    (0..ctx.len()).map(|i| arg(ctx, i)).collect()
+}
+
+fn from_sql_error(error: FromSqlError) -> rusqlite::Error {
+    rusqlite::Error::UserFunctionError(Box::new(error))
+}
+
+fn fail_with(result: Result<Value, EvalError>) -> rusqlite::Result<Value> {
+    result.map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(r) => ValueRef::Real(*r),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl FromSql for Value {
+    /// Text that is not UTF-8 is refused rather than silently altered.
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Ok(match value {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Integer(i),
+            ValueRef::Real(r) => Value::Real(r),
+            ValueRef::Text(_) => Value::Text(value.as_str()?.to_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        })
+    }
+}
+
+/// The SQL text of `expr` for SQLite, calling only the functions `register` defines.
+///
+/// Columns go through `quote_column`; every literal is appended to `params` and written as
+/// `?N`, its 1-based position there, so a caller may put its own parameters first.
+pub fn render(
+    expr: &Expr,
+    quote_column: &dyn Fn(&str) -> String,
+    params: &mut Vec<Value>,
+) -> String {
+    let mut sql = String::new();
+    Renderer {
+        quote_column,
+        params,
+        sql: &mut sql,
+    }
+    .expr(expr);
+    sql
+}
+
+/// The SQL text of `expr` as a `WHERE` condition: true for SQLite exactly where the
+/// interpreter's `eval_predicate` is true, and failing where it fails (a text condition).
+pub fn render_predicate(
+    expr: &Expr,
+    quote_column: &dyn Fn(&str) -> String,
+    params: &mut Vec<Value>,
+) -> String {
+    format!("mig_truth({})", render(expr, quote_column, params))
+}
+
+struct Renderer<'a> {
+    quote_column: &'a dyn Fn(&str) -> String,
+    params: &'a mut Vec<Value>,
+    sql: &'a mut String,
+}
+
+impl Renderer<'_> {
+    fn expr(&mut self, expr: &Expr) {
+        match &expr.kind {
+            ExprKind::Column(name) => self.sql.push_str(&(self.quote_column)(name)),
+            ExprKind::Literal(literal) => self.param(eval::literal_value(literal)),
+            ExprKind::Unary { op, operand } => self.call(unary_function(*op), [&**operand]),
+            ExprKind::Binary { op, left, right } => {
+                self.call(binary_function(*op), [&**left, &**right])
+            }
+            ExprKind::IsNull { operand, negated } => {
+                self.sql.push('(');
+                self.expr(operand);
+                self.sql.push_str(if *negated {
+                    " IS NOT NULL)"
+                } else {
+                    " IS NULL)"
+                });
+            }
+            ExprKind::InList {
+                operand,
+                list,
+                negated,
+            } => self.negated(*negated, |r| {
+                r.call("mig_in", std::iter::once(&**operand).chain(list))
+            }),
+            ExprKind::Between {
+                operand,
+                low,
+                high,
+                negated,
+            } => self.negated(*negated, |r| {
+                r.call("mig_between", [&**operand, &**low, &**high])
+            }),
+            ExprKind::Matches {
+                operand, pattern, ..
+            } => {
+                self.sql.push_str("mig_matches(");
+                self.expr(operand);
+                self.sql.push_str(", ");
+                self.param(Value::Text(pattern.clone()));
+                self.sql.push(')');
+            }
+            ExprKind::Call { function, args } => match Function::lookup(&function.name) {
+                Some(known) => self.call(&call_function(known), args),
+                // Never pasted into the SQL: the name travels as a parameter.
+                None => {
+                    self.sql.push_str("mig_unknown_function(");
+                    self.param(Value::Text(function.name.clone()));
+                    self.sql.push(')');
+                }
+            },
+        }
+    }
+
+    fn negated(&mut self, negated: bool, inner: impl FnOnce(&mut Self)) {
+        if negated {
+            self.sql.push_str(unary_function(UnaryOp::Not));
+            self.sql.push('(');
+            inner(self);
+            self.sql.push(')');
+        } else {
+            inner(self);
+        }
+    }
+
+    fn call<'e>(&mut self, function: &str, args: impl IntoIterator<Item = &'e Expr>) {
+        self.sql.push_str(function);
+        self.sql.push('(');
+        for (i, arg) in args.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.expr(arg);
+        }
+        self.sql.push(')');
+    }
+
+    fn param(&mut self, value: Value) {
+        self.params.push(value);
+        write!(self.sql, "?{}", self.params.len()).expect("writing to a String cannot fail");
+    }
+}
