@@ -97,16 +97,21 @@ pub trait ColumnSource {
     fn column(&self, name: &str) -> Option<&Value>;
 }
 
-impl ColumnSource for [(String, Value)] {
+/// A borrowed row; `&[...]` rather than `[...]` because only a sized type becomes a `dyn`.
+impl ColumnSource for &[(String, Value)] {
     fn column(&self, name: &str) -> Option<&Value> {
-        self.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        find_column(self, name)
     }
 }
 
 impl ColumnSource for Vec<(String, Value)> {
     fn column(&self, name: &str) -> Option<&Value> {
-        self.as_slice().column(name)
+        find_column(self, name)
     }
+}
+
+fn find_column<'a>(row: &'a [(String, Value)], name: &str) -> Option<&'a Value> {
+    row.iter().find(|(n, _)| n == name).map(|(_, v)| v)
 }
 
 impl ColumnSource for HashMap<String, Value> {
@@ -720,4 +725,661 @@ fn increment_decimal(digits: &mut Vec<u8>) {
         }
     }
     digits.insert(0, b'1');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::ast::{Ident, Span};
+
+    fn expr(kind: ExprKind) -> Expr {
+        Expr {
+            kind,
+            span: Span::default(),
+        }
+    }
+
+    fn col(name: &str) -> Expr {
+        expr(ExprKind::Column(name.to_owned()))
+    }
+
+    fn lit(literal: Literal) -> Expr {
+        expr(ExprKind::Literal(literal))
+    }
+
+    fn int(i: i64) -> Expr {
+        lit(Literal::Integer(i))
+    }
+
+    fn real(r: f64) -> Expr {
+        lit(Literal::Real(r))
+    }
+
+    fn text(s: &str) -> Expr {
+        lit(Literal::Text(s.to_owned()))
+    }
+
+    fn null() -> Expr {
+        lit(Literal::Null)
+    }
+
+    fn bin(op: BinaryOp, left: Expr, right: Expr) -> Expr {
+        expr(ExprKind::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        })
+    }
+
+    fn un(op: UnaryOp, operand: Expr) -> Expr {
+        expr(ExprKind::Unary {
+            op,
+            operand: Box::new(operand),
+        })
+    }
+
+    fn func(name: &str, args: Vec<Expr>) -> Expr {
+        expr(ExprKind::Call {
+            function: Ident {
+                name: name.to_owned(),
+                span: Span::default(),
+            },
+            args,
+        })
+    }
+
+    fn row() -> Vec<(String, Value)> {
+        vec![
+            ("first_name".to_owned(), Value::Text("Ada".to_owned())),
+            ("last_name".to_owned(), Value::Text("Lovelace".to_owned())),
+            ("age".to_owned(), Value::Integer(36)),
+            ("nickname".to_owned(), Value::Null),
+        ]
+    }
+
+    fn run(e: &Expr) -> Result<Value, EvalError> {
+        eval(e, &row())
+    }
+
+    fn ok(e: &Expr) -> Value {
+        run(e).unwrap_or_else(|err| panic!("{e:?} failed: {err}"))
+    }
+
+    fn err(e: &Expr) -> String {
+        match run(e) {
+            Ok(v) => panic!("{e:?} gave {v:?}, expected an error"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn t(s: &str) -> Value {
+        Value::Text(s.to_owned())
+    }
+
+    fn call_ok(function: Function, args: &[Value]) -> Value {
+        call(function, args).unwrap_or_else(|e| panic!("{function:?}{args:?} failed: {e}"))
+    }
+
+    const TRUE: Value = Value::Integer(1);
+    const FALSE: Value = Value::Integer(0);
+
+    #[test]
+    fn columns_are_read_from_any_source() {
+        assert_eq!(ok(&col("age")), Value::Integer(36));
+        let map: HashMap<String, Value> = row().into_iter().collect();
+        assert_eq!(eval(&col("first_name"), &map), Ok(t("Ada")));
+        assert_eq!(eval(&col("first_name"), &row().as_slice()), Ok(t("Ada")));
+        assert_eq!(err(&col("nmae")), "unknown column `nmae`");
+    }
+
+    #[test]
+    fn the_demo_full_name_concatenates_with_a_space() {
+        let full = bin(
+            BinaryOp::Concat,
+            bin(BinaryOp::Concat, col("first_name"), text(" ")),
+            col("last_name"),
+        );
+        assert_eq!(ok(&full), t("Ada Lovelace"));
+    }
+
+    #[test]
+    fn literals_booleans_are_integers() {
+        assert_eq!(ok(&lit(Literal::Bool(true))), TRUE);
+        assert_eq!(ok(&lit(Literal::Bool(false))), FALSE);
+        assert_eq!(ok(&null()), Value::Null);
+    }
+
+    #[test]
+    fn and_or_follow_three_valued_logic() {
+        let values = [TRUE, FALSE, Value::Null];
+        // Rows: left true, false, null; columns: right true, false, null.
+        let and = [
+            [TRUE, FALSE, Value::Null],
+            [FALSE, FALSE, FALSE],
+            [Value::Null, FALSE, Value::Null],
+        ];
+        let or = [
+            [TRUE, TRUE, TRUE],
+            [TRUE, FALSE, Value::Null],
+            [TRUE, Value::Null, Value::Null],
+        ];
+        for (i, l) in values.iter().enumerate() {
+            for (j, r) in values.iter().enumerate() {
+                assert_eq!(binary(BinaryOp::And, l, r), Ok(and[i][j].clone()));
+                assert_eq!(binary(BinaryOp::Or, l, r), Ok(or[i][j].clone()));
+            }
+        }
+        assert_eq!(unary(UnaryOp::Not, &TRUE), Ok(FALSE));
+        assert_eq!(unary(UnaryOp::Not, &FALSE), Ok(TRUE));
+        assert_eq!(unary(UnaryOp::Not, &Value::Null), Ok(Value::Null));
+    }
+
+    #[test]
+    fn truthiness_of_numbers_and_text() {
+        assert_eq!(is_true(&Value::Integer(-3)), Ok(Some(true)));
+        assert_eq!(is_true(&Value::Integer(0)), Ok(Some(false)));
+        assert_eq!(is_true(&Value::Real(0.0)), Ok(Some(false)));
+        assert_eq!(is_true(&Value::Real(-0.0)), Ok(Some(false)));
+        assert_eq!(is_true(&Value::Real(0.5)), Ok(Some(true)));
+        assert_eq!(is_true(&Value::Null), Ok(None));
+        assert_eq!(
+            err(&un(UnaryOp::Not, text("x"))),
+            "cannot apply `not` to text"
+        );
+        assert_eq!(
+            err(&bin(BinaryOp::And, lit(Literal::Bool(false)), text("x"))),
+            "cannot apply `and` to text"
+        );
+        assert!(!eval_predicate(&null(), &row()).unwrap());
+        assert!(eval_predicate(&int(2), &row()).unwrap());
+    }
+
+    #[test]
+    fn operands_are_all_evaluated_so_errors_never_hide() {
+        let failing = bin(BinaryOp::Eq, bin(BinaryOp::Div, int(1), int(0)), int(1));
+        assert_eq!(
+            err(&bin(
+                BinaryOp::And,
+                lit(Literal::Bool(false)),
+                failing.clone()
+            )),
+            "division by zero"
+        );
+        assert_eq!(
+            err(&bin(BinaryOp::Or, lit(Literal::Bool(true)), failing)),
+            "division by zero"
+        );
+    }
+
+    #[test]
+    fn comparisons() {
+        let cases = [
+            (BinaryOp::Eq, Value::Integer(1), Value::Real(1.0), TRUE),
+            (BinaryOp::Ne, Value::Integer(1), Value::Real(1.5), TRUE),
+            (BinaryOp::Lt, Value::Integer(1), Value::Real(1.5), TRUE),
+            (BinaryOp::Le, Value::Real(2.0), Value::Integer(2), TRUE),
+            (BinaryOp::Gt, Value::Integer(-1), Value::Integer(2), FALSE),
+            (BinaryOp::Ge, t("b"), t("a"), TRUE),
+            (BinaryOp::Lt, t("Z"), t("a"), TRUE),
+            (BinaryOp::Lt, t("z"), t("é"), TRUE),
+            (BinaryOp::Eq, t("a"), t("a "), FALSE),
+            (BinaryOp::Eq, Value::Real(0.0), Value::Real(-0.0), TRUE),
+            (
+                BinaryOp::Eq,
+                Value::Real(f64::NAN),
+                Value::Real(f64::NAN),
+                TRUE,
+            ),
+            (
+                BinaryOp::Gt,
+                Value::Real(f64::NAN),
+                Value::Real(f64::INFINITY),
+                TRUE,
+            ),
+            (
+                BinaryOp::Lt,
+                Value::Blob(vec![1]),
+                Value::Blob(vec![2]),
+                TRUE,
+            ),
+            (BinaryOp::Eq, Value::Null, Value::Null, Value::Null),
+            (BinaryOp::Ne, Value::Integer(1), Value::Null, Value::Null),
+            (BinaryOp::Lt, Value::Null, t("a"), Value::Null),
+        ];
+        for (op, l, r, expected) in cases {
+            assert_eq!(binary(op, &l, &r), Ok(expected), "{l:?} {op:?} {r:?}");
+        }
+        assert_eq!(
+            err(&bin(BinaryOp::Eq, int(1), text("1"))),
+            "cannot apply `=` to integer and text"
+        );
+        assert_eq!(
+            err(&bin(BinaryOp::Lt, text("a"), lit(Literal::Bool(true)))),
+            "cannot apply `<` to text and integer"
+        );
+    }
+
+    #[test]
+    fn integer_arithmetic_is_checked() {
+        let cases = [
+            (BinaryOp::Add, 2, 3, 5),
+            (BinaryOp::Sub, 2, 3, -1),
+            (BinaryOp::Mul, -4, 3, -12),
+            (BinaryOp::Div, 7, 2, 3),
+            (BinaryOp::Div, -7, 2, -3),
+            (BinaryOp::Mod, 7, 3, 1),
+            (BinaryOp::Mod, -7, 3, -1),
+            (BinaryOp::Mod, 7, -3, 1),
+            (BinaryOp::Mod, i64::MIN, -1, 0),
+        ];
+        for (op, l, r, expected) in cases {
+            assert_eq!(
+                binary(op, &Value::Integer(l), &Value::Integer(r)),
+                Ok(Value::Integer(expected)),
+                "{l} {op:?} {r}"
+            );
+        }
+        assert_eq!(err(&bin(BinaryOp::Div, int(1), int(0))), "division by zero");
+        assert_eq!(err(&bin(BinaryOp::Mod, int(1), int(0))), "division by zero");
+        assert_eq!(
+            err(&bin(BinaryOp::Add, int(i64::MAX), int(1))),
+            "integer overflow in `+`"
+        );
+        assert_eq!(
+            err(&bin(BinaryOp::Sub, int(i64::MIN), int(1))),
+            "integer overflow in `-`"
+        );
+        assert_eq!(
+            err(&bin(BinaryOp::Mul, int(i64::MAX), int(2))),
+            "integer overflow in `*`"
+        );
+        assert_eq!(
+            err(&bin(BinaryOp::Div, int(i64::MIN), int(-1))),
+            "integer overflow in `/`"
+        );
+        assert_eq!(
+            err(&un(UnaryOp::Neg, int(i64::MIN))),
+            "integer overflow in `-`"
+        );
+        assert_eq!(ok(&un(UnaryOp::Neg, int(5))), Value::Integer(-5));
+    }
+
+    #[test]
+    fn real_arithmetic_follows_float8() {
+        assert_eq!(ok(&bin(BinaryOp::Add, int(1), real(0.5))), Value::Real(1.5));
+        assert_eq!(
+            ok(&bin(BinaryOp::Div, real(1.0), int(4))),
+            Value::Real(0.25)
+        );
+        assert_eq!(
+            ok(&bin(BinaryOp::Mod, real(-5.5), int(2))),
+            Value::Real(-1.5)
+        );
+        assert_eq!(ok(&un(UnaryOp::Neg, real(2.5))), Value::Real(-2.5));
+        assert_eq!(
+            err(&bin(BinaryOp::Div, real(1.0), real(0.0))),
+            "division by zero"
+        );
+        assert_eq!(
+            err(&bin(BinaryOp::Div, int(1), real(-0.0))),
+            "division by zero"
+        );
+        assert_eq!(
+            err(&bin(BinaryOp::Mul, real(1e308), real(10.0))),
+            "real out of range in `*`"
+        );
+        assert_eq!(
+            err(&bin(BinaryOp::Mul, real(1e-300), real(1e-300))),
+            "real out of range in `*`"
+        );
+        let inf = Value::Real(f64::INFINITY);
+        assert_eq!(
+            binary(BinaryOp::Add, &inf, &Value::Integer(1)),
+            Ok(inf.clone())
+        );
+        assert_eq!(
+            binary(BinaryOp::Sub, &inf, &inf),
+            Err(EvalError::NotANumber("-"))
+        );
+    }
+
+    #[test]
+    fn arithmetic_with_null_is_null_and_with_text_an_error() {
+        for op in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Mod,
+        ] {
+            assert_eq!(ok(&bin(op, null(), int(1))), Value::Null);
+            assert_eq!(ok(&bin(op, real(1.0), null())), Value::Null);
+            assert_eq!(ok(&bin(op, null(), int(0))), Value::Null);
+        }
+        assert_eq!(
+            err(&bin(BinaryOp::Add, text("1"), int(1))),
+            "cannot apply `+` to text and integer"
+        );
+        assert_eq!(
+            err(&un(UnaryOp::Neg, text("1"))),
+            "cannot apply `-` to text"
+        );
+    }
+
+    #[test]
+    fn concat_operator_uses_text_forms() {
+        let cat = |l, r| ok(&bin(BinaryOp::Concat, l, r));
+        assert_eq!(cat(text("n="), int(-42)), t("n=-42"));
+        assert_eq!(cat(real(1.5), text("|")), t("1.5|"));
+        assert_eq!(cat(real(2.0), text("")), t("2"));
+        assert_eq!(cat(text("a"), null()), Value::Null);
+        assert_eq!(cat(null(), null()), Value::Null);
+        assert_eq!(
+            binary(BinaryOp::Concat, &t("a"), &Value::Blob(vec![0])),
+            Err(EvalError::UnaryType {
+                op: "||",
+                operand: "blob"
+            })
+        );
+    }
+
+    #[test]
+    fn is_null_is_never_null() {
+        let is_null = |operand, negated| {
+            ok(&expr(ExprKind::IsNull {
+                operand: Box::new(operand),
+                negated,
+            }))
+        };
+        assert_eq!(is_null(col("nickname"), false), TRUE);
+        assert_eq!(is_null(col("nickname"), true), FALSE);
+        assert_eq!(is_null(int(0), false), FALSE);
+        assert_eq!(is_null(text(""), true), TRUE);
+    }
+
+    #[test]
+    fn in_list_is_true_null_or_false() {
+        let in_list = |operand, list, negated| {
+            run(&expr(ExprKind::InList {
+                operand: Box::new(operand),
+                list,
+                negated,
+            }))
+        };
+        assert_eq!(in_list(int(2), vec![int(1), real(2.0)], false), Ok(TRUE));
+        assert_eq!(in_list(int(2), vec![null(), int(2)], false), Ok(TRUE));
+        assert_eq!(
+            in_list(int(3), vec![int(1), null()], false),
+            Ok(Value::Null)
+        );
+        assert_eq!(in_list(null(), vec![int(1)], false), Ok(Value::Null));
+        assert_eq!(in_list(int(3), vec![int(1), int(2)], false), Ok(FALSE));
+        assert_eq!(in_list(int(3), vec![int(1), int(2)], true), Ok(TRUE));
+        assert_eq!(in_list(int(3), vec![int(1), null()], true), Ok(Value::Null));
+        assert_eq!(in_list(int(1), vec![int(1)], true), Ok(FALSE));
+        assert_eq!(
+            in_list(int(1), vec![int(1), text("a")], false).map_err(|e| e.to_string()),
+            Err("cannot apply `in` to integer and text".to_owned())
+        );
+    }
+
+    #[test]
+    fn between_is_two_comparisons_in_three_valued_logic() {
+        let between = |operand, low, high, negated| {
+            ok(&expr(ExprKind::Between {
+                operand: Box::new(operand),
+                low: Box::new(low),
+                high: Box::new(high),
+                negated,
+            }))
+        };
+        assert_eq!(between(int(2), int(1), int(3), false), TRUE);
+        assert_eq!(between(int(1), int(1), real(1.0), false), TRUE);
+        assert_eq!(between(int(4), int(1), int(3), false), FALSE);
+        assert_eq!(between(int(4), int(1), int(3), true), TRUE);
+        assert_eq!(between(int(2), null(), int(3), false), Value::Null);
+        assert_eq!(between(int(4), null(), int(3), false), FALSE);
+        assert_eq!(between(int(0), null(), int(3), true), Value::Null);
+        assert_eq!(between(text("b"), text("a"), text("c"), false), TRUE);
+    }
+
+    #[test]
+    fn matches_searches_unanchored() {
+        let m = |operand, pattern: &str| {
+            run(&expr(ExprKind::Matches {
+                operand: Box::new(operand),
+                pattern: pattern.to_owned(),
+                pattern_span: Span::default(),
+            }))
+        };
+        let email = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
+        assert_eq!(m(text("ada@example.com"), email), Ok(TRUE));
+        assert_eq!(m(text("ada@example"), email), Ok(FALSE));
+        assert_eq!(m(text("xxabcxx"), "abc"), Ok(TRUE));
+        assert_eq!(m(null(), "abc"), Ok(Value::Null));
+        assert_eq!(
+            m(int(1), "1").map_err(|e| e.to_string()),
+            Err("cannot apply `matches` to integer".to_owned())
+        );
+        assert!(m(text("a"), "(")
+            .unwrap_err()
+            .to_string()
+            .starts_with("invalid regex `(`"));
+    }
+
+    #[test]
+    fn regex_cache_stays_bounded() {
+        for i in 0..(REGEX_CACHE_CAPACITY * 2 + 1) {
+            assert_eq!(matches(&t(&format!("x{i}")), &format!("^x{i}$")), Ok(TRUE));
+        }
+        REGEX_CACHE.with(|cache| assert!(cache.borrow().len() <= REGEX_CACHE_CAPACITY));
+    }
+
+    #[test]
+    fn lower_and_upper_map_full_unicode() {
+        assert_eq!(call_ok(Function::Lower, &[t("ÀÉÎ")]), t("àéî"));
+        assert_eq!(call_ok(Function::Upper, &[t("straße")]), t("STRASSE"));
+        assert_eq!(
+            call_ok(Function::Lower, &[t("ADA@Example.COM")]),
+            t("ada@example.com")
+        );
+        assert_eq!(call_ok(Function::Upper, &[Value::Null]), Value::Null);
+        assert_eq!(
+            call(Function::Lower, &[Value::Integer(1)]).map_err(|e| e.to_string()),
+            Err("argument 1 of `lower` must be text, got integer".to_owned())
+        );
+    }
+
+    #[test]
+    fn trim_removes_only_spaces() {
+        assert_eq!(call_ok(Function::Trim, &[t("  a b  ")]), t("a b"));
+        assert_eq!(call_ok(Function::Trim, &[t("\t a \n")]), t("\t a \n"));
+        assert_eq!(call_ok(Function::Trim, &[t("   ")]), t(""));
+        assert_eq!(call_ok(Function::Trim, &[Value::Null]), Value::Null);
+    }
+
+    #[test]
+    fn length_counts_characters() {
+        assert_eq!(call_ok(Function::Length, &[t("héllo")]), Value::Integer(5));
+        assert_eq!(
+            call_ok(Function::Length, &[Value::Integer(-120)]),
+            Value::Integer(4)
+        );
+        assert_eq!(
+            call_ok(Function::Length, &[Value::Real(1.5)]),
+            Value::Integer(3)
+        );
+        assert_eq!(
+            call_ok(Function::Length, &[Value::Blob(vec![1, 2])]),
+            Value::Integer(2)
+        );
+        assert_eq!(call_ok(Function::Length, &[Value::Null]), Value::Null);
+    }
+
+    #[test]
+    fn substr_follows_the_sql_standard() {
+        let s = |start, len: Option<i64>| {
+            let mut args = vec![t("héllo"), Value::Integer(start)];
+            args.extend(len.map(Value::Integer));
+            call(Function::Substr, &args)
+        };
+        assert_eq!(s(2, Some(3)), Ok(t("éll")));
+        assert_eq!(s(2, None), Ok(t("éllo")));
+        assert_eq!(s(0, Some(2)), Ok(t("h")));
+        assert_eq!(s(-1, Some(3)), Ok(t("h")));
+        assert_eq!(s(-5, None), Ok(t("héllo")));
+        assert_eq!(s(4, Some(10)), Ok(t("lo")));
+        assert_eq!(s(9, Some(1)), Ok(t("")));
+        assert_eq!(s(1, Some(0)), Ok(t("")));
+        assert_eq!(s(i64::MAX, Some(i64::MAX)), Ok(t("")));
+        assert_eq!(s(i64::MIN, Some(i64::MAX)), Ok(t("")));
+        assert_eq!(s(1, Some(-1)), Err(EvalError::NegativeLength));
+        assert_eq!(
+            call(Function::Substr, &[t("abc"), Value::Null]),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            call(Function::Substr, &[t("abc"), Value::Real(1.0)]).map_err(|e| e.to_string()),
+            Err("argument 2 of `substr` must be an integer, got real".to_owned())
+        );
+    }
+
+    #[test]
+    fn replace_every_occurrence() {
+        assert_eq!(
+            call_ok(Function::Replace, &[t("a-b-c"), t("-"), t("+=")]),
+            t("a+=b+=c")
+        );
+        assert_eq!(
+            call_ok(Function::Replace, &[t("abc"), t(""), t("x")]),
+            t("abc")
+        );
+        assert_eq!(
+            call_ok(Function::Replace, &[t("abc"), Value::Null, t("x")]),
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn coalesce_nullif_concat_handle_null_themselves() {
+        assert_eq!(
+            call_ok(
+                Function::Coalesce,
+                &[Value::Null, Value::Integer(2), t("x")]
+            ),
+            Value::Integer(2)
+        );
+        assert_eq!(call_ok(Function::Coalesce, &[Value::Null]), Value::Null);
+        assert_eq!(
+            call_ok(Function::Nullif, &[Value::Integer(1), Value::Real(1.0)]),
+            Value::Null
+        );
+        assert_eq!(call_ok(Function::Nullif, &[t("a"), t("b")]), t("a"));
+        assert_eq!(call_ok(Function::Nullif, &[t("a"), Value::Null]), t("a"));
+        assert_eq!(
+            call_ok(Function::Nullif, &[Value::Null, t("a")]),
+            Value::Null
+        );
+        assert_eq!(
+            call_ok(
+                Function::Concat,
+                &[t("a"), Value::Null, Value::Integer(1), Value::Real(0.5)]
+            ),
+            t("a10.5")
+        );
+        assert_eq!(call_ok(Function::Concat, &[Value::Null]), t(""));
+    }
+
+    #[test]
+    fn abs_is_checked() {
+        assert_eq!(
+            call_ok(Function::Abs, &[Value::Integer(-3)]),
+            Value::Integer(3)
+        );
+        assert_eq!(
+            call_ok(Function::Abs, &[Value::Real(-0.5)]),
+            Value::Real(0.5)
+        );
+        assert_eq!(call_ok(Function::Abs, &[Value::Null]), Value::Null);
+        assert_eq!(
+            call(Function::Abs, &[Value::Integer(i64::MIN)]),
+            Err(EvalError::IntegerOverflow("abs"))
+        );
+        assert!(call(Function::Abs, &[t("1")]).is_err());
+    }
+
+    #[test]
+    fn round_halves_away_from_zero_on_the_printed_decimal() {
+        let round = |x: Value, n: Option<i64>| {
+            let mut args = vec![x];
+            args.extend(n.map(Value::Integer));
+            call(Function::Round, &args)
+        };
+        let r = Value::Real;
+        assert_eq!(round(r(2.5), None), Ok(r(3.0)));
+        assert_eq!(round(r(-2.5), None), Ok(r(-3.0)));
+        assert_eq!(round(r(0.5), None), Ok(r(1.0)));
+        assert_eq!(round(r(0.49), None), Ok(r(0.0)));
+        assert_eq!(round(r(2.675), Some(2)), Ok(r(2.68)));
+        assert_eq!(round(r(1.005), Some(2)), Ok(r(1.01)));
+        assert_eq!(round(r(9.995), Some(2)), Ok(r(10.0)));
+        assert_eq!(round(r(1234.5), Some(-2)), Ok(r(1200.0)));
+        assert_eq!(round(r(0.004), Some(1)), Ok(r(0.0)));
+        assert_eq!(round(r(1.5), Some(500)), Ok(r(1.5)));
+        assert_eq!(round(r(1.5), Some(-500)), Ok(r(0.0)));
+        let negative_zero = round(r(-0.4), None).unwrap();
+        assert!(matches!(negative_zero, Value::Real(z) if z.to_bits() == 0.0_f64.to_bits()));
+        assert_eq!(round(r(f64::INFINITY), None), Ok(r(f64::INFINITY)));
+        assert_eq!(
+            round(r(f64::MAX), Some(-308)),
+            Err(EvalError::RealOutOfRange("round"))
+        );
+        assert_eq!(
+            round(Value::Integer(1234), Some(2)),
+            Ok(Value::Integer(1234))
+        );
+        assert_eq!(
+            round(Value::Integer(1250), Some(-2)),
+            Ok(Value::Integer(1300))
+        );
+        assert_eq!(
+            round(Value::Integer(-1250), Some(-2)),
+            Ok(Value::Integer(-1300))
+        );
+        assert_eq!(
+            round(Value::Integer(i64::MAX), Some(-40)),
+            Ok(Value::Integer(0))
+        );
+        assert_eq!(
+            round(Value::Integer(i64::MAX), Some(-18)),
+            Ok(Value::Integer(9_000_000_000_000_000_000))
+        );
+        assert_eq!(
+            round(Value::Integer(i64::MAX), Some(-19)),
+            Err(EvalError::IntegerOverflow("round"))
+        );
+        assert_eq!(round(Value::Null, Some(1)), Ok(Value::Null));
+        assert_eq!(round(r(1.5), Some(i64::MIN)), Ok(r(0.0)));
+    }
+
+    #[test]
+    fn calls_check_names_and_arity() {
+        assert_eq!(ok(&func("LOWER", vec![text("A")])), t("a"));
+        assert_eq!(
+            err(&func("lenght", vec![text("A")])),
+            "unknown function `lenght`"
+        );
+        assert_eq!(
+            err(&func("lower", vec![text("A"), text("B")])),
+            "`lower` takes 1 argument(s), got 2"
+        );
+        assert_eq!(
+            err(&func("substr", vec![text("A")])),
+            "`substr` takes 2 to 3 argument(s), got 1"
+        );
+        assert_eq!(
+            err(&func("coalesce", vec![])),
+            "`coalesce` takes at least 1 argument(s), got 0"
+        );
+    }
 }
