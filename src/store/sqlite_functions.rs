@@ -287,3 +287,201 @@ impl Renderer<'_> {
         write!(self.sql, "?{}", self.params.len()).expect("writing to a String cannot fail");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::ast::{Ident, Literal, Span};
+    use rusqlite::params_from_iter;
+
+    fn expr(kind: ExprKind) -> Expr {
+        Expr {
+            kind,
+            span: Span::default(),
+        }
+    }
+
+    fn col(name: &str) -> Expr {
+        expr(ExprKind::Column(name.to_owned()))
+    }
+
+    fn text(s: &str) -> Expr {
+        expr(ExprKind::Literal(Literal::Text(s.to_owned())))
+    }
+
+    fn bin(op: BinaryOp, left: Expr, right: Expr) -> Expr {
+        expr(ExprKind::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        })
+    }
+
+    fn func(name: &str, args: Vec<Expr>) -> Expr {
+        expr(ExprKind::Call {
+            function: Ident {
+                name: name.to_owned(),
+                span: Span::default(),
+            },
+            args,
+        })
+    }
+
+    fn quote(name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+
+    fn users() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        register(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT,
+                                 email TEXT, full_name TEXT);
+             INSERT INTO users VALUES (1, 'Ada', 'Lovelace', '  ADA@Example.com ', NULL),
+                                      (2, 'Alan', NULL, 'alan@example.com', NULL);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn literals_are_numbered_after_the_callers_params() {
+        let full_name = bin(
+            BinaryOp::Concat,
+            bin(BinaryOp::Concat, col("first_name"), text(" ")),
+            col("last_name"),
+        );
+        let mut params = vec![Value::Integer(0)];
+        let sql = render(&full_name, &quote, &mut params);
+        assert_eq!(
+            sql,
+            r#"mig_concat_op(mig_concat_op("first_name", ?2), "last_name")"#
+        );
+        assert_eq!(params, vec![Value::Integer(0), Value::Text(" ".to_owned())]);
+
+        let conn = users();
+        conn.execute(
+            &format!("UPDATE users SET full_name = {sql} WHERE id > ?1"),
+            params_from_iter(&params),
+        )
+        .unwrap();
+        let names: Vec<Option<String>> = conn
+            .prepare("SELECT full_name FROM users ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(names, vec![Some("Ada Lovelace".to_owned()), None]);
+    }
+
+    #[test]
+    fn the_demo_email_normalisation_runs_in_sqlite() {
+        let normalize = func("lower", vec![func("trim", vec![col("email")])]);
+        let mut params = Vec::new();
+        let sql = render(&normalize, &quote, &mut params);
+        assert_eq!(sql, r#"mig_lower(mig_trim("email"))"#);
+        let conn = users();
+        let email: String = conn
+            .query_row(&format!("SELECT {sql} FROM users WHERE id = 1"), [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(email, "ada@example.com");
+    }
+
+    #[test]
+    fn is_null_is_native_and_negations_wrap() {
+        let mut params = Vec::new();
+        let is_not_null = expr(ExprKind::IsNull {
+            operand: Box::new(col("email")),
+            negated: true,
+        });
+        assert_eq!(
+            render(&is_not_null, &quote, &mut params),
+            r#"("email" IS NOT NULL)"#
+        );
+        let not_in = expr(ExprKind::InList {
+            operand: Box::new(col("id")),
+            list: vec![text("a")],
+            negated: true,
+        });
+        assert_eq!(
+            render(&not_in, &quote, &mut params),
+            r#"mig_not(mig_in("id", ?1))"#
+        );
+        assert_eq!(
+            render_predicate(&col("id"), &quote, &mut params),
+            r#"mig_truth("id")"#
+        );
+    }
+
+    #[test]
+    fn an_unknown_function_name_is_a_parameter_never_sql() {
+        let mut params = Vec::new();
+        let sql = render(
+            &func("x); DROP TABLE users; --", vec![]),
+            &quote,
+            &mut params,
+        );
+        assert_eq!(sql, "mig_unknown_function(?1)");
+        let conn = users();
+        let error = conn
+            .query_row(&format!("SELECT {sql}"), params_from_iter(&params), |r| {
+                r.get::<_, Value>(0)
+            })
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unknown function `x); DROP TABLE users; --`"
+        );
+    }
+
+    #[test]
+    fn an_eval_error_fails_the_statement_with_its_message() {
+        let conn = users();
+        let mut params = Vec::new();
+        let sql = render(
+            &bin(BinaryOp::Add, col("first_name"), col("id")),
+            &quote,
+            &mut params,
+        );
+        let error = conn
+            .execute(&format!("UPDATE users SET full_name = {sql}"), [])
+            .unwrap_err();
+        assert_eq!(error.to_string(), "cannot apply `+` to text and integer");
+    }
+
+    #[test]
+    fn values_cross_the_boundary_unchanged() {
+        let conn = users();
+        let values = [
+            Value::Null,
+            Value::Integer(i64::MIN),
+            Value::Real(-0.0),
+            Value::Real(f64::INFINITY),
+            Value::Text("straße\t".to_owned()),
+            Value::Blob(vec![0, 255]),
+        ];
+        for value in values {
+            let back: Value = conn
+                .query_row("SELECT mig_coalesce(?1)", [&value], |r| r.get(0))
+                .unwrap();
+            match (&value, &back) {
+                (Value::Real(a), Value::Real(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                _ => assert_eq!(value, back),
+            }
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_refused() {
+        let conn = users();
+        let error = conn
+            .query_row("SELECT mig_lower(CAST(x'ff' AS TEXT))", [], |r| {
+                r.get::<_, Value>(0)
+            })
+            .unwrap_err();
+        assert!(error.to_string().contains("utf-8"), "{error}");
+    }
+}
