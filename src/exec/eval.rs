@@ -25,6 +25,11 @@
 //! - **Text forms**, used by `||`, `concat` and `length`: integers in decimal, reals as
 //!   Rust's `Display` prints them (`1.5`, `2`, `100000000000000000000`, `inf`), text as is;
 //!   a blob has no text form (type error).
+//!
+//! What a PostgreSQL pushdown must mind to match: text comparisons need `COLLATE "C"`;
+//! `and`/`or` must not let the planner skip an operand that would fail; real `%`, the
+//! text form of reals and the NaN/underflow checks have no native spelling and need small
+//! SQL functions; `round` is given its spelling in [`call`].
 
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Literal, UnaryOp};
 use crate::value::Value;
