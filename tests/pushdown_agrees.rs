@@ -1,0 +1,241 @@
+//! An expression pushed down into SQLite gives exactly what the interpreter gives:
+//! the same value (reals bit for bit) or the same error.
+
+use mig::exec::eval::eval;
+use mig::store::sqlite_functions::{register, render, render_predicate};
+use mig::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Ident, Literal, Span, UnaryOp};
+use mig::value::Value;
+use proptest::prelude::*;
+use rusqlite::{params_from_iter, Connection};
+
+const COLUMNS: [&str; 4] = ["a", "b", "c", "d"];
+
+const BINARY_OPS: [BinaryOp; 14] = [
+    BinaryOp::Or,
+    BinaryOp::And,
+    BinaryOp::Eq,
+    BinaryOp::Ne,
+    BinaryOp::Lt,
+    BinaryOp::Le,
+    BinaryOp::Gt,
+    BinaryOp::Ge,
+    BinaryOp::Concat,
+    BinaryOp::Add,
+    BinaryOp::Sub,
+    BinaryOp::Mul,
+    BinaryOp::Div,
+    BinaryOp::Mod,
+];
+
+const PATTERNS: [&str; 7] = ["a", "^[a-z]+$", "ß", "(", r"\d", "^$", "é|B"];
+
+fn expr(kind: ExprKind) -> Expr {
+    Expr {
+        kind,
+        span: Span::default(),
+    }
+}
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-cA-C0-9 ß\tÀÉéİ]{0,6}"
+}
+
+/// Reals SQLite can hold: everything but NaN, which it stores as NULL.
+fn real() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>().prop_filter("SQLite has no NaN", |r| !r.is_nan()),
+        (-100.0..100.0_f64),
+        (-4..4_i32).prop_map(|i| f64::from(i) / 2.0),
+        Just(0.0),
+        Just(-0.0),
+        Just(1e308),
+        Just(1e-300),
+    ]
+}
+
+fn integer() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        any::<i64>(),
+        -5..5_i64,
+        Just(i64::MAX),
+        Just(i64::MIN),
+        Just(-1),
+    ]
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        integer().prop_map(Value::Integer),
+        real().prop_map(Value::Real),
+        text().prop_map(Value::Text),
+        proptest::collection::vec(any::<u8>(), 0..3).prop_map(Value::Blob),
+    ]
+}
+
+fn literal() -> impl Strategy<Value = Literal> {
+    prop_oneof![
+        Just(Literal::Null),
+        any::<bool>().prop_map(Literal::Bool),
+        integer().prop_map(Literal::Integer),
+        real()
+            .prop_filter("literals are finite", |r| r.is_finite())
+            .prop_map(Literal::Real),
+        text().prop_map(Literal::Text),
+    ]
+}
+
+fn call(name: String, args: Vec<Expr>) -> Expr {
+    expr(ExprKind::Call {
+        function: Ident {
+            name,
+            span: Span::default(),
+        },
+        args,
+    })
+}
+
+fn expression() -> impl Strategy<Value = Expr> {
+    let leaf = prop_oneof![
+        proptest::sample::select(&COLUMNS[..]).prop_map(|c| expr(ExprKind::Column(c.to_owned()))),
+        literal().prop_map(|l| expr(ExprKind::Literal(l))),
+    ];
+    leaf.prop_recursive(4, 48, 4, |inner| {
+        let b = |e: Expr| Box::new(e);
+        prop_oneof![
+            6 => (
+                proptest::sample::select(&[UnaryOp::Not, UnaryOp::Neg][..]),
+                inner.clone()
+            )
+                .prop_map(move |(op, e)| expr(ExprKind::Unary { op, operand: b(e) })),
+            12 => (
+                proptest::sample::select(&BINARY_OPS[..]),
+                inner.clone(),
+                inner.clone()
+            )
+                .prop_map(move |(op, l, r)| expr(ExprKind::Binary {
+                    op,
+                    left: b(l),
+                    right: b(r)
+                })),
+            3 => (inner.clone(), any::<bool>()).prop_map(move |(e, negated)| expr(ExprKind::IsNull {
+                operand: b(e),
+                negated
+            })),
+            4 => (
+                inner.clone(),
+                proptest::collection::vec(inner.clone(), 1..4),
+                any::<bool>()
+            )
+                .prop_map(move |(e, list, negated)| expr(ExprKind::InList {
+                    operand: b(e),
+                    list,
+                    negated
+                })),
+            4 => (inner.clone(), inner.clone(), inner.clone(), any::<bool>()).prop_map(
+                move |(e, low, high, negated)| expr(ExprKind::Between {
+                    operand: b(e),
+                    low: b(low),
+                    high: b(high),
+                    negated
+                })
+            ),
+            3 => (inner.clone(), proptest::sample::select(&PATTERNS[..])).prop_map(
+                move |(e, pattern)| expr(ExprKind::Matches {
+                    operand: b(e),
+                    pattern: pattern.to_owned(),
+                    pattern_span: Span::default(),
+                })
+            ),
+            12 => (
+                proptest::sample::select(&Function::ALL[..]),
+                proptest::collection::vec(inner.clone(), 0..4)
+            )
+                .prop_map(|(function, args)| {
+                    // Mostly a valid arity, so that calls get past the arity check.
+                    let (min, max) = function.arity();
+                    let count = if args.len() < min || max.is_some_and(|max| args.len() > max) {
+                        if args.len() % 4 != 3 {
+                            args.len().clamp(min, max.unwrap_or(usize::MAX))
+                        } else {
+                            args.len()
+                        }
+                    } else {
+                        args.len()
+                    };
+                    let mut args = args;
+                    while args.len() < count {
+                        args.push(expr(ExprKind::Literal(Literal::Integer(1))));
+                    }
+                    args.truncate(count);
+                    call(function.name().to_uppercase(), args)
+                }),
+            1 => proptest::collection::vec(inner, 0..2).prop_map(|args| call("nope".to_owned(), args)),
+        ]
+    })
+}
+
+fn same(left: &Value, right: &Value) -> bool {
+    match (left, right) {
+        (Value::Real(l), Value::Real(r)) => {
+            l.to_bits() == r.to_bits() || (l.is_nan() && r.is_nan())
+        }
+        _ => left == right,
+    }
+}
+
+fn quote(column: &str) -> String {
+    format!("\"{column}\"")
+}
+
+fn connection() -> Connection {
+    let conn = Connection::open_in_memory().expect("an in-memory database opens");
+    register(&conn).expect("the mig functions register");
+    conn
+}
+
+/// The first value of `select`, run where `r` is a one-row table whose columns a, b, c, d
+/// are `?1` to `?4`: `params` starts with the row.
+fn in_sqlite(conn: &Connection, select: &str, params: &[Value]) -> Result<Value, String> {
+    let sql = format!("WITH r(a, b, c, d) AS (VALUES (?1, ?2, ?3, ?4)) {select}");
+    conn.query_row(&sql, params_from_iter(params), |r| r.get::<_, Value>(0))
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(_, Some(message)) => message,
+            other => format!("not a function error: {other}"),
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(5000))]
+
+    #[test]
+    fn pushdown_agrees_with_the_interpreter(
+        expr in expression(),
+        row in proptest::collection::vec(value(), 4),
+    ) {
+        let named: Vec<(String, Value)> =
+            COLUMNS.iter().map(|c| c.to_string()).zip(row.iter().cloned()).collect();
+        let interpreted = eval(&expr, &named).map_err(|e| e.to_string());
+
+        let conn = connection();
+        let mut params = row.clone();
+        let sql = render(&expr, &quote, &mut params);
+        let pushed = in_sqlite(&conn, &format!("SELECT {sql} FROM r"), &params);
+
+        match (&interpreted, &pushed) {
+            (Ok(i), Ok(p)) => prop_assert!(same(i, p), "{sql}: interpreter {i:?}, SQLite {p:?}"),
+            (Err(i), Err(p)) => prop_assert_eq!(i, p, "{}", sql),
+            _ => prop_assert!(false, "{sql}: interpreter {interpreted:?}, SQLite {pushed:?}"),
+        }
+
+        let mut params = row.clone();
+        let predicate = render_predicate(&expr, &quote, &mut params);
+        let selected = in_sqlite(&conn, &format!("SELECT 1 FROM r WHERE {predicate} UNION ALL SELECT 0"), &params);
+        let holds = mig::exec::eval::eval_predicate(&expr, &named).map_err(|e| e.to_string());
+        match (holds, selected) {
+            (Ok(h), Ok(s)) => prop_assert_eq!(Value::from_bool(h), s, "{}", predicate),
+            (Err(h), Err(s)) => prop_assert_eq!(h, s, "{}", predicate),
+            (h, s) => prop_assert!(false, "{predicate}: interpreter {h:?}, SQLite {s:?}"),
+        }
+    }
+}
