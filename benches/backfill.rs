@@ -13,13 +13,19 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-const SPEC: &str = "backfill full_name on users {\n    set full_name = first_name || ' ' || last_name\n}\n";
+const SPEC: &str =
+    "backfill full_name on users {\n    set full_name = first_name || ' ' || last_name\n}\n";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let (case, db) = (&args[i + 1], Path::new(&args[i + 2]));
-        child(case, db, args[i + 3].parse().unwrap(), args[i + 4].parse().unwrap());
+        child(
+            case,
+            db,
+            args[i + 3].parse().unwrap(),
+            args[i + 4].parse().unwrap(),
+        );
         return;
     }
     let option = |name: &str, default: u64| {
@@ -45,15 +51,31 @@ fn main() {
         mig.push(spawn("mig", &small_table, rows, batch));
     }
     let big_run = spawn("mig", &big_table, big, batch);
-    let ratios: Vec<f64> = mig.iter().zip(&bare).map(|(m, b)| m.rows_per_sec / b.rows_per_sec).collect();
+    let ratios: Vec<f64> = mig
+        .iter()
+        .zip(&bare)
+        .map(|(m, b)| m.rows_per_sec / b.rows_per_sec)
+        .collect();
     println!("rows={rows} batch={batch} repeat={repeat}");
-    println!("bare UPDATE rows/s (median): {:.0}", median(bare.iter().map(|c| c.rows_per_sec)));
-    println!("mig backfill rows/s (median): {:.0}", median(mig.iter().map(|c| c.rows_per_sec)));
-    println!("ratio mig/bare, pair by pair: {ratios:.3?}; median {:.3}", median(ratios.iter().copied()));
+    println!(
+        "bare UPDATE rows/s (median): {:.0}",
+        median(bare.iter().map(|c| c.rows_per_sec))
+    );
+    println!(
+        "mig backfill rows/s (median): {:.0}",
+        median(mig.iter().map(|c| c.rows_per_sec))
+    );
+    println!(
+        "ratio mig/bare, pair by pair: {ratios:.3?}; median {:.3}",
+        median(ratios.iter().copied())
+    );
     let small_rss = median(mig.iter().map(|c| c.peak_rss_kb as f64));
     println!("mig peak RSS at {rows} rows: {small_rss:.0} kB");
     println!("mig peak RSS at {big} rows: {} kB", big_run.peak_rss_kb);
-    println!("RSS ratio {big}/{rows}: {:.3}", big_run.peak_rss_kb as f64 / small_rss);
+    println!(
+        "RSS ratio {big}/{rows}: {:.3}",
+        big_run.peak_rss_kb as f64 / small_rss
+    );
 }
 
 struct Case {
@@ -74,7 +96,11 @@ fn spawn(case: &str, table: &Path, rows: u64, batch: u64) -> Case {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{case}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{case}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let field = |name: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -105,7 +131,10 @@ fn child(case: &str, db: &Path, rows: u64, batch: u64) {
             conn.pragma_update(None, "journal_mode", "WAL").unwrap();
             conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
             let n = conn
-                .execute("UPDATE users SET full_name = first_name || ' ' || last_name", [])
+                .execute(
+                    "UPDATE users SET full_name = first_name || ' ' || last_name",
+                    [],
+                )
                 .unwrap();
             assert_eq!(n as u64, rows);
         }
@@ -120,7 +149,13 @@ fn child(case: &str, db: &Path, rows: u64, batch: u64) {
             };
             let mut engine = Engine::open(config).unwrap();
             let plan = engine
-                .plan("users.full_name", &RunOptions { batch: Some(batch), limit: None })
+                .plan(
+                    "users.full_name",
+                    &RunOptions {
+                        batch: Some(batch),
+                        limit: None,
+                    },
+                )
                 .unwrap();
             let summary = engine.run(&plan, false, &mut |_| {}).unwrap();
             assert_eq!(summary.updated, rows);

@@ -42,27 +42,51 @@ fn text_keys_filters_and_several_sets() {
     );
     let conn = project.db();
     let untouched: i64 = conn
-        .query_row("SELECT count(*) FROM accounts WHERE email LIKE '  User%'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM accounts WHERE email LIKE '  User%'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(untouched, 10, "rows with score <= 10 stay as they were");
     let basic: i64 = conn
-        .query_row("SELECT count(*) FROM accounts WHERE tier = 'basic'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM accounts WHERE tier = 'basic'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(basic, 192);
     let again = project.mig(&["run", "tidy_accounts"]);
-    assert!(stdout(&again).contains("250 rows processed, 0 updated"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("250 rows processed, 0 updated"),
+        "{}",
+        stdout(&again)
+    );
 }
 
 #[test]
 fn limit_takes_the_lowest_keys_first() {
     let project = Project::sqlite(ACCOUNTS, SPEC);
     let out = project.mig(&["run", "tidy_accounts", "--limit", "100", "--batch", "30"]);
-    assert!(stdout(&out).contains("100 rows processed"), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("100 rows processed"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let conn = project.db();
     let highest_done: String = conn
-        .query_row("SELECT max(code) FROM accounts WHERE tier = 'basic'", [], |r| r.get(0))
+        .query_row(
+            "SELECT max(code) FROM accounts WHERE tier = 'basic'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert_eq!(highest_done, "acct-0099", "batches of 30, 30, 30, 10 end at the 100th key");
+    assert_eq!(
+        highest_done, "acct-0099",
+        "batches of 30, 30, 30, 10 end at the 100th key"
+    );
 }
 
 #[test]
@@ -72,8 +96,16 @@ fn failed_post_check_restores_the_rows_and_exits_1() {
     let before = project.dump("accounts");
     let out = project.mig(&["run", "tidy_accounts"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("tiers_set failed on 192 rows"), "{}", stderr(&out));
-    assert_eq!(project.dump("accounts"), before, "rollback restores exactly");
+    assert!(
+        stderr(&out).contains("tiers_set failed on 192 rows"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        project.dump("accounts"),
+        before,
+        "rollback restores exactly"
+    );
     let status = project.mig(&["status"]);
     assert!(stdout(&status).contains("failed"), "{}", stdout(&status));
 }
@@ -94,7 +126,11 @@ fn rollback_leaves_rows_the_application_changed_since() {
     assert!(text.contains("'acct-0050', 'acct-0200'"), "{text}");
     let after = project.dump("accounts");
     let changed: Vec<_> = before.iter().zip(&after).filter(|(b, a)| b != a).collect();
-    assert_eq!(changed.len(), 2, "only the two rows the application changed differ");
+    assert_eq!(
+        changed.len(),
+        2,
+        "only the two rows the application changed differ"
+    );
     assert!(after.iter().any(|r| r.contains("changed@app.example")));
 }
 
@@ -104,7 +140,10 @@ fn validate_counts_failed_rows_per_validation() {
     let out = project.mig(&["validate", "emails_lower", "tiers_set"]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains("emails_lower: FAILED (250 failed rows)"), "{text}");
+    assert!(
+        text.contains("emails_lower: FAILED (250 failed rows)"),
+        "{text}"
+    );
     assert!(
         text.contains("tiers_set: passed (0 failed rows)"),
         "a null tier is unknown, and expect passes unknown as an SQL CHECK does: {text}"
@@ -116,5 +155,9 @@ fn unknown_migration_is_bad_input() {
     let project = Project::sqlite(ACCOUNTS, SPEC);
     let out = project.mig(&["run", "nope"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no migration named `nope` (known: tidy_accounts)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no migration named `nope` (known: tidy_accounts)"),
+        "{}",
+        stderr(&out)
+    );
 }

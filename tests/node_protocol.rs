@@ -29,15 +29,24 @@ fn errors_carry_maelstrom_codes_and_the_node_reads_on() {
     assert_eq!(code_of(&replies, 1), 10);
     let missing = reply_to(&replies, 2);
     assert_eq!(missing["code"], 12);
-    assert!(missing["text"].as_str().unwrap().contains("table"), "{missing}");
+    assert!(
+        missing["text"].as_str().unwrap().contains("table"),
+        "{missing}"
+    );
     assert_eq!(code_of(&replies, 3), 20);
     assert_eq!(code_of(&replies, 4), 20);
     let mistyped = reply_to(&replies, 5);
     assert_eq!(mistyped["code"], 12);
-    assert!(mistyped["text"].as_str().unwrap().contains("batch_size"), "{mistyped}");
+    assert!(
+        mistyped["text"].as_str().unwrap().contains("batch_size"),
+        "{mistyped}"
+    );
     let unknown = reply_to(&replies, 6);
     assert_eq!(unknown["code"], 12);
-    assert!(unknown["text"].as_str().unwrap().contains("colour"), "{unknown}");
+    assert!(
+        unknown["text"].as_str().unwrap().contains("colour"),
+        "{unknown}"
+    );
     assert_eq!(code_of(&replies, 7), 20);
     assert_eq!(code_of(&replies, 8), 12);
     assert_eq!(reply_to(&replies, 9)["type"], "status");
@@ -47,7 +56,10 @@ fn errors_carry_maelstrom_codes_and_the_node_reads_on() {
         .unwrap_or_else(|| panic!("no error for the non-JSON line: {replies:?}"));
     assert_eq!(bare_error["code"], 12);
     assert!(bare_error.get("in_reply_to").is_none());
-    assert!(stderr.contains("not valid JSON"), "logs go to stderr: {stderr}");
+    assert!(
+        stderr.contains("not valid JSON"),
+        "logs go to stderr: {stderr}"
+    );
 }
 
 #[test]
@@ -59,7 +71,10 @@ fn init_names_the_node_and_bare_bodies_get_bare_replies() {
         envelope(json!({"type": "status", "msg_id": 3})),
         json!({"type": "status", "msg_id": 4}).to_string(),
     ]);
-    assert_eq!(replies[0]["src"], "migrations", "before init, src is the request's dest");
+    assert_eq!(
+        replies[0]["src"], "migrations",
+        "before init, src is the request's dest"
+    );
     assert_eq!(reply_to(&replies, 2)["type"], "init_ok");
     let after = replies
         .iter()
@@ -74,7 +89,10 @@ fn init_names_the_node_and_bare_bodies_get_bare_replies() {
         .iter()
         .map(|r| r.get("body").unwrap_or(r)["msg_id"].as_u64().unwrap())
         .collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "replies carry increasing msg_ids: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "replies carry increasing msg_ids: {ids:?}"
+    );
 }
 
 #[test]
@@ -95,7 +113,10 @@ fn status_is_answered_while_a_long_run_holds_the_worker() {
             .position(|r| r["body"]["in_reply_to"] == id)
             .unwrap_or_else(|| panic!("no reply to {id}: {replies:?} {stderr}"))
     };
-    assert!(position(2) < position(1), "status must not wait for the run: {replies:?}");
+    assert!(
+        position(2) < position(1),
+        "status must not wait for the run: {replies:?}"
+    );
     assert_eq!(reply_to(&replies, 1)["total_updated"], 400);
 }
 
@@ -133,6 +154,12 @@ fn plan_request_answers_the_steps() {
         .iter()
         .map(|s| s.as_str().unwrap().to_string())
         .collect();
-    assert!(steps.iter().any(|s| s.contains("batches of 500")), "{steps:?}");
-    assert!(steps.iter().any(|s| s.contains("UPDATE \"users\"")), "{steps:?}");
+    assert!(
+        steps.iter().any(|s| s.contains("batches of 500")),
+        "{steps:?}"
+    );
+    assert!(
+        steps.iter().any(|s| s.contains("UPDATE \"users\"")),
+        "{steps:?}"
+    );
 }

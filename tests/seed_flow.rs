@@ -59,13 +59,22 @@ fn demo_command_tells_the_flow_and_ends_with_nothing_left_to_write() {
     let out = project.mig(&["demo"]);
     let text = common::stdout(&out);
     assert!(out.status.success(), "{text}\n{}", common::stderr(&out));
-    assert!(text.contains("10000 rows processed, 9500 updated"), "{text}");
+    assert!(
+        text.contains("10000 rows processed, 9500 updated"),
+        "{text}"
+    );
     assert!(text.contains("no_nulls: passed (0 failed rows)"), "{text}");
-    assert!(text.contains("100 rows updated in all; final state unchanged"), "{text}");
+    assert!(
+        text.contains("100 rows updated in all; final state unchanged"),
+        "{text}"
+    );
     assert!(text.contains("10000 rows processed, 0 updated"), "{text}");
     let again = project.mig(&["demo"]);
     assert_eq!(
-        common::stdout(&again).lines().filter(|l| l.contains("updated")).count(),
+        common::stdout(&again)
+            .lines()
+            .filter(|l| l.contains("updated"))
+            .count(),
         text.lines().filter(|l| l.contains("updated")).count(),
         "a second demo starts from a fresh database and tells the same story"
     );

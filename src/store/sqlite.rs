@@ -10,7 +10,6 @@ use super::{
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
 use crate::value::{Fnv, Value};
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -144,26 +143,6 @@ fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     }
 }
 
-pub fn to_sql(value: &Value) -> SqlValue {
-    match value {
-        Value::Null => SqlValue::Null,
-        Value::Integer(i) => SqlValue::Integer(*i),
-        Value::Real(r) => SqlValue::Real(*r),
-        Value::Text(s) => SqlValue::Text(s.clone()),
-        Value::Blob(b) => SqlValue::Blob(b.clone()),
-    }
-}
-
-pub fn from_sql(value: SqlValue) -> Value {
-    match value {
-        SqlValue::Null => Value::Null,
-        SqlValue::Integer(i) => Value::Integer(i),
-        SqlValue::Real(r) => Value::Real(r),
-        SqlValue::Text(s) => Value::Text(s),
-        SqlValue::Blob(b) => Value::Blob(b),
-    }
-}
-
 /// The SQL of one batch, with the parameters the expressions' literals need. The first
 /// parameters of each statement are the batch's own, listed beside each statement.
 struct BatchSql {
@@ -261,9 +240,9 @@ fn batch_sql(step: &BatchStep) -> BatchSql {
 }
 
 /// Binds the batch's own values over the leading placeholders.
-fn bind(mut params: Vec<Value>, leading: &[Value]) -> Vec<SqlValue> {
+fn bind(mut params: Vec<Value>, leading: &[Value]) -> Vec<Value> {
     params[..leading.len()].clone_from_slice(leading);
-    params.iter().map(to_sql).collect()
+    params
 }
 
 const CHECKPOINT_SQL: &str = "UPDATE _mig_runs SET checkpoint = ?1, processed = processed + ?2, \
@@ -277,7 +256,7 @@ fn read_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         spec_hash: row.get("spec_hash")?,
         spec: row.get("spec")?,
         status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
-        checkpoint: match from_sql(row.get("checkpoint")?) {
+        checkpoint: match row.get("checkpoint")? {
             Value::Null => None,
             v => Some(v),
         },
@@ -423,13 +402,13 @@ impl Store for SqliteStore {
         let sql = batch_sql(step);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         self.transaction(|conn| {
-            let (count, low, high): (i64, SqlValue, SqlValue) = match request.after {
+            let (count, low, high): (i64, Value, Value) = match request.after {
                 None => conn
                     .prepare_cached(&sql.bound_first)?
                     .query_row([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
                 Some(after) => conn
                     .prepare_cached(&sql.bound_next)?
-                    .query_row(params![to_sql(after), limit], |r| {
+                    .query_row(params![after, limit], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })?,
             };
@@ -440,7 +419,6 @@ impl Store for SqliteStore {
                     last_key: None,
                 });
             }
-            let (low, high) = (from_sql(low), from_sql(high));
             let leading = [
                 low.clone(),
                 high.clone(),
@@ -456,7 +434,7 @@ impl Store for SqliteStore {
                 .prepare_cached(&update)?
                 .execute(params_from_iter(bind(params, &leading[..2])))?;
             conn.prepare_cached(CHECKPOINT_SQL)?.execute(params![
-                to_sql(&high),
+                &high,
                 count,
                 updated as i64,
                 request.run_id
@@ -520,7 +498,7 @@ impl Store for SqliteStore {
             quote_ident(table)
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let counts = stmt.query_row(params_from_iter(params.iter().map(to_sql)), |row| {
+        let counts = stmt.query_row(params_from_iter(&params), |row| {
             (0..validations.len())
                 .map(|i| row.get::<_, i64>(i).map(|n| n as u64))
                 .collect::<rusqlite::Result<Vec<u64>>>()
@@ -554,11 +532,7 @@ impl Store for SqliteStore {
                 let select = format!("SELECT {} FROM {table} WHERE {key} = ?1", names.join(", "));
                 let current: Option<Vec<Value>> = conn
                     .prepare_cached(&select)?
-                    .query_row([to_sql(&row_key)], |r| {
-                        (0..names.len())
-                            .map(|i| r.get::<_, SqlValue>(i).map(from_sql))
-                            .collect()
-                    })
+                    .query_row([&row_key], |r| (0..names.len()).map(|i| r.get(i)).collect())
                     .optional()?;
                 let untouched = current.as_ref().is_some_and(|values| {
                     values
@@ -573,8 +547,8 @@ impl Store for SqliteStore {
                         .map(|(i, n)| format!("{n} = ?{}", i + 2))
                         .collect();
                     let update = format!("UPDATE {table} SET {} WHERE {key} = ?1", sets.join(", "));
-                    let mut values = vec![to_sql(&row_key)];
-                    values.extend(columns.iter().map(|(_, old, _)| to_sql(old)));
+                    let mut values = vec![&row_key];
+                    values.extend(columns.iter().map(|(_, old, _)| old));
                     conn.prepare_cached(&update)?
                         .execute(params_from_iter(values))?;
                     outcome.restored += 1;
@@ -594,7 +568,7 @@ impl Store for SqliteStore {
             "SELECT DISTINCT key FROM _mig_conflicts WHERE run_id = ?1 ORDER BY key",
         )?;
         let keys = stmt
-            .query_map([run_id], |r| r.get::<_, SqlValue>(0).map(from_sql))?
+            .query_map([run_id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         Ok(keys)
     }
@@ -613,7 +587,7 @@ impl Store for SqliteStore {
         let mut hash = Fnv::default();
         while let Some(row) = rows.next()? {
             for i in 0..names.len() {
-                hash.write_value(&from_sql(row.get(i)?));
+                hash.write_value(&row.get(i)?);
             }
         }
         Ok(hash.finish())
@@ -635,12 +609,8 @@ fn backed_up_rows(
     let mut rows = stmt.query(params![run_id, batch_no])?;
     let mut grouped: Vec<(Value, BackedUpColumns)> = Vec::new();
     while let Some(row) = rows.next()? {
-        let key = from_sql(row.get(0)?);
-        let entry = (
-            row.get::<_, String>(1)?,
-            from_sql(row.get(2)?),
-            from_sql(row.get(3)?),
-        );
+        let key: Value = row.get(0)?;
+        let entry = (row.get::<_, String>(1)?, row.get(2)?, row.get(3)?);
         match grouped.last_mut() {
             Some((last, columns)) if *last == key => columns.push(entry),
             _ => grouped.push((key, vec![entry])),
@@ -660,15 +630,8 @@ fn record_conflict(
         "INSERT INTO _mig_conflicts (run_id, key, col, old, written, current) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for (i, (column, old, new)) in columns.iter().enumerate() {
-        let now = current.map(|c| to_sql(&c[i])).unwrap_or(SqlValue::Null);
-        stmt.execute(params![
-            run_id,
-            to_sql(key),
-            column,
-            to_sql(old),
-            to_sql(new),
-            now
-        ])?;
+        let now = current.map_or(&Value::Null, |c| &c[i]);
+        stmt.execute(params![run_id, key, column, old, new, now])?;
     }
     Ok(())
 }

@@ -95,9 +95,15 @@ impl Project {
             .unwrap()
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+            })
             .collect();
-        (replies, String::from_utf8_lossy(&output.stderr).into_owned())
+        (
+            replies,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 
     /// Every row of `table` in key order, as text, for comparing whole tables.
