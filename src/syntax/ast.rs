@@ -27,7 +27,11 @@ pub struct SpecFile {
 pub enum Item {
     Block(Block),
     /// `table users key id`: walk `users` by `id` instead of its primary key.
-    TableKey { table: Ident, key: Ident, span: Span },
+    TableKey {
+        table: Ident,
+        key: Ident,
+        span: Span,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
