@@ -47,7 +47,10 @@ impl FileDiagnostics {
 
 /// One diagnostic as text. The caret covers the span's part of its first line.
 pub fn render_one(path: &str, source: &str, d: &Diagnostic) -> String {
-    let line_text = source.lines().nth(d.span.line.saturating_sub(1)).unwrap_or("");
+    let line_text = source
+        .lines()
+        .nth(d.span.line.saturating_sub(1))
+        .unwrap_or("");
     let gutter = d.span.line.to_string().len();
     let pad = " ".repeat(gutter);
     let caret_start = line_text

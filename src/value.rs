@@ -28,9 +28,9 @@ impl Value {
             Value::Integer(i) => serde_json::Value::from(*i),
             Value::Real(r) => serde_json::Value::from(*r),
             Value::Text(s) => serde_json::Value::from(s.as_str()),
-            Value::Blob(b) => serde_json::Value::from(
-                b.iter().map(|x| format!("{x:02x}")).collect::<String>(),
-            ),
+            Value::Blob(b) => {
+                serde_json::Value::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+            }
         }
     }
 }
@@ -42,7 +42,11 @@ impl fmt::Display for Value {
             Value::Integer(i) => write!(f, "{i}"),
             Value::Real(r) => write!(f, "{r}"),
             Value::Text(s) => write!(f, "'{}'", s.replace('\'', "''")),
-            Value::Blob(b) => write!(f, "x'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+            Value::Blob(b) => write!(
+                f,
+                "x'{}'",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            ),
         }
     }
 }

@@ -1,5 +1,9 @@
 //! Stage 2: syntax trees to a checked `Catalog`.
 
 pub mod catalog;
+pub mod check;
+pub mod idempotence;
 
 pub use catalog::*;
+pub use check::{compile, render_diagnostics, SourceFile, MAX_RETRIES};
+pub use idempotence::idempotence;

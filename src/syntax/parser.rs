@@ -45,6 +45,17 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 
 /// Parses a whole file, collecting the syntax errors of every item.
 pub fn parse(source: &str) -> Result<SpecFile, Vec<Diagnostic>> {
+    let (file, errors) = parse_recovering(source);
+    if errors.is_empty() {
+        Ok(file)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses a whole file, keeping the items that parsed alongside the syntax errors of the
+/// others, so later checks can still see the declarations of a file with a typo in it.
+pub fn parse_recovering(source: &str) -> (SpecFile, Vec<Diagnostic>) {
     pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT));
     let mut items = Vec::new();
     let mut errors = Vec::new();
@@ -54,11 +65,7 @@ pub fn parse(source: &str) -> Result<SpecFile, Vec<Diagnostic>> {
             Err(d) => errors.push(d),
         }
     }
-    if errors.is_empty() {
-        Ok(SpecFile { items })
-    } else {
-        Err(errors)
-    }
+    (SpecFile { items }, errors)
 }
 
 /// One top-level item's text: `source[start..end]`, whose first line is `first_line`.
