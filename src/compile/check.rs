@@ -392,7 +392,8 @@ impl<'a> Checker<'a> {
             } => {
                 if let Err(error) = regex::Regex::new(pattern) {
                     let reason = error.to_string();
-                    let last = reason.lines().last().unwrap_or("").trim().to_string();
+                    let last = reason.lines().last().unwrap_or("").trim();
+                    let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
                     self.error(
                         Diagnostic::new(*pattern_span, "invalid regular expression")
                             .with_help(last),

@@ -601,6 +601,7 @@ fn expected_words(positives: &[Rule]) -> Vec<&'static str> {
     );
     drop_if(&mut words, "an expression", "`(`");
     drop_if(&mut words, "an operator", "`not`");
+    drop_if(&mut words, "an operator", "`(`");
     if words.len() > 1 {
         words.retain(|w| *w != "end of file");
     }
