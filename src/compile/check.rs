@@ -630,3 +630,84 @@ fn keyword_span(statement: Span, keyword: &str) -> Span {
         ..statement
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: path.to_string(),
+            text: text.to_string(),
+        }
+    }
+
+    fn messages(files: &[SourceFile], schema: Option<&Schema>) -> Vec<String> {
+        compile(files, schema)
+            .expect_err("should not compile")
+            .iter()
+            .flat_map(|f| {
+                f.diagnostics
+                    .iter()
+                    .map(move |d| format!("{}: {}", f.path, d.message))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_table_without_primary_key_needs_a_key_override() {
+        let schema = Schema {
+            tables: vec![TableSchema {
+                name: "log".into(),
+                columns: vec!["id".into(), "line".into()],
+                primary_key: vec![],
+            }],
+        };
+        let spec = "migrate tidy on log {\n  set line = trim(line)\n}\n";
+        assert_eq!(
+            messages(&[file("a.mig", spec)], Some(&schema)),
+            ["a.mig: table `log` has no primary key to walk it by"]
+        );
+        let fixed = format!("table log key id\n{spec}");
+        assert!(compile(&[file("a.mig", &fixed)], Some(&schema)).is_ok());
+    }
+
+    #[test]
+    fn names_are_unique_across_files_and_checks_resolve_across_files() {
+        let a = file("a.mig", "migrate m on t {\n  set x = 1\n  check v\n}\n");
+        let b = file(
+            "b.mig",
+            "validate v on t {\n  not_null x\n}\nvalidate m on t {\n  unique x\n}\n",
+        );
+        assert_eq!(
+            messages(&[a.clone(), b], None),
+            ["b.mig: `m` is declared twice"]
+        );
+        let b = file("b.mig", "validate v on t {\n  not_null x\n}\n");
+        let catalog = compile(&[a, b], None).expect("compiles");
+        assert_eq!(catalog.migrations[0].checks, ["v"]);
+    }
+
+    #[test]
+    fn a_file_with_a_syntax_error_still_declares_its_good_items() {
+        let a = file(
+            "a.mig",
+            "migrate m on t {\n  set x = \n}\nvalidate v on t {\n  not_null x\n}\n",
+        );
+        let b = file("b.mig", "backfill y on t {\n  set y = 2\n  check v\n}\n");
+        assert_eq!(
+            messages(&[a, b], None),
+            ["a.mig: expected an expression, found `}`"]
+        );
+    }
+
+    #[test]
+    fn summary_counts_errors_and_files() {
+        let all =
+            compile(&[file("a.mig", "migrate m on t {\n  batch 0\n}\n")], None).expect_err("bad");
+        assert!(
+            render_diagnostics(&all).ends_with("error: could not compile: 2 errors in 1 file\n")
+        );
+        assert_eq!(render_diagnostics(&[]), "");
+    }
+}
