@@ -525,7 +525,7 @@ fn expected_words(positives: &[Rule]) -> Vec<&'static str> {
     for rule in positives {
         let word = match rule {
             Rule::EOI => "end of file",
-            Rule::ident | Rule::name_list => "a name",
+            Rule::ident | Rule::block_name | Rule::name_list => "a name",
             Rule::file
             | Rule::block
             | Rule::table_key
@@ -686,6 +686,11 @@ fn syntax_error(
                 diagnostic.with_help(format!(
                     "`{found}` is a keyword; it cannot name a column or function"
                 ))
+            } else if words.contains(&"a statement") && found.starts_with(is_ident_char) {
+                diagnostic.with_help(
+                    "statements: set, where, batch, pause, lock_timeout, retries, check, \
+                     not_null, unique, expect",
+                )
             } else if found_is_comparison(&source[at..]) && !positives.contains(&Rule::compare_op) {
                 diagnostic.with_help(
                     "comparisons do not chain: write `a < b and b < c`, or use parentheses",
