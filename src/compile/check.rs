@@ -23,7 +23,8 @@ pub struct SourceFile {
 }
 
 /// Parses and checks every file. The catalog keeps declaration order (files in the order
-/// given, items in file order). Errors are grouped per file, in input order.
+/// given, items in file order). Errors are grouped per file, in input order, and within a
+/// file in source order. Items that parse are checked even in a file with syntax errors.
 pub fn compile(
     files: &[SourceFile],
     schema: Option<&Schema>,
@@ -40,8 +41,8 @@ pub fn compile(
     let mut all = Vec::new();
     for ((source, (_, syntax)), mut semantic) in files.iter().zip(&parsed).zip(checker.errors) {
         let mut diagnostics = syntax.clone();
-        semantic.sort_by_key(|d| d.span.start);
         diagnostics.append(&mut semantic);
+        diagnostics.sort_by_key(|d| d.span.start);
         if !diagnostics.is_empty() {
             all.push(FileDiagnostics {
                 path: source.path.clone(),
