@@ -269,3 +269,39 @@ impl Function {
         }
     }
 }
+
+impl Expr {
+    /// Calls `visit` on this expression and every expression inside it, parents first.
+    pub fn walk<'e>(&'e self, visit: &mut impl FnMut(&'e Expr)) {
+        visit(self);
+        match &self.kind {
+            ExprKind::Column(_) | ExprKind::Literal(_) => {}
+            ExprKind::Unary { operand, .. }
+            | ExprKind::IsNull { operand, .. }
+            | ExprKind::Matches { operand, .. } => operand.walk(visit),
+            ExprKind::Binary { left, right, .. } => {
+                left.walk(visit);
+                right.walk(visit);
+            }
+            ExprKind::InList { operand, list, .. } => {
+                operand.walk(visit);
+                list.iter().for_each(|e| e.walk(visit));
+            }
+            ExprKind::Between {
+                operand, low, high, ..
+            } => {
+                operand.walk(visit);
+                low.walk(visit);
+                high.walk(visit);
+            }
+            ExprKind::Call { args, .. } => args.iter().for_each(|e| e.walk(visit)),
+        }
+    }
+
+    /// Whether the expression reads the column `name` anywhere.
+    pub fn reads(&self, name: &str) -> bool {
+        let mut found = false;
+        self.walk(&mut |e| found |= matches!(&e.kind, ExprKind::Column(c) if c == name));
+        found
+    }
+}
