@@ -20,7 +20,9 @@ pub enum DemoError {
 }
 
 /// Builds the demo database at `path` from `schema.sql` and `seed.sql` in `demo_dir`.
-/// It is built beside `path` and renamed into place, so a failure leaves no half-made file.
+/// It is built beside `path` under a name of its own and linked into place only if `path`
+/// is still missing: a failure leaves no half-made file, and two processes (or the node's
+/// reader and worker) racing to create it never swap a file under an open connection.
 pub fn create_database(demo_dir: &Path, path: &Path) -> Result<(), DemoError> {
     let read = |name: &str| {
         let p = demo_dir.join(name);
@@ -38,11 +40,22 @@ pub fn create_database(demo_dir: &Path, path: &Path) -> Result<(), DemoError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(write_error)?;
     }
-    let partial = path.with_extension("partial");
-    let _ = std::fs::remove_file(&partial);
-    {
+    let partial = path.with_extension(format!(
+        "partial-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let built = (|| {
         let conn = Connection::open(&partial)?;
-        conn.execute_batch(&format!("BEGIN;\n{schema}\n{seed}\nCOMMIT;"))?;
-    }
-    std::fs::rename(&partial, path).map_err(write_error)
+        conn.execute_batch(&format!("BEGIN;\n{schema}\n{seed}\nCOMMIT;"))
+    })();
+    let linked =
+        built
+            .map_err(DemoError::from)
+            .and_then(|()| match std::fs::hard_link(&partial, path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(write_error(e)),
+                _ => Ok(()),
+            });
+    let _ = std::fs::remove_file(&partial);
+    linked
 }

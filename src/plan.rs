@@ -207,7 +207,7 @@ impl Plan {
 }
 
 fn show_duration(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 && !d.is_zero() {
+    if d.as_millis().is_multiple_of(1000) && !d.is_zero() {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
