@@ -203,8 +203,9 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
         println!("validate {} on {}", v.name, v.table);
     }
     println!(
-        "ok: {} files, {} migrations, {} validations{}",
+        "ok: {} file{}, {} migrations, {} validations{}",
         sources.len(),
+        if sources.len() == 1 { "" } else { "s" },
         catalog.migrations.len(),
         catalog.validations.len(),
         if schema.is_some() {

@@ -239,6 +239,19 @@ fn batch_sql(step: &BatchStep) -> BatchSql {
     }
 }
 
+/// `-- ?1 = …, ?2 = …`: what each placeholder of a statement holds; `roles` name the leading
+/// ones, the rest are the expressions' literals, shown as values.
+fn legend(roles: &[&str], params: &[Value]) -> String {
+    let named = roles.iter().map(|r| r.to_string());
+    let literals = params.iter().skip(roles.len()).map(|v| v.to_string());
+    let all: Vec<String> = named
+        .chain(literals)
+        .enumerate()
+        .map(|(i, what)| format!("?{} = {what}", i + 1))
+        .collect();
+    format!("  -- {}", all.join(", "))
+}
+
 /// Binds the batch's own values over the leading placeholders.
 fn bind(mut params: Vec<Value>, leading: &[Value]) -> Vec<Value> {
     params[..leading.len()].clone_from_slice(leading);
@@ -449,10 +462,42 @@ impl Store for SqliteStore {
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
         let sql = batch_sql(step);
-        let mut out = vec!["BEGIN IMMEDIATE".to_string(), sql.bound_next];
-        out.extend(sql.backups.into_iter().map(|(s, _)| s));
+        let mut out = vec!["BEGIN IMMEDIATE".to_string()];
+        out.push(sql.bound_next);
+        out.push(legend(
+            &[
+                "the checkpoint (the first batch has no lower bound)",
+                "the batch size",
+            ],
+            &[],
+        ));
+        for (backup, params) in sql.backups {
+            out.push(backup);
+            out.push(legend(
+                &[
+                    "the batch's first key",
+                    "its last key",
+                    "the run id",
+                    "the batch number",
+                ],
+                &params,
+            ));
+        }
         out.push(sql.update.0);
+        out.push(legend(
+            &["the batch's first key", "its last key"],
+            &sql.update.1,
+        ));
         out.push(CHECKPOINT_SQL.to_string());
+        out.push(legend(
+            &[
+                "the batch's last key",
+                "rows processed",
+                "rows updated",
+                "the run id",
+            ],
+            &[],
+        ));
         out.push("COMMIT".to_string());
         out
     }
