@@ -19,6 +19,8 @@ pub enum StoreError {
     Open { path: String, message: String },
     #[error("{0}")]
     Unsupported(String),
+    #[error("mig's own state is inconsistent, nothing was written: {0}")]
+    Inconsistent(String),
 }
 
 /// What one batch transaction does: walk `table` by `key`, set `sets` where the new value

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
-use crate::value::{Fnv, Value};
+use crate::value::{self, Fnv, Value};
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -34,12 +34,11 @@ CREATE TABLE IF NOT EXISTS _mig_runs (
 CREATE TABLE IF NOT EXISTS _mig_backup (
     run_id INTEGER NOT NULL,
     batch INTEGER NOT NULL,
-    key NOT NULL,
-    col TEXT NOT NULL,
-    old,
-    new,
-    PRIMARY KEY (run_id, batch, key, col)
-) WITHOUT ROWID;
+    columns TEXT NOT NULL,
+    row_count INTEGER NOT NULL,
+    rows BLOB NOT NULL,
+    PRIMARY KEY (run_id, batch)
+);
 CREATE TABLE IF NOT EXISTS _mig_conflicts (
     run_id INTEGER NOT NULL,
     key,
@@ -150,8 +149,9 @@ struct BatchSql {
     bound_first: String,
     /// ?1 after, ?2 limit.
     bound_next: String,
-    /// ?1 low key, ?2 high key, ?3 run id, ?4 batch number, then literals; one per column.
-    backups: Vec<(String, Vec<Value>)>,
+    /// ?1 low key, ?2 high key, then literals — key, old values, new values of the rows
+    /// that change.
+    changed_rows: (String, Vec<Value>),
     /// ?1 low key, ?2 high key, then literals.
     update: (String, Vec<Value>),
 }
@@ -197,23 +197,22 @@ fn batch_sql(step: &BatchStep) -> BatchSql {
         "SELECT count(*), min(k), max(k) FROM (SELECT {key} AS k FROM {table} WHERE {key} > ?1 ORDER BY {key} LIMIT ?2)"
     );
     let range = format!("{key} >= ?1 AND {key} <= ?2");
-    let backups = step
+    let mut params = placeholders(2);
+    let olds: Vec<String> = step.sets.iter().map(|(c, _)| quote_ident(c)).collect();
+    let news: Vec<String> = step
         .sets
         .iter()
-        .map(|(column, value)| {
-            let mut params = placeholders(4);
-            let new = sqlite_functions::render(value, &quote_col, &mut params);
-            params.push(Value::Text(column.clone()));
-            let col_param = params.len();
-            let changed = changed_predicate(step, &mut params);
-            let sql = format!(
-                "INSERT INTO _mig_backup (run_id, batch, key, col, old, new) \
-                 SELECT ?3, ?4, {key}, ?{col_param}, {}, {new} FROM {table} WHERE {range} AND {changed}",
-                quote_ident(column)
-            );
-            (sql, params)
-        })
+        .map(|(_, value)| sqlite_functions::render(value, &quote_col, &mut params))
         .collect();
+    let changed = changed_predicate(step, &mut params);
+    let changed_rows = (
+        format!(
+            "SELECT {key}, {}, {} FROM {table} WHERE {range} AND {changed} ORDER BY {key}",
+            olds.join(", "),
+            news.join(", ")
+        ),
+        params,
+    );
     let mut params = placeholders(2);
     let assignments: Vec<String> = step
         .sets
@@ -234,7 +233,7 @@ fn batch_sql(step: &BatchStep) -> BatchSql {
     BatchSql {
         bound_first,
         bound_next,
-        backups,
+        changed_rows,
         update: (update, params),
     }
 }
@@ -256,6 +255,33 @@ fn legend(roles: &[&str], params: &[Value]) -> String {
 fn bind(mut params: Vec<Value>, leading: &[Value]) -> Vec<Value> {
     params[..leading.len()].clone_from_slice(leading);
     params
+}
+
+const BACKUP_SQL: &str =
+    "INSERT INTO _mig_backup (run_id, batch, columns, row_count, rows) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// Reads the rows of the batch that change and packs their key, old and new values into
+/// one backup record. A record per batch, not a row per updated row: writing one row per
+/// updated row doubled a backfill's cost.
+fn back_up(
+    conn: &Connection,
+    sql: &(String, Vec<Value>),
+    leading: &[Value],
+    columns: usize,
+) -> Result<(u64, Vec<u8>), StoreError> {
+    let mut stmt = conn.prepare_cached(&sql.0)?;
+    let mut rows = stmt.query(params_from_iter(bind(sql.1.clone(), leading)))?;
+    let mut count = 0;
+    let mut record = Vec::new();
+    while let Some(row) = rows.next()? {
+        count += 1;
+        value::encode(&row.get(0)?, &mut record);
+        for i in 0..columns {
+            value::encode(&row.get(1 + i)?, &mut record);
+            value::encode(&row.get(1 + columns + i)?, &mut record);
+        }
+    }
+    Ok((count, record))
 }
 
 const CHECKPOINT_SQL: &str = "UPDATE _mig_runs SET checkpoint = ?1, processed = processed + ?2, \
@@ -432,20 +458,29 @@ impl Store for SqliteStore {
                     last_key: None,
                 });
             }
-            let leading = [
-                low.clone(),
-                high.clone(),
-                Value::Integer(request.run_id),
-                Value::Integer(request.batch_no),
-            ];
-            for (backup, params) in sql.backups {
-                conn.prepare_cached(&backup)?
-                    .execute(params_from_iter(bind(params, &leading)))?;
+            let leading = [low, high.clone()];
+            let (changed, record) = back_up(conn, &sql.changed_rows, &leading, step.sets.len())?;
+            if changed > 0 {
+                let columns: Vec<&str> = step.sets.iter().map(|(c, _)| c.as_str()).collect();
+                let columns = serde_json::to_string(&columns).unwrap_or_default();
+                conn.prepare_cached(BACKUP_SQL)?.execute(params![
+                    request.run_id,
+                    request.batch_no,
+                    columns,
+                    changed as i64,
+                    record
+                ])?;
             }
             let (update, params) = sql.update;
-            let updated = conn
-                .prepare_cached(&update)?
-                .execute(params_from_iter(bind(params, &leading[..2])))?;
+            let updated =
+                conn.prepare_cached(&update)?
+                    .execute(params_from_iter(bind(params, &leading)))? as u64;
+            if updated != changed {
+                return Err(StoreError::Inconsistent(format!(
+                    "batch {} wrote {updated} rows but backed up {changed}",
+                    request.batch_no
+                )));
+            }
             conn.prepare_cached(CHECKPOINT_SQL)?.execute(params![
                 &high,
                 count,
@@ -454,7 +489,7 @@ impl Store for SqliteStore {
             ])?;
             Ok(BatchOutcome {
                 processed: count as u64,
-                updated: updated as u64,
+                updated,
                 last_key: Some(high),
             })
         })
@@ -471,18 +506,22 @@ impl Store for SqliteStore {
             ],
             &[],
         ));
-        for (backup, params) in sql.backups {
-            out.push(backup);
-            out.push(legend(
-                &[
-                    "the batch's first key",
-                    "its last key",
-                    "the run id",
-                    "the batch number",
-                ],
-                &params,
-            ));
-        }
+        out.push(sql.changed_rows.0);
+        out.push(legend(
+            &["the batch's first key", "its last key"],
+            &sql.changed_rows.1,
+        ));
+        out.push(BACKUP_SQL.to_string());
+        out.push(legend(
+            &[
+                "the run id",
+                "the batch number",
+                "the set columns",
+                "how many rows the SELECT above read",
+                "their keys, old and new values, packed",
+            ],
+            &[],
+        ));
         out.push(sql.update.0);
         out.push(legend(
             &["the batch's first key", "its last key"],
@@ -553,7 +592,7 @@ impl Store for SqliteStore {
 
     fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT batch FROM _mig_backup WHERE run_id = ?1 ORDER BY batch DESC",
+            "SELECT batch FROM _mig_backup WHERE run_id = ?1 ORDER BY batch DESC",
         )?;
         let batches = stmt
             .query_map([run_id], |r| r.get(0))?
@@ -642,26 +681,33 @@ impl Store for SqliteStore {
 /// (column, old, new) per column of one backed-up row.
 type BackedUpColumns = Vec<(String, Value, Value)>;
 
-/// The batch's backed-up rows, grouped by key in key order.
+/// The batch's backed-up rows in key order: each key with its (column, old, new) values.
 fn backed_up_rows(
     conn: &Connection,
     run_id: i64,
     batch_no: i64,
 ) -> Result<Vec<(Value, BackedUpColumns)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT key, col, old, new FROM _mig_backup WHERE run_id = ?1 AND batch = ?2 ORDER BY key, col",
-    )?;
-    let mut rows = stmt.query(params![run_id, batch_no])?;
-    let mut grouped: Vec<(Value, BackedUpColumns)> = Vec::new();
-    while let Some(row) = rows.next()? {
-        let key: Value = row.get(0)?;
-        let entry = (row.get::<_, String>(1)?, row.get(2)?, row.get(3)?);
-        match grouped.last_mut() {
-            Some((last, columns)) if *last == key => columns.push(entry),
-            _ => grouped.push((key, vec![entry])),
+    let (columns, record): (String, Vec<u8>) = conn
+        .prepare_cached("SELECT columns, rows FROM _mig_backup WHERE run_id = ?1 AND batch = ?2")?
+        .query_row(params![run_id, batch_no], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let columns: Vec<String> = serde_json::from_str(&columns)
+        .map_err(|e| StoreError::Inconsistent(format!("backup of batch {batch_no}: {e}")))?;
+    let damaged = |e: value::DecodeError| {
+        StoreError::Inconsistent(format!("backup of batch {batch_no}: {e}"))
+    };
+    let mut decoder = value::Decoder::new(&record);
+    let mut rows = Vec::new();
+    while !decoder.is_done() {
+        let key = decoder.value().map_err(damaged)?;
+        let mut values = Vec::with_capacity(columns.len());
+        for column in &columns {
+            let old = decoder.value().map_err(damaged)?;
+            let new = decoder.value().map_err(damaged)?;
+            values.push((column.clone(), old, new));
         }
+        rows.push((key, values));
     }
-    Ok(grouped)
+    Ok(rows)
 }
 
 fn record_conflict(

@@ -22,7 +22,7 @@
 //! `is [not] null` is rendered as SQLite's own `IS [NOT] NULL`, which means the same.
 
 use crate::exec::eval::{self, EvalError};
-use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, UnaryOp};
+use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Literal, UnaryOp};
 use crate::value::Value;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
@@ -184,6 +184,7 @@ pub fn render(
         quote_column,
         params,
         sql: &mut sql,
+        native: true,
     }
     .expr(expr);
     sql
@@ -203,6 +204,9 @@ struct Renderer<'a> {
     quote_column: &'a dyn Fn(&str) -> String,
     params: &'a mut Vec<Value>,
     sql: &'a mut String,
+    /// Whether SQLite's own operators may stand in where they are exact (off inside the
+    /// registered-function fallback of such a stand-in, which would never reach them).
+    native: bool,
 }
 
 impl Renderer<'_> {
@@ -211,6 +215,10 @@ impl Renderer<'_> {
             ExprKind::Column(name) => self.sql.push_str(&(self.quote_column)(name)),
             ExprKind::Literal(literal) => self.param(eval::literal_value(literal)),
             ExprKind::Unary { op, operand } => self.call(unary_function(*op), [&**operand]),
+            ExprKind::Binary {
+                op: BinaryOp::Concat,
+                ..
+            } if self.native && self.native_concat(expr) => {}
             ExprKind::Binary { op, left, right } => {
                 self.call(binary_function(*op), [&**left, &**right])
             }
@@ -259,6 +267,43 @@ impl Renderer<'_> {
         }
     }
 
+    /// A chain of `||` over columns and text literals, the common backfill shape, runs as
+    /// SQLite's own `||` when every column holds text at run time: for text operands the two
+    /// are the same operation, and the per-row call into a registered function costs several
+    /// times more. Any other type takes the registered path, so the meaning never changes.
+    /// Returns false, rendering nothing, when the chain has another kind of operand.
+    fn native_concat(&mut self, expr: &Expr) -> bool {
+        let mut leaves = Vec::new();
+        if !concat_leaves(expr, &mut leaves)
+            || !leaves.iter().any(|l| matches!(l.kind, ExprKind::Column(_)))
+        {
+            return false;
+        }
+        let guards: Vec<String> = leaves
+            .iter()
+            .filter_map(|leaf| match &leaf.kind {
+                ExprKind::Column(name) => {
+                    Some(format!("typeof({}) = 'text'", (self.quote_column)(name)))
+                }
+                _ => None,
+            })
+            .collect();
+        write!(self.sql, "CASE WHEN {} THEN (", guards.join(" AND "))
+            .expect("writing to a String cannot fail");
+        for (i, leaf) in leaves.iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(" || ");
+            }
+            self.expr(leaf);
+        }
+        self.sql.push_str(") ELSE ");
+        self.native = false;
+        self.expr(expr);
+        self.native = true;
+        self.sql.push_str(" END");
+        true
+    }
+
     fn negated(&mut self, negated: bool, inner: impl FnOnce(&mut Self)) {
         if negated {
             self.sql.push_str(unary_function(UnaryOp::Not));
@@ -288,10 +333,53 @@ impl Renderer<'_> {
     }
 }
 
+/// Collects the operands of a `||` chain, left to right; false if one is neither a column
+/// nor a text literal.
+fn concat_leaves<'e>(expr: &'e Expr, leaves: &mut Vec<&'e Expr>) -> bool {
+    match &expr.kind {
+        ExprKind::Binary {
+            op: BinaryOp::Concat,
+            left,
+            right,
+        } => concat_leaves(left, leaves) && concat_leaves(right, leaves),
+        ExprKind::Column(_) | ExprKind::Literal(Literal::Text(_)) => {
+            leaves.push(expr);
+            true
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::ast::{Ident, Literal, Span};
+    use crate::syntax::ast::{Ident, Span};
+
+    #[test]
+    fn only_chains_of_columns_and_text_literals_run_as_native_concat() {
+        let mut params = Vec::new();
+        let native = render(
+            &bin(BinaryOp::Concat, col("a"), text("x")),
+            &quote,
+            &mut params,
+        );
+        assert!(
+            native.starts_with("CASE WHEN typeof(\"a\") = 'text'"),
+            "{native}"
+        );
+        let with_call = bin(BinaryOp::Concat, func("lower", vec![col("a")]), col("b"));
+        let generic = render(&with_call, &quote, &mut params);
+        assert!(generic.starts_with("mig_concat_op(mig_lower("), "{generic}");
+        let literals_only = render(
+            &bin(BinaryOp::Concat, text("a"), text("b")),
+            &quote,
+            &mut params,
+        );
+        assert!(
+            literals_only.starts_with("mig_concat_op("),
+            "{literals_only}"
+        );
+    }
     use rusqlite::params_from_iter;
 
     fn expr(kind: ExprKind) -> Expr {
@@ -355,9 +443,10 @@ mod tests {
         let sql = render(&full_name, &quote, &mut params);
         assert_eq!(
             sql,
-            r#"mig_concat_op(mig_concat_op("first_name", ?2), "last_name")"#
+            r#"CASE WHEN typeof("first_name") = 'text' AND typeof("last_name") = 'text' THEN ("first_name" || ?2 || "last_name") ELSE mig_concat_op(mig_concat_op("first_name", ?3), "last_name") END"#
         );
-        assert_eq!(params, vec![Value::Integer(0), Value::Text(" ".to_owned())]);
+        let space = Value::Text(" ".to_owned());
+        assert_eq!(params, vec![Value::Integer(0), space.clone(), space]);
 
         let conn = users();
         conn.execute(
