@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_every_type_exactly() {
-        let values = vec![
+        let values = [
             Value::Null,
             Value::Integer(i64::MIN),
             Value::Real(-0.0),
