@@ -142,100 +142,88 @@ fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     }
 }
 
-/// The SQL of one batch, with the parameters the expressions' literals need. The first
-/// parameters of each statement are the batch's own, listed beside each statement.
+/// The SQL of one batch. `read_first`/`read_next` read the batch's rows with their old
+/// values, new values and whether they change; ?1 is the batch size, ?2 the checkpoint (in
+/// `read_next`), the expressions' literals follow. `write` updates the changed rows between
+/// the batch's first (?1) and last (?2) key, the literals following.
 struct BatchSql {
-    /// ?1 limit — count, first and last key of the batch's first keys.
-    bound_first: String,
-    /// ?1 after, ?2 limit.
-    bound_next: String,
-    /// ?1 low key, ?2 high key, then literals — key, old values, new values of the rows
-    /// that change.
-    changed_rows: (String, Vec<Value>),
-    /// ?1 low key, ?2 high key, then literals.
-    update: (String, Vec<Value>),
+    read_first: String,
+    read_next: String,
+    params: Vec<Value>,
+    write: (String, Vec<Value>),
 }
 
 fn quote_col(name: &str) -> String {
     quote_ident(name)
 }
 
-/// `(filter) AND (e1 IS NOT c1 OR e2 IS NOT c2 ...)` with parameters appended to `params`.
-fn changed_predicate(step: &BatchStep, params: &mut Vec<Value>) -> String {
-    let differs: Vec<String> = step
-        .sets
-        .iter()
-        .map(|(column, value)| {
-            format!(
-                "({}) IS NOT {}",
-                sqlite_functions::render(value, &quote_col, params),
-                quote_ident(column)
-            )
-        })
-        .collect();
-    let differs = differs.join(" OR ");
-    match &step.filter {
-        Some(filter) => format!(
-            "({}) AND ({differs})",
-            sqlite_functions::render_predicate(filter, &quote_col, params)
-        ),
-        None => format!("({differs})"),
-    }
-}
-
-fn placeholders(n: usize) -> Vec<Value> {
-    vec![Value::Null; n]
-}
-
+/// Each new value is computed once per row, in the inner query. The outer `WHERE` keeps
+/// SQLite from flattening the subquery (it does not flatten a LIMIT subquery into a query
+/// with a WHERE), which would compute every new value again for the change flag.
+/// `new IS NOT old` compares with the column's affinity, as the stored value will be.
 fn batch_sql(step: &BatchStep) -> BatchSql {
     let table = quote_ident(&step.table);
     let key = quote_ident(&step.key);
-    let bound_first = format!(
-        "SELECT count(*), min(k), max(k) FROM (SELECT {key} AS k FROM {table} ORDER BY {key} LIMIT ?1)"
-    );
-    let bound_next = format!(
-        "SELECT count(*), min(k), max(k) FROM (SELECT {key} AS k FROM {table} WHERE {key} > ?1 ORDER BY {key} LIMIT ?2)"
-    );
-    let range = format!("{key} >= ?1 AND {key} <= ?2");
-    let mut params = placeholders(2);
-    let olds: Vec<String> = step.sets.iter().map(|(c, _)| quote_ident(c)).collect();
-    let news: Vec<String> = step
-        .sets
-        .iter()
-        .map(|(_, value)| sqlite_functions::render(value, &quote_col, &mut params))
+    let mut params = vec![Value::Null; 2];
+    let mut inner = vec![format!("{key} AS k")];
+    for (i, (column, value)) in step.sets.iter().enumerate() {
+        inner.push(format!("{} AS o{i}", quote_ident(column)));
+        inner.push(format!(
+            "{} AS n{i}",
+            sqlite_functions::render(value, &quote_col, &mut params)
+        ));
+    }
+    let differs: Vec<String> = (0..step.sets.len())
+        .map(|i| format!("n{i} IS NOT o{i}"))
         .collect();
-    let changed = changed_predicate(step, &mut params);
-    let changed_rows = (
+    let mut changed = format!("({})", differs.join(" OR "));
+    if let Some(filter) = &step.filter {
+        inner.push(format!(
+            "{} AS f",
+            sqlite_functions::render_predicate(filter, &quote_col, &mut params)
+        ));
+        changed = format!("CASE WHEN f THEN {changed} ELSE 0 END");
+    }
+    let olds: Vec<String> = (0..step.sets.len()).map(|i| format!("o{i}")).collect();
+    let news: Vec<String> = (0..step.sets.len()).map(|i| format!("n{i}")).collect();
+    let read = |lower_bound: &str| {
         format!(
-            "SELECT {key}, {}, {} FROM {table} WHERE {range} AND {changed} ORDER BY {key}",
+            "SELECT k, {changed}, {}, {} FROM (SELECT {} FROM {table} WHERE {key} IS NOT NULL{lower_bound} ORDER BY {key} LIMIT ?1) WHERE k IS NOT NULL",
             olds.join(", "),
-            news.join(", ")
-        ),
+            news.join(", "),
+            inner.join(", ")
+        )
+    };
+    BatchSql {
+        read_first: read(" AND ?2 IS NULL"),
+        read_next: read(&format!(" AND {key} > ?2")),
         params,
-    );
-    let mut params = placeholders(2);
-    let assignments: Vec<String> = step
-        .sets
-        .iter()
-        .map(|(column, value)| {
-            format!(
-                "{} = {}",
-                quote_ident(column),
-                sqlite_functions::render(value, &quote_col, &mut params)
-            )
-        })
-        .collect();
-    let changed = changed_predicate(step, &mut params);
-    let update = format!(
-        "UPDATE {table} SET {} WHERE {range} AND {changed}",
+        write: write_sql(step, &table, &key),
+    }
+}
+
+/// One UPDATE over the batch's key range: a sequential pass that rewrites rows in place,
+/// cheaper than a statement per changed row, which seeks each row anew.
+fn write_sql(step: &BatchStep, table: &str, key: &str) -> (String, Vec<Value>) {
+    let mut params = vec![Value::Null; 2];
+    let mut assignments = Vec::new();
+    let mut differs = Vec::new();
+    for (column, value) in &step.sets {
+        let column = quote_ident(column);
+        let new = sqlite_functions::render(value, &quote_col, &mut params);
+        differs.push(format!("({new}) IS NOT {column}"));
+        assignments.push(format!("{column} = {new}"));
+    }
+    let mut changed = format!("({})", differs.join(" OR "));
+    if let Some(filter) = &step.filter {
+        let filter = sqlite_functions::render_predicate(filter, &quote_col, &mut params);
+        changed = format!("{filter} AND {changed}");
+    }
+    let sql = format!(
+        "UPDATE {table} SET {} WHERE {key} >= ?1 AND {key} <= ?2 AND {changed}",
         assignments.join(", ")
     );
-    BatchSql {
-        bound_first,
-        bound_next,
-        changed_rows,
-        update: (update, params),
-    }
+    (sql, params)
 }
 
 /// `-- ?1 = …, ?2 = …`: what each placeholder of a statement holds; `roles` name the leading
@@ -251,37 +239,71 @@ fn legend(roles: &[&str], params: &[Value]) -> String {
     format!("  -- {}", all.join(", "))
 }
 
-/// Binds the batch's own values over the leading placeholders.
-fn bind(mut params: Vec<Value>, leading: &[Value]) -> Vec<Value> {
-    params[..leading.len()].clone_from_slice(leading);
-    params
-}
-
 const BACKUP_SQL: &str =
     "INSERT INTO _mig_backup (run_id, batch, columns, row_count, rows) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// Reads the rows of the batch that change and packs their key, old and new values into
-/// one backup record. A record per batch, not a row per updated row: writing one row per
-/// updated row doubled a backfill's cost.
+/// What reading a batch found: how many rows, the last key, and the rows that change with
+/// their new values, packed with their old values into one backup record.
+struct BatchRead {
+    processed: u64,
+    first_key: Option<Value>,
+    last_key: Option<Value>,
+    changed: u64,
+    record: Vec<u8>,
+}
+
+/// One backup record per batch, not a row per updated row: writing one row per updated
+/// row doubled a backfill's cost.
 fn back_up(
     conn: &Connection,
-    sql: &(String, Vec<Value>),
-    leading: &[Value],
+    step: &BatchStep,
+    request: &BatchRequest<'_>,
+    read: &BatchRead,
+) -> Result<(), StoreError> {
+    let columns: Vec<&str> = step.sets.iter().map(|(c, _)| c.as_str()).collect();
+    let columns = serde_json::to_string(&columns).unwrap_or_default();
+    conn.prepare_cached(BACKUP_SQL)?.execute(params![
+        request.run_id,
+        request.batch_no,
+        columns,
+        read.changed as i64,
+        read.record
+    ])?;
+    Ok(())
+}
+
+fn read_batch(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
     columns: usize,
-) -> Result<(u64, Vec<u8>), StoreError> {
-    let mut stmt = conn.prepare_cached(&sql.0)?;
-    let mut rows = stmt.query(params_from_iter(bind(sql.1.clone(), leading)))?;
-    let mut count = 0;
-    let mut record = Vec::new();
+) -> Result<BatchRead, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params_from_iter(params))?;
+    let mut read = BatchRead {
+        processed: 0,
+        first_key: None,
+        last_key: None,
+        changed: 0,
+        record: Vec::new(),
+    };
     while let Some(row) = rows.next()? {
-        count += 1;
-        value::encode(&row.get(0)?, &mut record);
-        for i in 0..columns {
-            value::encode(&row.get(1 + i)?, &mut record);
-            value::encode(&row.get(1 + columns + i)?, &mut record);
+        read.processed += 1;
+        let key: Value = row.get(0)?;
+        if row.get::<_, Option<i64>>(1)?.unwrap_or(0) != 0 {
+            read.changed += 1;
+            value::encode(&key, &mut read.record);
+            for i in 0..columns {
+                value::encode(&row.get(2 + i)?, &mut read.record);
+                value::encode(&row.get(2 + columns + i)?, &mut read.record);
+            }
         }
+        if read.first_key.is_none() {
+            read.first_key = Some(key.clone());
+        }
+        read.last_key = Some(key);
     }
-    Ok((count, record))
+    Ok(read)
 }
 
 const CHECKPOINT_SQL: &str = "UPDATE _mig_runs SET checkpoint = ?1, processed = processed + ?2, \
@@ -439,106 +461,86 @@ impl Store for SqliteStore {
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError> {
         let sql = batch_sql(step);
-        let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-        self.transaction(|conn| {
-            let (count, low, high): (i64, Value, Value) = match request.after {
-                None => conn
-                    .prepare_cached(&sql.bound_first)?
-                    .query_row([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
-                Some(after) => conn
-                    .prepare_cached(&sql.bound_next)?
-                    .query_row(params![after, limit], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?,
-            };
-            if count == 0 {
-                return Ok(BatchOutcome {
-                    processed: 0,
-                    updated: 0,
-                    last_key: None,
-                });
+        let mut params = sql.params;
+        params[0] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
+        let read_sql = match request.after {
+            None => &sql.read_first,
+            Some(after) => {
+                params[1] = after.clone();
+                &sql.read_next
             }
-            let leading = [low, high.clone()];
-            let (changed, record) = back_up(conn, &sql.changed_rows, &leading, step.sets.len())?;
-            if changed > 0 {
-                let columns: Vec<&str> = step.sets.iter().map(|(c, _)| c.as_str()).collect();
-                let columns = serde_json::to_string(&columns).unwrap_or_default();
-                conn.prepare_cached(BACKUP_SQL)?.execute(params![
-                    request.run_id,
-                    request.batch_no,
-                    columns,
-                    changed as i64,
-                    record
+        };
+        self.transaction(|conn| {
+            let read = read_batch(conn, read_sql, params, step.sets.len())?;
+            if let (Some(first), Some(last)) = (&read.first_key, &read.last_key) {
+                if read.changed > 0 {
+                    back_up(conn, step, request, &read)?;
+                    let (write, mut params) = sql.write;
+                    params[0] = first.clone();
+                    params[1] = last.clone();
+                    let written =
+                        conn.prepare_cached(&write)?
+                            .execute(params_from_iter(params))? as u64;
+                    if written != read.changed {
+                        return Err(StoreError::Inconsistent(format!(
+                            "batch {} wrote {written} rows but backed up {}",
+                            request.batch_no, read.changed
+                        )));
+                    }
+                }
+            }
+            let updated = read.changed;
+            if let Some(last) = &read.last_key {
+                conn.prepare_cached(CHECKPOINT_SQL)?.execute(params![
+                    last,
+                    read.processed as i64,
+                    updated as i64,
+                    request.run_id
                 ])?;
             }
-            let (update, params) = sql.update;
-            let updated =
-                conn.prepare_cached(&update)?
-                    .execute(params_from_iter(bind(params, &leading)))? as u64;
-            if updated != changed {
-                return Err(StoreError::Inconsistent(format!(
-                    "batch {} wrote {updated} rows but backed up {changed}",
-                    request.batch_no
-                )));
-            }
-            conn.prepare_cached(CHECKPOINT_SQL)?.execute(params![
-                &high,
-                count,
-                updated as i64,
-                request.run_id
-            ])?;
             Ok(BatchOutcome {
-                processed: count as u64,
+                processed: read.processed,
                 updated,
-                last_key: Some(high),
+                last_key: read.last_key,
             })
         })
     }
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
         let sql = batch_sql(step);
-        let mut out = vec!["BEGIN IMMEDIATE".to_string()];
-        out.push(sql.bound_next);
-        out.push(legend(
-            &[
-                "the checkpoint (the first batch has no lower bound)",
-                "the batch size",
-            ],
-            &[],
-        ));
-        out.push(sql.changed_rows.0);
-        out.push(legend(
-            &["the batch's first key", "its last key"],
-            &sql.changed_rows.1,
-        ));
-        out.push(BACKUP_SQL.to_string());
-        out.push(legend(
-            &[
-                "the run id",
-                "the batch number",
-                "the set columns",
-                "how many rows the SELECT above read",
-                "their keys, old and new values, packed",
-            ],
-            &[],
-        ));
-        out.push(sql.update.0);
-        out.push(legend(
-            &["the batch's first key", "its last key"],
-            &sql.update.1,
-        ));
-        out.push(CHECKPOINT_SQL.to_string());
-        out.push(legend(
-            &[
-                "the batch's last key",
-                "rows processed",
-                "rows updated",
-                "the run id",
-            ],
-            &[],
-        ));
-        out.push("COMMIT".to_string());
-        out
+        let leading = [
+            "the batch size",
+            "the checkpoint (the first batch has no lower bound)",
+        ];
+        vec![
+            "BEGIN IMMEDIATE".to_string(),
+            sql.read_next,
+            legend(&leading, &sql.params),
+            BACKUP_SQL.to_string(),
+            legend(
+                &[
+                    "the run id",
+                    "the batch number",
+                    "the set columns",
+                    "how many rows change",
+                    "their keys, old and new values, packed",
+                ],
+                &[],
+            ),
+            sql.write.0,
+            legend(&["the batch's first key", "its last key"], &sql.write.1),
+            CHECKPOINT_SQL.to_string(),
+            legend(
+                &[
+                    "the batch's last key",
+                    "rows processed",
+                    "rows updated",
+                    "the run id",
+                ],
+                &[],
+            ),
+            "COMMIT".to_string(),
+        ]
     }
 
     fn validate(
