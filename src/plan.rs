@@ -155,18 +155,18 @@ impl Plan {
                 m.table, self.key, self.batch
             ),
             format!(
-                "  {} rows in the table now; this run processes {}{} in about {} batches",
+                "  {} rows in the table now; this run processes {}{} in about {}",
                 rows,
                 to_process,
                 self.limit
                     .map_or(String::new(), |l| format!(" (limit {l})")),
-                to_process.div_ceil(self.batch)
+                count(to_process.div_ceil(self.batch), "batch", "batches")
             ),
             format!(
-                "  pause {} between batches; lock timeout {}; {} retries on lock timeout",
+                "  pause {} between batches; lock timeout {}; {} on lock timeout",
                 show_duration(self.pause),
                 show_duration(self.lock_timeout),
-                self.retries
+                count(self.retries, "retry", "retries")
             ),
         ];
         if let Some(filter) = &m.filter {
@@ -204,6 +204,10 @@ impl Plan {
         }
         lines
     }
+}
+
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn show_duration(d: Duration) -> String {

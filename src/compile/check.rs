@@ -245,11 +245,12 @@ impl<'a> Checker<'a> {
         let schema = self.schema?;
         let found = schema.table(&table.name);
         if found.is_none() {
-            let known: Vec<_> = schema
+            let mut known: Vec<_> = schema
                 .tables
                 .iter()
                 .map(|t| format!("`{}`", t.name))
                 .collect();
+            known.sort();
             self.error(
                 Diagnostic::new(table.span, format!("unknown table `{}`", table.name))
                     .with_help(format!("known tables: {}", known.join(", "))),

@@ -1,0 +1,96 @@
+//! `mig check` through the real binary: the golden diagnostics of tests/data/diagnostics/
+//! are what a user sees, exit code 2, and a good spec is summarised with its verdicts.
+mod common;
+
+use common::{stderr, stdout};
+use std::path::Path;
+use std::process::Command;
+
+/// A database holding the tables the golden diagnostics were written against, and a
+/// mig.toml pointing at it.
+fn schema_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("schema.sqlite")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, full_name TEXT);
+         CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, total REAL, status TEXT);
+         CREATE TABLE pairs (a INTEGER, b INTEGER, PRIMARY KEY (a, b));",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("mig.toml"),
+        "specs = \"specs\"\n[database]\nurl = \"sqlite:schema.sqlite\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn mig_check(project: &Path, file: &str) -> std::process::Output {
+    Command::new(common::MIG)
+        .args([
+            "--config",
+            &project.join("mig.toml").display().to_string(),
+            "check",
+            file,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("MIG_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_golden_diagnostic_is_what_the_binary_prints() {
+    let project = schema_project();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diagnostics");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "mig") {
+            continue;
+        }
+        let file = format!(
+            "tests/data/diagnostics/{}",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        let out = mig_check(project.path(), &file);
+        let want = std::fs::read_to_string(path.with_extension("out")).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        assert_eq!(stderr(&out), want, "{file}");
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} golden files");
+}
+
+#[test]
+fn a_good_spec_is_summarised_with_its_idempotence_verdicts() {
+    let project = schema_project();
+    let out = mig_check(project.path(), "specs/users.mig");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "backfill users.full_name on users\n  \
+         set full_name = (first_name || ' ') || last_name: idempotent (does not read `full_name`)\n\
+         migrate normalize_email on users\n  \
+         set email = lower(trim(email)): idempotent (normalises `email`: applying it again changes nothing)\n\
+         validate no_nulls on users\nvalidate email_format on users\n\
+         ok: 1 file, 2 migrations, 2 validations, checked against the live schema\n"
+    );
+}
+
+#[test]
+fn without_a_reachable_database_tables_are_not_checked_and_it_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mig.toml"),
+        "[database]\nurl = \"sqlite:missing.sqlite\"\n",
+    )
+    .unwrap();
+    let out = mig_check(dir.path(), "tests/data/diagnostics/schema_unknown.mig");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("note: the database is not reachable"),
+        "{}",
+        stdout(&out)
+    );
+}
