@@ -154,6 +154,8 @@ struct BatchSql {
     backups: Vec<(String, Vec<Value>)>,
     /// ?1 low key, ?2 high key, then literals.
     update: (String, Vec<Value>),
+    /// ?1 run id, ?2 batch number, ?3 column; one per column.
+    written: Vec<String>,
 }
 
 fn quote_col(name: &str) -> String {
@@ -200,18 +202,30 @@ fn batch_sql(step: &BatchStep) -> BatchSql {
     let backups = step
         .sets
         .iter()
-        .map(|(column, value)| {
+        .map(|(column, _)| {
             let mut params = placeholders(4);
-            let new = sqlite_functions::render(value, &quote_col, &mut params);
             params.push(Value::Text(column.clone()));
-            let col_param = params.len();
             let changed = changed_predicate(step, &mut params);
             let sql = format!(
-                "INSERT INTO _mig_backup (run_id, batch, key, col, old, new) \
-                 SELECT ?3, ?4, {key}, ?{col_param}, {}, {new} FROM {table} WHERE {range} AND {changed}",
+                "INSERT INTO _mig_backup (run_id, batch, key, col, old) \
+                 SELECT ?3, ?4, {key}, ?5, {} FROM {table} WHERE {range} AND {changed}",
                 quote_ident(column)
             );
             (sql, params)
+        })
+        .collect();
+    // What the row holds after the update, not what the expression computed: the column's
+    // affinity may have converted it (an integer into a TEXT column is stored as text), and
+    // rollback compares the row against this to tell the run's value from the application's.
+    let written = step
+        .sets
+        .iter()
+        .map(|(column, _)| {
+            format!(
+                "UPDATE _mig_backup SET new = (SELECT {} FROM {table} WHERE {key} = _mig_backup.key) \
+                 WHERE run_id = ?1 AND batch = ?2 AND col = ?3",
+                quote_ident(column)
+            )
         })
         .collect();
     let mut params = placeholders(2);
@@ -236,6 +250,7 @@ fn batch_sql(step: &BatchStep) -> BatchSql {
         bound_next,
         backups,
         update: (update, params),
+        written,
     }
 }
 
@@ -446,6 +461,13 @@ impl Store for SqliteStore {
             let updated = conn
                 .prepare_cached(&update)?
                 .execute(params_from_iter(bind(params, &leading[..2])))?;
+            for (written, (column, _)) in sql.written.iter().zip(&step.sets) {
+                conn.prepare_cached(written)?.execute(params![
+                    request.run_id,
+                    request.batch_no,
+                    column
+                ])?;
+            }
             conn.prepare_cached(CHECKPOINT_SQL)?.execute(params![
                 &high,
                 count,
@@ -488,6 +510,13 @@ impl Store for SqliteStore {
             &["the batch's first key", "its last key"],
             &sql.update.1,
         ));
+        for (written, (column, _)) in sql.written.into_iter().zip(&step.sets) {
+            out.push(written);
+            out.push(legend(
+                &["the run id", "the batch number"],
+                &[Value::Null, Value::Null, Value::Text(column.clone())],
+            ));
+        }
         out.push(CHECKPOINT_SQL.to_string());
         out.push(legend(
             &[
