@@ -59,6 +59,7 @@ impl From<ExecError> for Refusal {
             | ExecError::PostCheckFailed { .. }
             | ExecError::NotIdempotent { .. }
             | ExecError::SpecChanged { .. }
+            | ExecError::RollbackUnfinished { .. }
             | ExecError::NothingToRollBack(_) => ErrorCode::PreconditionFailed,
             ExecError::LockTimeout { .. } => ErrorCode::TemporarilyUnavailable,
             ExecError::Specs(_)
