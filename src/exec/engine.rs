@@ -250,8 +250,9 @@ impl Engine {
         let limit = run.row_limit;
         let expected = limit.map_or(rows, |l| l.min(rows.max(run.processed)));
         let run = self.run_batches(plan, run, expected, progress)?;
-        self.store
-            .set_run_status(run.id, RunStatus::Completed, None)?;
+        self.with_retries(plan, |store| {
+            store.set_run_status(run.id, RunStatus::Completed, None)
+        })?;
         let checks = self.post_checks(plan, &run)?;
         Ok(RunSummary {
             run_id: run.id,
@@ -280,11 +281,13 @@ impl Engine {
         let unfinished = mine().find(|r| r.status == RunStatus::Running).cloned();
         if let Some(run) = unfinished {
             if restart {
-                self.store.set_run_status(
-                    run.id,
-                    RunStatus::Failed,
-                    Some("abandoned by --restart; its backup is kept for rollback"),
-                )?;
+                self.with_retries(plan, |store| {
+                    store.set_run_status(
+                        run.id,
+                        RunStatus::Failed,
+                        Some("abandoned by --restart; its backup is kept for rollback"),
+                    )
+                })?;
             } else if run.spec_hash != plan.spec_hash {
                 return Err(ExecError::SpecChanged {
                     migration: plan.name().to_string(),
@@ -297,9 +300,9 @@ impl Engine {
             }
         }
         let spec = canonical_spec(&plan.migration, &plan.key);
-        let run = self
-            .store
-            .start_run(plan.name(), &plan.spec_hash, &spec, plan.limit)?;
+        let run = self.with_retries(plan, |store| {
+            store.start_run(plan.name(), &plan.spec_hash, &spec, plan.limit)
+        })?;
         Ok((run, false))
     }
 
@@ -394,14 +397,10 @@ impl Engine {
             return Ok(results);
         }
         let restored = self.rollback_run(plan, run.id)?;
-        self.store.set_run_status(
-            run.id,
-            RunStatus::Failed,
-            Some(&format!(
-                "post-check failed: {}",
-                describe_failures(&failures)
-            )),
-        )?;
+        let message = format!("post-check failed: {}", describe_failures(&failures));
+        self.with_retries(plan, |store| {
+            store.set_run_status(run.id, RunStatus::Failed, Some(&message))
+        })?;
         Err(ExecError::PostCheckFailed {
             migration: plan.name().to_string(),
             failures,
@@ -480,8 +479,9 @@ impl Engine {
     /// and `pause` apart, as the run throttled its batches. Each batch drops its backup as it
     /// commits, so a rollback killed mid-way resumes with the batches left.
     fn rollback_run(&mut self, plan: &Plan, run_id: i64) -> Result<RollbackOutcome, ExecError> {
-        self.store
-            .set_run_status(run_id, RunStatus::RollingBack, None)?;
+        self.with_retries(plan, |store| {
+            store.set_run_status(run_id, RunStatus::RollingBack, None)
+        })?;
         let step = plan.step();
         let mut total = RollbackOutcome::default();
         for (n, batch) in self
@@ -498,8 +498,9 @@ impl Engine {
             total.restored += outcome.restored;
             total.conflict_keys.extend(outcome.conflict_keys);
         }
-        self.store
-            .set_run_status(run_id, RunStatus::RolledBack, None)?;
+        self.with_retries(plan, |store| {
+            store.set_run_status(run_id, RunStatus::RolledBack, None)
+        })?;
         Ok(total)
     }
 

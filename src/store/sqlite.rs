@@ -397,10 +397,10 @@ impl Store for SqliteStore {
             "INSERT INTO _mig_runs (migration, spec_hash, spec, status, row_limit, started_at, updated_at) \
              VALUES (?1, ?2, ?3, 'running', ?4, {NOW}, {NOW}) RETURNING *"
         );
-        let run =
-            self.conn
-                .query_row(&sql, params![migration, spec_hash, spec, limit], read_run)?;
-        Ok(run)
+        let started = Instant::now();
+        self.conn
+            .query_row(&sql, params![migration, spec_hash, spec, limit], read_run)
+            .map_err(|e| lock_error(e, started))
     }
 
     fn set_run_status(
@@ -417,8 +417,10 @@ impl Store for SqliteStore {
             "UPDATE _mig_runs SET status = ?1, message = coalesce(?2, message), updated_at = {NOW}, \
              finished_at = CASE WHEN ?3 THEN {NOW} END WHERE id = ?4"
         );
+        let started = Instant::now();
         self.conn
-            .execute(&sql, params![status.as_str(), message, finished, run_id])?;
+            .execute(&sql, params![status.as_str(), message, finished, run_id])
+            .map_err(|e| lock_error(e, started))?;
         Ok(())
     }
 
