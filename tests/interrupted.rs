@@ -209,3 +209,49 @@ fn a_rollback_killed_after_its_last_batch_is_marked_done_not_passed_over() {
         "run 1's values stay"
     );
 }
+
+#[test]
+fn a_rollback_beside_a_live_run_stops_the_run_and_restores_everything() {
+    let project = Project::sqlite(&items(), SPEC);
+    let before = project.dump("items");
+    let mut run = project.spawn_mig(&["run", "items.label"]);
+    while project.query_i64("SELECT batches >= 5 FROM _mig_runs") != Some(1) {
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let out = project.mig(&["rollback", "items.label"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = run.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the run's next batch finds it rolled back"
+    );
+    assert!(project.dump("items") == before, "tables differ");
+    assert_eq!(project.runs()[0].0, "rolled_back");
+    assert_eq!(
+        project.query_i64("SELECT count(*) FROM _mig_backup"),
+        Some(0)
+    );
+}
+
+#[test]
+fn node_rollback_reports_restored_rows_and_conflicts() {
+    let project = Project::sqlite(&items(), SPEC);
+    assert!(project
+        .mig(&["run", "items.label", "--batch", "5000"])
+        .status
+        .success());
+    project
+        .db()
+        .execute("UPDATE items SET label = 'app' WHERE id = 42", [])
+        .unwrap();
+    let (replies, _) = project.node(&[envelope(
+        json!({"type": "rollback", "msg_id": 1, "table": "items", "column": "label"}),
+    )]);
+    let done = reply_to(&replies, 1);
+    assert_eq!(done["type"], "rollback_complete", "{done}");
+    assert_eq!(done["rows_restored"], ROWS - 1);
+    assert_eq!(done["conflicts"], 1);
+    assert_eq!(done["conflict_keys"], json!([42]));
+}

@@ -432,6 +432,18 @@ impl Store for SqliteStore {
         let sql = batch_sql(step);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         self.transaction(|conn| {
+            let (status, checkpoint): (String, Value) = conn
+                .prepare_cached("SELECT status, checkpoint FROM _mig_runs WHERE id = ?1")?
+                .query_row([request.run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if status != RunStatus::Running.as_str()
+                || Some(&checkpoint).filter(|c| !c.is_null()) != request.after
+            {
+                return Err(StoreError::RunMoved {
+                    run_id: request.run_id,
+                    status,
+                    checkpoint,
+                });
+            }
             let (count, low, high): (i64, Value, Value) = match request.after {
                 None => conn
                     .prepare_cached(&sql.bound_first)?
