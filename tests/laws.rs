@@ -211,7 +211,7 @@ fn quiet_simulated_crashes() {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 48,
+        cases: 32,
         failure_persistence: None,
         ..ProptestConfig::default()
     }
