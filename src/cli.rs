@@ -51,7 +51,8 @@ enum Command {
         /// Process at most this many rows, lowest keys first
         #[arg(long)]
         limit: Option<u64>,
-        /// Abandon an unfinished run and start a new one
+        /// Abandon an unfinished run (its backup is kept for rollback) and start a new one;
+        /// needed to run again after the spec changed under a checkpoint
         #[arg(long)]
         restart: bool,
     },
@@ -59,7 +60,7 @@ enum Command {
     Validate { names: Vec<String> },
     /// Show every run recorded in the database
     Status,
-    /// Restore the old values of the most recent run of a migration
+    /// Restore the old values of a migration's most recent run, finishing an interrupted rollback first
     Rollback { name: String },
     /// Answer JSON requests on stdin (Maelstrom framing)
     Node,

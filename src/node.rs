@@ -6,7 +6,7 @@
 use crate::config::Config;
 use crate::exec::{Engine, ExecError};
 use crate::plan::{PlanError, RunOptions};
-use crate::store::RunRecord;
+use crate::store::{RunRecord, StoreError};
 use serde_json::{json, Map, Value as Json};
 use std::io::{BufRead, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -59,6 +59,8 @@ impl From<ExecError> for Refusal {
             | ExecError::PostCheckFailed { .. }
             | ExecError::NotIdempotent { .. }
             | ExecError::SpecChanged { .. }
+            | ExecError::RollbackUnfinished { .. }
+            | ExecError::Store(StoreError::RunMoved { .. })
             | ExecError::NothingToRollBack(_) => ErrorCode::PreconditionFailed,
             ExecError::LockTimeout { .. } => ErrorCode::TemporarilyUnavailable,
             ExecError::Specs(_)

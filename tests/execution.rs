@@ -161,3 +161,23 @@ fn unknown_migration_is_bad_input() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_case_only_change_is_written_even_under_a_nocase_column() {
+    let project = Project::sqlite(
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT COLLATE NOCASE);
+         INSERT INTO people VALUES (1, 'Ada@Example.COM'), (2, 'bob@example.com'), (3, NULL);",
+        "migrate lower_email on people {\n    set email = lower(email)\n}\n",
+    );
+    let before = project.dump("people");
+    let out = project.mig(&["run", "lower_email"]);
+    assert!(
+        stdout(&out).contains("3 rows processed, 1 updated"),
+        "a NOCASE comparison would call 'ada@example.com' unchanged: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let rollback = project.mig(&["rollback", "lower_email"]);
+    assert!(stdout(&rollback).contains("1 rows restored, 0 conflicts"), "{}", stdout(&rollback));
+    assert_eq!(project.dump("people"), before);
+}

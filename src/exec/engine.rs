@@ -46,13 +46,15 @@ pub enum ExecError {
         restored: u64,
         conflicts: u64,
     },
-    #[error("run {run_id} of {migration} stopped at its checkpoint with a different spec; resume refused. Then:\n{was}Now:\n{now}Run it anew with `mig run {migration} --restart`")]
+    #[error("run {run_id} of {migration} stopped at its checkpoint under a different spec; resume refused. What changed (- at the checkpoint, + now):\n{}Start a new run deliberately with `mig run {migration} --restart`", line_diff(.was, .now))]
     SpecChanged {
         migration: String,
         run_id: i64,
         was: String,
         now: String,
     },
+    #[error("the rollback of run {run_id} of {migration} is unfinished; finish it with `mig rollback {migration}` before running it again")]
+    RollbackUnfinished { migration: String, run_id: i64 },
     #[error("nothing to roll back for {0}: no run of it updated rows that are still backed up")]
     NothingToRollBack(String),
     #[error("lock timeout after {retries} retries; the run stopped at its checkpoint and resumes from there: {source}")]
@@ -74,6 +76,37 @@ fn known_names(names: &[String]) -> String {
     } else {
         format!(" (known: {})", names.join(", "))
     }
+}
+
+/// The lines of `now` that differ from `was`: `- ` removed, `+ ` added, in order, by a
+/// longest common subsequence of whole lines (canonical specs are a few lines long).
+fn line_diff(was: &str, now: &str) -> String {
+    let a: Vec<&str> = was.lines().collect();
+    let b: Vec<&str> = now.lines().collect();
+    let mut common = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            common[i][j] = if a[i] == b[j] {
+                common[i + 1][j + 1] + 1
+            } else {
+                common[i + 1][j].max(common[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || common[i + 1][j] >= common[i][j + 1]) {
+            out.push_str(&format!("- {}\n", a[i]));
+            i += 1;
+        } else {
+            out.push_str(&format!("+ {}\n", b[j]));
+            j += 1;
+        }
+    }
+    out
 }
 
 fn describe_failures(failures: &[ValidationResult]) -> String {
@@ -217,8 +250,9 @@ impl Engine {
         let limit = run.row_limit;
         let expected = limit.map_or(rows, |l| l.min(rows.max(run.processed)));
         let run = self.run_batches(plan, run, expected, progress)?;
-        self.store
-            .set_run_status(run.id, RunStatus::Completed, None)?;
+        self.with_retries(plan, |store| {
+            store.set_run_status(run.id, RunStatus::Completed, None)
+        })?;
         let checks = self.post_checks(plan, &run)?;
         Ok(RunSummary {
             run_id: run.id,
@@ -233,20 +267,27 @@ impl Engine {
     }
 
     /// The run to continue: the migration's unfinished run, or a new one.
+    /// Refused while a rollback of the migration is unfinished: a new batch would write rows
+    /// the rollback has yet to restore, and its backup would mix with the one being undone.
     fn open_run(&mut self, plan: &Plan, restart: bool) -> Result<(RunRecord, bool), ExecError> {
-        let unfinished = self
-            .store
-            .runs()?
-            .into_iter()
-            .rev()
-            .find(|r| r.migration == plan.name() && r.status == RunStatus::Running);
+        let runs = self.store.runs()?;
+        let mine = || runs.iter().rev().filter(|r| r.migration == plan.name());
+        if let Some(run) = mine().find(|r| r.status == RunStatus::RollingBack) {
+            return Err(ExecError::RollbackUnfinished {
+                migration: plan.name().to_string(),
+                run_id: run.id,
+            });
+        }
+        let unfinished = mine().find(|r| r.status == RunStatus::Running).cloned();
         if let Some(run) = unfinished {
             if restart {
-                self.store.set_run_status(
-                    run.id,
-                    RunStatus::Failed,
-                    Some("abandoned by --restart; its backup is kept for rollback"),
-                )?;
+                self.with_retries(plan, |store| {
+                    store.set_run_status(
+                        run.id,
+                        RunStatus::Failed,
+                        Some("abandoned by --restart; its backup is kept for rollback"),
+                    )
+                })?;
             } else if run.spec_hash != plan.spec_hash {
                 return Err(ExecError::SpecChanged {
                     migration: plan.name().to_string(),
@@ -259,9 +300,9 @@ impl Engine {
             }
         }
         let spec = canonical_spec(&plan.migration, &plan.key);
-        let run = self
-            .store
-            .start_run(plan.name(), &plan.spec_hash, &spec, plan.limit)?;
+        let run = self.with_retries(plan, |store| {
+            store.start_run(plan.name(), &plan.spec_hash, &spec, plan.limit)
+        })?;
         Ok((run, false))
     }
 
@@ -356,14 +397,10 @@ impl Engine {
             return Ok(results);
         }
         let restored = self.rollback_run(plan, run.id)?;
-        self.store.set_run_status(
-            run.id,
-            RunStatus::Failed,
-            Some(&format!(
-                "post-check failed: {}",
-                describe_failures(&failures)
-            )),
-        )?;
+        let message = format!("post-check failed: {}", describe_failures(&failures));
+        self.with_retries(plan, |store| {
+            store.set_run_status(run.id, RunStatus::Failed, Some(&message))
+        })?;
         Err(ExecError::PostCheckFailed {
             migration: plan.name().to_string(),
             failures,
@@ -408,18 +445,24 @@ impl Engine {
         Ok(results.into_iter().flatten().collect())
     }
 
-    /// Restores the most recent run of `name` that still has backed-up rows.
+    /// Finishes the migration's interrupted rollback if there is one; otherwise restores the
+    /// most recent run of `name` that still has backed-up rows.
     pub fn rollback(&mut self, name: &str) -> Result<RollbackSummary, ExecError> {
         let plan = self.plan(name, &RunOptions::default())?;
-        let candidates: Vec<RunRecord> = self
+        let mut candidates: Vec<RunRecord> = self
             .store
             .runs()?
             .into_iter()
             .rev()
             .filter(|r| r.migration == name && r.status != RunStatus::RolledBack)
             .collect();
+        // A rollback killed after its last batch has no backup left but still must be
+        // marked done, rather than passing on to an older run.
+        candidates.sort_by_key(|r| r.status != RunStatus::RollingBack);
         for run in candidates {
-            if self.store.backed_up_batches(run.id)?.is_empty() {
+            if run.status != RunStatus::RollingBack
+                && self.store.backed_up_batches(run.id)?.is_empty()
+            {
                 continue;
             }
             let outcome = self.rollback_run(&plan, run.id)?;
@@ -432,20 +475,32 @@ impl Engine {
         Err(ExecError::NothingToRollBack(name.to_string()))
     }
 
-    /// Restores every backed-up batch of `run_id`, newest first, each in its own transaction.
+    /// Restores every backed-up batch of `run_id`, newest first, each in its own transaction
+    /// and `pause` apart, as the run throttled its batches. Each batch drops its backup as it
+    /// commits, so a rollback killed mid-way resumes with the batches left.
     fn rollback_run(&mut self, plan: &Plan, run_id: i64) -> Result<RollbackOutcome, ExecError> {
-        self.store
-            .set_run_status(run_id, RunStatus::RollingBack, None)?;
+        self.with_retries(plan, |store| {
+            store.set_run_status(run_id, RunStatus::RollingBack, None)
+        })?;
         let step = plan.step();
         let mut total = RollbackOutcome::default();
-        for batch in self.store.backed_up_batches(run_id)? {
+        for (n, batch) in self
+            .store
+            .backed_up_batches(run_id)?
+            .into_iter()
+            .enumerate()
+        {
+            if n > 0 && !plan.pause.is_zero() {
+                std::thread::sleep(plan.pause);
+            }
             let outcome =
                 self.with_retries(plan, |store| store.rollback_batch(&step, run_id, batch))?;
             total.restored += outcome.restored;
             total.conflict_keys.extend(outcome.conflict_keys);
         }
-        self.store
-            .set_run_status(run_id, RunStatus::RolledBack, None)?;
+        self.with_retries(plan, |store| {
+            store.set_run_status(run_id, RunStatus::RolledBack, None)
+        })?;
         Ok(total)
     }
 

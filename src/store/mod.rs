@@ -21,6 +21,12 @@ pub enum StoreError {
     Unsupported(String),
     #[error("mig's own state is inconsistent, nothing was written: {0}")]
     Inconsistent(String),
+    #[error("run {run_id} moved on without this process (it is {status} at checkpoint {checkpoint}): another mig process is running or rolling it back")]
+    RunMoved {
+        run_id: i64,
+        status: String,
+        checkpoint: Value,
+    },
 }
 
 /// What one batch transaction does: walk `table` by `key`, set `sets` where the new value
@@ -133,7 +139,9 @@ pub trait Store: Send {
     ) -> Result<(), StoreError>;
 
     /// Runs one batch as one transaction: write the changed rows, back up their old values,
-    /// advance the run's checkpoint and totals. All of it or none of it.
+    /// advance the run's checkpoint and totals. All of it or none of it. Fails with
+    /// `RunMoved`, writing nothing, unless the run is still `running` at `request.after` when
+    /// the transaction starts: another process may have advanced or begun rolling it back.
     fn run_batch(
         &mut self,
         step: &BatchStep,

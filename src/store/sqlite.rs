@@ -174,7 +174,7 @@ fn batch_sql(step: &BatchStep) -> BatchSql {
         ));
     }
     let differs: Vec<String> = (0..step.sets.len())
-        .map(|i| format!("n{i} IS NOT o{i}"))
+        .map(|i| format!("n{i} IS NOT o{i} COLLATE BINARY"))
         .collect();
     let mut changed = format!("({})", differs.join(" OR "));
     if let Some(filter) = &step.filter {
@@ -211,7 +211,7 @@ fn write_sql(step: &BatchStep, table: &str, key: &str) -> (String, Vec<Value>) {
     for (column, value) in &step.sets {
         let column = quote_ident(column);
         let new = sqlite_functions::render(value, &quote_col, &mut params);
-        differs.push(format!("({new}) IS NOT {column}"));
+        differs.push(format!("({new}) IS NOT {column} COLLATE BINARY"));
         assignments.push(format!("{column} = {new}"));
     }
     let mut changed = format!("({})", differs.join(" OR "));
@@ -241,6 +241,27 @@ fn legend(roles: &[&str], params: &[Value]) -> String {
 
 const BACKUP_SQL: &str =
     "INSERT INTO _mig_backup (run_id, batch, columns, row_count, rows) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+const RUN_POSITION_SQL: &str = "SELECT status, checkpoint FROM _mig_runs WHERE id = ?1";
+
+/// A batch goes ahead only if its run is still running at the checkpoint this process
+/// knows: otherwise another process resumed it or a rollback started, and writing would
+/// overtake them.
+fn check_run_position(conn: &Connection, request: &BatchRequest<'_>) -> Result<(), StoreError> {
+    let (status, checkpoint): (String, Value) = conn
+        .prepare_cached(RUN_POSITION_SQL)?
+        .query_row([request.run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if status != RunStatus::Running.as_str()
+        || Some(&checkpoint).filter(|c| !c.is_null()) != request.after
+    {
+        return Err(StoreError::RunMoved {
+            run_id: request.run_id,
+            status,
+            checkpoint,
+        });
+    }
+    Ok(())
+}
 
 /// What reading a batch found: how many rows, the last key, and the rows that change with
 /// their new values, packed with their old values into one backup record.
@@ -430,10 +451,10 @@ impl Store for SqliteStore {
             "INSERT INTO _mig_runs (migration, spec_hash, spec, status, row_limit, started_at, updated_at) \
              VALUES (?1, ?2, ?3, 'running', ?4, {NOW}, {NOW}) RETURNING *"
         );
-        let run =
-            self.conn
-                .query_row(&sql, params![migration, spec_hash, spec, limit], read_run)?;
-        Ok(run)
+        let started = Instant::now();
+        self.conn
+            .query_row(&sql, params![migration, spec_hash, spec, limit], read_run)
+            .map_err(|e| lock_error(e, started))
     }
 
     fn set_run_status(
@@ -450,8 +471,10 @@ impl Store for SqliteStore {
             "UPDATE _mig_runs SET status = ?1, message = coalesce(?2, message), updated_at = {NOW}, \
              finished_at = CASE WHEN ?3 THEN {NOW} END WHERE id = ?4"
         );
+        let started = Instant::now();
         self.conn
-            .execute(&sql, params![status.as_str(), message, finished, run_id])?;
+            .execute(&sql, params![status.as_str(), message, finished, run_id])
+            .map_err(|e| lock_error(e, started))?;
         Ok(())
     }
 
@@ -471,6 +494,7 @@ impl Store for SqliteStore {
             }
         };
         self.transaction(|conn| {
+            check_run_position(conn, request)?;
             let read = read_batch(conn, read_sql, params, step.sets.len())?;
             if let (Some(first), Some(last)) = (&read.first_key, &read.last_key) {
                 if read.changed > 0 {
@@ -514,6 +538,8 @@ impl Store for SqliteStore {
         ];
         vec![
             "BEGIN IMMEDIATE".to_string(),
+            RUN_POSITION_SQL.to_string(),
+            "  -- ?1 = the run id; the batch stops unless the run is still running at the checkpoint this process knows".to_string(),
             sql.read_next,
             legend(&leading, &sql.params),
             BACKUP_SQL.to_string(),
@@ -615,17 +641,8 @@ impl Store for SqliteStore {
             let mut outcome = RollbackOutcome::default();
             for (row_key, columns) in rows {
                 let names: Vec<String> = columns.iter().map(|(c, _, _)| quote_ident(c)).collect();
-                let select = format!("SELECT {} FROM {table} WHERE {key} = ?1", names.join(", "));
-                let current: Option<Vec<Value>> = conn
-                    .prepare_cached(&select)?
-                    .query_row([&row_key], |r| (0..names.len()).map(|i| r.get(i)).collect())
-                    .optional()?;
-                let untouched = current.as_ref().is_some_and(|values| {
-                    values
-                        .iter()
-                        .zip(&columns)
-                        .all(|(now, (_, _, new))| now == new)
-                });
+                let (untouched, current) =
+                    current_row(conn, &table, &key, &names, &row_key, &columns)?;
                 if untouched {
                     let sets: Vec<String> = names
                         .iter()
@@ -678,6 +695,46 @@ impl Store for SqliteStore {
         }
         Ok(hash.finish())
     }
+}
+
+/// Whether the row still holds what the run wrote, and its current values (None if it is
+/// gone). Compared in SQL, `col IS ?written`, so the column's affinity applies to the
+/// written value as it did when the run stored it (an integer written into a TEXT column is
+/// stored as text), the same comparison that decided the row changed.
+fn current_row(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    names: &[String],
+    row_key: &Value,
+    columns: &BackedUpColumns,
+) -> Result<(bool, Option<Vec<Value>>), StoreError> {
+    let same: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{n} IS ?{} COLLATE BINARY", i + 2))
+        .collect();
+    let select = format!(
+        "SELECT {}, {} FROM {table} WHERE {key} = ?1",
+        same.join(" AND "),
+        names.join(", ")
+    );
+    let mut values = vec![row_key];
+    values.extend(columns.iter().map(|(_, _, new)| new));
+    let found = conn
+        .prepare_cached(&select)?
+        .query_row(params_from_iter(values), |r| {
+            let untouched: bool = r.get(0)?;
+            let current = (0..names.len())
+                .map(|i| r.get(i + 1))
+                .collect::<rusqlite::Result<Vec<Value>>>()?;
+            Ok((untouched, current))
+        })
+        .optional()?;
+    Ok(match found {
+        Some((untouched, current)) => (untouched, Some(current)),
+        None => (false, None),
+    })
 }
 
 /// (column, old, new) per column of one backed-up row.

@@ -169,3 +169,140 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A small seeded generator (xorshift64*), so random kill points are reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `low..high`.
+    pub fn range(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next() % (high - low)
+    }
+}
+
+impl Project {
+    /// Starts `mig ARGS` in the project folder without waiting for it.
+    pub fn spawn_mig(&self, args: &[&str]) -> std::process::Child {
+        Command::new(MIG)
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("MIG_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// One integer from the database, or None while the query finds nothing (or the table
+    /// does not exist yet).
+    pub fn query_i64(&self, sql: &str) -> Option<i64> {
+        self.db()
+            .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+            .ok()
+            .flatten()
+    }
+
+    /// Kills (SIGKILL) `child` as soon as `sql` answers a true integer, polling the database;
+    /// panics if the child ends first. Nothing here is timed: the child is expected to be
+    /// slowed by a `pause` long enough that it cannot finish between two polls.
+    pub fn kill_when(&self, mut child: std::process::Child, sql: &str) {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("mig ended ({status}) before `{sql}` held");
+            }
+            if self.query_i64(sql).unwrap_or(0) != 0 {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Every backup record without its run id, for comparing backups of two runs.
+    pub fn backup(&self) -> Vec<String> {
+        let conn = self.db();
+        let mut stmt = conn
+            .prepare("SELECT batch, columns, row_count, hex(rows) FROM _mig_backup ORDER BY batch")
+            .unwrap();
+        stmt.query_map([], |row| {
+            let values: Vec<String> = (0..4)
+                .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap()))
+                .collect();
+            Ok(values.join("|"))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// Every backed-up row of every record: its key, then the old and written value of each
+    /// set column, decoded as mig decodes them for rollback.
+    pub fn backed_up_rows(
+        &self,
+    ) -> Vec<(
+        mig::value::Value,
+        Vec<(mig::value::Value, mig::value::Value)>,
+    )> {
+        let conn = self.db();
+        let mut stmt = conn
+            .prepare("SELECT columns, rows FROM _mig_backup ORDER BY run_id, batch")
+            .unwrap();
+        let records: Vec<(String, Vec<u8>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut out = Vec::new();
+        for (columns, bytes) in records {
+            let width = serde_json::from_str::<Vec<String>>(&columns).unwrap().len();
+            let mut decoder = mig::value::Decoder::new(&bytes);
+            while !decoder.is_done() {
+                let key = decoder.value().unwrap();
+                let values = (0..width)
+                    .map(|_| (decoder.value().unwrap(), decoder.value().unwrap()))
+                    .collect();
+                out.push((key, values));
+            }
+        }
+        out
+    }
+
+    /// (status, processed, updated, batches) of every run, in order.
+    pub fn runs(&self) -> Vec<(String, i64, i64, i64)> {
+        let conn = self.db();
+        let mut stmt = conn
+            .prepare("SELECT status, processed, updated, batches FROM _mig_runs ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// A second project with a copy of this one's mig.toml, specs and database.
+    pub fn copy(&self) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(self.path().join("mig.toml"), dir.path().join("mig.toml")).unwrap();
+        copy_dir(&self.path().join("specs"), &dir.path().join("specs"));
+        self.db()
+            .execute(
+                "VACUUM INTO ?1",
+                [dir.path().join("db.sqlite").to_str().unwrap()],
+            )
+            .unwrap();
+        Project { dir }
+    }
+}
