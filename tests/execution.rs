@@ -178,6 +178,10 @@ fn a_case_only_change_is_written_even_under_a_nocase_column() {
         stderr(&out)
     );
     let rollback = project.mig(&["rollback", "lower_email"]);
-    assert!(stdout(&rollback).contains("1 rows restored, 0 conflicts"), "{}", stdout(&rollback));
+    assert!(
+        stdout(&rollback).contains("1 rows restored, 0 conflicts"),
+        "{}",
+        stdout(&rollback)
+    );
     assert_eq!(project.dump("people"), before);
 }

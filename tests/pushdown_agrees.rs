@@ -10,23 +10,6 @@ use rusqlite::{params_from_iter, Connection};
 
 const COLUMNS: [&str; 4] = ["a", "b", "c", "d"];
 
-const BINARY_OPS: [BinaryOp; 14] = [
-    BinaryOp::Or,
-    BinaryOp::And,
-    BinaryOp::Eq,
-    BinaryOp::Ne,
-    BinaryOp::Lt,
-    BinaryOp::Le,
-    BinaryOp::Gt,
-    BinaryOp::Ge,
-    BinaryOp::Concat,
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::Mod,
-];
-
 const PATTERNS: [&str; 7] = ["a", "^[a-z]+$", "ß", "(", r"\d", "^$", "é|B"];
 
 fn expr(kind: ExprKind) -> Expr {
@@ -109,7 +92,7 @@ fn expression() -> impl Strategy<Value = Expr> {
             )
                 .prop_map(move |(op, e)| expr(ExprKind::Unary { op, operand: b(e) })),
             12 => (
-                proptest::sample::select(&BINARY_OPS[..]),
+                proptest::sample::select(&BinaryOp::ALL[..]),
                 inner.clone(),
                 inner.clone()
             )

@@ -35,23 +35,6 @@ const FLAGS: FunctionFlags = FunctionFlags::SQLITE_UTF8.union(FunctionFlags::SQL
 /// SQLite's way of saying "any number of arguments".
 const VARIADIC: i32 = -1;
 
-const BINARY_OPS: [BinaryOp; 14] = [
-    BinaryOp::Or,
-    BinaryOp::And,
-    BinaryOp::Eq,
-    BinaryOp::Ne,
-    BinaryOp::Lt,
-    BinaryOp::Le,
-    BinaryOp::Gt,
-    BinaryOp::Ge,
-    BinaryOp::Concat,
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::Mod,
-];
-
 /// The SQL function that computes `op`.
 pub fn binary_function(op: BinaryOp) -> &'static str {
     match op {
@@ -92,7 +75,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             fail_with(eval::unary(op, &arg(ctx, 0)?))
         })?;
     }
-    for op in BINARY_OPS {
+    for op in BinaryOp::ALL {
         conn.create_scalar_function(binary_function(op), 2, FLAGS, move |ctx| {
             fail_with(eval::binary(op, &arg(ctx, 0)?, &arg(ctx, 1)?))
         })?;
