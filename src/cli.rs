@@ -354,7 +354,7 @@ impl Reporter {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{prefix} [{bar:40}] {pos}/{len} rows {per_sec} ETA {eta} {msg}",
+                    "{prefix} [{bar:40}] {pos}/{len} rows, {msg}, ETA {eta}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -375,18 +375,26 @@ impl Reporter {
             Some(bar) => {
                 bar.set_length(p.expected.max(p.processed));
                 bar.set_position(p.processed);
-                bar.set_message(format!("{} updated", p.updated));
+                bar.set_message(format!("{} updated, {:.0} rows/s", p.updated, self.rate(p)));
             }
             None if self.last_line.elapsed() >= Duration::from_secs(1) => {
                 self.last_line = Instant::now();
-                let rate = p.processed as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
                 eprintln!(
                     "{}: {}/{} rows processed, {} updated, {} batches, {:.0} rows/s",
-                    self.name, p.processed, p.expected, p.updated, p.batches, rate
+                    self.name,
+                    p.processed,
+                    p.expected,
+                    p.updated,
+                    p.batches,
+                    self.rate(p)
                 );
             }
             None => {}
         }
+    }
+
+    fn rate(&self, p: &Progress) -> f64 {
+        p.processed as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
     }
 
     fn finish(&self) {
