@@ -3,6 +3,7 @@
 //! worker thread; `init` and `status` are answered at once, so a long run never hides its
 //! own progress. A bad line is answered with an error and the node reads on.
 
+use crate::compile::MigrationKind;
 use crate::config::Config;
 use crate::exec::{Engine, ExecError};
 use crate::plan::{PlanError, RunOptions};
@@ -82,7 +83,8 @@ pub enum Request {
     },
     Status,
     Backfill {
-        name: String,
+        table: String,
+        column: String,
         options: RunOptions,
     },
     Validate {
@@ -108,7 +110,7 @@ pub enum Request {
 /// What a `plan` or `rollback` request points at.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    Backfill(String),
+    Backfill { table: String, column: String },
     Migrate { table: String, name: Option<String> },
 }
 
@@ -127,11 +129,25 @@ struct Incoming {
 
 /// Reads requests from `input` until it ends and answers each on `output`.
 pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, config: Config) {
+    serve_with(input, output, config, handle);
+}
+
+/// What the worker does with a request once the engine is open.
+type Handler = fn(&mut Engine, &Request) -> Result<Json, Refusal>;
+
+/// `serve` with the worker's request handler as a parameter, so a test can prove what a
+/// panic in a handler does without a hook in the real one.
+fn serve_with(
+    input: impl BufRead,
+    output: impl Write + Send + 'static,
+    config: Config,
+    handler: Handler,
+) {
     let out = Arc::new(Mutex::new(Replies::new(output)));
     let (jobs, queue) = mpsc::channel::<(Incoming, Request)>();
     let worker_out = Arc::clone(&out);
     let worker_config = config.clone();
-    let worker = std::thread::spawn(move || work(queue, worker_out, worker_config));
+    let worker = std::thread::spawn(move || work(queue, worker_out, worker_config, handler));
     let mut input = input;
     loop {
         let line = match read_line(&mut input) {
@@ -142,12 +158,18 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, config: C
                 break;
             }
         };
-        let incoming = match line.and_then(|text| parse_line(&text)) {
+        let incoming = match line
+            .map_err(BadLine::unframed)
+            .and_then(|text| parse_line(&text))
+        {
             Ok(Some(incoming)) => incoming,
-            Ok(None) => continue,
-            Err(refusal) => {
-                eprintln!("mig node: bad line: {}", refusal.text);
-                lock(&out).error(&Frame::Bare, None, &refusal);
+            Ok(None) => {
+                eprintln!("mig node: blank line skipped");
+                continue;
+            }
+            Err(bad) => {
+                eprintln!("mig node: bad line: {}", bad.refusal.text);
+                lock(&out).error(&bad.frame, None, &bad.refusal);
                 continue;
             }
         };
@@ -163,7 +185,7 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, config: C
                 );
             }
             Ok(Request::Status) => {
-                let reply = status_reply(&config);
+                let reply = guarded(|| status_reply(&config));
                 lock(&out).answer(&incoming.frame, incoming.msg_id.as_ref(), reply);
             }
             Ok(request) => {
@@ -183,11 +205,13 @@ fn lock<W: Write>(out: &Arc<Mutex<Replies<W>>>) -> std::sync::MutexGuard<'_, Rep
     out.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Runs queued requests in order. A panic answers error 13 and the engine is opened anew.
+/// Runs queued requests in order. A panic answers error 13 and the engine is opened anew,
+/// since the panic may have left it mid-way through a request.
 fn work<W: Write>(
     queue: mpsc::Receiver<(Incoming, Request)>,
     out: Arc<Mutex<Replies<W>>>,
     config: Config,
+    handler: Handler,
 ) {
     let mut engine: Option<Engine> = None;
     for (incoming, request) in queue {
@@ -196,22 +220,31 @@ fn work<W: Write>(
                 Some(e) => e,
                 None => engine.insert(Engine::open(config.clone()).map_err(Refusal::from)?),
             };
-            handle(engine, &request)
+            handler(engine, &request)
         }));
         let reply = outcome.unwrap_or_else(|panic| {
             engine = None;
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            eprintln!("mig node: panic while handling a request: {what}");
-            Err(Refusal {
-                code: ErrorCode::Internal,
-                text: format!("internal error while handling the request: {what}"),
-            })
+            Err(internal_error(panic))
         });
         lock(&out).answer(&incoming.frame, incoming.msg_id.as_ref(), reply);
+    }
+}
+
+/// Runs `answer`, turning a panic into error 13 for this request alone.
+fn guarded(answer: impl FnOnce() -> Result<Json, Refusal>) -> Result<Json, Refusal> {
+    catch_unwind(AssertUnwindSafe(answer)).unwrap_or_else(|panic| Err(internal_error(panic)))
+}
+
+fn internal_error(panic: Box<dyn std::any::Any + Send>) -> Refusal {
+    let what = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    eprintln!("mig node: panic while handling a request: {what}");
+    Refusal {
+        code: ErrorCode::Internal,
+        text: format!("internal error while handling the request: {what}"),
     }
 }
 
@@ -219,8 +252,13 @@ fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
     let started = Instant::now();
     let mut quiet = |_: &crate::exec::Progress| {};
     match request {
-        Request::Backfill { name, options } => {
-            let plan = engine.plan(name, options)?;
+        Request::Backfill {
+            table,
+            column,
+            options,
+        } => {
+            let name = resolve_backfill(engine, table, column)?;
+            let plan = engine.plan(&name, options)?;
             let summary = engine.run(&plan, false, &mut quiet)?;
             Ok(json!({
                 "type": "backfill_complete",
@@ -231,6 +269,7 @@ fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
         }
         Request::Validate { table, names } => {
             check_table(engine, table)?;
+            check_validations(engine, table, names)?;
             let results = engine.validate(Some(table), names)?;
             Ok(json!({"type": "validation_results", "results": results}))
         }
@@ -284,36 +323,98 @@ fn check_table(engine: &Engine, table: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Names on `table` of the catalog's migrations of `kind`, for error texts.
+fn known_on(engine: &Engine, table: &str, kind: MigrationKind) -> String {
+    let names: Vec<&str> = engine
+        .catalog
+        .migrations
+        .iter()
+        .filter(|m| m.table == table && m.kind == kind)
+        .map(|m| m.name.as_str())
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn not_found(text: String) -> Refusal {
+    Refusal {
+        code: ErrorCode::NotFound,
+        text,
+    }
+}
+
+/// The backfill of `table.column`, which a spec must declare: a column the table has but no
+/// backfill writes is not a request `mig` can run.
+fn resolve_backfill(engine: &Engine, table: &str, column: &str) -> Result<String, Refusal> {
+    check_table(engine, table)?;
+    let name = format!("{table}.{column}");
+    match engine.catalog.migration(&name) {
+        Some(m) if m.kind == MigrationKind::Backfill => Ok(name),
+        _ => Err(not_found(format!(
+            "field `column`: no backfill of {column:?} on table `{table}` (backfills on it: {})",
+            known_on(engine, table, MigrationKind::Backfill)
+        ))),
+    }
+}
+
+/// The migrate block `name` on `table`, or the only one on it. A backfill is not one, so a
+/// `migrate` request never runs what a spec declared as a backfill.
 fn resolve_migrate(engine: &Engine, table: &str, name: Option<&str>) -> Result<String, Refusal> {
     check_table(engine, table)?;
-    match name {
-        None => Ok(engine.migrate_on_table(table)?),
-        Some(name) => match engine.catalog.migration(name) {
-            Some(m) if m.table == table => Ok(name.to_string()),
-            Some(m) => Err(Refusal {
-                code: ErrorCode::NotFound,
-                text: format!(
-                    "field `name`: migration `{name}` is on table `{}`, not `{table}`",
-                    m.table
-                ),
-            }),
-            None => Err(ExecError::Plan(PlanError::NoSuchMigration {
-                name: name.to_string(),
-                known: engine
-                    .catalog
-                    .migrations
-                    .iter()
-                    .map(|m| m.name.clone())
-                    .collect(),
-            })
-            .into()),
-        },
+    let Some(name) = name else {
+        return Ok(engine.migrate_on_table(table)?);
+    };
+    match engine.catalog.migration(name) {
+        Some(m) if m.table == table && m.kind == MigrationKind::Migrate => Ok(name.to_string()),
+        Some(m) if m.kind == MigrationKind::Migrate => Err(not_found(format!(
+            "field `name`: migration `{name}` is on table `{}`, not `{table}`",
+            m.table
+        ))),
+        _ => Err(not_found(format!(
+            "field `name`: no migrate block named {:?} on table `{table}` (migrate blocks on it: {})",
+            truncate(name, 40),
+            known_on(engine, table, MigrationKind::Migrate)
+        ))),
+    }
+}
+
+/// Every name in `names` must be a validation on `table`.
+fn check_validations(engine: &Engine, table: &str, names: &[String]) -> Result<(), Refusal> {
+    let on_table = |name: &str| {
+        engine
+            .catalog
+            .validation(name)
+            .is_some_and(|v| v.table == table)
+    };
+    match names.iter().find(|n| !on_table(n)) {
+        None => Ok(()),
+        Some(missing) => {
+            let known: Vec<&str> = engine
+                .catalog
+                .validations
+                .iter()
+                .filter(|v| v.table == table)
+                .map(|v| v.name.as_str())
+                .collect();
+            Err(not_found(format!(
+                "field `validations`: no validation named {:?} on table `{table}` (known: {})",
+                truncate(missing, 40),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )))
+        }
     }
 }
 
 fn resolve_target(engine: &Engine, target: &Target) -> Result<String, Refusal> {
     match target {
-        Target::Backfill(name) => Ok(name.clone()),
+        Target::Backfill { table, column } => resolve_backfill(engine, table, column),
         Target::Migrate { table, name } => resolve_migrate(engine, table, name.as_deref()),
     }
 }
@@ -382,34 +483,55 @@ fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<Line>> {
     })))
 }
 
+/// A line that cannot be read as a request, and where its error reply goes.
+struct BadLine {
+    frame: Frame,
+    refusal: Refusal,
+}
+
+impl BadLine {
+    /// No envelope could be read, so the reply is a bare body.
+    fn unframed(refusal: Refusal) -> BadLine {
+        BadLine {
+            frame: Frame::Bare,
+            refusal,
+        }
+    }
+}
+
 /// A line as an envelope or a bare body; `None` for a blank line.
-fn parse_line(text: &str) -> Result<Option<Incoming>, Refusal> {
+fn parse_line(text: &str) -> Result<Option<Incoming>, BadLine> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let value: Json = serde_json::from_str(text)
-        .map_err(|e| Refusal::malformed(format!("line is not valid JSON: {e}")))?;
+    let value: Json = serde_json::from_str(text).map_err(|e| {
+        BadLine::unframed(Refusal::malformed(format!("line is not valid JSON: {e}")))
+    })?;
     let Json::Object(mut object) = value else {
-        return Err(Refusal::malformed("a request must be a JSON object"));
+        return Err(BadLine::unframed(Refusal::malformed(
+            "a request must be a JSON object",
+        )));
     };
     let frame = if object.contains_key("body") {
         let field = |o: &Map<String, Json>, name: &str| match o.get(name) {
             Some(Json::String(s)) => Ok(s.clone()),
-            _ => Err(Refusal::malformed(format!(
+            _ => Err(BadLine::unframed(Refusal::malformed(format!(
                 "envelope field `{name}` must be a string"
-            ))),
+            )))),
         };
         let src = field(&object, "src")?;
         let dest = field(&object, "dest")?;
+        let frame = Frame::Envelope { src, dest };
         object = match object.remove("body") {
             Some(Json::Object(body)) => body,
             _ => {
-                return Err(Refusal::malformed(
-                    "envelope field `body` must be an object",
-                ))
+                return Err(BadLine {
+                    frame,
+                    refusal: Refusal::malformed("envelope field `body` must be an object"),
+                })
             }
         };
-        Frame::Envelope { src, dest }
+        frame
     } else {
         Frame::Bare
     };
@@ -424,12 +546,15 @@ fn parse_line(text: &str) -> Result<Option<Incoming>, Refusal> {
 /// Checks a body's fields for its type; unknown fields are refused, not ignored.
 pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
     let fields = Fields(body);
-    if let Some(id) = body.get("msg_id") {
-        if !id.is_u64() {
+    // Without a usable msg_id the reply could not say what it answers.
+    match body.get("msg_id") {
+        Some(id) if id.is_u64() => {}
+        Some(_) => {
             return Err(Refusal::malformed(
                 "field `msg_id` must be a non-negative integer",
-            ));
+            ))
         }
+        None => return Err(Refusal::malformed("missing field `msg_id`")),
     }
     let kind = match body.get("type") {
         Some(Json::String(t)) => t.as_str(),
@@ -450,7 +575,8 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
         "backfill" => {
             fields.only(&["table", "column", "batch_size", "total_rows"])?;
             Ok(Request::Backfill {
-                name: format!("{}.{}", fields.name("table")?, fields.name("column")?),
+                table: fields.name("table")?,
+                column: fields.name("column")?,
                 options: fields.run_options()?,
             })
         }
@@ -596,11 +722,10 @@ impl Fields<'_> {
 
     fn target(&self, kind: &str) -> Result<Target, Refusal> {
         match kind {
-            "backfill" => Ok(Target::Backfill(format!(
-                "{}.{}",
-                self.name("table")?,
-                self.name("column")?
-            ))),
+            "backfill" => Ok(Target::Backfill {
+                table: self.name("table")?,
+                column: self.name("column")?,
+            }),
             "migrate" => Ok(Target::Migrate {
                 table: self.name("table")?,
                 name: self.optional_name("name")?,
@@ -680,5 +805,91 @@ impl<W: Write> Replies<W> {
         if let Err(e) = written {
             eprintln!("mig node: writing a reply failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stdout the test reads back once the node has finished.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The real handler, except that a request on table `boom` panics inside it.
+    fn panics_on_boom(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
+        match request {
+            Request::Validate { table, .. } if table == "boom" => panic!("boom went the handler"),
+            _ => handle(engine, request),
+        }
+    }
+
+    fn project() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("specs")).unwrap();
+        std::fs::write(
+            dir.path().join("specs/t.mig"),
+            "validate positive on t {\n    expect a > 0\n}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("mig.toml"),
+            "specs = \"specs\"\n[database]\nurl = \"sqlite:db.sqlite\"\n",
+        )
+        .unwrap();
+        rusqlite::Connection::open(dir.path().join("db.sqlite"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER); INSERT INTO t VALUES (1, 1);",
+            )
+            .unwrap();
+        let config = Config::load(None, dir.path()).unwrap();
+        (dir, config)
+    }
+
+    #[test]
+    fn a_panic_answers_error_13_and_the_next_request_is_served() {
+        let (_dir, config) = project();
+        let input = [
+            json!({"type": "validate", "msg_id": 1, "table": "boom", "validations": ["positive"]}),
+            json!({"type": "validate", "msg_id": 2, "table": "t", "validations": ["positive"]}),
+        ]
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect::<String>();
+        let output = Captured::default();
+        serve_with(input.as_bytes(), output.clone(), config, panics_on_boom);
+        let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+        let replies: Vec<Json> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(replies.len(), 2, "{text}");
+        assert_eq!(replies[0]["in_reply_to"], 1);
+        assert_eq!(replies[0]["type"], "error");
+        assert_eq!(replies[0]["code"], 13);
+        assert!(replies[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("boom went the handler"));
+        assert_eq!(replies[1]["in_reply_to"], 2);
+        assert_eq!(replies[1]["type"], "validation_results", "{text}");
+        assert_eq!(replies[1]["results"][0]["passed"], true, "{text}");
+    }
+
+    #[test]
+    fn a_panic_outside_the_worker_is_error_13_too() {
+        let refusal = guarded(|| panic!("status broke")).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::Internal);
+        assert!(refusal.text.contains("status broke"));
     }
 }

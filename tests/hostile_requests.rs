@@ -51,39 +51,155 @@ fn plan_kind(kind: Value) -> Value {
 fn hostile_names() -> Vec<Case> {
     let long = "u".repeat(10 * 1024);
     vec![
-        case(backfill(json!("users; DROP TABLE users"), json!("full_name")), NOT_FOUND, "table"),
-        case(backfill(json!("users\" --"), json!("full_name")), NOT_FOUND, "table"),
-        case(backfill(json!("users'"), json!("full_name")), NOT_FOUND, "table"),
-        case(backfill(json!("us\u{0}ers"), json!("full_name")), NOT_FOUND, "table"),
-        case(backfill(json!("u\u{0455}ers"), json!("full_name")), NOT_FOUND, "table"),
-        case(backfill(json!(long), json!("full_name")), NOT_FOUND, "table"),
+        case(
+            backfill(json!("users; DROP TABLE users"), json!("full_name")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            backfill(json!("users\" --"), json!("full_name")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            backfill(json!("users'"), json!("full_name")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            backfill(json!("us\u{0}ers"), json!("full_name")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            backfill(json!("u\u{0455}ers"), json!("full_name")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            backfill(json!(long), json!("full_name")),
+            NOT_FOUND,
+            "table",
+        ),
         case(backfill(json!(""), json!("full_name")), NOT_FOUND, "table"),
-        case(backfill(json!("users\n"), json!("full_name")), NOT_FOUND, "table"),
-        case(backfill(json!("sqlite_master"), json!("sql")), NOT_FOUND, "table"),
-        case(backfill(json!("_mig_runs"), json!("status")), NOT_FOUND, "table"),
-        case(backfill(json!("main.users"), json!("full_name")), NOT_FOUND, "table"),
-        case(backfill(json!("users"), json!("full_name; DELETE FROM users")), NOT_FOUND, "column"),
-        case(backfill(json!("users"), json!("full_name\" = 'x' --")), NOT_FOUND, "column"),
-        case(backfill(json!("users"), json!("\u{FF26}ULL_NAME")), NOT_FOUND, "column"),
-        case(backfill(json!("users"), json!("FULL_NAME")), NOT_FOUND, "column"),
-        case(backfill(json!("users"), json!("email")), NOT_FOUND, "column"),
+        case(
+            backfill(json!("users\n"), json!("full_name")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            backfill(json!("sqlite_master"), json!("sql")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            backfill(json!("_mig_runs"), json!("status")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            backfill(json!("main.users"), json!("full_name")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            backfill(json!("users"), json!("full_name; DELETE FROM users")),
+            NOT_FOUND,
+            "column",
+        ),
+        case(
+            backfill(json!("users"), json!("full_name\" = 'x' --")),
+            NOT_FOUND,
+            "column",
+        ),
+        case(
+            backfill(json!("users"), json!("\u{FF26}ULL_NAME")),
+            NOT_FOUND,
+            "column",
+        ),
+        case(
+            backfill(json!("users"), json!("FULL_NAME")),
+            NOT_FOUND,
+            "column",
+        ),
+        case(
+            backfill(json!("users"), json!("email")),
+            NOT_FOUND,
+            "column",
+        ),
         case(backfill(json!("users"), json!("*")), NOT_FOUND, "column"),
         case(backfill(json!("users"), json!(long)), NOT_FOUND, "column"),
-        case(validate(json!("users--"), json!(["no_nulls"])), NOT_FOUND, "table"),
-        case(validate(json!("orders"), json!(["no_nulls"])), NOT_FOUND, "table"),
-        case(validate(json!("users"), json!(["no_nulls; DROP TABLE users"])), NOT_FOUND, "validations"),
-        case(validate(json!("users"), json!(["email_format\" --"])), NOT_FOUND, "validations"),
-        case(validate(json!("users"), json!(["n\u{043E}_nulls"])), NOT_FOUND, "validations"),
-        case(validate(json!("users"), json!(["no_nulls", "1=1"])), NOT_FOUND, "validations"),
-        case(validate(json!("users"), json!([long])), NOT_FOUND, "validations"),
-        case(migrate_with("name", json!("normalize_email; DROP TABLE users")), NOT_FOUND, "name"),
-        case(migrate_with("name", json!("normalize_email'")), NOT_FOUND, "name"),
-        case(migrate_with("name", json!("users.full_name")), NOT_FOUND, "name"),
+        case(
+            validate(json!("users--"), json!(["no_nulls"])),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            validate(json!("orders"), json!(["no_nulls"])),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            validate(json!("users"), json!(["no_nulls; DROP TABLE users"])),
+            NOT_FOUND,
+            "validations",
+        ),
+        case(
+            validate(json!("users"), json!(["email_format\" --"])),
+            NOT_FOUND,
+            "validations",
+        ),
+        case(
+            validate(json!("users"), json!(["n\u{043E}_nulls"])),
+            NOT_FOUND,
+            "validations",
+        ),
+        case(
+            validate(json!("users"), json!(["no_nulls", "1=1"])),
+            NOT_FOUND,
+            "validations",
+        ),
+        case(
+            validate(json!("users"), json!([long])),
+            NOT_FOUND,
+            "validations",
+        ),
+        case(
+            migrate_with("name", json!("normalize_email; DROP TABLE users")),
+            NOT_FOUND,
+            "name",
+        ),
+        case(
+            migrate_with("name", json!("normalize_email'")),
+            NOT_FOUND,
+            "name",
+        ),
+        case(
+            migrate_with("name", json!("users.full_name")),
+            NOT_FOUND,
+            "name",
+        ),
         case(migrate_with("name", json!("no_nulls")), NOT_FOUND, "name"),
-        case(migrate_with("table", json!("users; DROP TABLE users")), NOT_FOUND, "table"),
-        case(json!({"type": "rollback", "table": "users; DROP TABLE users", "column": "full_name"}), NOT_FOUND, "table"),
-        case(json!({"type": "rollback", "table": "users", "name": "x\" OR 1=1 --"}), NOT_FOUND, "name"),
-        case(json!({"type": "plan", "kind": "migrate", "table": "users", "name": "DROP TABLE users"}), NOT_FOUND, "name"),
+        case(
+            migrate_with("table", json!("users; DROP TABLE users")),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            json!({"type": "rollback", "table": "users; DROP TABLE users", "column": "full_name"}),
+            NOT_FOUND,
+            "table",
+        ),
+        case(
+            json!({"type": "rollback", "table": "users", "name": "x\" OR 1=1 --"}),
+            NOT_FOUND,
+            "name",
+        ),
+        case(
+            json!({"type": "plan", "kind": "migrate", "table": "users", "name": "DROP TABLE users"}),
+            NOT_FOUND,
+            "name",
+        ),
     ]
 }
 
@@ -115,47 +231,155 @@ fn hostile_numbers() -> Vec<Case> {
 fn hostile_shapes() -> Vec<Case> {
     vec![
         case(backfill(json!(123), json!("full_name")), MALFORMED, "table"),
-        case(backfill(json!(["users"]), json!("full_name")), MALFORMED, "table"),
-        case(backfill(json!({"name": "users"}), json!("full_name")), MALFORMED, "table"),
-        case(backfill(json!(null), json!("full_name")), MALFORMED, "table"),
-        case(backfill(json!(true), json!("full_name")), MALFORMED, "table"),
-        case(backfill(json!("users"), json!(["full_name"])), MALFORMED, "column"),
+        case(
+            backfill(json!(["users"]), json!("full_name")),
+            MALFORMED,
+            "table",
+        ),
+        case(
+            backfill(json!({"name": "users"}), json!("full_name")),
+            MALFORMED,
+            "table",
+        ),
+        case(
+            backfill(json!(null), json!("full_name")),
+            MALFORMED,
+            "table",
+        ),
+        case(
+            backfill(json!(true), json!("full_name")),
+            MALFORMED,
+            "table",
+        ),
+        case(
+            backfill(json!("users"), json!(["full_name"])),
+            MALFORMED,
+            "column",
+        ),
         case(backfill(json!("users"), json!(7)), MALFORMED, "column"),
-        case(json!({"type": "backfill", "table": "users"}), MALFORMED, "column"),
-        case(json!({"type": "backfill", "column": "full_name"}), MALFORMED, "table"),
-        case(backfill_with("sql", json!("DROP TABLE users")), MALFORMED, "sql"),
+        case(
+            json!({"type": "backfill", "table": "users"}),
+            MALFORMED,
+            "column",
+        ),
+        case(
+            json!({"type": "backfill", "column": "full_name"}),
+            MALFORMED,
+            "table",
+        ),
+        case(
+            backfill_with("sql", json!("DROP TABLE users")),
+            MALFORMED,
+            "sql",
+        ),
         case(backfill_with("where", json!("1=1")), MALFORMED, "where"),
         case(backfill_with("Table", json!("users")), MALFORMED, "Table"),
-        case(validate(json!("users"), json!("no_nulls")), MALFORMED, "validations"),
-        case(validate(json!("users"), json!([1])), MALFORMED, "validations"),
-        case(validate(json!("users"), json!([])), MALFORMED, "validations"),
-        case(validate(json!("users"), json!([["no_nulls"]])), MALFORMED, "validations"),
-        case(validate(json!("users"), json!(null)), MALFORMED, "validations"),
-        case(validate(json!(["users"]), json!(["no_nulls"])), MALFORMED, "table"),
-        case(json!({"type": "validate", "table": "users"}), MALFORMED, "validations"),
+        case(
+            validate(json!("users"), json!("no_nulls")),
+            MALFORMED,
+            "validations",
+        ),
+        case(
+            validate(json!("users"), json!([1])),
+            MALFORMED,
+            "validations",
+        ),
+        case(
+            validate(json!("users"), json!([])),
+            MALFORMED,
+            "validations",
+        ),
+        case(
+            validate(json!("users"), json!([["no_nulls"]])),
+            MALFORMED,
+            "validations",
+        ),
+        case(
+            validate(json!("users"), json!(null)),
+            MALFORMED,
+            "validations",
+        ),
+        case(
+            validate(json!(["users"]), json!(["no_nulls"])),
+            MALFORMED,
+            "table",
+        ),
+        case(
+            json!({"type": "validate", "table": "users"}),
+            MALFORMED,
+            "validations",
+        ),
         case(migrate_with("name", json!(42)), MALFORMED, "name"),
-        case(migrate_with("name", json!(["normalize_email"])), MALFORMED, "name"),
-        case(migrate_with("idempotent", json!("true")), MALFORMED, "idempotent"),
-        case(migrate_with("idempotent", json!(1)), MALFORMED, "idempotent"),
+        case(
+            migrate_with("name", json!(["normalize_email"])),
+            MALFORMED,
+            "name",
+        ),
+        case(
+            migrate_with("idempotent", json!("true")),
+            MALFORMED,
+            "idempotent",
+        ),
+        case(
+            migrate_with("idempotent", json!(1)),
+            MALFORMED,
+            "idempotent",
+        ),
         case(migrate_with("column", json!("email")), MALFORMED, "column"),
         case(plan_kind(json!("drop")), MALFORMED, "kind"),
-        case(plan_kind(json!("backfill; DROP TABLE users")), MALFORMED, "kind"),
+        case(
+            plan_kind(json!("backfill; DROP TABLE users")),
+            MALFORMED,
+            "kind",
+        ),
         case(plan_kind(json!("Backfill")), MALFORMED, "kind"),
         case(plan_kind(json!(1)), MALFORMED, "kind"),
         case(plan_kind(json!(["backfill"])), MALFORMED, "kind"),
-        case(json!({"type": "plan", "table": "users", "column": "full_name"}), MALFORMED, "kind"),
-        case(json!({"type": "rollback", "table": "users", "column": 5}), MALFORMED, "column"),
-        case(json!({"type": "status", "table": "users"}), MALFORMED, "table"),
-        case(json!({"type": "init", "node_id": 5, "node_ids": []}), MALFORMED, "node_id"),
-        case(json!({"type": "init", "node_id": "n1", "node_ids": "n1"}), MALFORMED, "node_ids"),
-        case(json!({"table": "users", "column": "full_name"}), MALFORMED, "type"),
+        case(
+            json!({"type": "plan", "table": "users", "column": "full_name"}),
+            MALFORMED,
+            "kind",
+        ),
+        case(
+            json!({"type": "rollback", "table": "users", "column": 5}),
+            MALFORMED,
+            "column",
+        ),
+        case(
+            json!({"type": "status", "table": "users"}),
+            MALFORMED,
+            "table",
+        ),
+        case(
+            json!({"type": "init", "node_id": 5, "node_ids": []}),
+            MALFORMED,
+            "node_id",
+        ),
+        case(
+            json!({"type": "init", "node_id": "n1", "node_ids": "n1"}),
+            MALFORMED,
+            "node_ids",
+        ),
+        case(
+            json!({"table": "users", "column": "full_name"}),
+            MALFORMED,
+            "type",
+        ),
         case(json!({"type": 5}), MALFORMED, "type"),
         case(json!({"type": ["backfill"]}), MALFORMED, "type"),
         case(json!({"type": null}), MALFORMED, "type"),
         case(json!({"type": "DROP TABLE users"}), UNKNOWN_TYPE, "type"),
         case(json!({"type": "backfill "}), UNKNOWN_TYPE, "type"),
-        case(json!({"type": "BACKFILL", "table": "users", "column": "full_name"}), UNKNOWN_TYPE, "type"),
-        case(json!({"type": "sql", "query": "DELETE FROM users"}), UNKNOWN_TYPE, "type"),
+        case(
+            json!({"type": "BACKFILL", "table": "users", "column": "full_name"}),
+            UNKNOWN_TYPE,
+            "type",
+        ),
+        case(
+            json!({"type": "sql", "query": "DELETE FROM users"}),
+            UNKNOWN_TYPE,
+            "type",
+        ),
     ]
 }
 
@@ -183,7 +407,9 @@ fn hostile_requests_are_refused_and_change_nothing() {
         })
         .collect();
     let last = cases.len() as u64 + 1;
-    lines.push(envelope(json!({"type": "validate", "msg_id": last, "table": "users", "validations": ["no_nulls"]})));
+    lines.push(envelope(
+        json!({"type": "validate", "msg_id": last, "table": "users", "validations": ["no_nulls"]}),
+    ));
     let (replies, _) = project.node(&lines);
 
     let mut wrong = Vec::new();
@@ -200,9 +426,18 @@ fn hostile_requests_are_refused_and_change_nothing() {
             ));
         }
     }
-    assert!(wrong.is_empty(), "{} wrong replies:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong replies:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     assert_eq!(reply_to(&replies, last)["type"], "validation_results");
-    assert_eq!(logical_dump(&project.db_path()), before, "a refused request changed the database");
+    assert_eq!(
+        logical_dump(&project.db_path()),
+        before,
+        "a refused request changed the database"
+    );
 }
 
 fn truncated(v: &Value) -> String {
@@ -224,14 +459,25 @@ fn refused_spec(spec: &str, name: &str, expected: &str) {
     for args in [vec!["check"], vec!["run", name]] {
         let out = project.mig(&args);
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "mig {args:?} on {spec:?}: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "mig {args:?} on {spec:?}: {err}"
+        );
         assert!(err.contains(expected), "mig {args:?} on {spec:?}: {err}");
     }
     let after = logical_dump(&project.db_path());
     let user_rows = |dump: &[String]| -> Vec<String> {
-        dump.iter().filter(|l| !l.contains("_mig_")).cloned().collect()
+        dump.iter()
+            .filter(|l| !l.contains("_mig_"))
+            .cloned()
+            .collect()
     };
-    assert_eq!(user_rows(&after), user_rows(&before), "{spec:?} wrote to the table");
+    assert_eq!(
+        user_rows(&after),
+        user_rows(&before),
+        "{spec:?} wrote to the table"
+    );
     assert!(
         after.iter().all(|l| !l.starts_with("_mig_runs|")),
         "{spec:?} started a run: {after:?}"
@@ -241,7 +487,11 @@ fn refused_spec(spec: &str, name: &str, expected: &str) {
 #[test]
 fn a_column_not_in_the_table_is_refused_before_anything_runs() {
     refused_spec("backfill c on t {\n    set c = a * 2\n}\n", "t.c", "`c`");
-    refused_spec("backfill b on t {\n    set b = nope * 2\n}\n", "t.b", "`nope`");
+    refused_spec(
+        "backfill b on t {\n    set b = nope * 2\n}\n",
+        "t.b",
+        "`nope`",
+    );
     refused_spec("backfill b on t2 {\n    set b = a\n}\n", "t2.b", "`t2`");
 }
 
@@ -249,10 +499,26 @@ fn a_column_not_in_the_table_is_refused_before_anything_runs() {
 fn names_with_quotes_or_sql_are_not_identifiers() {
     refused_spec("backfill \"b\" on t {\n    set b = a\n}\n", "t.b", "error");
     refused_spec("backfill b on t {\n    set \"b\" = a\n}\n", "t.b", "error");
-    refused_spec("backfill b on t; DROP TABLE t {\n    set b = a\n}\n", "t.b", "error");
-    refused_spec("backfill b on t {\n    set b = a; DROP TABLE t\n}\n", "t.b", "error");
-    refused_spec("backfill b on t {\n    set b = a -- '\n    where a = 1'; DROP TABLE t; --\n}\n", "t.b", "error");
-    refused_spec("backfill b on \u{0442} {\n    set b = a\n}\n", "t.b", "error");
+    refused_spec(
+        "backfill b on t; DROP TABLE t {\n    set b = a\n}\n",
+        "t.b",
+        "error",
+    );
+    refused_spec(
+        "backfill b on t {\n    set b = a; DROP TABLE t\n}\n",
+        "t.b",
+        "error",
+    );
+    refused_spec(
+        "backfill b on t {\n    set b = a -- '\n    where a = 1'; DROP TABLE t; --\n}\n",
+        "t.b",
+        "error",
+    );
+    refused_spec(
+        "backfill b on \u{0442} {\n    set b = a\n}\n",
+        "t.b",
+        "error",
+    );
 }
 
 #[test]
@@ -264,5 +530,8 @@ fn text_that_looks_like_sql_is_only_ever_a_value() {
     );
     let out = project.mig(&["run", "t.b"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(project.dump("t"), vec!["Integer(1)|Text(\"x\")|Text(\"x'); DROP TABLE t; --\")"]);
+    assert_eq!(
+        project.dump("t"),
+        vec!["Integer(1)|Text(\"x\")|Text(\"x'); DROP TABLE t; --\")"]
+    );
 }

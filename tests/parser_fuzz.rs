@@ -87,21 +87,112 @@ fn seeds() -> Vec<String> {
 }
 
 const TOKENS: &[&str] = &[
-    "backfill", "migrate", "validate", "table", "on", "key", "set", "where", "batch", "pause",
-    "lock_timeout", "retries", "check", "not_null", "unique", "expect", "users", "full_name",
-    "email", "id", "first_name", "x", "_", "{", "}", "(", ")", ",", "=", "<>", "!=", "<", "<=",
-    ">", ">=", "+", "-", "*", "/", "%", "||", "and", "or", "not", "is", "null", "in", "between",
-    "matches", "true", "false", "lower", "upper", "trim", "length", "substr", "replace",
-    "coalesce", "nullif", "abs", "round", "concat", "0", "1", "1000", "9223372036854775807",
-    "9223372036854775808", "99999999999999999999999", "1.5", "1e3", "1.0e308", "1.0e999",
-    "0ms", "50ms", "2s", "1m", "18446744073709551616s", "'text'", "'it''s'", "'", "''",
-    "'(['", "'\\'", "--", "-- comment\n", "\n", "\t", " ", "\r\n", "\"", "`", ";", "\0",
-    "uѕers", "é", "🦀", "DROP TABLE users", "users; DROP TABLE users",
+    "backfill",
+    "migrate",
+    "validate",
+    "table",
+    "on",
+    "key",
+    "set",
+    "where",
+    "batch",
+    "pause",
+    "lock_timeout",
+    "retries",
+    "check",
+    "not_null",
+    "unique",
+    "expect",
+    "users",
+    "full_name",
+    "email",
+    "id",
+    "first_name",
+    "x",
+    "_",
+    "{",
+    "}",
+    "(",
+    ")",
+    ",",
+    "=",
+    "<>",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "||",
+    "and",
+    "or",
+    "not",
+    "is",
+    "null",
+    "in",
+    "between",
+    "matches",
+    "true",
+    "false",
+    "lower",
+    "upper",
+    "trim",
+    "length",
+    "substr",
+    "replace",
+    "coalesce",
+    "nullif",
+    "abs",
+    "round",
+    "concat",
+    "0",
+    "1",
+    "1000",
+    "9223372036854775807",
+    "9223372036854775808",
+    "99999999999999999999999",
+    "1.5",
+    "1e3",
+    "1.0e308",
+    "1.0e999",
+    "0ms",
+    "50ms",
+    "2s",
+    "1m",
+    "18446744073709551616s",
+    "'text'",
+    "'it''s'",
+    "'",
+    "''",
+    "'(['",
+    "'\\'",
+    "--",
+    "-- comment\n",
+    "\n",
+    "\t",
+    " ",
+    "\r\n",
+    "\"",
+    "`",
+    ";",
+    "\0",
+    "uѕers",
+    "é",
+    "🦀",
+    "DROP TABLE users",
+    "users; DROP TABLE users",
 ];
 
 fn token_soup() -> impl Strategy<Value = String> {
     prop::collection::vec(
-        (prop::sample::select(TOKENS), prop::sample::select(&[" ", "\n", ""][..])),
+        (
+            prop::sample::select(TOKENS),
+            prop::sample::select(&[" ", "\n", ""][..]),
+        ),
         0..120,
     )
     .prop_map(|parts| parts.into_iter().map(|(t, s)| format!("{t}{s}")).collect())
@@ -115,7 +206,9 @@ fn block_with_soup() -> impl Strategy<Value = String> {
         prop::sample::select(&["set full_name =", "where", "expect", "set email ="][..]),
         token_soup(),
     )
-        .prop_map(|(head, statement, soup)| format!("{head} on users {{\n    {statement} {soup}\n}}\n"))
+        .prop_map(|(head, statement, soup)| {
+            format!("{head} on users {{\n    {statement} {soup}\n}}\n")
+        })
 }
 
 #[derive(Debug, Clone)]
@@ -131,7 +224,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     let at = any::<usize>();
     prop_oneof![
         (at.clone(), 1..40usize).prop_map(|(at, len)| Mutation::Delete { at, len }),
-        (at.clone(), prop::sample::select(TOKENS)).prop_map(|(at, token)| Mutation::Insert { at, token }),
+        (at.clone(), prop::sample::select(TOKENS))
+            .prop_map(|(at, token)| Mutation::Insert { at, token }),
         (at.clone(), 1..200usize).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
         at.clone().prop_map(|at| Mutation::Truncate { at }),
         (at, any::<u8>()).prop_map(|(at, byte)| Mutation::Byte { at, byte }),
@@ -274,7 +368,12 @@ fn corpus_parses_or_fails_cleanly() {
 
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
-    for (open, middle, close) in [("(", "x", ")"), ("not ", "x", ""), ("-", "1", ""), ("lower(", "x", ")")] {
+    for (open, middle, close) in [
+        ("(", "x", ")"),
+        ("not ", "x", ""),
+        ("- ", "1", ""),
+        ("lower(", "x", ")"),
+    ] {
         for depth in [MAX_NESTING + 1, 1_000, 100_000] {
             let text = format!(
                 "migrate m on users {{\n    set email = {}{middle}{}\n}}\n",

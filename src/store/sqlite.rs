@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS _mig_conflicts (
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
+/// SQLite takes its busy timeout as a C int of milliseconds (about 24.8 days) and rusqlite
+/// panics beyond it; a longer `lock_timeout` waits this long instead.
+const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
 pub struct SqliteStore {
     conn: Connection,
 }
@@ -73,7 +77,7 @@ impl SqliteStore {
         // loss may drop the last commits, and then the checkpoint is dropped with them.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(lock_timeout)?;
+        conn.busy_timeout(lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         sqlite_functions::register(&conn)?;
         Ok(SqliteStore { conn })
     }
