@@ -223,11 +223,10 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let at = any::<usize>();
     prop_oneof![
-        (at.clone(), 1..40usize).prop_map(|(at, len)| Mutation::Delete { at, len }),
-        (at.clone(), prop::sample::select(TOKENS))
-            .prop_map(|(at, token)| Mutation::Insert { at, token }),
-        (at.clone(), 1..200usize).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
-        at.clone().prop_map(|at| Mutation::Truncate { at }),
+        (at, 1..40usize).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        (at, prop::sample::select(TOKENS)).prop_map(|(at, token)| Mutation::Insert { at, token }),
+        (at, 1..200usize).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
+        at.prop_map(|at| Mutation::Truncate { at }),
         (at, any::<u8>()).prop_map(|(at, byte)| Mutation::Byte { at, byte }),
     ]
 }
