@@ -7,7 +7,7 @@ use crate::compile::MigrationKind;
 use crate::config::Config;
 use crate::exec::{Engine, ExecError};
 use crate::plan::{PlanError, RunOptions};
-use crate::store::RunRecord;
+use crate::store::{RunRecord, StoreError};
 use serde_json::{json, Map, Value as Json};
 use std::io::{BufRead, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -61,7 +61,9 @@ impl From<ExecError> for Refusal {
             | ExecError::NotIdempotent { .. }
             | ExecError::SpecChanged { .. }
             | ExecError::NothingToRollBack(_) => ErrorCode::PreconditionFailed,
-            ExecError::LockTimeout { .. } => ErrorCode::TemporarilyUnavailable,
+            ExecError::LockTimeout { .. } | ExecError::Store(StoreError::LockTimeout { .. }) => {
+                ErrorCode::TemporarilyUnavailable
+            }
             ExecError::Specs(_)
             | ExecError::SpecsFolder { .. }
             | ExecError::Demo(_)

@@ -259,9 +259,9 @@ impl Engine {
             }
         }
         let spec = canonical_spec(&plan.migration, &plan.key);
-        let run = self
-            .store
-            .start_run(plan.name(), &plan.spec_hash, &spec, plan.limit)?;
+        let run = self.with_retries(plan, |store| {
+            store.start_run(plan.name(), &plan.spec_hash, &spec, plan.limit)
+        })?;
         Ok((run, false))
     }
 

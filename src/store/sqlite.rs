@@ -136,6 +136,8 @@ impl SqliteStore {
 }
 
 /// A busy database after the busy timeout is a lock timeout; anything else stays itself.
+/// Every write outside a batch maps its errors here too, so a lock held by another
+/// transaction is "try again" wherever it strikes, not an internal error.
 fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
@@ -348,8 +350,10 @@ impl Store for SqliteStore {
     }
 
     fn prepare_state(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch(STATE_TABLES)?;
-        Ok(())
+        let started = Instant::now();
+        self.conn
+            .execute_batch(STATE_TABLES)
+            .map_err(|e| lock_error(e, started))
     }
 
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError> {
@@ -386,10 +390,10 @@ impl Store for SqliteStore {
             "INSERT INTO _mig_runs (migration, spec_hash, spec, status, row_limit, started_at, updated_at) \
              VALUES (?1, ?2, ?3, 'running', ?4, {NOW}, {NOW}) RETURNING *"
         );
-        let run =
-            self.conn
-                .query_row(&sql, params![migration, spec_hash, spec, limit], read_run)?;
-        Ok(run)
+        let started = Instant::now();
+        self.conn
+            .query_row(&sql, params![migration, spec_hash, spec, limit], read_run)
+            .map_err(|e| lock_error(e, started))
     }
 
     fn set_run_status(
@@ -406,8 +410,10 @@ impl Store for SqliteStore {
             "UPDATE _mig_runs SET status = ?1, message = coalesce(?2, message), updated_at = {NOW}, \
              finished_at = CASE WHEN ?3 THEN {NOW} END WHERE id = ?4"
         );
+        let started = Instant::now();
         self.conn
-            .execute(&sql, params![status.as_str(), message, finished, run_id])?;
+            .execute(&sql, params![status.as_str(), message, finished, run_id])
+            .map_err(|e| lock_error(e, started))?;
         Ok(())
     }
 
