@@ -19,6 +19,8 @@ use std::time::Instant;
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 const MAX_BATCH: u64 = 1_000_000;
 const MAX_RUNS: u64 = 100;
+/// Each named validation is a column of one scan, and SQLite allows 2,000 columns.
+const MAX_VALIDATIONS: usize = 256;
 
 /// Maelstrom's error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -586,8 +588,11 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
             fields.only(&["table", "validations"])?;
             let table = fields.name("table")?;
             let names = fields.strings("validations")?;
-            if names.is_empty() {
-                return Err(Refusal::malformed("field `validations` must name at least one validation"));
+            if names.is_empty() || names.len() > MAX_VALIDATIONS {
+                return Err(Refusal::malformed(format!(
+                    "field `validations` must name from 1 to {MAX_VALIDATIONS} validations, got {}",
+                    names.len()
+                )));
             }
             Ok(Request::Validate { table, names })
         }

@@ -535,3 +535,40 @@ fn text_that_looks_like_sql_is_only_ever_a_value() {
         vec!["Integer(1)|Text(\"x\")|Text(\"x'); DROP TABLE t; --\")"]
     );
 }
+
+#[test]
+fn hostile_names_and_numbers_on_the_command_line_are_refused() {
+    let project = Project::sqlite(
+        TABLE,
+        "backfill b on t {\n    set b = a * 2\n}\n\nvalidate v on t {\n    not_null a\n}\n",
+    );
+    let opened = project.mig(&["validate", "v"]);
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    let before = logical_dump(&project.db_path());
+    let long = "t.".to_string() + &"b".repeat(10 * 1024);
+    let attempts: Vec<Vec<&str>> = vec![
+        vec!["run", "t.b; DROP TABLE t"],
+        vec!["run", "t.b\" --"],
+        vec!["run", "t.b'"],
+        vec!["run", "t.a"],
+        vec!["run", "t"],
+        vec!["run", ""],
+        vec!["run", "t.\u{0431}"],
+        vec!["run", &long],
+        vec!["run", "t.b", "--batch", "0"],
+        vec!["run", "t.b", "--batch", "-1"],
+        vec!["run", "t.b", "--batch", "1e3"],
+        vec!["run", "t.b", "--batch", "1.5"],
+        vec!["run", "t.b", "--limit", "18446744073709551616"],
+        vec!["run", "t.b", "--limit", "0"],
+        vec!["plan", "sqlite_master.sql"],
+        vec!["rollback", "t.b' OR 1=1 --"],
+        vec!["validate", "v; DROP TABLE t"],
+    ];
+    for args in &attempts {
+        let out = project.mig(args);
+        assert_eq!(out.status.code(), Some(2), "mig {args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).is_empty(), "mig {args:?} says why");
+    }
+    assert_eq!(logical_dump(&project.db_path()), before);
+}
