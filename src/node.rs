@@ -70,6 +70,7 @@ impl From<ExecError> for Refusal {
             | ExecError::SpecsFolder { .. }
             | ExecError::Demo(_)
             | ExecError::Unsupported(_)
+            | ExecError::BatchFailed { .. }
             | ExecError::Store(_) => ErrorCode::Internal,
         };
         Refusal {

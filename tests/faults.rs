@@ -121,7 +121,11 @@ fn a_read_only_database_stops_the_run_and_a_later_run_resumes() {
     set_mode(&project.db_path(), 0o644);
 
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("readonly"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("readonly") && err.contains("db.sqlite"),
+        "{err}"
+    );
     assert_eq!(logical_dump(&project.db_path()), before);
     batches_are_whole(&project);
     resumes_to(&project, &expected);
@@ -151,11 +155,12 @@ fn a_full_disk_stops_the_run_between_whole_batches_and_a_later_run_resumes() {
     let out = run_on_a_full_disk(&project, size + 512 * 1024);
 
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("disk is full") || stderr(&out).contains("disk I/O error"),
-        "{}",
-        stderr(&out)
+        err.contains("disk is full") || err.contains("disk I/O error"),
+        "{err}"
     );
+    assert!(err.contains("resumes"), "{err}");
     let conn = project.db();
     let written = count(&conn, "SELECT count(*) FROM t WHERE b IS NOT NULL");
     assert!(

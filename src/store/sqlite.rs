@@ -61,12 +61,18 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Opens `path` for reading and writing. A file mig cannot write (read-only, or on a
+    /// read-only mount) fails here, naming the file, since switching to WAL is a write.
     pub fn open(path: &Path, lock_timeout: Duration) -> Result<SqliteStore, StoreError> {
-        let conn = Connection::open(path).map_err(|e| StoreError::Open {
+        let cannot_open = |e: rusqlite::Error| StoreError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
-        })?;
-        Self::with_connection(conn, lock_timeout)
+        };
+        let conn = Connection::open(path).map_err(cannot_open)?;
+        Self::with_connection(conn, lock_timeout).map_err(|e| match e {
+            StoreError::Sqlite(e) => cannot_open(e),
+            other => other,
+        })
     }
 
     pub fn with_connection(
