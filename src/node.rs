@@ -330,13 +330,18 @@ fn check_table(engine: &Engine, table: &str) -> Result<(), Refusal> {
 
 /// Names on `table` of the catalog's migrations of `kind`, for error texts.
 fn known_on(engine: &Engine, table: &str, kind: MigrationKind) -> String {
-    let names: Vec<&str> = engine
-        .catalog
-        .migrations
-        .iter()
-        .filter(|m| m.table == table && m.kind == kind)
-        .map(|m| m.name.as_str())
-        .collect();
+    listed(
+        engine
+            .catalog
+            .migrations
+            .iter()
+            .filter(|m| m.table == table && m.kind == kind)
+            .map(|m| m.name.as_str()),
+    )
+}
+
+fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
     if names.is_empty() {
         "none".to_string()
     } else {
@@ -396,24 +401,18 @@ fn check_validations(engine: &Engine, table: &str, names: &[String]) -> Result<(
     };
     match names.iter().find(|n| !on_table(n)) {
         None => Ok(()),
-        Some(missing) => {
-            let known: Vec<&str> = engine
-                .catalog
-                .validations
-                .iter()
-                .filter(|v| v.table == table)
-                .map(|v| v.name.as_str())
-                .collect();
-            Err(not_found(format!(
-                "field `validations`: no validation named {:?} on table `{table}` (known: {})",
-                truncate(missing, 40),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )))
-        }
+        Some(missing) => Err(not_found(format!(
+            "field `validations`: no validation named {:?} on table `{table}` (known: {})",
+            truncate(missing, 40),
+            listed(
+                engine
+                    .catalog
+                    .validations
+                    .iter()
+                    .filter(|v| v.table == table)
+                    .map(|v| v.name.as_str())
+            )
+        ))),
     }
 }
 
