@@ -8,6 +8,7 @@
 //! in the corpus folder.
 
 use mig::compile::{compile, render_diagnostics, Schema, SourceFile, TableSchema};
+use mig::syntax::ast::{Item, StatementKind};
 use mig::syntax::parser::MAX_NESTING;
 use mig::syntax::{parse, parse_recovering};
 use proptest::prelude::*;
@@ -36,8 +37,20 @@ fn schema() -> Schema {
 /// Everything a spec author's text goes through before a database is touched. Returns the
 /// rendered diagnostics, empty when the text compiled.
 fn exercise(text: &str) -> String {
-    let (_, syntax_errors) = parse_recovering(text);
+    let (parsed, syntax_errors) = parse_recovering(text);
     assert_eq!(parse(text).is_ok(), syntax_errors.is_empty());
+    for item in &parsed.items {
+        if let Item::Block(block) = item {
+            for statement in &block.statements {
+                if let StatementKind::Set { value, .. }
+                | StatementKind::Where(value)
+                | StatementKind::Expect(value) = &statement.kind
+                {
+                    prints_back(&value.to_string());
+                }
+            }
+        }
+    }
     let file = SourceFile {
         path: "fuzz.mig".to_string(),
         text: text.to_string(),
@@ -57,6 +70,36 @@ fn exercise(text: &str) -> String {
         }
         Err(all) => render_diagnostics(&all),
     }
+}
+
+/// The canonical print of an expression parses back to an expression that prints the same:
+/// the spec hash is taken over this form. The print parenthesises every nested operator, so
+/// it may count more nesting levels than the text it came from; past the limit it is refused
+/// like any too-deep text.
+fn prints_back(printed: &str) {
+    let text = format!("migrate m on users {{\n    set email = {printed}\n}}\n");
+    let file = match parse(&text) {
+        Ok(file) => file,
+        Err(errors)
+            if errors
+                .iter()
+                .all(|e| e.message.contains("nested too deeply")) =>
+        {
+            return
+        }
+        Err(errors) => panic!("printed form {printed:?} does not parse: {errors:?}"),
+    };
+    let Some(Item::Block(block)) = file.items.first() else {
+        panic!("no block in {text:?}");
+    };
+    let StatementKind::Set { value, .. } = &block.statements[0].kind else {
+        panic!("no set in {text:?}");
+    };
+    assert_eq!(
+        value.to_string(),
+        printed,
+        "print, parse, print changed the text"
+    );
 }
 
 fn corpus_dir() -> PathBuf {
@@ -317,8 +360,72 @@ fn random_text() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Expressions built from the grammar's own pieces, so most of them parse and reach the
+/// compiler's checks (function arity, regexes, types) and the printer.
+fn expression() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        prop::sample::select(&["email", "first_name", "full_name", "id", "nope", "x"][..])
+            .prop_map(str::to_string),
+        any::<i64>().prop_map(|n| n.to_string()),
+        "[0-9]{1,25}",
+        any::<f64>().prop_map(|r| format!("{r:?}")),
+        "'([^']|'')*'",
+        prop::sample::select(&["true", "false", "null", "NULL", "True"][..])
+            .prop_map(str::to_string),
+    ];
+    leaf.prop_recursive(6, 64, 4, |inner| {
+        let binary = prop::sample::select(
+            &[
+                "or", "and", "=", "<>", "!=", "<", "<=", ">", ">=", "||", "+", "-", "*", "/", "%",
+            ][..],
+        );
+        let function = prop::sample::select(
+            &[
+                "lower", "upper", "trim", "length", "substr", "replace", "coalesce", "nullif",
+                "abs", "round", "concat", "nope",
+            ][..],
+        );
+        prop_oneof![
+            (inner.clone(), binary, inner.clone()).prop_map(|(l, op, r)| format!("{l} {op} {r}")),
+            inner.clone().prop_map(|e| format!("({e})")),
+            inner.clone().prop_map(|e| format!("not {e}")),
+            inner.clone().prop_map(|e| format!("-{e}")),
+            inner.clone().prop_map(|e| format!("{e} is not null")),
+            (inner.clone(), prop::collection::vec(inner.clone(), 1..4))
+                .prop_map(|(e, list)| format!("{e} not in ({})", list.join(", "))),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(e, lo, hi)| format!("{e} between {lo} and {hi}")),
+            (inner.clone(), "[a-z.*+?()\\[\\]{}|^$0-9]{0,12}")
+                .prop_map(|(e, re)| format!("{e} matches '{re}'")),
+            (function, prop::collection::vec(inner, 0..4))
+                .prop_map(|(f, args)| format!("{f}({})", args.join(", "))),
+        ]
+    })
+}
+
+fn structured_block() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(&["backfill full_name", "migrate m", "validate v"][..]),
+        prop::collection::vec(
+            (
+                prop::sample::select(&["set full_name =", "set email =", "where", "expect"][..]),
+                expression(),
+            ),
+            1..4,
+        ),
+    )
+        .prop_map(|(head, statements)| {
+            let body: String = statements
+                .iter()
+                .map(|(keyword, e)| format!("    {keyword} {e}\n"))
+                .collect();
+            format!("{head} on users {{\n{body}}}\n")
+        })
+}
+
 fn generated_spec(seeds: Vec<String>) -> impl Strategy<Value = String> {
     prop_oneof![
+        3 => structured_block(),
         3 => mutated(seeds),
         2 => block_with_soup(),
         1 => token_soup(),
@@ -333,7 +440,7 @@ fn generated_specs_never_panic() {
     let cases = std::env::var("MIG_FUZZ_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(200);
     let config = Config {
         cases,
         failure_persistence: None,
