@@ -227,3 +227,35 @@ fn a_lock_timeout_beyond_sqlites_limit_is_not_a_crash() {
     assert_eq!(reply_to(&replies, 1)["type"], "status", "{stderr}");
     assert_eq!(reply_to(&replies, 2)["total_updated"], ROWS, "{stderr}");
 }
+
+#[test]
+fn a_lock_met_by_a_resumed_run_leaves_its_checkpoint_where_it_was() {
+    let expected = unfaulted_table();
+    let project = project();
+    let size = std::fs::metadata(project.db_path()).unwrap().len();
+    let stopped = run_on_a_full_disk(&project, size + 512 * 1024);
+    assert_eq!(stopped.status.code(), Some(4), "{}", stderr(&stopped));
+    let before = logical_dump(&project.db_path());
+    assert!(
+        before
+            .iter()
+            .any(|l| l.starts_with("_mig_runs|") && l.contains("\"running\"")),
+        "the full disk should leave a run to resume: {:?}",
+        before
+            .iter()
+            .filter(|l| l.starts_with("_mig_runs|"))
+            .collect::<Vec<_>>()
+    );
+
+    let holder = project.db();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = project.mig(&["run", "t.b"]);
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lock timeout"), "{}", stderr(&out));
+    assert_eq!(logical_dump(&project.db_path()), before);
+    batches_are_whole(&project);
+    resumes_to(&project, &expected);
+}
