@@ -19,6 +19,9 @@ use std::time::Instant;
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 const MAX_BATCH: u64 = 1_000_000;
 const MAX_RUNS: u64 = 100;
+/// Requests waiting for the worker; more are refused with error 11 rather than held, so a
+/// client cannot grow the node's memory without bound while a long run holds the worker.
+const MAX_QUEUED: usize = 64;
 /// Each named validation is a column of one scan, and SQLite allows 2,000 columns.
 const MAX_VALIDATIONS: usize = 256;
 
@@ -132,6 +135,13 @@ struct Incoming {
     body: Map<String, Json>,
 }
 
+/// A checked request waiting for the worker, without the body it was read from.
+struct Job {
+    frame: Frame,
+    msg_id: Option<Json>,
+    request: Request,
+}
+
 /// Reads requests from `input` until it ends and answers each on `output`.
 pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, config: Config) {
     serve_with(input, output, config, handle);
@@ -149,7 +159,7 @@ fn serve_with(
     handler: Handler,
 ) {
     let out = Arc::new(Mutex::new(Replies::new(output)));
-    let (jobs, queue) = mpsc::channel::<(Incoming, Request)>();
+    let (jobs, queue) = mpsc::sync_channel::<Job>(MAX_QUEUED);
     let worker_out = Arc::clone(&out);
     let worker_config = config.clone();
     let worker = std::thread::spawn(move || work(queue, worker_out, worker_config, handler));
@@ -194,8 +204,23 @@ fn serve_with(
                 lock(&out).answer(&incoming.frame, incoming.msg_id.as_ref(), reply);
             }
             Ok(request) => {
-                if jobs.send((incoming, request)).is_err() {
-                    break;
+                let job = Job {
+                    frame: incoming.frame,
+                    msg_id: incoming.msg_id,
+                    request,
+                };
+                match jobs.try_send(job) {
+                    Ok(()) => {}
+                    Err(mpsc::TrySendError::Full(job)) => {
+                        let refusal = Refusal {
+                            code: ErrorCode::TemporarilyUnavailable,
+                            text: format!(
+                                "{MAX_QUEUED} requests are already waiting for the worker; try again"
+                            ),
+                        };
+                        lock(&out).error(&job.frame, job.msg_id.as_ref(), &refusal);
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => break,
                 }
             }
         }
@@ -213,25 +238,25 @@ fn lock<W: Write>(out: &Arc<Mutex<Replies<W>>>) -> std::sync::MutexGuard<'_, Rep
 /// Runs queued requests in order. A panic answers error 13 and the engine is opened anew,
 /// since the panic may have left it mid-way through a request.
 fn work<W: Write>(
-    queue: mpsc::Receiver<(Incoming, Request)>,
+    queue: mpsc::Receiver<Job>,
     out: Arc<Mutex<Replies<W>>>,
     config: Config,
     handler: Handler,
 ) {
     let mut engine: Option<Engine> = None;
-    for (incoming, request) in queue {
+    for job in queue {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let engine = match &mut engine {
                 Some(e) => e,
                 None => engine.insert(Engine::open(config.clone()).map_err(Refusal::from)?),
             };
-            handler(engine, &request)
+            handler(engine, &job.request)
         }));
         let reply = outcome.unwrap_or_else(|panic| {
             engine = None;
             Err(internal_error(panic))
         });
-        lock(&out).answer(&incoming.frame, incoming.msg_id.as_ref(), reply);
+        lock(&out).answer(&job.frame, job.msg_id.as_ref(), reply);
     }
 }
 
@@ -587,7 +612,7 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
         "validate" => {
             fields.only(&["table", "validations"])?;
             let table = fields.name("table")?;
-            let names = fields.strings("validations")?;
+            let names = fields.names("validations")?;
             if names.is_empty() || names.len() > MAX_VALIDATIONS {
                 return Err(Refusal::malformed(format!(
                     "field `validations` must name from 1 to {MAX_VALIDATIONS} validations, got {}",
@@ -656,23 +681,19 @@ impl Fields<'_> {
     /// exists is decided later, against the specs and the live schema.
     fn name(&self, field: &str) -> Result<String, Refusal> {
         let s = self.string(field)?;
-        let ok = !s.is_empty()
-            && s.len() <= 128
-            && s.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-        if ok {
+        if is_name(&s) {
             Ok(s)
         } else {
-            Err(Refusal {
-                code: ErrorCode::NotFound,
-                text: format!(
-                    "field `{field}`: {:?} is not a name (letters, digits and _ , at most 128)",
-                    truncate(&s, 40)
-                ),
-            })
+            Err(not_a_name(field, &s))
+        }
+    }
+
+    /// An array of names, as `name` checks one.
+    fn names(&self, field: &str) -> Result<Vec<String>, Refusal> {
+        let names = self.strings(field)?;
+        match names.iter().find(|n| !is_name(n)) {
+            None => Ok(names),
+            Some(bad) => Err(not_a_name(field, bad)),
         }
     }
 
@@ -743,6 +764,25 @@ impl Fields<'_> {
             ))),
         }
     }
+}
+
+/// Shaped like a table, column or migration name: ASCII letters, digits, `_` and `.`.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// A string that cannot name anything in the database is, to the client, a name not found.
+fn not_a_name(field: &str, s: &str) -> Refusal {
+    not_found(format!(
+        "field `{field}`: {:?} is not a name (letters, digits and _ , at most 128)",
+        truncate(s, 40)
+    ))
 }
 
 fn type_name(v: &Json) -> &'static str {
@@ -891,6 +931,65 @@ mod tests {
         assert_eq!(replies[1]["in_reply_to"], 2);
         assert_eq!(replies[1]["type"], "validation_results", "{text}");
         assert_eq!(replies[1]["results"][0]["passed"], true, "{text}");
+    }
+
+    /// Held by a test to keep the worker inside its first request.
+    static GATE: Mutex<()> = Mutex::new(());
+
+    fn waits_at_the_gate(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
+        drop(GATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        handle(engine, request)
+    }
+
+    fn replies(output: &Captured) -> Vec<Json> {
+        let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn requests_beyond_the_queue_are_refused_with_11_and_the_rest_answered() {
+        let (_dir, config) = project();
+        let beyond = 10;
+        let total = MAX_QUEUED + 1 + beyond;
+        let input: String = (1..=total)
+            .map(|id| {
+                let request = json!({"type": "validate", "msg_id": id, "table": "t", "validations": ["positive"]});
+                format!("{request}\n")
+            })
+            .collect();
+        let output = Captured::default();
+        let gate = GATE.lock().unwrap();
+        let writer = output.clone();
+        let node = std::thread::spawn(move || {
+            serve_with(input.as_bytes(), writer, config, waits_at_the_gate)
+        });
+        while replies(&output).len() < beyond {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(gate);
+        node.join().unwrap();
+
+        let all = replies(&output);
+        assert_eq!(all.len(), total, "one reply per request");
+        let mut answered: Vec<u64> = all
+            .iter()
+            .map(|r| r["in_reply_to"].as_u64().unwrap())
+            .collect();
+        answered.sort();
+        assert_eq!(answered, (1..=total as u64).collect::<Vec<_>>());
+        let refused = all.iter().filter(|r| r["code"] == 11).count();
+        // The worker may or may not have taken the first request off the queue yet.
+        assert!(
+            (beyond..=beyond + 1).contains(&refused),
+            "{refused} refused"
+        );
+        let served = all
+            .iter()
+            .filter(|r| r["type"] == "validation_results")
+            .count();
+        assert_eq!(served + refused, total);
     }
 
     #[test]
