@@ -633,8 +633,12 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
         }
         "plan" => {
             fields.only(&["kind", "table", "column", "name", "batch_size", "total_rows", "runs", "idempotent"])?;
+            let target = fields.target(fields.string("kind")?.as_str())?;
+            // A plan shows one run, but the fields a `migrate` takes are still checked.
+            fields.count("runs", MAX_RUNS)?;
+            fields.boolean("idempotent")?;
             Ok(Request::Plan {
-                target: fields.target(fields.string("kind")?.as_str())?,
+                target,
                 options: fields.run_options()?,
             })
         }
@@ -748,16 +752,33 @@ impl Fields<'_> {
         })
     }
 
+    /// A backfill is named by `table` and `column`, a migrate block by `table` and `name`;
+    /// the other's field is refused rather than ignored.
     fn target(&self, kind: &str) -> Result<Target, Refusal> {
+        let refuse = |field: &str| {
+            if self.0.contains_key(field) {
+                Err(Refusal::malformed(format!(
+                    "field `{field}` does not go with a {kind}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
         match kind {
-            "backfill" => Ok(Target::Backfill {
-                table: self.name("table")?,
-                column: self.name("column")?,
-            }),
-            "migrate" => Ok(Target::Migrate {
-                table: self.name("table")?,
-                name: self.optional_name("name")?,
-            }),
+            "backfill" => {
+                refuse("name")?;
+                Ok(Target::Backfill {
+                    table: self.name("table")?,
+                    column: self.name("column")?,
+                })
+            }
+            "migrate" => {
+                refuse("column")?;
+                Ok(Target::Migrate {
+                    table: self.name("table")?,
+                    name: self.optional_name("name")?,
+                })
+            }
             other => Err(Refusal::malformed(format!(
                 "field `kind` must be \"backfill\" or \"migrate\", got {:?}",
                 truncate(other, 40)

@@ -341,6 +341,36 @@ fn hostile_shapes() -> Vec<Case> {
             "kind",
         ),
         case(
+            json!({"type": "plan", "kind": "migrate", "table": "users", "runs": "lots"}),
+            MALFORMED,
+            "runs",
+        ),
+        case(
+            json!({"type": "plan", "kind": "migrate", "table": "users", "idempotent": "yes"}),
+            MALFORMED,
+            "idempotent",
+        ),
+        case(
+            json!({"type": "plan", "kind": "backfill", "table": "users", "column": "full_name", "name": "x"}),
+            MALFORMED,
+            "name",
+        ),
+        case(
+            json!({"type": "plan", "kind": "migrate", "table": "users", "column": "email"}),
+            MALFORMED,
+            "column",
+        ),
+        case(
+            json!({"type": "rollback", "table": "users", "column": "full_name", "name": 5}),
+            MALFORMED,
+            "name",
+        ),
+        case(
+            json!({"type": "rollback", "table": "users", "column": "full_name", "name": "normalize_email"}),
+            MALFORMED,
+            "name",
+        ),
+        case(
             json!({"type": "rollback", "table": "users", "column": 5}),
             MALFORMED,
             "column",
