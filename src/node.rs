@@ -3,6 +3,7 @@
 //! worker thread; `init` and `status` are answered at once, so a long run never hides its
 //! own progress. A bad line is answered with an error and the node reads on.
 
+use crate::compile::MigrationKind;
 use crate::config::Config;
 use crate::exec::{Engine, ExecError};
 use crate::plan::{PlanError, RunOptions};
@@ -18,6 +19,11 @@ use std::time::Instant;
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 const MAX_BATCH: u64 = 1_000_000;
 const MAX_RUNS: u64 = 100;
+/// Requests waiting for the worker; more are refused with error 11 rather than held, so a
+/// client cannot grow the node's memory without bound while a long run holds the worker.
+const MAX_QUEUED: usize = 64;
+/// Each named validation is a column of one scan, and SQLite allows 2,000 columns.
+const MAX_VALIDATIONS: usize = 256;
 
 /// Maelstrom's error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +68,14 @@ impl From<ExecError> for Refusal {
             | ExecError::RollbackUnfinished { .. }
             | ExecError::Store(StoreError::RunMoved { .. })
             | ExecError::NothingToRollBack(_) => ErrorCode::PreconditionFailed,
-            ExecError::LockTimeout { .. } => ErrorCode::TemporarilyUnavailable,
+            ExecError::LockTimeout { .. } | ExecError::Store(StoreError::LockTimeout { .. }) => {
+                ErrorCode::TemporarilyUnavailable
+            }
             ExecError::Specs(_)
             | ExecError::SpecsFolder { .. }
             | ExecError::Demo(_)
             | ExecError::Unsupported(_)
+            | ExecError::BatchFailed { .. }
             | ExecError::Store(_) => ErrorCode::Internal,
         };
         Refusal {
@@ -84,7 +93,8 @@ pub enum Request {
     },
     Status,
     Backfill {
-        name: String,
+        table: String,
+        column: String,
         options: RunOptions,
     },
     Validate {
@@ -110,7 +120,7 @@ pub enum Request {
 /// What a `plan` or `rollback` request points at.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    Backfill(String),
+    Backfill { table: String, column: String },
     Migrate { table: String, name: Option<String> },
 }
 
@@ -127,13 +137,34 @@ struct Incoming {
     body: Map<String, Json>,
 }
 
+/// A checked request waiting for the worker, without the body it was read from.
+struct Job {
+    frame: Frame,
+    msg_id: Option<Json>,
+    request: Request,
+}
+
 /// Reads requests from `input` until it ends and answers each on `output`.
 pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, config: Config) {
+    serve_with(input, output, config, handle);
+}
+
+/// What the worker does with a request once the engine is open.
+type Handler = fn(&mut Engine, &Request) -> Result<Json, Refusal>;
+
+/// `serve` with the worker's request handler as a parameter, so a test can prove what a
+/// panic in a handler does without a hook in the real one.
+fn serve_with(
+    input: impl BufRead,
+    output: impl Write + Send + 'static,
+    config: Config,
+    handler: Handler,
+) {
     let out = Arc::new(Mutex::new(Replies::new(output)));
-    let (jobs, queue) = mpsc::channel::<(Incoming, Request)>();
+    let (jobs, queue) = mpsc::sync_channel::<Job>(MAX_QUEUED);
     let worker_out = Arc::clone(&out);
     let worker_config = config.clone();
-    let worker = std::thread::spawn(move || work(queue, worker_out, worker_config));
+    let worker = std::thread::spawn(move || work(queue, worker_out, worker_config, handler));
     let mut input = input;
     loop {
         let line = match read_line(&mut input) {
@@ -144,12 +175,18 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, config: C
                 break;
             }
         };
-        let incoming = match line.and_then(|text| parse_line(&text)) {
+        let incoming = match line
+            .map_err(BadLine::unframed)
+            .and_then(|text| parse_line(&text))
+        {
             Ok(Some(incoming)) => incoming,
-            Ok(None) => continue,
-            Err(refusal) => {
-                eprintln!("mig node: bad line: {}", refusal.text);
-                lock(&out).error(&Frame::Bare, None, &refusal);
+            Ok(None) => {
+                eprintln!("mig node: blank line skipped");
+                continue;
+            }
+            Err(bad) => {
+                eprintln!("mig node: bad line: {}", bad.refusal.text);
+                lock(&out).error(&bad.frame, None, &bad.refusal);
                 continue;
             }
         };
@@ -165,12 +202,27 @@ pub fn serve(input: impl BufRead, output: impl Write + Send + 'static, config: C
                 );
             }
             Ok(Request::Status) => {
-                let reply = status_reply(&config);
+                let reply = guarded(|| status_reply(&config));
                 lock(&out).answer(&incoming.frame, incoming.msg_id.as_ref(), reply);
             }
             Ok(request) => {
-                if jobs.send((incoming, request)).is_err() {
-                    break;
+                let job = Job {
+                    frame: incoming.frame,
+                    msg_id: incoming.msg_id,
+                    request,
+                };
+                match jobs.try_send(job) {
+                    Ok(()) => {}
+                    Err(mpsc::TrySendError::Full(job)) => {
+                        let refusal = Refusal {
+                            code: ErrorCode::TemporarilyUnavailable,
+                            text: format!(
+                                "{MAX_QUEUED} requests are already waiting for the worker; try again"
+                            ),
+                        };
+                        lock(&out).error(&job.frame, job.msg_id.as_ref(), &refusal);
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => break,
                 }
             }
         }
@@ -185,35 +237,46 @@ fn lock<W: Write>(out: &Arc<Mutex<Replies<W>>>) -> std::sync::MutexGuard<'_, Rep
     out.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Runs queued requests in order. A panic answers error 13 and the engine is opened anew.
+/// Runs queued requests in order. A panic answers error 13 and the engine is opened anew,
+/// since the panic may have left it mid-way through a request.
 fn work<W: Write>(
-    queue: mpsc::Receiver<(Incoming, Request)>,
+    queue: mpsc::Receiver<Job>,
     out: Arc<Mutex<Replies<W>>>,
     config: Config,
+    handler: Handler,
 ) {
     let mut engine: Option<Engine> = None;
-    for (incoming, request) in queue {
+    for job in queue {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let engine = match &mut engine {
                 Some(e) => e,
                 None => engine.insert(Engine::open(config.clone()).map_err(Refusal::from)?),
             };
-            handle(engine, &request)
+            handler(engine, &job.request)
         }));
         let reply = outcome.unwrap_or_else(|panic| {
             engine = None;
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            eprintln!("mig node: panic while handling a request: {what}");
-            Err(Refusal {
-                code: ErrorCode::Internal,
-                text: format!("internal error while handling the request: {what}"),
-            })
+            Err(internal_error(panic))
         });
-        lock(&out).answer(&incoming.frame, incoming.msg_id.as_ref(), reply);
+        lock(&out).answer(&job.frame, job.msg_id.as_ref(), reply);
+    }
+}
+
+/// Runs `answer`, turning a panic into error 13 for this request alone.
+fn guarded(answer: impl FnOnce() -> Result<Json, Refusal>) -> Result<Json, Refusal> {
+    catch_unwind(AssertUnwindSafe(answer)).unwrap_or_else(|panic| Err(internal_error(panic)))
+}
+
+fn internal_error(panic: Box<dyn std::any::Any + Send>) -> Refusal {
+    let what = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    eprintln!("mig node: panic while handling a request: {what}");
+    Refusal {
+        code: ErrorCode::Internal,
+        text: format!("internal error while handling the request: {what}"),
     }
 }
 
@@ -221,8 +284,13 @@ fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
     let started = Instant::now();
     let mut quiet = |_: &crate::exec::Progress| {};
     match request {
-        Request::Backfill { name, options } => {
-            let plan = engine.plan(name, options)?;
+        Request::Backfill {
+            table,
+            column,
+            options,
+        } => {
+            let name = resolve_backfill(engine, table, column)?;
+            let plan = engine.plan(&name, options)?;
             let summary = engine.run(&plan, false, &mut quiet)?;
             Ok(json!({
                 "type": "backfill_complete",
@@ -233,6 +301,7 @@ fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
         }
         Request::Validate { table, names } => {
             check_table(engine, table)?;
+            check_validations(engine, table, names)?;
             let results = engine.validate(Some(table), names)?;
             Ok(json!({"type": "validation_results", "results": results}))
         }
@@ -286,36 +355,97 @@ fn check_table(engine: &Engine, table: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Names on `table` of the catalog's migrations of `kind`, for error texts.
+fn known_on(engine: &Engine, table: &str, kind: MigrationKind) -> String {
+    listed(
+        engine
+            .catalog
+            .migrations
+            .iter()
+            .filter(|m| m.table == table && m.kind == kind)
+            .map(|m| m.name.as_str()),
+    )
+}
+
+fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn not_found(text: String) -> Refusal {
+    Refusal {
+        code: ErrorCode::NotFound,
+        text,
+    }
+}
+
+/// The backfill of `table.column`, which a spec must declare: a column the table has but no
+/// backfill writes is not a request `mig` can run.
+fn resolve_backfill(engine: &Engine, table: &str, column: &str) -> Result<String, Refusal> {
+    check_table(engine, table)?;
+    let name = format!("{table}.{column}");
+    match engine.catalog.migration(&name) {
+        Some(m) if m.kind == MigrationKind::Backfill => Ok(name),
+        _ => Err(not_found(format!(
+            "field `column`: no backfill of {column:?} on table `{table}` (backfills on it: {})",
+            known_on(engine, table, MigrationKind::Backfill)
+        ))),
+    }
+}
+
+/// The migrate block `name` on `table`, or the only one on it. A backfill is not one, so a
+/// `migrate` request never runs what a spec declared as a backfill.
 fn resolve_migrate(engine: &Engine, table: &str, name: Option<&str>) -> Result<String, Refusal> {
     check_table(engine, table)?;
-    match name {
-        None => Ok(engine.migrate_on_table(table)?),
-        Some(name) => match engine.catalog.migration(name) {
-            Some(m) if m.table == table => Ok(name.to_string()),
-            Some(m) => Err(Refusal {
-                code: ErrorCode::NotFound,
-                text: format!(
-                    "field `name`: migration `{name}` is on table `{}`, not `{table}`",
-                    m.table
-                ),
-            }),
-            None => Err(ExecError::Plan(PlanError::NoSuchMigration {
-                name: name.to_string(),
-                known: engine
+    let Some(name) = name else {
+        return Ok(engine.migrate_on_table(table)?);
+    };
+    match engine.catalog.migration(name) {
+        Some(m) if m.table == table && m.kind == MigrationKind::Migrate => Ok(name.to_string()),
+        Some(m) if m.kind == MigrationKind::Migrate => Err(not_found(format!(
+            "field `name`: migration `{name}` is on table `{}`, not `{table}`",
+            m.table
+        ))),
+        _ => Err(not_found(format!(
+            "field `name`: no migrate block named {:?} on table `{table}` (migrate blocks on it: {})",
+            truncate(name, 40),
+            known_on(engine, table, MigrationKind::Migrate)
+        ))),
+    }
+}
+
+/// Every name in `names` must be a validation on `table`.
+fn check_validations(engine: &Engine, table: &str, names: &[String]) -> Result<(), Refusal> {
+    let on_table = |name: &str| {
+        engine
+            .catalog
+            .validation(name)
+            .is_some_and(|v| v.table == table)
+    };
+    match names.iter().find(|n| !on_table(n)) {
+        None => Ok(()),
+        Some(missing) => Err(not_found(format!(
+            "field `validations`: no validation named {:?} on table `{table}` (known: {})",
+            truncate(missing, 40),
+            listed(
+                engine
                     .catalog
-                    .migrations
+                    .validations
                     .iter()
-                    .map(|m| m.name.clone())
-                    .collect(),
-            })
-            .into()),
-        },
+                    .filter(|v| v.table == table)
+                    .map(|v| v.name.as_str())
+            )
+        ))),
     }
 }
 
 fn resolve_target(engine: &Engine, target: &Target) -> Result<String, Refusal> {
     match target {
-        Target::Backfill(name) => Ok(name.clone()),
+        Target::Backfill { table, column } => resolve_backfill(engine, table, column),
         Target::Migrate { table, name } => resolve_migrate(engine, table, name.as_deref()),
     }
 }
@@ -384,34 +514,55 @@ fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<Line>> {
     })))
 }
 
+/// A line that cannot be read as a request, and where its error reply goes.
+struct BadLine {
+    frame: Frame,
+    refusal: Refusal,
+}
+
+impl BadLine {
+    /// No envelope could be read, so the reply is a bare body.
+    fn unframed(refusal: Refusal) -> BadLine {
+        BadLine {
+            frame: Frame::Bare,
+            refusal,
+        }
+    }
+}
+
 /// A line as an envelope or a bare body; `None` for a blank line.
-fn parse_line(text: &str) -> Result<Option<Incoming>, Refusal> {
+fn parse_line(text: &str) -> Result<Option<Incoming>, BadLine> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let value: Json = serde_json::from_str(text)
-        .map_err(|e| Refusal::malformed(format!("line is not valid JSON: {e}")))?;
+    let value: Json = serde_json::from_str(text).map_err(|e| {
+        BadLine::unframed(Refusal::malformed(format!("line is not valid JSON: {e}")))
+    })?;
     let Json::Object(mut object) = value else {
-        return Err(Refusal::malformed("a request must be a JSON object"));
+        return Err(BadLine::unframed(Refusal::malformed(
+            "a request must be a JSON object",
+        )));
     };
     let frame = if object.contains_key("body") {
         let field = |o: &Map<String, Json>, name: &str| match o.get(name) {
             Some(Json::String(s)) => Ok(s.clone()),
-            _ => Err(Refusal::malformed(format!(
+            _ => Err(BadLine::unframed(Refusal::malformed(format!(
                 "envelope field `{name}` must be a string"
-            ))),
+            )))),
         };
         let src = field(&object, "src")?;
         let dest = field(&object, "dest")?;
+        let frame = Frame::Envelope { src, dest };
         object = match object.remove("body") {
             Some(Json::Object(body)) => body,
             _ => {
-                return Err(Refusal::malformed(
-                    "envelope field `body` must be an object",
-                ))
+                return Err(BadLine {
+                    frame,
+                    refusal: Refusal::malformed("envelope field `body` must be an object"),
+                })
             }
         };
-        Frame::Envelope { src, dest }
+        frame
     } else {
         Frame::Bare
     };
@@ -426,12 +577,15 @@ fn parse_line(text: &str) -> Result<Option<Incoming>, Refusal> {
 /// Checks a body's fields for its type; unknown fields are refused, not ignored.
 pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
     let fields = Fields(body);
-    if let Some(id) = body.get("msg_id") {
-        if !id.is_u64() {
+    // Without a usable msg_id the reply could not say what it answers.
+    match body.get("msg_id") {
+        Some(id) if id.is_u64() => {}
+        Some(_) => {
             return Err(Refusal::malformed(
                 "field `msg_id` must be a non-negative integer",
-            ));
+            ))
         }
+        None => return Err(Refusal::malformed("missing field `msg_id`")),
     }
     let kind = match body.get("type") {
         Some(Json::String(t)) => t.as_str(),
@@ -452,16 +606,20 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
         "backfill" => {
             fields.only(&["table", "column", "batch_size", "total_rows"])?;
             Ok(Request::Backfill {
-                name: format!("{}.{}", fields.name("table")?, fields.name("column")?),
+                table: fields.name("table")?,
+                column: fields.name("column")?,
                 options: fields.run_options()?,
             })
         }
         "validate" => {
             fields.only(&["table", "validations"])?;
             let table = fields.name("table")?;
-            let names = fields.strings("validations")?;
-            if names.is_empty() {
-                return Err(Refusal::malformed("field `validations` must name at least one validation"));
+            let names = fields.names("validations")?;
+            if names.is_empty() || names.len() > MAX_VALIDATIONS {
+                return Err(Refusal::malformed(format!(
+                    "field `validations` must name from 1 to {MAX_VALIDATIONS} validations, got {}",
+                    names.len()
+                )));
             }
             Ok(Request::Validate { table, names })
         }
@@ -477,8 +635,12 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
         }
         "plan" => {
             fields.only(&["kind", "table", "column", "name", "batch_size", "total_rows", "runs", "idempotent"])?;
+            let target = fields.target(fields.string("kind")?.as_str())?;
+            // A plan shows one run, but the fields a `migrate` takes are still checked.
+            fields.count("runs", MAX_RUNS)?;
+            fields.boolean("idempotent")?;
             Ok(Request::Plan {
-                target: fields.target(fields.string("kind")?.as_str())?,
+                target,
                 options: fields.run_options()?,
             })
         }
@@ -525,23 +687,19 @@ impl Fields<'_> {
     /// exists is decided later, against the specs and the live schema.
     fn name(&self, field: &str) -> Result<String, Refusal> {
         let s = self.string(field)?;
-        let ok = !s.is_empty()
-            && s.len() <= 128
-            && s.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-        if ok {
+        if is_name(&s) {
             Ok(s)
         } else {
-            Err(Refusal {
-                code: ErrorCode::NotFound,
-                text: format!(
-                    "field `{field}`: {:?} is not a name (letters, digits and _ , at most 128)",
-                    truncate(&s, 40)
-                ),
-            })
+            Err(not_a_name(field, &s))
+        }
+    }
+
+    /// An array of names, as `name` checks one.
+    fn names(&self, field: &str) -> Result<Vec<String>, Refusal> {
+        let names = self.strings(field)?;
+        match names.iter().find(|n| !is_name(n)) {
+            None => Ok(names),
+            Some(bad) => Err(not_a_name(field, bad)),
         }
     }
 
@@ -596,23 +754,58 @@ impl Fields<'_> {
         })
     }
 
+    /// A backfill is named by `table` and `column`, a migrate block by `table` and `name`;
+    /// the other's field is refused rather than ignored.
     fn target(&self, kind: &str) -> Result<Target, Refusal> {
+        let refuse = |field: &str| {
+            if self.0.contains_key(field) {
+                Err(Refusal::malformed(format!(
+                    "field `{field}` does not go with a {kind}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
         match kind {
-            "backfill" => Ok(Target::Backfill(format!(
-                "{}.{}",
-                self.name("table")?,
-                self.name("column")?
-            ))),
-            "migrate" => Ok(Target::Migrate {
-                table: self.name("table")?,
-                name: self.optional_name("name")?,
-            }),
+            "backfill" => {
+                refuse("name")?;
+                Ok(Target::Backfill {
+                    table: self.name("table")?,
+                    column: self.name("column")?,
+                })
+            }
+            "migrate" => {
+                refuse("column")?;
+                Ok(Target::Migrate {
+                    table: self.name("table")?,
+                    name: self.optional_name("name")?,
+                })
+            }
             other => Err(Refusal::malformed(format!(
                 "field `kind` must be \"backfill\" or \"migrate\", got {:?}",
                 truncate(other, 40)
             ))),
         }
     }
+}
+
+/// Shaped like a table, column or migration name: ASCII letters, digits, `_` and `.`.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// A string that cannot name anything in the database is, to the client, a name not found.
+fn not_a_name(field: &str, s: &str) -> Refusal {
+    not_found(format!(
+        "field `{field}`: {:?} is not a name (letters, digits and _ , at most 128)",
+        truncate(s, 40)
+    ))
 }
 
 fn type_name(v: &Json) -> &'static str {
@@ -682,5 +875,150 @@ impl<W: Write> Replies<W> {
         if let Err(e) = written {
             eprintln!("mig node: writing a reply failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stdout the test reads back once the node has finished.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The real handler, except that a request on table `boom` panics inside it.
+    fn panics_on_boom(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
+        match request {
+            Request::Validate { table, .. } if table == "boom" => panic!("boom went the handler"),
+            _ => handle(engine, request),
+        }
+    }
+
+    fn project() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("specs")).unwrap();
+        std::fs::write(
+            dir.path().join("specs/t.mig"),
+            "validate positive on t {\n    expect a > 0\n}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("mig.toml"),
+            "specs = \"specs\"\n[database]\nurl = \"sqlite:db.sqlite\"\n",
+        )
+        .unwrap();
+        rusqlite::Connection::open(dir.path().join("db.sqlite"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER); INSERT INTO t VALUES (1, 1);",
+            )
+            .unwrap();
+        let config = Config::load(None, dir.path()).unwrap();
+        (dir, config)
+    }
+
+    #[test]
+    fn a_panic_answers_error_13_and_the_next_request_is_served() {
+        let (_dir, config) = project();
+        let input = [
+            json!({"type": "validate", "msg_id": 1, "table": "boom", "validations": ["positive"]}),
+            json!({"type": "validate", "msg_id": 2, "table": "t", "validations": ["positive"]}),
+        ]
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect::<String>();
+        let output = Captured::default();
+        serve_with(input.as_bytes(), output.clone(), config, panics_on_boom);
+        let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+        let replies: Vec<Json> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(replies.len(), 2, "{text}");
+        assert_eq!(replies[0]["in_reply_to"], 1);
+        assert_eq!(replies[0]["type"], "error");
+        assert_eq!(replies[0]["code"], 13);
+        assert!(replies[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("boom went the handler"));
+        assert_eq!(replies[1]["in_reply_to"], 2);
+        assert_eq!(replies[1]["type"], "validation_results", "{text}");
+        assert_eq!(replies[1]["results"][0]["passed"], true, "{text}");
+    }
+
+    /// Held by a test to keep the worker inside its first request.
+    static GATE: Mutex<()> = Mutex::new(());
+
+    fn waits_at_the_gate(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
+        drop(GATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        handle(engine, request)
+    }
+
+    fn replies(output: &Captured) -> Vec<Json> {
+        let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn requests_beyond_the_queue_are_refused_with_11_and_the_rest_answered() {
+        let (_dir, config) = project();
+        let beyond = 10;
+        let total = MAX_QUEUED + 1 + beyond;
+        let input: String = (1..=total)
+            .map(|id| {
+                let request = json!({"type": "validate", "msg_id": id, "table": "t", "validations": ["positive"]});
+                format!("{request}\n")
+            })
+            .collect();
+        let output = Captured::default();
+        let gate = GATE.lock().unwrap();
+        let writer = output.clone();
+        let node = std::thread::spawn(move || {
+            serve_with(input.as_bytes(), writer, config, waits_at_the_gate)
+        });
+        while replies(&output).len() < beyond {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(gate);
+        node.join().unwrap();
+
+        let all = replies(&output);
+        assert_eq!(all.len(), total, "one reply per request");
+        let mut answered: Vec<u64> = all
+            .iter()
+            .map(|r| r["in_reply_to"].as_u64().unwrap())
+            .collect();
+        answered.sort();
+        assert_eq!(answered, (1..=total as u64).collect::<Vec<_>>());
+        let refused = all.iter().filter(|r| r["code"] == 11).count();
+        // The worker may or may not have taken the first request off the queue yet.
+        assert!(
+            (beyond..=beyond + 1).contains(&refused),
+            "{refused} refused"
+        );
+        let served = all
+            .iter()
+            .filter(|r| r["type"] == "validation_results")
+            .count();
+        assert_eq!(served + refused, total);
+    }
+
+    #[test]
+    fn a_panic_outside_the_worker_is_error_13_too() {
+        let refusal = guarded(|| panic!("status broke")).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::Internal);
+        assert!(refusal.text.contains("status broke"));
     }
 }

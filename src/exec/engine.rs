@@ -59,6 +59,13 @@ pub enum ExecError {
     NothingToRollBack(String),
     #[error("lock timeout after {retries} retries; the run stopped at its checkpoint and resumes from there: {source}")]
     LockTimeout { retries: u64, source: StoreError },
+    #[error("batch {batch} of run {run_id} failed and was rolled back; the run stopped at its checkpoint and `mig run {migration}` resumes it: {source}")]
+    BatchFailed {
+        migration: String,
+        run_id: i64,
+        batch: i64,
+        source: Box<StoreError>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -328,7 +335,21 @@ impl Engine {
                 after: run.checkpoint.as_ref(),
                 limit,
             };
-            let outcome = self.with_retries(plan, |store| store.run_batch(&step, &request))?;
+            let outcome = self
+                .with_retries(plan, |store| store.run_batch(&step, &request))
+                .map_err(|e| match e {
+                    // Another process moved the run on: nothing failed, this one stops.
+                    ExecError::Store(source @ StoreError::RunMoved { .. }) => {
+                        ExecError::Store(source)
+                    }
+                    ExecError::Store(source) => ExecError::BatchFailed {
+                        migration: plan.name().to_string(),
+                        run_id: run.id,
+                        batch: request.batch_no,
+                        source: Box::new(source),
+                    },
+                    other => other,
+                })?;
             if outcome.processed == 0 {
                 return Ok(run);
             }

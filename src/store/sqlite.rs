@@ -51,17 +51,27 @@ CREATE TABLE IF NOT EXISTS _mig_conflicts (
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
+/// SQLite takes its busy timeout as a C int of milliseconds (about 24.8 days) and rusqlite
+/// panics beyond it; a longer `lock_timeout` waits this long instead.
+const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
 pub struct SqliteStore {
     conn: Connection,
 }
 
 impl SqliteStore {
+    /// Opens `path` for reading and writing. A file mig cannot write (read-only, or on a
+    /// read-only mount) fails here, naming the file, since switching to WAL is a write.
     pub fn open(path: &Path, lock_timeout: Duration) -> Result<SqliteStore, StoreError> {
-        let conn = Connection::open(path).map_err(|e| StoreError::Open {
+        let cannot_open = |e: rusqlite::Error| StoreError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
-        })?;
-        Self::with_connection(conn, lock_timeout)
+        };
+        let conn = Connection::open(path).map_err(cannot_open)?;
+        Self::with_connection(conn, lock_timeout).map_err(|e| match e {
+            StoreError::Sqlite(e) => cannot_open(e),
+            other => other,
+        })
     }
 
     pub fn with_connection(
@@ -72,7 +82,7 @@ impl SqliteStore {
         // loss may drop the last commits, and then the checkpoint is dropped with them.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(lock_timeout)?;
+        conn.busy_timeout(lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         sqlite_functions::register(&conn)?;
         Ok(SqliteStore { conn })
     }
@@ -131,6 +141,8 @@ impl SqliteStore {
 }
 
 /// A busy database after the busy timeout is a lock timeout; anything else stays itself.
+/// Every write outside a batch maps its errors here too, so a lock held by another
+/// transaction is "try again" wherever it strikes, not an internal error.
 fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
@@ -413,8 +425,10 @@ impl Store for SqliteStore {
     }
 
     fn prepare_state(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch(STATE_TABLES)?;
-        Ok(())
+        let started = Instant::now();
+        self.conn
+            .execute_batch(STATE_TABLES)
+            .map_err(|e| lock_error(e, started))
     }
 
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError> {

@@ -1,6 +1,8 @@
 //! Helpers for integration tests: scratch projects, the real `mig` binary, node sessions.
 #![allow(dead_code)]
 
+pub mod state;
+
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::io::Write;
