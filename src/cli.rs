@@ -248,7 +248,7 @@ fn run(config: Config, name: &str, options: RunOptions, restart: bool) -> Result
 fn print_summary(s: &RunSummary) {
     let secs = s.duration.as_secs_f64();
     println!(
-        "{}: run {}{}: {} rows processed, {} updated, {} batches in {:.2} s ({:.0} rows/s)",
+        "{}: run {}{}: {} rows processed, {} updated, {} batches in {:.2} s ({:.0} rows/s); longest batch transaction {:.1} ms",
         s.migration,
         s.run_id,
         if s.resumed { " (resumed)" } else { "" },
@@ -256,7 +256,8 @@ fn print_summary(s: &RunSummary) {
         s.updated,
         s.batches,
         secs,
-        s.processed as f64 / secs.max(1e-9)
+        s.processed as f64 / secs.max(1e-9),
+        s.longest_batch.as_secs_f64() * 1000.0
     );
     for c in &s.checks {
         println!("  check {}: passed ({} failed rows)", c.name, c.failed_rows);

@@ -150,6 +150,8 @@ pub struct RunSummary {
     pub batches: i64,
     pub resumed: bool,
     pub duration: Duration,
+    /// The longest any of this call's batch transactions held its locks.
+    pub longest_batch: Duration,
     pub checks: Vec<ValidationResult>,
 }
 
@@ -256,7 +258,7 @@ impl Engine {
         let rows = self.store.count_rows(plan.table())?;
         let limit = run.row_limit;
         let expected = limit.map_or(rows, |l| l.min(rows.max(run.processed)));
-        let run = self.run_batches(plan, run, expected, progress)?;
+        let (run, longest_batch) = self.run_batches(plan, run, expected, progress)?;
         self.with_retries(plan, |store| {
             store.set_run_status(run.id, RunStatus::Completed, None)
         })?;
@@ -269,6 +271,7 @@ impl Engine {
             batches: run.batches,
             resumed,
             duration: started.elapsed(),
+            longest_batch,
             checks,
         })
     }
@@ -319,15 +322,16 @@ impl Engine {
         mut run: RunRecord,
         expected: u64,
         progress: &mut dyn FnMut(&Progress),
-    ) -> Result<RunRecord, ExecError> {
+    ) -> Result<(RunRecord, Duration), ExecError> {
         let step = plan.step();
+        let mut longest = Duration::ZERO;
         loop {
             let remaining = run
                 .row_limit
                 .map_or(u64::MAX, |l| l.saturating_sub(run.processed));
             let limit = plan.batch.min(remaining);
             if limit == 0 {
-                return Ok(run);
+                return Ok((run, longest));
             }
             let request = BatchRequest {
                 run_id: run.id,
@@ -351,8 +355,9 @@ impl Engine {
                     other => other,
                 })?;
             if outcome.processed == 0 {
-                return Ok(run);
+                return Ok((run, longest));
             }
+            longest = longest.max(outcome.held);
             run.processed += outcome.processed;
             run.updated += outcome.updated;
             run.batches += 1;
@@ -364,7 +369,7 @@ impl Engine {
                 expected,
             });
             if outcome.processed < limit {
-                return Ok(run);
+                return Ok((run, longest));
             }
             if !plan.pause.is_zero() {
                 std::thread::sleep(plan.pause);

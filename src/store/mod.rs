@@ -55,6 +55,8 @@ pub struct BatchOutcome {
     pub updated: u64,
     /// The highest key of the batch, the run's new checkpoint; None when the batch was empty.
     pub last_key: Option<Value>,
+    /// How long the batch's transaction held its locks: what a writer waits at most.
+    pub held: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

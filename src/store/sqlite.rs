@@ -91,18 +91,20 @@ impl SqliteStore {
         &self.conn
     }
 
-    /// Runs `work` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on any error.
+    /// Runs `work` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on any error. Also
+    /// answers how long the write lock was held, from `BEGIN` through `COMMIT`.
     fn transaction<T>(
         &mut self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<(T, Duration), StoreError> {
         let started = Instant::now();
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| lock_error(e, started))?;
+        let locked = Instant::now();
         match work(&self.conn) {
             Ok(value) => match self.conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(value),
+                Ok(()) => Ok((value, locked.elapsed())),
                 Err(e) => {
                     let _ = self.conn.execute_batch("ROLLBACK");
                     Err(lock_error(e, started))
@@ -507,7 +509,7 @@ impl Store for SqliteStore {
                 &sql.read_next
             }
         };
-        self.transaction(|conn| {
+        let (outcome, held) = self.transaction(|conn| {
             check_run_position(conn, request)?;
             let read = read_batch(conn, read_sql, params, step.sets.len())?;
             if let (Some(first), Some(last)) = (&read.first_key, &read.last_key) {
@@ -540,8 +542,10 @@ impl Store for SqliteStore {
                 processed: read.processed,
                 updated,
                 last_key: read.last_key,
+                held: Duration::ZERO,
             })
-        })
+        })?;
+        Ok(BatchOutcome { held, ..outcome })
     }
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
@@ -678,6 +682,7 @@ impl Store for SqliteStore {
                 .execute(params![run_id, batch_no])?;
             Ok(outcome)
         })
+        .map(|(outcome, _)| outcome)
     }
 
     fn conflict_keys(&mut self, run_id: i64) -> Result<Vec<Value>, StoreError> {
