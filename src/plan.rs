@@ -124,6 +124,7 @@ impl Plan {
                 .map(|a| (a.column.clone(), a.value.clone()))
                 .collect(),
             filter: self.migration.filter.clone(),
+            lock_timeout: self.lock_timeout,
         }
     }
 

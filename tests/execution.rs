@@ -185,3 +185,46 @@ fn a_case_only_change_is_written_even_under_a_nocase_column() {
     );
     assert_eq!(project.dump("people"), before);
 }
+
+#[test]
+fn a_spec_lock_timeout_wins_over_the_config_default() {
+    let project = Project::sqlite(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+         INSERT INTO t SELECT i, i, NULL FROM n;",
+        "backfill b on t {\n    set b = a + 1\n    batch 10\n    pause 300ms\n    lock_timeout 100ms\n    retries 0\n}\n",
+    );
+    std::fs::write(
+        project.path().join("mig.toml"),
+        "specs = \"specs\"\n[database]\nurl = \"sqlite:db.sqlite\"\n[defaults]\nlock_timeout = \"30s\"\n",
+    )
+    .unwrap();
+    let run = project.spawn_mig(&["run", "t.b"]);
+    while project.query_i64("SELECT batches >= 1 FROM _mig_runs") != Some(1) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let holder = project.db();
+    holder
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Released after 3 s whatever the run does: a run waiting with mig.toml's 30 s would
+    // then get the lock and finish, exit 0.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        holder.execute_batch("COMMIT").unwrap();
+    });
+    let status = run.wait_with_output().unwrap().status;
+    release.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "with the spec's 100 ms the run gives up while the lock is held"
+    );
+    let resumed = project.mig(&["run", "t.b"]);
+    assert!(
+        stdout(&resumed).contains("(resumed): 50 rows processed"),
+        "{}",
+        stdout(&resumed)
+    );
+}

@@ -37,6 +37,8 @@ pub struct BatchStep {
     pub key: String,
     pub sets: Vec<(String, Expr)>,
     pub filter: Option<Expr>,
+    /// How long one batch (or rollback batch) waits for a lock before it is a lock timeout.
+    pub lock_timeout: std::time::Duration,
 }
 
 /// Where a batch starts and how big it may be.

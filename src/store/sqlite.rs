@@ -509,6 +509,8 @@ impl Store for SqliteStore {
                 &sql.read_next
             }
         };
+        self.conn
+            .busy_timeout(step.lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         let (outcome, held) = self.transaction(|conn| {
             check_run_position(conn, request)?;
             let read = read_batch(conn, read_sql, params, step.sets.len())?;
@@ -654,6 +656,8 @@ impl Store for SqliteStore {
     ) -> Result<RollbackOutcome, StoreError> {
         let table = quote_ident(&step.table);
         let key = quote_ident(&step.key);
+        self.conn
+            .busy_timeout(step.lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         self.transaction(|conn| {
             let rows = backed_up_rows(conn, run_id, batch_no)?;
             let mut outcome = RollbackOutcome::default();
