@@ -4,6 +4,7 @@ use crate::compile::{self, Catalog, Schema, SourceFile};
 use crate::config::{Config, Database};
 use crate::diagnostic::FileDiagnostics;
 use crate::plan::{canonical_spec, Plan, PlanError, RunOptions};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError};
 use crate::value::Value;
@@ -286,6 +287,7 @@ impl Engine {
                 batch_no: run.batches + 1,
                 after: run.checkpoint.as_ref(),
                 limit,
+                lock_timeout: plan.lock_timeout,
             };
             let outcome = self.with_retries(plan, |store| store.run_batch(&step, &request))?;
             if outcome.processed == 0 {
@@ -535,9 +537,10 @@ fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
                 config.defaults.lock_timeout,
             )?))
         }
-        Database::Postgres(_) => Err(ExecError::Unsupported(
-            "PostgreSQL is not supported yet; use a sqlite: URL".into(),
-        )),
+        Database::Postgres(url) => Ok(Box::new(PostgresStore::connect(
+            url,
+            config.defaults.lock_timeout,
+        )?)),
     }
 }
 

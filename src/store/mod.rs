@@ -2,10 +2,13 @@
 //! the executor above it does not know which one it talks to. Identifiers reaching a store
 //! were checked against its live schema and are quoted here; values travel as parameters.
 
+pub mod postgres;
+pub mod postgres_sql;
 pub mod sqlite;
 pub mod sqlite_functions;
 
 use crate::compile::{Schema, Validation};
+use crate::exec::eval::EvalError;
 use crate::syntax::ast::Expr;
 use crate::value::Value;
 
@@ -13,6 +16,12 @@ use crate::value::Value;
 pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {}", postgres::postgres_message(.0))]
+    Postgres(#[from] ::postgres::Error),
+    /// An expression failed for a row of the batch (read-compute-write path).
+    #[error("{0}")]
+    Eval(#[from] EvalError),
+    /// Also PostgreSQL's deadlock and serialization failures: contention worth a retry.
     #[error("the table is locked by another transaction (waited {waited_ms} ms)")]
     LockTimeout { waited_ms: u128 },
     #[error("cannot open database {path}: {message}")]
@@ -39,6 +48,8 @@ pub struct BatchRequest<'a> {
     /// The run's checkpoint: the batch takes keys strictly above it (all keys when None).
     pub after: Option<&'a Value>,
     pub limit: u64,
+    /// How long the batch may wait for a lock before it fails with `LockTimeout`.
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -414,6 +414,8 @@ impl Store for SqliteStore {
     ) -> Result<BatchOutcome, StoreError> {
         let sql = batch_sql(step);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+        // The step's own lock timeout, which may differ from the one the store opened with.
+        self.conn.busy_timeout(request.lock_timeout)?;
         self.transaction(|conn| {
             let (count, low, high): (i64, Value, Value) = match request.after {
                 None => conn
