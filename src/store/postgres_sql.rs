@@ -289,9 +289,11 @@ impl Renderer<'_> {
             }
             ColumnType::Bool => (format!("{sql}::int4::int8"), SqlType::Int),
             ColumnType::Text | ColumnType::Varchar => (format!("{sql}::text"), SqlType::Text),
-            ColumnType::Bpchar => return refuse(format!(
+            ColumnType::Bpchar => {
+                return refuse(format!(
                 "`{name}` is char(n), whose trailing blanks PostgreSQL ignores and eval does not"
-            )),
+            ))
+            }
             ColumnType::Float4 | ColumnType::Float8 | ColumnType::Numeric => {
                 return refuse(format!(
                     "`{name}` is a real: text forms and range checks of reals differ"
