@@ -53,11 +53,11 @@ CREATE TABLE IF NOT EXISTS _mig_runs (
 CREATE TABLE IF NOT EXISTS _mig_backup (
     run_id bigint NOT NULL,
     batch bigint NOT NULL,
-    key text NOT NULL,
     cols text[] NOT NULL,
+    keys text[] NOT NULL,
     old text[] NOT NULL,
     new text[] NOT NULL,
-    PRIMARY KEY (run_id, batch, key)
+    PRIMARY KEY (run_id, batch)
 );
 CREATE TABLE IF NOT EXISTS _mig_conflicts (
     run_id bigint NOT NULL,
@@ -323,8 +323,9 @@ impl PostgresStore {
                  upd AS (UPDATE {table} AS t SET {} FROM batch \
                  WHERE t.{key} = batch.\"_mig_key\" AND {condition} \
                  RETURNING batch.\"_mig_key\" AS k, {new} AS new, batch.\"_mig_old\" AS old), \
-                 backup AS (INSERT INTO _mig_backup (run_id, batch, key, cols, old, new) \
-                 SELECT $1, $2, k::text, $5::text[], old, new FROM upd), \
+                 backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+                 SELECT $1, $2, $5::text[], array_agg(k::text ORDER BY k), array_agg(old ORDER BY k), \
+                 array_agg(new ORDER BY k) FROM upd HAVING count(*) > 0), \
                  progress AS (UPDATE _mig_runs SET {checkpoint} = (SELECT max(\"_mig_key\") FROM batch), \
                  processed = processed + (SELECT count(*) FROM batch), \
                  updated = updated + (SELECT count(*) FROM upd), batches = batches + 1, \
@@ -600,8 +601,10 @@ impl BatchShape {
              old AS (SELECT t.{key} AS k, {old} AS vals FROM {table} AS t JOIN v ON t.{key} = v.\"_mig_key\"), \
              upd AS (UPDATE {table} AS t SET {} FROM v WHERE t.{key} = v.\"_mig_key\" \
              RETURNING t.{key} AS k, {new} AS vals), \
-             backup AS (INSERT INTO _mig_backup (run_id, batch, key, cols, old, new) \
-             SELECT $1, $2, upd.k::text, $4::text[], old.vals, upd.vals FROM upd JOIN old USING (k)), \
+             backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+             SELECT $1, $2, $4::text[], array_agg(upd.k::text ORDER BY upd.k), \
+             array_agg(old.vals ORDER BY upd.k), array_agg(upd.vals ORDER BY upd.k) \
+             FROM upd JOIN old USING (k) HAVING count(*) > 0), \
              progress AS (UPDATE _mig_runs SET {checkpoint} = $3::{key_sql_type}::{checkpoint_type}, \
              processed = processed + $5::int8, updated = updated + (SELECT count(*) FROM upd), \
              batches = batches + 1, updated_at = {NOW} WHERE id = $1) \
@@ -1054,7 +1057,7 @@ impl Store for PostgresStore {
         Ok(self
             .client
             .query(
-                "SELECT DISTINCT batch FROM _mig_backup WHERE run_id = $1 ORDER BY batch DESC",
+                "SELECT batch FROM _mig_backup WHERE run_id = $1 ORDER BY batch DESC",
                 &[&run_id],
             )?
             .iter()
@@ -1069,63 +1072,97 @@ impl Store for PostgresStore {
         batch_no: i64,
     ) -> Result<RollbackOutcome, StoreError> {
         let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
-        let groups: Vec<Vec<String>> = self
-            .client
-            .query(
-                "SELECT DISTINCT cols FROM _mig_backup WHERE run_id = $1 AND batch = $2",
+        let table = quote_ident(&step.table);
+        let key = quote_ident(&step.key);
+        let lock_timeout = self.lock_timeout;
+        let columns = self.tables.get(&step.table).cloned().unwrap_or_default();
+        self.transaction(lock_timeout, |tx| {
+            // The batch's record, its 2-D old and new arrays flattened row by row.
+            let Some(record) = tx.query_opt(
+                "SELECT cols, keys, ARRAY(SELECT unnest(old)), ARRAY(SELECT unnest(new)) \
+                 FROM _mig_backup WHERE run_id = $1 AND batch = $2",
                 &[&run_id, &batch_no],
             )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut statements = Vec::new();
-        for cols in groups {
+            else {
+                return Ok(RollbackOutcome::default());
+            };
+            let cols: Vec<String> = record.get(0);
+            let keys: Vec<String> = record.get(1);
+            let old: Vec<Option<String>> = record.get(2);
+            let new: Vec<Option<String>> = record.get(3);
+            let width = cols.len();
+            let column_of = |i: usize, values: &[Option<String>]| -> Vec<Option<String>> {
+                values.iter().skip(i).step_by(width).cloned().collect()
+            };
+            // $1 run id, $2 keys, $3 columns, then per column its old and new values.
+            let mut arrays = vec!["$2::text[]".to_string()];
+            let mut names = vec!["key".to_string()];
             let mut sets = Vec::new();
+            let mut unchanged = Vec::new();
             let mut current = Vec::new();
+            let mut values: Vec<Vec<Option<String>>> = Vec::new();
             for (i, column) in cols.iter().enumerate() {
-                let (_, sql_type) = self.column_type(&step.table, column)?;
+                let sql_type = columns
+                    .iter()
+                    .find(|c| &c.name == column)
+                    .map(|c| c.sql_type.clone())
+                    .ok_or_else(|| {
+                        StoreError::Unsupported(format!(
+                            "backed-up column `{column}` is no longer in table `{}`",
+                            step.table
+                        ))
+                    })?;
                 let quoted = quote_ident(column);
-                sets.push(format!("{quoted} = b.old[{}]::{sql_type}", i + 1));
+                arrays.push(format!("${}::text[]", 4 + 2 * i));
+                arrays.push(format!("${}::text[]", 5 + 2 * i));
+                names.push(format!("o{i}"));
+                names.push(format!("n{i}"));
+                sets.push(format!("{quoted} = b.o{i}::{sql_type}"));
+                unchanged.push(format!("t.{quoted}::text IS NOT DISTINCT FROM b.n{i}"));
                 current.push(format!("t.{quoted}::text"));
+                values.push(column_of(i, &old));
+                values.push(column_of(i, &new));
             }
-            let current = format!("ARRAY[{}]::text[]", current.join(", "));
-            let table = quote_ident(&step.table);
-            let key = quote_ident(&step.key);
+            let olds: Vec<String> = (0..width).map(|i| format!("b.o{i}")).collect();
+            let news: Vec<String> = (0..width).map(|i| format!("b.n{i}")).collect();
             let key_int = if key_type.is_integer() {
                 "b.key::int8"
             } else {
                 "NULL::int8"
             };
             let sql = format!(
-                "WITH b AS (SELECT key, old, new FROM _mig_backup WHERE run_id = $1 AND batch = $2 AND cols = $3), \
+                "WITH b AS (SELECT * FROM unnest({}) AS b({})), \
                  restored AS (UPDATE {table} AS t SET {} FROM b \
-                 WHERE t.{key} = b.key::{key_sql_type} AND {current} IS NOT DISTINCT FROM b.new RETURNING b.key), \
+                 WHERE t.{key} = b.key::{key_sql_type} AND {} RETURNING b.key), \
                  conflicts AS (INSERT INTO _mig_conflicts (run_id, key, key_int, cols, old, written, current) \
-                 SELECT $1, b.key, {key_int}, $3, b.old, b.new, \
-                 (SELECT {current} FROM {table} AS t WHERE t.{key} = b.key::{key_sql_type}) \
+                 SELECT $1, b.key, {key_int}, $3::text[], ARRAY[{}]::text[], ARRAY[{}]::text[], \
+                 (SELECT ARRAY[{}]::text[] FROM {table} AS t WHERE t.{key} = b.key::{key_sql_type}) \
                  FROM b WHERE b.key NOT IN (SELECT key FROM restored) RETURNING key, key_int) \
                  SELECT (SELECT count(*) FROM restored), \
                  ARRAY(SELECT key FROM conflicts ORDER BY key_int, key)",
-                sets.join(", ")
+                arrays.join(", "),
+                names.join(", "),
+                sets.join(", "),
+                unchanged.join(" AND "),
+                olds.join(", "),
+                news.join(", "),
+                current.join(", ")
             );
-            statements.push((sql, cols));
-        }
-        let lock_timeout = self.lock_timeout;
-        self.transaction(lock_timeout, |tx| {
-            let mut outcome = RollbackOutcome::default();
-            for (sql, cols) in &statements {
-                let row = tx.query_one(sql.as_str(), &[&run_id, &batch_no, cols])?;
-                outcome.restored += row.get::<_, i64>(0) as u64;
-                let keys: Vec<String> = row.get(1);
-                outcome
-                    .conflict_keys
-                    .extend(keys.into_iter().map(|k| key_value(k, key_type)));
-            }
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&run_id, &keys, &cols];
+            params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
+            let row = tx.query_one(sql.as_str(), &params)?;
+            let conflicts: Vec<String> = row.get(1);
             tx.execute(
                 "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2",
                 &[&run_id, &batch_no],
             )?;
-            Ok(outcome)
+            Ok(RollbackOutcome {
+                restored: row.get::<_, i64>(0) as u64,
+                conflict_keys: conflicts
+                    .into_iter()
+                    .map(|k| key_value(k, key_type))
+                    .collect(),
+            })
         })
     }
 
