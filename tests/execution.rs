@@ -181,3 +181,56 @@ fn unknown_migration_is_bad_input_on(backend: &Backend) {
         stderr(&out)
     );
 }
+
+const EVENTS: Setup = Setup {
+    sqlite: "",
+    postgres: "CREATE TABLE events (id integer PRIMARY KEY, kind text, at timestamptz, score double precision, label text);
+               INSERT INTO events SELECT i, 'k' || i, now(), i / 2.0, NULL FROM generate_series(1, 30) AS i;",
+};
+
+#[test]
+fn postgres_plan_names_each_steps_path_and_why() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let project = Project::demo_on(&Backend::Postgres(url));
+    let backfill = stdout(&project.mig(&["plan", "users.full_name"]));
+    assert!(
+        backfill.contains("path: pushdown: every operator has an exact PostgreSQL equivalent"),
+        "{backfill}"
+    );
+    let normalize = stdout(&project.mig(&["plan", "normalize_email"]));
+    assert!(
+        normalize.contains("path: read-compute-write: `lower` depends on the database's ctype"),
+        "{normalize}"
+    );
+}
+
+#[test]
+fn postgres_reals_take_the_interpreter_and_unsupported_types_are_named() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let spec = "backfill label on events {\n    set label = kind || ':' || score\n    batch 7\n}\n\
+                backfill at on events {\n    set at = null\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &EVENTS, spec);
+    let plan = stdout(&project.mig(&["plan", "events.label"]));
+    assert!(
+        plan.contains("path: read-compute-write: `score` is a real"),
+        "{plan}"
+    );
+    let out = project.mig(&["run", "events.label"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        project.query("SELECT label FROM events WHERE id IN (3, 4) ORDER BY id"),
+        ["k3:1.5", "k4:2"],
+        "reals print as the interpreter prints them"
+    );
+    let out = project.mig(&["run", "events.at"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has type timestamptz, which mig cannot read or write"),
+        "{}",
+        stderr(&out)
+    );
+}
