@@ -28,7 +28,7 @@ use bytes::BytesMut;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
-use postgres::{Client, NoTls, Row};
+use postgres::{Client, NoTls, Row, Statement};
 use std::collections::HashMap;
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -93,6 +93,9 @@ pub struct PostgresStore {
     client: Client,
     lock_timeout: Duration,
     tables: HashMap<String, Vec<Column>>,
+    /// Batch statements prepared once per connection: a batch then costs no parse or plan
+    /// round trip.
+    prepared: HashMap<String, Statement>,
 }
 
 impl PostgresStore {
@@ -106,6 +109,7 @@ impl PostgresStore {
             client,
             lock_timeout,
             tables: HashMap::new(),
+            prepared: HashMap::new(),
         };
         store.load_catalog()?;
         Ok(store)
@@ -355,6 +359,15 @@ impl PostgresStore {
         })
     }
 
+    fn prepare(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.prepared.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
     fn run_pushdown(
         &mut self,
         sql: &Pushdown,
@@ -366,15 +379,15 @@ impl PostgresStore {
         params[1] = Value::Integer(request.batch_no);
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
-        let statement = if request.after.is_some() {
+        let statement = self.prepare(if request.after.is_some() {
             &sql.next
         } else {
             &sql.first
-        };
+        })?;
         self.transaction(request.lock_timeout, |tx| {
             let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
             bound[4] = &columns;
-            let row = tx.query_one(statement.as_str(), &bound)?;
+            let row = tx.query_one(&statement, &bound)?;
             let processed: i64 = row.get(0);
             let updated: i64 = row.get(1);
             let last: Value = row.get(2);
@@ -393,17 +406,17 @@ impl PostgresStore {
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError> {
         let (read_first, read_next) = shape.read_sql();
-        let write = shape.write_sql();
+        let read = self.prepare(if request.after.is_some() {
+            &read_next
+        } else {
+            &read_first
+        })?;
+        let write = self.prepare(&shape.write_sql())?;
         let after = request.after.cloned().unwrap_or(Value::Null);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let columns: Vec<String> = step.sets.iter().map(|(c, _)| c.clone()).collect();
         self.transaction(request.lock_timeout, |tx| {
-            let read = if request.after.is_some() {
-                &read_next
-            } else {
-                &read_first
-            };
-            let rows = tx.query(read.as_str(), &[&after, &limit])?;
+            let rows = tx.query(&read, &[&after, &limit])?;
             let mut keys = Vec::new();
             let mut new_values: Vec<Vec<Value>> = vec![Vec::new(); step.sets.len()];
             for row in &rows {
@@ -448,7 +461,7 @@ impl PostgresStore {
                 &keys,
             ];
             params.extend(new_values.iter().map(|v| v as &(dyn ToSql + Sync)));
-            let updated: i64 = tx.query_one(write.as_str(), &params)?.get(0);
+            let updated: i64 = tx.query_one(&write, &params)?.get(0);
             Ok(BatchOutcome {
                 processed: processed as u64,
                 updated: updated as u64,
