@@ -28,8 +28,9 @@ trap 'rm -rf "$WORK"' EXIT
 sql() { psql "${PGARGS[@]}" -d "$DB" -qAtc "$1"; }
 now() { date +%s.%N; }
 
-# Latency of the pgbench transactions that ended between $2 and $3 (epoch seconds), from the
-# -l logs in folder $1: "count p50 p99 max" in milliseconds.
+# Latency of the pgbench transactions that overlapped the span from $2 to $3 (epoch seconds):
+# those a backfill could have slowed, including the ones it blocked until after it ended.
+# From the -l logs in folder $1: "count p50 p99 max" in milliseconds.
 latency() {
     python3 - "$@" <<'PY'
 import glob, sys
@@ -39,7 +40,8 @@ for path in glob.glob(folder + "/pgbench_log.*"):
     for line in open(path):
         f = line.split()
         done = int(f[4]) + int(f[5]) / 1e6
-        if start <= done <= end:
+        began = done - int(f[2]) / 1e6
+        if began <= end and done >= start:
             lat.append(int(f[2]) / 1000.0)
 lat.sort()
 if not lat:
