@@ -600,3 +600,93 @@ fn binary(op: BinaryOp, left: &Pushed, right: &Pushed) -> Result<Pushed, NotPush
     };
     Ok(Pushed { sql, ty, total })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::ast::{Item, StatementKind};
+    use crate::syntax::parser::parse;
+
+    /// The expression of `set x = SOURCE` in a one-line spec.
+    fn expr(source: &str) -> Expr {
+        let spec = parse(&format!("backfill x on t {{\n    set x = {source}\n}}\n")).unwrap();
+        let Some(Item::Block(block)) = spec.items.into_iter().next() else {
+            panic!("one block")
+        };
+        match block.statements.into_iter().next().map(|s| s.kind) {
+            Some(StatementKind::Set { value, .. }) => value,
+            other => panic!("a set statement, got {other:?}"),
+        }
+    }
+
+    fn column(name: &str) -> Option<(String, ColumnType)> {
+        let ty = match name {
+            "n" => ColumnType::Int4,
+            "s" | "t" => ColumnType::Text,
+            "r" => ColumnType::Float8,
+            "c" => ColumnType::Bpchar,
+            _ => return None,
+        };
+        Some((format!("\"{name}\""), ty))
+    }
+
+    fn push(source: &str) -> (Result<Pushed, NotPushed>, Vec<Value>) {
+        let mut params = Vec::new();
+        let pushed = Renderer {
+            column: &column,
+            params: &mut params,
+        }
+        .value(&expr(source));
+        (pushed, params)
+    }
+
+    fn reason(source: &str) -> String {
+        match push(source).0 {
+            Err(NotPushed(reason)) => reason,
+            Ok(p) => panic!("{source} was pushed as {}", p.sql),
+        }
+    }
+
+    #[test]
+    fn text_compares_by_bytes_in_the_c_collation() {
+        let (pushed, _) = push("s < t");
+        assert_eq!(
+            pushed.unwrap().sql,
+            "(((\"s\"::text COLLATE \"C\") < \"t\"::text))::int4::int8"
+        );
+    }
+
+    #[test]
+    fn integer_columns_compute_in_bigint_and_literals_are_parameters() {
+        let (pushed, params) = push("n * 2 + 1");
+        let pushed = pushed.unwrap();
+        assert_eq!(pushed.sql, "((\"n\"::int8 * $1::int8) + $2::int8)");
+        assert_eq!(params, vec![Value::Integer(2), Value::Integer(1)]);
+        assert!(!pushed.total, "overflow can fail");
+    }
+
+    #[test]
+    fn constant_parts_are_computed_by_the_interpreter() {
+        let (pushed, params) = push("s || (1 + 2)");
+        assert_eq!(pushed.unwrap().sql, "(\"s\"::text || ($1::int8)::text)");
+        assert_eq!(params, vec![Value::Integer(3)]);
+        assert!(reason("n + 1 / 0").contains("a constant part fails in the interpreter"));
+    }
+
+    #[test]
+    fn what_has_no_exact_equivalent_stays_with_the_interpreter() {
+        assert!(reason("lower(s)").contains("depends on the database's ctype"));
+        assert!(reason("s matches 'a+'").starts_with("`matches`"));
+        assert!(reason("r + 1").contains("is a real"));
+        assert!(reason("c || s").contains("char(n)"));
+        assert!(reason("s + 1").contains("type error"));
+        assert!(reason("round(n)").starts_with("`round`"));
+    }
+
+    #[test]
+    fn an_operand_that_can_fail_is_never_where_postgresql_may_skip_it() {
+        assert!(reason("n > 0 or n / n = 1").contains("can fail"));
+        assert!(reason("coalesce(n, n * n)").contains("can fail"));
+        assert!(push("n > 0 or s = t").0.is_ok());
+    }
+}
