@@ -148,6 +148,20 @@ pub trait Store: Send {
         step: &BatchStep,
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError>;
+    /// Runs one batch of a run that several workers share (in one process or many): claims
+    /// the next `request.limit` keys from the database, or takes over a claim whose worker
+    /// died, so every row is processed once. `request.after` and `batch_no` are the store's
+    /// to choose. Processed 0 means no claim is left and none is held by another worker.
+    fn run_shared_batch(
+        &mut self,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let _ = (step, request);
+        Err(StoreError::Unsupported(
+            "this database has one writer at a time: workers need PostgreSQL".into(),
+        ))
+    }
     /// The statements `run_batch` executes, as `mig plan` prints them.
     fn describe_batch(&self, step: &BatchStep) -> Vec<String>;
 

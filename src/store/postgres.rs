@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS _mig_runs (
     status text NOT NULL,
     checkpoint_int bigint,
     checkpoint_text text,
+    claimed text,
+    claims bigint NOT NULL DEFAULT 0,
     processed bigint NOT NULL DEFAULT 0,
     updated bigint NOT NULL DEFAULT 0,
     batches bigint NOT NULL DEFAULT 0,
@@ -58,6 +60,14 @@ CREATE TABLE IF NOT EXISTS _mig_backup (
     keys text[] NOT NULL,
     old text[] NOT NULL,
     new text[] NOT NULL,
+    PRIMARY KEY (run_id, batch)
+);
+CREATE TABLE IF NOT EXISTS _mig_claims (
+    run_id bigint NOT NULL,
+    batch bigint NOT NULL,
+    lo text,
+    hi text NOT NULL,
+    done boolean NOT NULL DEFAULT false,
     PRIMARY KEY (run_id, batch)
 );
 CREATE TABLE IF NOT EXISTS _mig_conflicts (
@@ -288,7 +298,7 @@ impl PostgresStore {
                 .and_then(|cs| cs.iter().find(|c| c.name == name))
                 .and_then(|c| c.ty.map(|ty| (format!("batch.{}", quote_ident(name)), ty)))
         };
-        let mut params = vec![Value::Null; 5];
+        let mut params = vec![Value::Null; 6];
         let mut renderer = Renderer {
             column: &lookup,
             params: &mut params,
@@ -343,7 +353,7 @@ impl PostgresStore {
                  backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
                  SELECT $1, $2, $5::text[], array_agg(k::text ORDER BY k), array_agg(old ORDER BY k), \
                  array_agg(new ORDER BY k) FROM upd HAVING count(*) > 0), \
-                 progress AS (UPDATE _mig_runs SET {checkpoint} = (SELECT max(\"_mig_key\") FROM batch), \
+                 progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, (SELECT max(\"_mig_key\") FROM batch)), \
                  processed = processed + (SELECT count(*) FROM batch), \
                  updated = updated + (SELECT count(*) FROM upd), batches = batches + 1, \
                  updated_at = {NOW} WHERE id = $1 AND EXISTS (SELECT 1 FROM batch)) \
@@ -353,8 +363,12 @@ impl PostgresStore {
             )
         };
         Ok(Pushdown {
-            first: sql(&format!("$3::{key_sql_type} IS NULL")),
-            next: sql(&format!("{key} > $3::{key_sql_type}")),
+            first: sql(&format!(
+                "$3::{key_sql_type} IS NULL AND {key} <= coalesce($6::{key_sql_type}, {key})"
+            )),
+            next: sql(&format!(
+                "{key} > $3::{key_sql_type} AND {key} <= coalesce($6::{key_sql_type}, {key})"
+            )),
             params,
         })
     }
@@ -368,17 +382,20 @@ impl PostgresStore {
         Ok(statement)
     }
 
+    /// One pushed-down batch: the keys after `request.after`, up to `upper` when given.
     fn run_pushdown(
         &mut self,
         sql: &Pushdown,
         columns: Vec<String>,
         request: &BatchRequest<'_>,
+        upper: Option<&Value>,
     ) -> Result<BatchOutcome, StoreError> {
         let mut params = sql.params.clone();
         params[0] = Value::Integer(request.run_id);
         params[1] = Value::Integer(request.batch_no);
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
+        params[5] = upper.cloned().unwrap_or(Value::Null);
         let statement = self.prepare(if request.after.is_some() {
             &sql.next
         } else {
@@ -399,11 +416,13 @@ impl PostgresStore {
         })
     }
 
+    /// One batch computed by the interpreter: the keys after `request.after`, up to `upper`.
     fn run_interpreted(
         &mut self,
         step: &BatchStep,
         shape: &BatchShape,
         request: &BatchRequest<'_>,
+        upper: Option<&Value>,
     ) -> Result<BatchOutcome, StoreError> {
         let (read_first, read_next) = shape.read_sql();
         let read = self.prepare(if request.after.is_some() {
@@ -413,10 +432,11 @@ impl PostgresStore {
         })?;
         let write = self.prepare(&shape.write_sql())?;
         let after = request.after.cloned().unwrap_or(Value::Null);
+        let upper = upper.cloned().unwrap_or(Value::Null);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let columns: Vec<String> = step.sets.iter().map(|(c, _)| c.clone()).collect();
         self.transaction(request.lock_timeout, |tx| {
-            let rows = tx.query(&read, &[&after, &limit])?;
+            let rows = tx.query(&read, &[&after, &limit, &upper])?;
             let mut keys = Vec::new();
             let mut new_values: Vec<Vec<Value>> = vec![Vec::new(); step.sets.len()];
             for row in &rows {
@@ -467,6 +487,102 @@ impl PostgresStore {
                 updated: updated as u64,
                 last_key: Some(last_key),
             })
+        })
+    }
+
+    fn run_range(
+        &mut self,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+        upper: Option<&Value>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let plan = self.step_plan(step)?;
+        match &plan.path {
+            Path::Pushdown(sql) => {
+                let columns = step.sets.iter().map(|(c, _)| c.clone()).collect();
+                self.run_pushdown(sql, columns, request, upper)
+            }
+            Path::ReadComputeWrite(_) => self.run_interpreted(step, &plan.shape, request, upper),
+        }
+    }
+
+    /// Claims the next `limit` keys after the run's claimed cursor, in a short transaction of
+    /// its own; false when the table is claimed to its end. `bounds` find the claim's last
+    /// key from the start and after the cursor.
+    fn claim_range(
+        &mut self,
+        run_id: i64,
+        limit: i64,
+        bounds: &(String, String),
+    ) -> Result<bool, StoreError> {
+        let lock_timeout = self.lock_timeout;
+        let first = self.prepare(&bounds.0)?;
+        let next = self.prepare(&bounds.1)?;
+        self.transaction(lock_timeout, |tx| {
+            let claimed: Option<String> = tx
+                .query_one(
+                    "SELECT claimed FROM _mig_runs WHERE id = $1 FOR UPDATE",
+                    &[&run_id],
+                )?
+                .get(0);
+            let bound = if claimed.is_some() { &next } else { &first };
+            let hi: Option<String> = tx.query_one(bound, &[&claimed, &limit])?.get(0);
+            let Some(hi) = hi else {
+                return Ok(false);
+            };
+            tx.execute(
+                "WITH run AS (UPDATE _mig_runs SET claimed = $2, claims = claims + 1 \
+                 WHERE id = $1 RETURNING claims) \
+                 INSERT INTO _mig_claims (run_id, batch, lo, hi) SELECT $1, claims, $3, $2 FROM run",
+                &[&run_id, &hi, &claimed],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// Runs the claimed range (`request.after`, `upper`] as one pushed-down batch and marks
+    /// the claim done, in one transaction; None when another worker holds the claim.
+    fn run_claim(
+        &mut self,
+        sql: &Pushdown,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+        upper: &Value,
+    ) -> Result<Option<BatchOutcome>, StoreError> {
+        let columns: Vec<String> = step.sets.iter().map(|(c, _)| c.clone()).collect();
+        let mut params = sql.params.clone();
+        params[0] = Value::Integer(request.run_id);
+        params[1] = Value::Integer(request.batch_no);
+        params[2] = request.after.cloned().unwrap_or(Value::Null);
+        params[3] = Value::Integer(i64::MAX);
+        params[5] = upper.clone();
+        let statement = self.prepare(if request.after.is_some() {
+            &sql.next
+        } else {
+            &sql.first
+        })?;
+        self.transaction(request.lock_timeout, |tx| {
+            let claim = tx.query_opt(
+                "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
+                 FOR UPDATE SKIP LOCKED",
+                &[&request.run_id, &request.batch_no],
+            )?;
+            if claim.is_none() {
+                return Ok(None);
+            }
+            let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
+            bound[4] = &columns;
+            let row = tx.query_one(&statement, &bound)?;
+            tx.execute(
+                "UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2",
+                &[&request.run_id, &request.batch_no],
+            )?;
+            let last: Value = row.get(2);
+            Ok(Some(BatchOutcome {
+                processed: row.get::<_, i64>(0) as u64,
+                updated: row.get::<_, i64>(1) as u64,
+                last_key: (!last.is_null()).then_some(last),
+            }))
         })
     }
 
@@ -591,8 +707,12 @@ impl BatchShape {
             )
         };
         (
-            sql(format!("$1::{key_sql_type} IS NULL")),
-            sql(format!("{key} > $1::{key_sql_type}")),
+            sql(format!(
+                "$1::{key_sql_type} IS NULL AND {key} <= coalesce($3::{key_sql_type}, {key})"
+            )),
+            sql(format!(
+                "{key} > $1::{key_sql_type} AND {key} <= coalesce($3::{key_sql_type}, {key})"
+            )),
         )
     }
 
@@ -631,7 +751,7 @@ impl BatchShape {
              SELECT $1, $2, $4::text[], array_agg(upd.k::text ORDER BY upd.k), \
              array_agg(old.vals ORDER BY upd.k), array_agg(upd.vals ORDER BY upd.k) \
              FROM upd JOIN old USING (k) HAVING count(*) > 0), \
-             progress AS (UPDATE _mig_runs SET {checkpoint} = $3::{key_sql_type}::{checkpoint_type}, \
+             progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, $3::{key_sql_type}::{checkpoint_type}), \
              processed = processed + $5::int8, updated = updated + (SELECT count(*) FROM upd), \
              batches = batches + 1, updated_at = {NOW} WHERE id = $1) \
              SELECT count(*) FROM upd",
@@ -866,7 +986,7 @@ impl Store for PostgresStore {
             .client
             .query_one(
                 "SELECT to_regclass('_mig_runs') IS NOT NULL AND to_regclass('_mig_backup') IS NOT NULL \
-                 AND to_regclass('_mig_conflicts') IS NOT NULL",
+                 AND to_regclass('_mig_conflicts') IS NOT NULL AND to_regclass('_mig_claims') IS NOT NULL",
                 &[],
             )?
             .get(0);
@@ -909,13 +1029,25 @@ impl Store for PostgresStore {
         row_limit: Option<u64>,
     ) -> Result<RunRecord, StoreError> {
         let limit = row_limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut tx = self.client.transaction()?;
+        // Workers starting together must share one run: the first starts it, the others,
+        // waiting on this lock, find it running with the same spec and join it.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&migration])?;
+        if let Some(running) = tx.query_opt(
+            "SELECT * FROM _mig_runs WHERE migration = $1 AND spec_hash = $2 AND status = 'running' \
+             ORDER BY id DESC LIMIT 1",
+            &[&migration, &spec_hash],
+        )? {
+            let run = read_run(&running)?;
+            tx.commit()?;
+            return Ok(run);
+        }
         let sql = format!(
             "INSERT INTO _mig_runs (migration, spec_hash, spec, status, row_limit, started_at, updated_at) \
              VALUES ($1, $2, $3, 'running', $4, {NOW}, {NOW}) RETURNING *"
         );
-        let row = self
-            .client
-            .query_one(sql.as_str(), &[&migration, &spec_hash, &spec, &limit])?;
+        let row = tx.query_one(sql.as_str(), &[&migration, &spec_hash, &spec, &limit])?;
+        tx.commit()?;
         read_run(&row)
     }
 
@@ -945,13 +1077,67 @@ impl Store for PostgresStore {
         step: &BatchStep,
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError> {
-        let plan = self.step_plan(step)?;
-        match &plan.path {
-            Path::Pushdown(sql) => {
-                let columns = step.sets.iter().map(|(c, _)| c.clone()).collect();
-                self.run_pushdown(sql, columns, request)
+        self.run_range(step, request, None)
+    }
+
+    fn run_shared_batch(
+        &mut self,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
+        let Path::Pushdown(sql) = self.step_plan(step)?.path else {
+            return Err(StoreError::Unsupported(
+                "workers share pushed-down steps only; this step takes the read-compute-write path"
+                    .into(),
+            ));
+        };
+        let key = quote_ident(&step.key);
+        let table = quote_ident(&step.table);
+        let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+        let bound = |range: &str| {
+            format!(
+                "SELECT max(k)::text FROM (SELECT {key} AS k FROM {table} {range} ORDER BY {key} LIMIT $2) AS s"
+            )
+        };
+        let bounds = (
+            bound("WHERE $1::text IS NULL"),
+            bound(&format!("WHERE {key} > $1::text::{key_sql_type}")),
+        );
+        loop {
+            let undone = self.client.query(
+                "SELECT batch, lo, hi FROM _mig_claims WHERE run_id = $1 AND NOT done ORDER BY batch",
+                &[&request.run_id],
+            )?;
+            for claim in &undone {
+                let lo: Option<String> = claim.get(1);
+                let lo = lo.map(|k| key_value(k, key_type));
+                let range = BatchRequest {
+                    run_id: request.run_id,
+                    batch_no: claim.get(0),
+                    after: lo.as_ref(),
+                    limit: request.limit,
+                    lock_timeout: request.lock_timeout,
+                };
+                let hi = key_value(claim.get(2), key_type);
+                // A claim whose rows were all deleted since is done and empty: go on.
+                match self.run_claim(&sql, step, &range, &hi)? {
+                    Some(outcome) if outcome.processed > 0 => return Ok(outcome),
+                    _ => {}
+                }
             }
-            Path::ReadComputeWrite(_) => self.run_interpreted(step, &plan.shape, request),
+            // Every open claim is held by a live worker: claim fresh keys, or wait for them.
+            if self.claim_range(request.run_id, limit, &bounds)? {
+                continue;
+            }
+            if undone.is_empty() {
+                return Ok(BatchOutcome {
+                    processed: 0,
+                    updated: 0,
+                    last_key: None,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -977,6 +1163,7 @@ impl Store for PostgresStore {
                         "the checkpoint (the first batch has none)",
                         "the batch size",
                         "the set columns",
+                        "the end of a range claimed by a worker, else none",
                     ],
                     &sql.params,
                 ));
@@ -991,6 +1178,7 @@ impl Store for PostgresStore {
                     &[
                         "the checkpoint (the first batch has none)",
                         "the batch size",
+                        "the end of a range claimed by a worker, else none",
                     ],
                     &[],
                 ));
