@@ -91,3 +91,34 @@ fn workers_on_sqlite_are_refused_clearly() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_claim_left_by_a_stopped_worker_is_taken_over_and_done_once() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 100ms\n    retries 0\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let mut app = project.postgres.as_ref().unwrap().client();
+    let mut hold = app.transaction().unwrap();
+    hold.query("SELECT 1 FROM t WHERE id = 1234 FOR UPDATE", &[])
+        .unwrap();
+    let out = project.mig(&["run", "bump", "--workers", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM _mig_claims WHERE NOT done"),
+        ["1"],
+        "the range with the locked row stays claimed and undone"
+    );
+    hold.rollback().unwrap();
+    let out = project.mig(&["run", "bump", "--workers", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
+        ["3000"]
+    );
+    assert_eq!(
+        project.query("SELECT processed || '/' || updated FROM _mig_runs"),
+        ["3000/3000"]
+    );
+}
