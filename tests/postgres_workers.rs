@@ -122,3 +122,35 @@ fn a_claim_left_by_a_stopped_worker_is_taken_over_and_done_once() {
         ["3000/3000"]
     );
 }
+
+#[test]
+fn a_shared_run_is_not_resumed_alone() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 100ms\n    retries 0\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let mut app = project.postgres.as_ref().unwrap().client();
+    let mut hold = app.transaction().unwrap();
+    hold.query("SELECT 1 FROM t WHERE id = 1234 FOR UPDATE", &[])
+        .unwrap();
+    assert_eq!(
+        project
+            .mig(&["run", "bump", "--workers", "1"])
+            .status
+            .code(),
+        Some(3)
+    );
+    hold.rollback().unwrap();
+    let out = project.mig(&["run", "bump"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is shared by workers"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id + 2"),
+        ["0"]
+    );
+}

@@ -29,7 +29,7 @@ use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Row, Statement};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::error::Error;
 use std::time::{Duration, Instant};
 
@@ -106,6 +106,8 @@ pub struct PostgresStore {
     /// Batch statements prepared once per connection: a batch then costs no parse or plan
     /// round trip.
     prepared: HashMap<String, Statement>,
+    /// Runs this connection found unshared, so it may walk them by their checkpoint.
+    unshared: HashSet<i64>,
 }
 
 impl PostgresStore {
@@ -120,6 +122,7 @@ impl PostgresStore {
             lock_timeout,
             tables: HashMap::new(),
             prepared: HashMap::new(),
+            unshared: HashSet::new(),
         };
         store.load_catalog()?;
         Ok(store)
@@ -1077,6 +1080,25 @@ impl Store for PostgresStore {
         step: &BatchStep,
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError> {
+        if !self.unshared.contains(&request.run_id) {
+            // A shared run's checkpoint is its highest finished key, not a line below which
+            // every claim is done: walking on from it alone could skip a claim.
+            let shared: bool = self
+                .client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM _mig_claims WHERE run_id = $1)",
+                    &[&request.run_id],
+                )?
+                .get(0);
+            if shared {
+                return Err(StoreError::Unsupported(format!(
+                    "run {} is shared by workers (its key ranges are in _mig_claims): \
+                     resume it with `mig run NAME --workers N`",
+                    request.run_id
+                )));
+            }
+            self.unshared.insert(request.run_id);
+        }
         self.run_range(step, request, None)
     }
 
