@@ -55,6 +55,10 @@ enum Command {
         /// needed to run again after the spec changed under a checkpoint
         #[arg(long)]
         restart: bool,
+        /// Share the run between N workers in this process, and with every other `mig run
+        /// --workers` on the same migration (PostgreSQL)
+        #[arg(long, conflicts_with_all = ["limit", "restart"])]
+        workers: Option<u64>,
     },
     /// Run validations over whole tables (default: all of them)
     Validate { names: Vec<String> },
@@ -98,7 +102,14 @@ pub fn main() -> ExitCode {
             batch,
             limit,
             restart,
+            workers: None,
         } => run(config, &name, RunOptions { batch, limit }, restart),
+        Command::Run {
+            name,
+            batch,
+            workers: Some(workers),
+            ..
+        } => run_workers(config, &name, RunOptions { batch, limit: None }, workers),
         Command::Validate { names } => validate(config, names),
         Command::Status => status(config),
         Command::Rollback { name } => rollback(config, &name),
@@ -242,6 +253,44 @@ fn run(config: Config, name: &str, options: RunOptions, restart: bool) -> Result
     reporter.finish();
     let summary = summary?;
     print_summary(&summary);
+    Ok(())
+}
+
+/// `workers` threads, each with its own connection, share one run; the summary is the run's
+/// (all workers', in every process).
+fn run_workers(
+    config: Config,
+    name: &str,
+    options: RunOptions,
+    workers: u64,
+) -> Result<(), Failure> {
+    if workers == 0 {
+        return Err(Failure {
+            exit_code: 2,
+            text: "--workers must be at least 1".into(),
+        });
+    }
+    let threads: Vec<_> = (0..workers)
+        .map(|_| {
+            let (config, name, options) = (config.clone(), name.to_string(), options.clone());
+            std::thread::spawn(move || -> Result<RunSummary, ExecError> {
+                let mut engine = Engine::open(config)?;
+                let plan = engine.plan(&name, &options)?;
+                engine.run_shared(&plan, &mut |_| {})
+            })
+        })
+        .collect();
+    let mut last = None;
+    for thread in threads {
+        let summary = thread.join().map_err(|_| Failure {
+            exit_code: 4,
+            text: "a worker thread panicked".into(),
+        })??;
+        last = Some(summary);
+    }
+    if let Some(summary) = last {
+        print_summary(&summary);
+    }
     Ok(())
 }
 

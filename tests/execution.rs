@@ -1,15 +1,31 @@
-//! Running migrations through the CLI on tables other than the demo's.
+//! Running migrations through the CLI on tables other than the demo's, on every store.
 mod common;
 
-use common::{stderr, stdout, Project};
+use common::{backends, stderr, stdout, Backend, Project, Setup};
 
-const ACCOUNTS: &str = "
+const ACCOUNTS: Setup = Setup {
+    sqlite: "
 CREATE TABLE accounts (code TEXT PRIMARY KEY, name TEXT, email TEXT, tier TEXT, score INTEGER);
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
 INSERT INTO accounts
 SELECT printf('acct-%04d', i), 'Name ' || i, '  User' || i || '@Mail.example ',
        CASE WHEN i % 5 = 0 THEN 'gold' ELSE NULL END, i
-FROM n;";
+FROM n;",
+    postgres: "
+CREATE TABLE accounts (code TEXT PRIMARY KEY, name TEXT, email TEXT, tier TEXT, score INTEGER);
+INSERT INTO accounts
+SELECT format('acct-%s', lpad(i::text, 4, '0')), 'Name ' || i, '  User' || i || '@Mail.example ',
+       CASE WHEN i % 5 = 0 THEN 'gold' ELSE NULL END, i
+FROM generate_series(1, 250) AS i;",
+};
+
+/// Runs `test` on every store, naming the store when it fails.
+fn on_every_store(test: impl Fn(&Backend)) {
+    for backend in backends() {
+        eprintln!("store: {}", backend.name());
+        test(&backend);
+    }
+}
 
 const SPEC: &str = "
 migrate tidy_accounts on accounts {
@@ -32,7 +48,11 @@ validate emails_lower on accounts {
 
 #[test]
 fn text_keys_filters_and_several_sets() {
-    let project = Project::sqlite(ACCOUNTS, SPEC);
+    on_every_store(text_keys_filters_and_several_sets_on);
+}
+
+fn text_keys_filters_and_several_sets_on(backend: &Backend) {
+    let project = Project::on(backend, &ACCOUNTS, SPEC);
     let out = project.mig(&["run", "tidy_accounts"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
@@ -40,23 +60,10 @@ fn text_keys_filters_and_several_sets() {
         "{}",
         stdout(&out)
     );
-    let conn = project.db();
-    let untouched: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM accounts WHERE email LIKE '  User%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(untouched, 10, "rows with score <= 10 stay as they were");
-    let basic: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM accounts WHERE tier = 'basic'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(basic, 192);
+    let untouched = project.query("SELECT count(*) FROM accounts WHERE email LIKE '  User%'");
+    assert_eq!(untouched, ["10"], "rows with score <= 10 stay as they were");
+    let basic = project.query("SELECT count(*) FROM accounts WHERE tier = 'basic'");
+    assert_eq!(basic, ["192"]);
     let again = project.mig(&["run", "tidy_accounts"]);
     assert!(
         stdout(&again).contains("250 rows processed, 0 updated"),
@@ -67,7 +74,11 @@ fn text_keys_filters_and_several_sets() {
 
 #[test]
 fn limit_takes_the_lowest_keys_first() {
-    let project = Project::sqlite(ACCOUNTS, SPEC);
+    on_every_store(limit_takes_the_lowest_keys_first_on);
+}
+
+fn limit_takes_the_lowest_keys_first_on(backend: &Backend) {
+    let project = Project::on(backend, &ACCOUNTS, SPEC);
     let out = project.mig(&["run", "tidy_accounts", "--limit", "100", "--batch", "30"]);
     assert!(
         stdout(&out).contains("100 rows processed"),
@@ -75,24 +86,22 @@ fn limit_takes_the_lowest_keys_first() {
         stdout(&out),
         stderr(&out)
     );
-    let conn = project.db();
-    let highest_done: String = conn
-        .query_row(
-            "SELECT max(code) FROM accounts WHERE tier = 'basic'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let highest_done = project.query("SELECT max(code) FROM accounts WHERE tier = 'basic'");
     assert_eq!(
-        highest_done, "acct-0099",
+        highest_done,
+        ["acct-0099"],
         "batches of 30, 30, 30, 10 end at the 100th key"
     );
 }
 
 #[test]
 fn failed_post_check_restores_the_rows_and_exits_1() {
+    on_every_store(failed_post_check_restores_the_rows_and_exits_1_on);
+}
+
+fn failed_post_check_restores_the_rows_and_exits_1_on(backend: &Backend) {
     let spec = SPEC.replace("coalesce(tier, 'basic')", "coalesce(tier, 'bronze')");
-    let project = Project::sqlite(ACCOUNTS, &spec);
+    let project = Project::on(backend, &ACCOUNTS, &spec);
     let before = project.dump("accounts");
     let out = project.mig(&["run", "tidy_accounts"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -112,13 +121,16 @@ fn failed_post_check_restores_the_rows_and_exits_1() {
 
 #[test]
 fn rollback_leaves_rows_the_application_changed_since() {
-    let project = Project::sqlite(ACCOUNTS, SPEC);
+    on_every_store(rollback_leaves_rows_the_application_changed_since_on);
+}
+
+fn rollback_leaves_rows_the_application_changed_since_on(backend: &Backend) {
+    let project = Project::on(backend, &ACCOUNTS, SPEC);
     let before = project.dump("accounts");
     assert!(project.mig(&["run", "tidy_accounts"]).status.success());
-    project
-        .db()
-        .execute("UPDATE accounts SET email = 'changed@app.example' WHERE code IN ('acct-0050', 'acct-0200')", [])
-        .unwrap();
+    project.execute(
+        "UPDATE accounts SET email = 'changed@app.example' WHERE code IN ('acct-0050', 'acct-0200')",
+    );
     let out = project.mig(&["rollback", "tidy_accounts"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -136,7 +148,11 @@ fn rollback_leaves_rows_the_application_changed_since() {
 
 #[test]
 fn validate_counts_failed_rows_per_validation() {
-    let project = Project::sqlite(ACCOUNTS, SPEC);
+    on_every_store(validate_counts_failed_rows_per_validation_on);
+}
+
+fn validate_counts_failed_rows_per_validation_on(backend: &Backend) {
+    let project = Project::on(backend, &ACCOUNTS, SPEC);
     let out = project.mig(&["validate", "emails_lower", "tiers_set"]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
@@ -152,7 +168,11 @@ fn validate_counts_failed_rows_per_validation() {
 
 #[test]
 fn unknown_migration_is_bad_input() {
-    let project = Project::sqlite(ACCOUNTS, SPEC);
+    on_every_store(unknown_migration_is_bad_input_on);
+}
+
+fn unknown_migration_is_bad_input_on(backend: &Backend) {
+    let project = Project::on(backend, &ACCOUNTS, SPEC);
     let out = project.mig(&["run", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -226,5 +246,58 @@ fn a_spec_lock_timeout_wins_over_the_config_default() {
         stdout(&resumed).contains("(resumed): 50 rows processed"),
         "{}",
         stdout(&resumed)
+    );
+}
+
+const EVENTS: Setup = Setup {
+    sqlite: "",
+    postgres: "CREATE TABLE events (id integer PRIMARY KEY, kind text, at timestamptz, score double precision, label text);
+               INSERT INTO events SELECT i, 'k' || i, now(), i / 2.0, NULL FROM generate_series(1, 30) AS i;",
+};
+
+#[test]
+fn postgres_plan_names_each_steps_path_and_why() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let project = Project::demo_on(&Backend::Postgres(url));
+    let backfill = stdout(&project.mig(&["plan", "users.full_name"]));
+    assert!(
+        backfill.contains("path: pushdown: every operator has an exact PostgreSQL equivalent"),
+        "{backfill}"
+    );
+    let normalize = stdout(&project.mig(&["plan", "normalize_email"]));
+    assert!(
+        normalize.contains("path: read-compute-write: `lower` depends on the database's ctype"),
+        "{normalize}"
+    );
+}
+
+#[test]
+fn postgres_reals_take_the_interpreter_and_unsupported_types_are_named() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let spec = "backfill label on events {\n    set label = kind || ':' || score\n    batch 7\n}\n\
+                backfill at on events {\n    set at = null\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &EVENTS, spec);
+    let plan = stdout(&project.mig(&["plan", "events.label"]));
+    assert!(
+        plan.contains("path: read-compute-write: `score` is a real"),
+        "{plan}"
+    );
+    let out = project.mig(&["run", "events.label"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        project.query("SELECT label FROM events WHERE id IN (3, 4) ORDER BY id"),
+        ["k3:1.5", "k4:2"],
+        "reals print as the interpreter prints them"
+    );
+    let out = project.mig(&["run", "events.at"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has type timestamptz, which mig cannot read or write"),
+        "{}",
+        stderr(&out)
     );
 }

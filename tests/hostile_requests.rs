@@ -560,10 +560,7 @@ fn text_that_looks_like_sql_is_only_ever_a_value() {
     );
     let out = project.mig(&["run", "t.b"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        project.dump("t"),
-        vec!["Integer(1)|Text(\"x\")|Text(\"x'); DROP TABLE t; --\")"]
-    );
+    assert_eq!(project.dump("t"), vec!["1|x|x'); DROP TABLE t; --"]);
 }
 
 #[test]

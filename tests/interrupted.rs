@@ -150,10 +150,10 @@ fn a_killed_rollback_blocks_runs_and_finishes_when_called_again_without_clobberi
     assert_eq!(project.runs()[0].0, "rolled_back");
     let expected: Vec<String> = before
         .into_iter()
-        .filter(|row| !row.starts_with("Integer(15000)|"))
+        .filter(|row| !row.starts_with("15000|"))
         .map(|row| {
-            if row.starts_with("Integer(7)|") || row.starts_with("Integer(9000)|") {
-                row.replace("|Null", "|Text(\"app wrote this\")")
+            if row.starts_with("7|") || row.starts_with("9000|") {
+                row.replace("|NULL", "|app wrote this")
             } else {
                 row
             }

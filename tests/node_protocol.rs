@@ -1,7 +1,7 @@
 //! The node's framing, error codes and concurrency, through the real binary.
 mod common;
 
-use common::{envelope, reply_to, Project};
+use common::{backends, envelope, reply_to, Backend, Project};
 use serde_json::json;
 
 fn code_of(replies: &[serde_json::Value], msg_id: u64) -> u64 {
@@ -122,7 +122,13 @@ fn status_is_answered_while_a_long_run_holds_the_worker() {
 
 #[test]
 fn rollback_restores_a_backfill_through_the_node() {
-    let project = Project::demo();
+    for backend in backends() {
+        rollback_restores_a_backfill_on(&backend);
+    }
+}
+
+fn rollback_restores_a_backfill_on(backend: &Backend) {
+    let project = Project::demo_on(backend);
     let before = project.node(&[envelope(json!({"type": "status", "msg_id": 1}))]);
     assert_eq!(reply_to(&before.0, 1)["runs"], json!([]));
     let original = project.dump("users");

@@ -1,12 +1,18 @@
-//! The demo's documented flow through the node, exact to the row.
+//! The demo's documented flow through the node, exact to the row, on every store.
 mod common;
 
-use common::{envelope, reply_to, stable, Project};
+use common::{backends, envelope, reply_to, stable, Backend, Project};
 use serde_json::json;
 
 #[test]
 fn seed_flow_is_exact_on_a_fresh_demo_database() {
-    let project = Project::demo();
+    for backend in backends() {
+        seed_flow_on(&backend);
+    }
+}
+
+fn seed_flow_on(backend: &Backend) {
+    let project = Project::demo_on(backend);
     let (replies, stderr) = project.node(&[
         envelope(json!({"type": "backfill", "msg_id": 1, "table": "users", "column": "full_name", "batch_size": 1000, "total_rows": 10000})),
         envelope(json!({"type": "validate", "msg_id": 2, "table": "users", "validations": ["no_nulls", "email_format"]})),
@@ -22,7 +28,8 @@ fn seed_flow_is_exact_on_a_fresh_demo_database() {
     assert_eq!(
         stable(first),
         json!({"type": "backfill_complete", "in_reply_to": 1, "total_processed": 10000, "total_updated": 9500}),
-        "stderr: {stderr}"
+        "{}: stderr: {stderr}",
+        backend.name()
     );
     assert_eq!(
         stable(reply_to(&replies, 2)),
@@ -42,7 +49,13 @@ fn seed_flow_is_exact_on_a_fresh_demo_database() {
 
 #[test]
 fn no_nulls_fails_on_9500_rows_before_the_backfill() {
-    let project = Project::demo();
+    for backend in backends() {
+        no_nulls_fails_before_the_backfill_on(&backend);
+    }
+}
+
+fn no_nulls_fails_before_the_backfill_on(backend: &Backend) {
+    let project = Project::demo_on(backend);
     let (replies, _) = project.node(&[envelope(
         json!({"type": "validate", "msg_id": 1, "table": "users", "validations": ["no_nulls"]}),
     )]);

@@ -4,6 +4,7 @@ use crate::compile::{self, Catalog, Schema, SourceFile};
 use crate::config::{Config, Database};
 use crate::diagnostic::FileDiagnostics;
 use crate::plan::{canonical_spec, Plan, PlanError, RunOptions};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError};
 use crate::value::Value;
@@ -262,6 +263,73 @@ impl Engine {
         self.with_retries(plan, |store| {
             store.set_run_status(run.id, RunStatus::Completed, None)
         })?;
+        let checks = self.post_checks(plan, &run)?;
+        Ok(RunSummary {
+            run_id: run.id,
+            migration: plan.name().to_string(),
+            processed: run.processed,
+            updated: run.updated,
+            batches: run.batches,
+            resumed,
+            duration: started.elapsed(),
+            longest_batch,
+            checks,
+        })
+    }
+
+    /// Runs `plan` as one worker of a run shared by several (threads or processes, each
+    /// calling this): the store hands out key ranges so every row is processed once. Returns
+    /// when nothing is left to claim; the summary holds the totals of all workers.
+    pub fn run_shared(
+        &mut self,
+        plan: &Plan,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RunSummary, ExecError> {
+        if plan.limit.is_some() {
+            return Err(ExecError::Unsupported(
+                "a row limit cannot be shared between workers; run without --limit".into(),
+            ));
+        }
+        let started = Instant::now();
+        let (run, resumed) = self.open_run(plan, false)?;
+        let expected = self.store.count_rows(plan.table())?;
+        let step = plan.step();
+        let mut mine = Progress {
+            processed: 0,
+            updated: 0,
+            batches: 0,
+            expected,
+        };
+        let mut longest_batch = Duration::ZERO;
+        loop {
+            let request = BatchRequest {
+                run_id: run.id,
+                batch_no: 0,
+                after: None,
+                limit: plan.batch,
+            };
+            let outcome =
+                self.with_retries(plan, |store| store.run_shared_batch(&step, &request))?;
+            if outcome.processed == 0 {
+                break;
+            }
+            longest_batch = longest_batch.max(outcome.held);
+            mine.processed += outcome.processed;
+            mine.updated += outcome.updated;
+            mine.batches += 1;
+            progress(&mine);
+            if !plan.pause.is_zero() {
+                std::thread::sleep(plan.pause);
+            }
+        }
+        let run = self
+            .store
+            .runs()?
+            .into_iter()
+            .find(|r| r.id == run.id)
+            .unwrap_or(run);
+        self.store
+            .set_run_status(run.id, RunStatus::Completed, None)?;
         let checks = self.post_checks(plan, &run)?;
         Ok(RunSummary {
             run_id: run.id,
@@ -616,9 +684,10 @@ fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
                 config.defaults.lock_timeout,
             )?))
         }
-        Database::Postgres(_) => Err(ExecError::Unsupported(
-            "PostgreSQL is not supported yet; use a sqlite: URL".into(),
-        )),
+        Database::Postgres(url) => Ok(Box::new(PostgresStore::connect(
+            url,
+            config.defaults.lock_timeout,
+        )?)),
     }
 }
 

@@ -2,10 +2,13 @@
 //! the executor above it does not know which one it talks to. Identifiers reaching a store
 //! were checked against its live schema and are quoted here; values travel as parameters.
 
+pub mod postgres;
+pub mod postgres_sql;
 pub mod sqlite;
 pub mod sqlite_functions;
 
 use crate::compile::{Schema, Validation};
+use crate::exec::eval::EvalError;
 use crate::syntax::ast::Expr;
 use crate::value::Value;
 
@@ -13,6 +16,12 @@ use crate::value::Value;
 pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {}", postgres::postgres_message(.0))]
+    Postgres(#[from] ::postgres::Error),
+    /// An expression failed for a row of the batch (read-compute-write path).
+    #[error("{0}")]
+    Eval(#[from] EvalError),
+    /// Also PostgreSQL's deadlock and serialization failures: contention worth a retry.
     #[error("the table is locked by another transaction (waited {waited_ms} ms)")]
     LockTimeout { waited_ms: u128 },
     #[error("cannot open database {path}: {message}")]
@@ -151,6 +160,20 @@ pub trait Store: Send {
         step: &BatchStep,
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError>;
+    /// Runs one batch of a run that several workers share (in one process or many): claims
+    /// the next `request.limit` keys from the database, or takes over a claim whose worker
+    /// died, so every row is processed once. `request.after` and `batch_no` are the store's
+    /// to choose. Processed 0 means no claim is left and none is held by another worker.
+    fn run_shared_batch(
+        &mut self,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let _ = (step, request);
+        Err(StoreError::Unsupported(
+            "this database has one writer at a time: workers need PostgreSQL".into(),
+        ))
+    }
     /// The statements `run_batch` executes, as `mig plan` prints them.
     fn describe_batch(&self, step: &BatchStep) -> Vec<String>;
 

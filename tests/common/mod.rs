@@ -1,4 +1,8 @@
 //! Helpers for integration tests: scratch projects, the real `mig` binary, node sessions.
+//!
+//! Tests that hold for every store loop over `backends()`: SQLite always, and PostgreSQL
+//! where `MIG_TEST_POSTGRES` holds a URL. Each PostgreSQL project gets a database of its own,
+//! dropped when the project is.
 #![allow(dead_code)]
 
 pub mod state;
@@ -8,22 +12,183 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const MIG: &str = env!("CARGO_BIN_EXE_mig");
+
+/// A database kind a test runs against.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    Sqlite,
+    /// The URL of a database the tests may create databases from.
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// SQLite, plus PostgreSQL when `MIG_TEST_POSTGRES` is set and reachable. Under `CI=true`
+/// a missing or unreachable PostgreSQL fails the test; elsewhere it is skipped with a warning.
+pub fn backends() -> Vec<Backend> {
+    let mut all = vec![Backend::Sqlite];
+    if let Some(url) = postgres_url() {
+        all.push(Backend::Postgres(url));
+    }
+    all
+}
+
+/// The PostgreSQL URL to test against, checked reachable; see `backends`.
+pub fn postgres_url() -> Option<String> {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let url = std::env::var("MIG_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let Some(url) = url else {
+        assert!(
+            !in_ci,
+            "CI=true but MIG_TEST_POSTGRES is not set: the PostgreSQL half of the tests cannot run"
+        );
+        eprintln!(
+            "warning: MIG_TEST_POSTGRES is not set; skipping the PostgreSQL half of this test"
+        );
+        return None;
+    };
+    match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(_) => Some(url),
+        Err(e) if in_ci => panic!("CI=true and PostgreSQL at {url} is unreachable: {e:?}"),
+        Err(e) => {
+            eprintln!("warning: PostgreSQL at {url} is unreachable ({e}); skipping the PostgreSQL half of this test");
+            None
+        }
+    }
+}
+
+/// A scratch PostgreSQL database, dropped with the project.
+pub struct ScratchDatabase {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    pub fn create(admin_url: &str) -> ScratchDatabase {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "mig_test_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = postgres::Client::connect(admin_url, postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let url = match admin_url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("MIG_TEST_POSTGRES must end in /DATABASE: {admin_url}"),
+        };
+        ScratchDatabase {
+            admin_url: admin_url.to_string(),
+            name,
+            url,
+        }
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
 
 /// A temporary project folder with a mig.toml, a specs folder and a database.
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// Where the project's database lives when it is PostgreSQL.
+    pub postgres: Option<ScratchDatabase>,
 }
 
+const TEST_DEFAULTS: &str = "[defaults]\nlock_timeout = \"200ms\"\nretries = 1\n";
+
 impl Project {
+    /// The demo project on `backend`: on PostgreSQL a fresh database loaded from
+    /// specs/demo/schema.sql and seed.sql, the same rows the SQLite demo database holds.
+    pub fn demo_on(backend: &Backend) -> Project {
+        let Backend::Postgres(admin_url) = backend else {
+            return Project::demo();
+        };
+        let project = Project::demo();
+        let db = ScratchDatabase::create(admin_url);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut client = db.client();
+        for file in ["schema.sql", "seed.sql"] {
+            let sql = std::fs::read_to_string(root.join("specs/demo").join(file)).unwrap();
+            client.batch_execute(&sql).unwrap();
+        }
+        std::fs::write(
+            project.path().join("mig.toml"),
+            format!("specs = \"specs\"\n[database]\nurl = \"{}\"\n", db.url),
+        )
+        .unwrap();
+        Project {
+            dir: project.dir,
+            postgres: Some(db),
+        }
+    }
+
+    /// A project on `backend` whose database is made by `setup` and whose only spec file
+    /// holds `spec`.
+    pub fn on(backend: &Backend, setup: &Setup, spec: &str) -> Project {
+        let Backend::Postgres(admin_url) = backend else {
+            return Project::sqlite(setup.sqlite, spec);
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("specs")).unwrap();
+        std::fs::write(dir.path().join("specs/test.mig"), spec).unwrap();
+        let db = ScratchDatabase::create(admin_url);
+        db.client().batch_execute(setup.postgres).unwrap();
+        std::fs::write(
+            dir.path().join("mig.toml"),
+            format!(
+                "specs = \"specs\"\n[database]\nurl = \"{}\"\n{TEST_DEFAULTS}",
+                db.url
+            ),
+        )
+        .unwrap();
+        Project {
+            dir,
+            postgres: Some(db),
+        }
+    }
+
     /// A copy of this repository's mig.toml and specs/: a fresh demo database on first use.
     pub fn demo() -> Project {
         let dir = tempfile::tempdir().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         std::fs::copy(root.join("mig.toml"), dir.path().join("mig.toml")).unwrap();
         copy_dir(&root.join("specs"), &dir.path().join("specs"));
-        Project { dir }
+        Project {
+            dir,
+            postgres: None,
+        }
     }
 
     /// A project whose SQLite database `db.sqlite` is made by `setup_sql` and whose only spec
@@ -34,12 +199,70 @@ impl Project {
         std::fs::write(dir.path().join("specs/test.mig"), spec).unwrap();
         std::fs::write(
             dir.path().join("mig.toml"),
-            "specs = \"specs\"\n[database]\nurl = \"sqlite:db.sqlite\"\n[defaults]\nlock_timeout = \"200ms\"\nretries = 1\n",
+            format!("specs = \"specs\"\n[database]\nurl = \"sqlite:db.sqlite\"\n{TEST_DEFAULTS}"),
         )
         .unwrap();
         let conn = Connection::open(dir.path().join("db.sqlite")).unwrap();
         conn.execute_batch(setup_sql).unwrap();
-        Project { dir }
+        Project {
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// Runs `sql` (no results) on the project's database, whichever it is.
+    pub fn execute(&self, sql: &str) {
+        match &self.postgres {
+            Some(db) => db.client().batch_execute(sql).unwrap(),
+            None => self.db().execute_batch(sql).unwrap(),
+        }
+    }
+
+    /// The first column of every row of `sql`, as text (NULL as "NULL").
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        self.rows(sql)
+            .into_iter()
+            .map(|r| r.into_iter().next().unwrap_or_default())
+            .collect()
+    }
+
+    /// Every row of `sql` with every column as text (NULL as "NULL").
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        match &self.postgres {
+            Some(db) => db
+                .client()
+                .simple_query(sql)
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect(),
+            None => {
+                let conn = self.db();
+                let mut stmt = conn.prepare(sql).unwrap();
+                let columns = stmt.column_count();
+                stmt.query_map([], |row| {
+                    Ok((0..columns)
+                        .map(|i| match row.get::<_, rusqlite::types::Value>(i).unwrap() {
+                            rusqlite::types::Value::Null => "NULL".to_string(),
+                            rusqlite::types::Value::Integer(i) => i.to_string(),
+                            rusqlite::types::Value::Real(r) => r.to_string(),
+                            rusqlite::types::Value::Text(t) => t,
+                            rusqlite::types::Value::Blob(b) => format!("{b:?}"),
+                        })
+                        .collect())
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -110,20 +333,10 @@ impl Project {
 
     /// Every row of `table` in key order, as text, for comparing whole tables.
     pub fn dump(&self, table: &str) -> Vec<String> {
-        let conn = self.db();
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1"))
-            .unwrap();
-        let columns = stmt.column_count();
-        stmt.query_map([], |row| {
-            let values: Vec<String> = (0..columns)
-                .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap()))
-                .collect();
-            Ok(values.join("|"))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+        self.rows(&format!("SELECT * FROM \"{table}\" ORDER BY 1"))
+            .into_iter()
+            .map(|r| r.join("|"))
+            .collect()
     }
 }
 
@@ -305,6 +518,15 @@ impl Project {
                 [dir.path().join("db.sqlite").to_str().unwrap()],
             )
             .unwrap();
-        Project { dir }
+        Project {
+            dir,
+            postgres: None,
+        }
     }
+}
+
+/// The SQL that makes a test's tables, once per dialect.
+pub struct Setup {
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
 }

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Backfill under live load on PostgreSQL: pgbench plays the application while mig backfills a
+# new column of pgbench_accounts; compared with one bare UPDATE of the same column.
+#
+#   bash benches/pg_live_load.sh            # scale 20: 2,000,000 accounts
+#   SCALE=5 bash benches/pg_live_load.sh    # a quicker run
+#
+# Needs a PostgreSQL reachable as PG_ADMIN (default postgres://postgres@127.0.0.1:5432/test),
+# pgbench, psql, python3 and a release build of mig (built here). It creates and finally drops
+# the database mig_bench. Results go to stdout; BENCHMARKS.md (## PostgreSQL) records a run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE="${SCALE:-20}"
+CLIENTS="${CLIENTS:-4}"
+BATCH="${BATCH:-1000}"
+IDLE_SECONDS="${IDLE_SECONDS:-20}"
+SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
+DB=mig_bench
+URL="$SERVER/$DB"
+PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
+
+cargo build --release --quiet
+MIG="$PWD/target/release/mig"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+sql() { psql "${PGARGS[@]}" -d "$DB" -qAtc "$1"; }
+now() { date +%s.%N; }
+
+# Latency of the pgbench transactions that overlapped the span from $2 to $3 (epoch seconds):
+# those a backfill could have slowed, including the ones it blocked until after it ended.
+# From the -l logs in folder $1: "count p50 p99 max" in milliseconds.
+latency() {
+    python3 - "$@" <<'PY'
+import glob, sys
+folder, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+lat = []
+for path in glob.glob(folder + "/pgbench_log.*"):
+    for line in open(path):
+        f = line.split()
+        done = int(f[4]) + int(f[5]) / 1e6
+        began = done - int(f[2]) / 1e6
+        if began <= end and done >= start:
+            lat.append(int(f[2]) / 1000.0)
+lat.sort()
+if not lat:
+    print("0 - - -")
+else:
+    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+    print(f"{len(lat)} {q(0.50):.2f} {q(0.99):.2f} {lat[-1]:.2f}")
+PY
+}
+
+# pgbench as the application for $1 seconds, logging every transaction into folder $2.
+application() {
+    mkdir -p "$2"
+    (cd "$2" && pgbench "${PGARGS[@]}" -c "$CLIENTS" -j 2 -T "$1" -l -n "$DB" >pgbench.out 2>&1)
+}
+
+fresh_column() {
+    sql "ALTER TABLE pgbench_accounts DROP COLUMN IF EXISTS balance_cents"
+    sql "ALTER TABLE pgbench_accounts ADD COLUMN balance_cents integer"
+    sql "DROP TABLE IF EXISTS _mig_runs, _mig_backup, _mig_conflicts"
+    sql "VACUUM ANALYZE pgbench_accounts"
+    sql "CHECKPOINT"
+}
+
+psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+psql "${PGARGS[@]}" -d postgres -qc "CREATE DATABASE $DB"
+pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
+ROWS="$(sql "SELECT count(*) FROM pgbench_accounts")"
+echo "pgbench_accounts: $ROWS rows (scale $SCALE); $CLIENTS clients; mig batch $BATCH"
+
+mkdir -p "$WORK/project/specs"
+cat >"$WORK/project/mig.toml" <<EOF
+specs = "specs"
+[database]
+url = "$URL"
+[defaults]
+lock_timeout = "2s"
+retries = 5
+EOF
+cat >"$WORK/project/specs/bench.mig" <<EOF
+-- pgbench_accounts gained a nullable balance_cents column; fill it from abalance.
+backfill balance_cents on pgbench_accounts {
+    set balance_cents = abalance * 100
+    batch $BATCH
+}
+EOF
+backfill() { (cd "$WORK/project" && "$MIG" run pgbench_accounts.balance_cents >"$WORK/mig.out" 2>&1); }
+
+# A first full UPDATE and VACUUM leave the table as every later run finds it (each update
+# then reuses the space the previous one freed), so every timing below starts equal.
+fresh_column
+sql "UPDATE pgbench_accounts SET balance_cents = 0"
+fresh_column
+echo
+echo "== idle application, ${IDLE_SECONDS}s"
+start="$(now)"; application "$IDLE_SECONDS" "$WORK/idle"; end="$(now)"
+read -r n p50 idle_p99 idle_max <<<"$(latency "$WORK/idle" "$start" "$end")"
+echo "transactions $n  p50 ${p50} ms  p99 ${idle_p99} ms  max ${idle_max} ms"
+
+echo
+echo "== one bare UPDATE, alone"
+fresh_column
+start="$(now)"; sql "UPDATE pgbench_accounts SET balance_cents = abalance * 100"; end="$(now)"
+bare_seconds="$(python3 -c "print(f'{$end - $start:.2f}')")"
+bare_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
+echo "${bare_seconds} s, ${bare_rate} rows/s"
+
+echo
+echo "== mig backfill, alone"
+fresh_column
+start="$(now)"; backfill; end="$(now)"
+alone_seconds="$(python3 -c "print(f'{$end - $start:.2f}')")"
+alone_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
+tail -1 "$WORK/mig.out" | head -c 300; echo
+echo "${alone_seconds} s, ${alone_rate} rows/s, $(python3 -c "print(f'{$alone_rate / $bare_rate:.2f}')") of the bare UPDATE's rate"
+
+echo
+echo "== one bare UPDATE under the application"
+fresh_column
+window="$(python3 -c "import math; print(int(math.ceil($bare_seconds * 3 + 20)))")"
+application "$window" "$WORK/bare" &
+app=$!
+sleep 5
+start="$(now)"; sql "UPDATE pgbench_accounts SET balance_cents = abalance * 100"; end="$(now)"
+wait "$app"
+read -r n p50 p99 max <<<"$(latency "$WORK/bare" "$start" "$end")"
+echo "UPDATE took $(python3 -c "print(f'{$end - $start:.2f}')") s; application meanwhile: transactions $n  p50 ${p50} ms  p99 ${p99} ms  max ${max} ms"
+
+echo
+echo "== mig backfill under the application"
+fresh_column
+window="$(python3 -c "import math; print(int(math.ceil($alone_seconds * 3 + 20)))")"
+application "$window" "$WORK/mig" &
+app=$!
+sleep 5
+start="$(now)"; backfill; end="$(now)"
+wait "$app"
+loaded_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
+read -r n p50 p99 max <<<"$(latency "$WORK/mig" "$start" "$end")"
+tail -1 "$WORK/mig.out" | head -c 300; echo
+echo "backfill took $(python3 -c "print(f'{$end - $start:.2f}')") s, ${loaded_rate} rows/s ($(python3 -c "print(f'{$loaded_rate / $bare_rate:.2f}')") of the bare UPDATE alone)"
+echo "application meanwhile: transactions $n  p50 ${p50} ms  p99 ${p99} ms ($(python3 -c "print(f'{$p99 / $idle_p99:.2f}')")x idle)  max ${max} ms"
+echo "backed up: $(sql "SELECT count(*) FROM _mig_backup") rows; NULLs left: $(sql "SELECT count(*) FROM pgbench_accounts WHERE balance_cents IS NULL")"
+
+psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"

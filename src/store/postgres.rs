@@ -1,0 +1,1495 @@
+//! The production store. Each batch is one transaction under `SET LOCAL lock_timeout` that
+//! locks the batch's rows (`SELECT … FOR NO KEY UPDATE`, the lock its UPDATE takes anyway,
+//! so foreign keys pointing at the rows are not blocked), so no value is ever computed from a row
+//! the application changes before it is written. A batch takes one of two paths:
+//!
+//! - **pushdown**, where every operator has an exact PostgreSQL spelling
+//!   (`postgres_sql`): one statement locks the batch, updates the rows that change, backs
+//!   up their old values and advances the checkpoint;
+//! - **read-compute-write** otherwise: one round trip reads the locked batch, `exec::eval`
+//!   computes the new values, one round trip writes them (`UPDATE … FROM unnest(…)`) with
+//!   the backup and the checkpoint.
+//!
+//! The schema comes from the catalog (the current schema only); every identifier is quoted,
+//! every value is a bind parameter. Backed-up values are kept as PostgreSQL's text forms,
+//! which read back exactly for every type mig writes, so rollback compares and restores in
+//! SQL.
+
+use super::postgres_sql::{ColumnType, NotPushed, Renderer};
+use super::{
+    quote_ident, BatchOutcome, BatchRequest, BatchStep, RollbackOutcome, RunRecord, RunStatus,
+    Store, StoreError,
+};
+use crate::compile::{Check, Schema, TableSchema, Validation};
+use crate::exec::eval::{self, ColumnSource};
+use crate::syntax::ast::{Expr, ExprKind};
+use crate::value::{Fnv, Value};
+use bytes::BytesMut;
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use postgres::{Client, NoTls, Row, Statement};
+use std::collections::{HashMap, HashSet};
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+const STATE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS _mig_runs (
+    id bigserial PRIMARY KEY,
+    migration text NOT NULL,
+    spec_hash text NOT NULL,
+    spec text NOT NULL,
+    status text NOT NULL,
+    checkpoint_int bigint,
+    checkpoint_text text,
+    claimed text,
+    claims bigint NOT NULL DEFAULT 0,
+    processed bigint NOT NULL DEFAULT 0,
+    updated bigint NOT NULL DEFAULT 0,
+    batches bigint NOT NULL DEFAULT 0,
+    row_limit bigint,
+    started_at text NOT NULL,
+    updated_at text NOT NULL,
+    finished_at text,
+    message text
+);
+CREATE TABLE IF NOT EXISTS _mig_backup (
+    run_id bigint NOT NULL,
+    batch bigint NOT NULL,
+    cols text[] NOT NULL,
+    keys text[] NOT NULL,
+    old text[] NOT NULL,
+    new text[] NOT NULL,
+    PRIMARY KEY (run_id, batch)
+);
+CREATE TABLE IF NOT EXISTS _mig_claims (
+    run_id bigint NOT NULL,
+    batch bigint NOT NULL,
+    lo text,
+    hi text NOT NULL,
+    done boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (run_id, batch)
+);
+CREATE TABLE IF NOT EXISTS _mig_conflicts (
+    run_id bigint NOT NULL,
+    key text NOT NULL,
+    key_int bigint,
+    cols text[] NOT NULL,
+    old text[],
+    written text[],
+    current text[]
+);
+";
+
+/// The time now as the SQLite store writes it, so `status` reads the same on both.
+const NOW: &str =
+    "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+
+/// Taken while creating the state tables, so concurrent `mig` processes do not race.
+const STATE_LOCK: i64 = 0x6d69_675f_7374_6174;
+
+/// One column as the catalog describes it.
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    /// `format_type`'s spelling, for casts: `integer`, `character varying(20)`.
+    sql_type: String,
+    /// None when mig cannot map the type; `typname` names it in the error.
+    ty: Option<ColumnType>,
+    typname: String,
+}
+
+pub struct PostgresStore {
+    client: Client,
+    lock_timeout: Duration,
+    tables: HashMap<String, Vec<Column>>,
+    /// Batch statements prepared once per connection: a batch then costs no parse or plan
+    /// round trip.
+    prepared: HashMap<String, Statement>,
+    /// Runs this connection found unshared, so it may walk them by their checkpoint.
+    unshared: HashSet<i64>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and reads the catalog.
+    pub fn connect(url: &str, lock_timeout: Duration) -> Result<PostgresStore, StoreError> {
+        let client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
+            path: url.to_string(),
+            message: postgres_message(&e),
+        })?;
+        let mut store = PostgresStore {
+            client,
+            lock_timeout,
+            tables: HashMap::new(),
+            prepared: HashMap::new(),
+            unshared: HashSet::new(),
+        };
+        store.load_catalog()?;
+        Ok(store)
+    }
+
+    fn load_catalog(&mut self) -> Result<Schema, StoreError> {
+        let rows = self.client.query(
+            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                    t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4 \
+             FROM pg_class c \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+             JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+             WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') \
+               AND c.relname NOT LIKE '\\_mig\\_%' \
+             ORDER BY c.relname, a.attnum",
+            &[],
+        )?;
+        let mut tables: Vec<TableSchema> = Vec::new();
+        let mut keys: Vec<Vec<(i32, String)>> = Vec::new();
+        self.tables.clear();
+        for row in rows {
+            let (table, column): (String, String) = (row.get(0), row.get(1));
+            let typname: String = row.get(3);
+            let position: i32 = row.get(4);
+            if tables.last().is_none_or(|t| t.name != table) {
+                tables.push(TableSchema {
+                    name: table.clone(),
+                    columns: vec![],
+                    primary_key: vec![],
+                });
+                keys.push(vec![]);
+            }
+            let (schema, key) = (tables.last_mut(), keys.last_mut());
+            if let (Some(schema), Some(key)) = (schema, key) {
+                schema.columns.push(column.clone());
+                if position > 0 {
+                    key.push((position, column.clone()));
+                }
+            }
+            self.tables.entry(table).or_default().push(Column {
+                name: column,
+                sql_type: row.get(2),
+                ty: ColumnType::from_catalog(&typname),
+                typname,
+            });
+        }
+        for (table, mut key) in tables.iter_mut().zip(keys) {
+            key.sort();
+            table.primary_key = key.into_iter().map(|(_, c)| c).collect();
+        }
+        Ok(Schema { tables })
+    }
+
+    fn column(&self, table: &str, name: &str) -> Result<&Column, StoreError> {
+        self.tables
+            .get(table)
+            .and_then(|columns| columns.iter().find(|c| c.name == name))
+            .ok_or_else(|| {
+                StoreError::Unsupported(format!("no column `{name}` in table `{table}`"))
+            })
+    }
+
+    /// The column's type, or a clear error naming the type mig cannot handle.
+    fn column_type(&self, table: &str, name: &str) -> Result<(ColumnType, String), StoreError> {
+        let column = self.column(table, name)?;
+        match column.ty {
+            Some(ty) => Ok((ty, column.sql_type.clone())),
+            None => Err(StoreError::Unsupported(format!(
+                "column `{table}`.`{name}` has type {}, which mig cannot read or write \
+                 (supported: smallint, integer, bigint, real, double precision, numeric (read only), \
+                 text, varchar, char, boolean, bytea)",
+                column.typname
+            ))),
+        }
+    }
+
+    fn key_type(&self, table: &str, key: &str) -> Result<(ColumnType, String), StoreError> {
+        let (ty, sql_type) = self.column_type(table, key)?;
+        if ty.is_integer() || matches!(ty, ColumnType::Text | ColumnType::Varchar) {
+            Ok((ty, sql_type))
+        } else {
+            Err(StoreError::Unsupported(format!(
+                "key `{table}`.`{key}` is {sql_type}: mig walks integer or text keys only"
+            )))
+        }
+    }
+
+    /// Runs `work` in one transaction with the lock timeout set; contention becomes
+    /// `LockTimeout`, which the engine retries.
+    ///
+    /// The commit does not wait for the WAL flush (`synchronous_commit = off`): a server crash
+    /// may lose the last few batches, but each together with its checkpoint and backup, so
+    /// the resumed run redoes exactly those. It saves a disk flush per batch.
+    fn transaction<T>(
+        &mut self,
+        lock_timeout: Duration,
+        work: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        // One round trip opens the transaction and sets its limits; the only value in it is
+        // a number formatted here.
+        let begin = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'; SET LOCAL synchronous_commit = off",
+            lock_timeout.as_millis().max(1)
+        );
+        let result = (|| {
+            self.client.batch_execute(&begin)?;
+            let value = work(&mut self.client)?;
+            self.client.batch_execute("COMMIT")?;
+            Ok(value)
+        })();
+        if result.is_err() {
+            // The connection may be gone too; then there is nothing left to roll back.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        result.map_err(|e| contention(e, started))
+    }
+
+    fn step_plan(&self, step: &BatchStep) -> Result<BatchPlan, StoreError> {
+        let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
+        let mut set_types = Vec::new();
+        for (column, _) in &step.sets {
+            let (ty, sql_type) = self.column_type(&step.table, column)?;
+            if ty == ColumnType::Numeric {
+                return Err(StoreError::Unsupported(format!(
+                    "`{}`.`{column}` is numeric: mig reads numerics as reals and will not write \
+                     one back, which could lose precision",
+                    step.table
+                )));
+            }
+            set_types.push((ty, sql_type));
+        }
+        let mut needed: Vec<String> = Vec::new();
+        let exprs = step.sets.iter().map(|(_, e)| e).chain(&step.filter);
+        for expr in exprs {
+            expr.walk(&mut |e| {
+                if let ExprKind::Column(name) = &e.kind {
+                    if !needed.contains(name) {
+                        needed.push(name.clone());
+                    }
+                }
+            });
+        }
+        for (column, _) in &step.sets {
+            if !needed.contains(column) {
+                needed.push(column.clone());
+            }
+        }
+        let mut read_types = Vec::new();
+        for name in &needed {
+            read_types.push(self.column_type(&step.table, name)?.0);
+        }
+        let shape = BatchShape {
+            table: quote_ident(&step.table),
+            key: quote_ident(&step.key),
+            key_type,
+            key_sql_type,
+            set_columns: step.sets.iter().map(|(c, _)| c.clone()).collect(),
+            set_types,
+            needed,
+            read_types,
+        };
+        let path = match self.pushdown(step, &shape) {
+            Ok(sql) => Path::Pushdown(sql),
+            Err(reason) => Path::ReadComputeWrite(reason),
+        };
+        Ok(BatchPlan { shape, path })
+    }
+
+    /// The single statement of a pushed-down batch, or why there is none.
+    fn pushdown(&self, step: &BatchStep, shape: &BatchShape) -> Result<Pushdown, NotPushed> {
+        let columns = self.tables.get(&step.table);
+        let lookup = |name: &str| {
+            columns
+                .and_then(|cs| cs.iter().find(|c| c.name == name))
+                .and_then(|c| c.ty.map(|ty| (format!("batch.{}", quote_ident(name)), ty)))
+        };
+        let mut params = vec![Value::Null; 6];
+        let mut renderer = Renderer {
+            column: &lookup,
+            params: &mut params,
+        };
+        let mut assignments = Vec::new();
+        let mut differs = Vec::new();
+        for ((column, value), (ty, _)) in step.sets.iter().zip(&shape.set_types) {
+            let pushed = renderer.value(value)?;
+            let fits = match pushed.ty {
+                super::postgres_sql::SqlType::Int => ty.is_integer(),
+                super::postgres_sql::SqlType::Text => {
+                    matches!(ty, ColumnType::Text | ColumnType::Varchar)
+                }
+                super::postgres_sql::SqlType::Null => true,
+                super::postgres_sql::SqlType::Bool => false,
+            };
+            if !fits {
+                return Err(NotPushed(format!(
+                    "`set {column}` writes a value of another type than the column's"
+                )));
+            }
+            let column = quote_ident(column);
+            assignments.push(format!("{column} = {}", pushed.sql));
+            differs.push(format!("({}) IS DISTINCT FROM batch.{column}", pushed.sql));
+        }
+        let changed = format!("({})", differs.join(" OR "));
+        let condition = match &step.filter {
+            // CASE keeps the order eval keeps: no new value is computed for a filtered-out row.
+            Some(filter) => format!(
+                "CASE WHEN {} THEN {changed} ELSE false END",
+                renderer.predicate(filter)?.sql
+            ),
+            None => changed,
+        };
+        let BatchShape {
+            table,
+            key,
+            key_sql_type,
+            ..
+        } = shape;
+        let checkpoint = shape.checkpoint_column();
+        let old = shape.text_array("");
+        let new = shape.text_array("t.");
+        let sql = |range: &str| {
+            format!(
+                "WITH batch AS MATERIALIZED (\
+                 SELECT *, {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
+                 WHERE {range} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
+                 upd AS (UPDATE {table} AS t SET {} FROM batch \
+                 WHERE t.{key} = batch.\"_mig_key\" AND {condition} \
+                 RETURNING batch.\"_mig_key\" AS k, {new} AS new, batch.\"_mig_old\" AS old), \
+                 backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+                 SELECT $1, $2, $5::text[], array_agg(k::text ORDER BY k), array_agg(old ORDER BY k), \
+                 array_agg(new ORDER BY k) FROM upd HAVING count(*) > 0), \
+                 progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, (SELECT max(\"_mig_key\") FROM batch)), \
+                 processed = processed + (SELECT count(*) FROM batch), \
+                 updated = updated + (SELECT count(*) FROM upd), batches = batches + 1, \
+                 updated_at = {NOW} WHERE id = $1 AND EXISTS (SELECT 1 FROM batch)) \
+                 SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM upd), \
+                 (SELECT max(\"_mig_key\") FROM batch)",
+                assignments.join(", ")
+            )
+        };
+        Ok(Pushdown {
+            first: sql(&format!(
+                "$3::{key_sql_type} IS NULL AND {key} <= coalesce($6::{key_sql_type}, {key})"
+            )),
+            next: sql(&format!(
+                "{key} > $3::{key_sql_type} AND {key} <= coalesce($6::{key_sql_type}, {key})"
+            )),
+            params,
+        })
+    }
+
+    fn prepare(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.prepared.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    /// One pushed-down batch: the keys after `request.after`, up to `upper` when given.
+    fn run_pushdown(
+        &mut self,
+        sql: &Pushdown,
+        columns: Vec<String>,
+        request: &BatchRequest<'_>,
+        upper: Option<&Value>,
+        lock_timeout: Duration,
+    ) -> Result<BatchOutcome, StoreError> {
+        let mut params = sql.params.clone();
+        params[0] = Value::Integer(request.run_id);
+        params[1] = Value::Integer(request.batch_no);
+        params[2] = request.after.cloned().unwrap_or(Value::Null);
+        params[3] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
+        params[5] = upper.cloned().unwrap_or(Value::Null);
+        let statement = self.prepare(if request.after.is_some() {
+            &sql.next
+        } else {
+            &sql.first
+        })?;
+        self.transaction(lock_timeout, |tx| {
+            let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
+            bound[4] = &columns;
+            let row = tx.query_one(&statement, &bound)?;
+            let processed: i64 = row.get(0);
+            let updated: i64 = row.get(1);
+            let last: Value = row.get(2);
+            Ok(BatchOutcome {
+                processed: processed as u64,
+                updated: updated as u64,
+                last_key: (!last.is_null()).then_some(last),
+                held: Duration::ZERO,
+            })
+        })
+    }
+
+    /// One batch computed by the interpreter: the keys after `request.after`, up to `upper`.
+    fn run_interpreted(
+        &mut self,
+        step: &BatchStep,
+        shape: &BatchShape,
+        request: &BatchRequest<'_>,
+        upper: Option<&Value>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let (read_first, read_next) = shape.read_sql();
+        let read = self.prepare(if request.after.is_some() {
+            &read_next
+        } else {
+            &read_first
+        })?;
+        let write = self.prepare(&shape.write_sql())?;
+        let after = request.after.cloned().unwrap_or(Value::Null);
+        let upper = upper.cloned().unwrap_or(Value::Null);
+        let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+        let columns: Vec<String> = step.sets.iter().map(|(c, _)| c.clone()).collect();
+        self.transaction(step.lock_timeout, |tx| {
+            let rows = tx.query(&read, &[&after, &limit, &upper])?;
+            let mut keys = Vec::new();
+            let mut new_values: Vec<Vec<Value>> = vec![Vec::new(); step.sets.len()];
+            for row in &rows {
+                let values = BatchRow::read(row, &shape.needed)?;
+                if let Some(filter) = &step.filter {
+                    if !eval::eval_predicate(filter, &values)? {
+                        continue;
+                    }
+                }
+                let mut computed = Vec::with_capacity(step.sets.len());
+                for ((column, expr), (ty, _)) in step.sets.iter().zip(&shape.set_types) {
+                    let value = eval::eval(expr, &values)?;
+                    computed.push(coerce(value, *ty, column)?);
+                }
+                let differs = step
+                    .sets
+                    .iter()
+                    .zip(&computed)
+                    .any(|((column, _), new)| values.column(column) != Some(new));
+                if differs {
+                    keys.push(values.key.clone());
+                    for (slot, value) in new_values.iter_mut().zip(computed) {
+                        slot.push(value);
+                    }
+                }
+            }
+            let Some(last) = rows.last() else {
+                return Ok(BatchOutcome {
+                    processed: 0,
+                    updated: 0,
+                    last_key: None,
+                    held: Duration::ZERO,
+                });
+            };
+            let last_key: Value = last.get(0);
+            let processed = rows.len() as i64;
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+                &request.run_id,
+                &request.batch_no,
+                &last_key,
+                &columns,
+                &processed,
+                &keys,
+            ];
+            params.extend(new_values.iter().map(|v| v as &(dyn ToSql + Sync)));
+            let updated: i64 = tx.query_one(&write, &params)?.get(0);
+            Ok(BatchOutcome {
+                processed: processed as u64,
+                updated: updated as u64,
+                last_key: Some(last_key),
+                held: Duration::ZERO,
+            })
+        })
+    }
+
+    fn run_range(
+        &mut self,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+        upper: Option<&Value>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let plan = self.step_plan(step)?;
+        match &plan.path {
+            Path::Pushdown(sql) => {
+                let columns = step.sets.iter().map(|(c, _)| c.clone()).collect();
+                self.run_pushdown(sql, columns, request, upper, step.lock_timeout)
+            }
+            Path::ReadComputeWrite(_) => self.run_interpreted(step, &plan.shape, request, upper),
+        }
+    }
+
+    /// Claims the next `limit` keys after the run's claimed cursor, in a short transaction of
+    /// its own; false when the table is claimed to its end. `bounds` find the claim's last
+    /// key from the start and after the cursor.
+    fn claim_range(
+        &mut self,
+        run_id: i64,
+        limit: i64,
+        bounds: &(String, String),
+    ) -> Result<bool, StoreError> {
+        let lock_timeout = self.lock_timeout;
+        let first = self.prepare(&bounds.0)?;
+        let next = self.prepare(&bounds.1)?;
+        self.transaction(lock_timeout, |tx| {
+            let claimed: Option<String> = tx
+                .query_one(
+                    "SELECT claimed FROM _mig_runs WHERE id = $1 FOR UPDATE",
+                    &[&run_id],
+                )?
+                .get(0);
+            let bound = if claimed.is_some() { &next } else { &first };
+            let hi: Option<String> = tx.query_one(bound, &[&claimed, &limit])?.get(0);
+            let Some(hi) = hi else {
+                return Ok(false);
+            };
+            tx.execute(
+                "WITH run AS (UPDATE _mig_runs SET claimed = $2, claims = claims + 1 \
+                 WHERE id = $1 RETURNING claims) \
+                 INSERT INTO _mig_claims (run_id, batch, lo, hi) SELECT $1, claims, $3, $2 FROM run",
+                &[&run_id, &hi, &claimed],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// Runs the claimed range (`request.after`, `upper`] as one pushed-down batch and marks
+    /// the claim done, in one transaction; None when another worker holds the claim.
+    fn run_claim(
+        &mut self,
+        sql: &Pushdown,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+        upper: &Value,
+    ) -> Result<Option<BatchOutcome>, StoreError> {
+        let columns: Vec<String> = step.sets.iter().map(|(c, _)| c.clone()).collect();
+        let mut params = sql.params.clone();
+        params[0] = Value::Integer(request.run_id);
+        params[1] = Value::Integer(request.batch_no);
+        params[2] = request.after.cloned().unwrap_or(Value::Null);
+        params[3] = Value::Integer(i64::MAX);
+        params[5] = upper.clone();
+        let statement = self.prepare(if request.after.is_some() {
+            &sql.next
+        } else {
+            &sql.first
+        })?;
+        self.transaction(step.lock_timeout, |tx| {
+            let claim = tx.query_opt(
+                "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
+                 FOR UPDATE SKIP LOCKED",
+                &[&request.run_id, &request.batch_no],
+            )?;
+            if claim.is_none() {
+                return Ok(None);
+            }
+            let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
+            bound[4] = &columns;
+            let row = tx.query_one(&statement, &bound)?;
+            tx.execute(
+                "UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2",
+                &[&request.run_id, &request.batch_no],
+            )?;
+            let last: Value = row.get(2);
+            Ok(Some(BatchOutcome {
+                processed: row.get::<_, i64>(0) as u64,
+                updated: row.get::<_, i64>(1) as u64,
+                last_key: (!last.is_null()).then_some(last),
+                held: Duration::ZERO,
+            }))
+        })
+    }
+
+    /// SQL failure terms per validation for the checks PostgreSQL can decide exactly, and the
+    /// `expect` predicates left to the interpreter.
+    fn validation_terms<'v>(
+        &self,
+        table: &str,
+        validations: &[&'v Validation],
+        params: &mut Vec<Value>,
+        windows: &mut Vec<String>,
+    ) -> (Vec<String>, Vec<Vec<&'v Expr>>) {
+        let columns = self.tables.get(table);
+        let lookup = |name: &str| {
+            columns
+                .and_then(|cs| cs.iter().find(|c| c.name == name))
+                .and_then(|c| c.ty.map(|ty| (quote_ident(name), ty)))
+        };
+        let mut terms = Vec::new();
+        let mut interpreted = Vec::new();
+        for validation in validations {
+            let mut sql = Vec::new();
+            let mut left = Vec::new();
+            for check in &validation.checks {
+                match check {
+                    Check::NotNull(columns) => sql.extend(
+                        columns
+                            .iter()
+                            .map(|c| format!("{} IS NULL", quote_ident(c))),
+                    ),
+                    Check::Unique(columns) => {
+                        let alias = format!("\"_mig_unique_{}\"", windows.len());
+                        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+                        windows.push(format!(
+                            ", count(*) OVER (PARTITION BY {}) AS {alias}",
+                            cols.join(", ")
+                        ));
+                        let present: Vec<String> =
+                            cols.iter().map(|c| format!("{c} IS NOT NULL")).collect();
+                        sql.push(format!("({} AND {alias} > 1)", present.join(" AND ")));
+                    }
+                    Check::Expect(predicate) => {
+                        let mut scratch = params.clone();
+                        let mut renderer = Renderer {
+                            column: &lookup,
+                            params: &mut scratch,
+                        };
+                        match renderer.predicate(predicate) {
+                            Ok(p) if p.total => {
+                                *params = scratch;
+                                sql.push(format!("coalesce(NOT {}, false)", p.sql));
+                            }
+                            _ => left.push(predicate),
+                        }
+                    }
+                }
+            }
+            terms.push(if sql.is_empty() {
+                "false".to_string()
+            } else {
+                sql.into_iter()
+                    .map(|t| format!("({t})"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            });
+            interpreted.push(left);
+        }
+        (terms, interpreted)
+    }
+}
+
+/// What a batch needs to know about its table.
+struct BatchShape {
+    table: String,
+    key: String,
+    key_type: ColumnType,
+    key_sql_type: String,
+    set_columns: Vec<String>,
+    /// Per `set`, its column's type and its spelling for casts.
+    set_types: Vec<(ColumnType, String)>,
+    /// The columns the expressions read, then the set columns.
+    needed: Vec<String>,
+    read_types: Vec<ColumnType>,
+}
+
+impl BatchShape {
+    fn checkpoint_column(&self) -> &'static str {
+        if self.key_type.is_integer() {
+            "checkpoint_int"
+        } else {
+            "checkpoint_text"
+        }
+    }
+
+    /// `ARRAY[c1::text, …]` of the set columns, each prefixed by `qualifier`.
+    fn text_array(&self, qualifier: &str) -> String {
+        let items: Vec<String> = self
+            .set_columns
+            .iter()
+            .map(|c| format!("{qualifier}{}::text", quote_ident(c)))
+            .collect();
+        format!("ARRAY[{}]::text[]", items.join(", "))
+    }
+
+    fn read_sql(&self) -> (String, String) {
+        let columns: Vec<String> = self
+            .needed
+            .iter()
+            .zip(&self.read_types)
+            .map(|(c, ty)| ty.read(&quote_ident(c)))
+            .collect();
+        let BatchShape {
+            table,
+            key,
+            key_sql_type,
+            ..
+        } = self;
+        let sql = |range: String| {
+            format!(
+                "SELECT {key}, {} FROM {table} WHERE {range} ORDER BY {key} LIMIT $2 FOR NO KEY UPDATE",
+                columns.join(", ")
+            )
+        };
+        (
+            sql(format!(
+                "$1::{key_sql_type} IS NULL AND {key} <= coalesce($3::{key_sql_type}, {key})"
+            )),
+            sql(format!(
+                "{key} > $1::{key_sql_type} AND {key} <= coalesce($3::{key_sql_type}, {key})"
+            )),
+        )
+    }
+
+    /// Params: $1 run id, $2 batch number, $3 last key, $4 set columns, $5 rows processed,
+    /// $6 keys of the changed rows, then one array of new values per set.
+    fn write_sql(&self) -> String {
+        let BatchShape {
+            table,
+            key,
+            key_sql_type,
+            ..
+        } = self;
+        let mut arrays = vec![format!("$6::{key_sql_type}[]")];
+        let mut names = vec!["\"_mig_key\"".to_string()];
+        let mut assignments = Vec::new();
+        for (i, (column, (_, sql_type))) in self.set_columns.iter().zip(&self.set_types).enumerate()
+        {
+            arrays.push(format!("${}::{sql_type}[]", i + 7));
+            names.push(format!("n{i}"));
+            assignments.push(format!("{} = v.n{i}", quote_ident(column)));
+        }
+        let values = self.text_array("t.");
+        let (old, new) = (&values, &values);
+        let checkpoint = self.checkpoint_column();
+        let checkpoint_type = if self.key_type.is_integer() {
+            "int8"
+        } else {
+            "text"
+        };
+        format!(
+            "WITH v AS (SELECT * FROM unnest({}) AS v({})), \
+             old AS (SELECT t.{key} AS k, {old} AS vals FROM {table} AS t JOIN v ON t.{key} = v.\"_mig_key\"), \
+             upd AS (UPDATE {table} AS t SET {} FROM v WHERE t.{key} = v.\"_mig_key\" \
+             RETURNING t.{key} AS k, {new} AS vals), \
+             backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+             SELECT $1, $2, $4::text[], array_agg(upd.k::text ORDER BY upd.k), \
+             array_agg(old.vals ORDER BY upd.k), array_agg(upd.vals ORDER BY upd.k) \
+             FROM upd JOIN old USING (k) HAVING count(*) > 0), \
+             progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, $3::{key_sql_type}::{checkpoint_type}), \
+             processed = processed + $5::int8, updated = updated + (SELECT count(*) FROM upd), \
+             batches = batches + 1, updated_at = {NOW} WHERE id = $1) \
+             SELECT count(*) FROM upd",
+            arrays.join(", "),
+            names.join(", "),
+            assignments.join(", ")
+        )
+    }
+}
+
+/// A pushed-down batch: $1 run id, $2 batch number, $3 checkpoint, $4 batch size, $5 set
+/// columns, then the expressions' literals.
+struct Pushdown {
+    first: String,
+    next: String,
+    params: Vec<Value>,
+}
+
+enum Path {
+    Pushdown(Pushdown),
+    ReadComputeWrite(NotPushed),
+}
+
+struct BatchPlan {
+    shape: BatchShape,
+    path: Path,
+}
+
+/// A row read by the interpreter path: the key, then the needed columns.
+struct BatchRow {
+    key: Value,
+    columns: Vec<(String, Value)>,
+}
+
+impl BatchRow {
+    fn read(row: &Row, names: &[String]) -> Result<BatchRow, StoreError> {
+        let key = row.try_get(0)?;
+        let columns = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Ok((n.clone(), row.try_get(i + 1)?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(BatchRow { key, columns })
+    }
+}
+
+impl ColumnSource for BatchRow {
+    fn column(&self, name: &str) -> Option<&Value> {
+        self.columns.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+fn as_param(value: &Value) -> &(dyn ToSql + Sync) {
+    value
+}
+
+/// `value` as the column stores it, so comparing it with what was read tells whether the
+/// row changes; a value the column cannot hold is an error, never a silent conversion.
+fn coerce(value: Value, ty: ColumnType, column: &str) -> Result<Value, StoreError> {
+    let refused = |value: &Value| {
+        StoreError::Unsupported(format!(
+            "cannot write {} {value} into column `{column}` ({ty:?})",
+            eval::type_name(value)
+        ))
+    };
+    Ok(match (ty, value) {
+        (_, Value::Null) => Value::Null,
+        (ColumnType::Int2, Value::Integer(i)) if i16::try_from(i).is_ok() => Value::Integer(i),
+        (ColumnType::Int4, Value::Integer(i)) if i32::try_from(i).is_ok() => Value::Integer(i),
+        (ColumnType::Int8, Value::Integer(i)) => Value::Integer(i),
+        (ColumnType::Bool, Value::Integer(i)) if i == 0 || i == 1 => Value::Integer(i),
+        (ColumnType::Float8, Value::Integer(i)) => Value::Real(i as f64),
+        (ColumnType::Float8, Value::Real(r)) => Value::Real(r),
+        (ColumnType::Float4, Value::Integer(i)) => Value::Real(f64::from(i as f32)),
+        (ColumnType::Float4, Value::Real(r)) if (r as f32).is_finite() || !r.is_finite() => {
+            Value::Real(f64::from(r as f32))
+        }
+        (ColumnType::Text | ColumnType::Varchar | ColumnType::Bpchar, v @ Value::Text(_)) => v,
+        (
+            ColumnType::Text | ColumnType::Varchar | ColumnType::Bpchar,
+            v @ (Value::Integer(_) | Value::Real(_)),
+        ) => match eval::text_form("set", &v) {
+            Ok(Some(text)) => Value::Text(text.into_owned()),
+            _ => return Err(refused(&v)),
+        },
+        (ColumnType::Bytea, v @ Value::Blob(_)) => v,
+        (_, v) => return Err(refused(&v)),
+    })
+}
+
+/// Lock timeout, deadlock and serialization failure: contention the engine retries.
+fn contention(e: StoreError, started: Instant) -> StoreError {
+    match &e {
+        StoreError::Postgres(pg)
+            if matches!(
+                pg.code(),
+                Some(&SqlState::LOCK_NOT_AVAILABLE)
+                    | Some(&SqlState::T_R_DEADLOCK_DETECTED)
+                    | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+            ) =>
+        {
+            StoreError::LockTimeout {
+                waited_ms: started.elapsed().as_millis(),
+            }
+        }
+        _ => e,
+    }
+}
+
+/// The server's own message where there is one (the driver's Display says only "db error").
+pub fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => match e.source() {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match (self, ty) {
+            (Value::Null, _) => Ok(IsNull::Yes),
+            (Value::Integer(i), &Type::INT2) => i16::try_from(*i)?.to_sql(ty, out),
+            (Value::Integer(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
+            (Value::Integer(i), &Type::INT8) => i.to_sql(ty, out),
+            (Value::Integer(i), &Type::BOOL) => (*i != 0).to_sql(ty, out),
+            (Value::Integer(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (Value::Real(r), &Type::FLOAT8) => r.to_sql(ty, out),
+            (Value::Real(r), &Type::FLOAT4) => (*r as f32).to_sql(ty, out),
+            (Value::Integer(i), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR) => {
+                i.to_string().to_sql(ty, out)
+            }
+            (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR) => s.to_sql(ty, out),
+            (Value::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
+            (value, ty) => Err(format!(
+                "cannot send {} {value} as PostgreSQL type {ty}",
+                eval::type_name(value)
+            )
+            .into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        [
+            Type::INT2,
+            Type::INT4,
+            Type::INT8,
+            Type::BOOL,
+            Type::FLOAT4,
+            Type::FLOAT8,
+            Type::TEXT,
+            Type::VARCHAR,
+            Type::BPCHAR,
+            Type::BYTEA,
+        ]
+        .contains(ty)
+    }
+
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for Value {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Value, Box<dyn Error + Sync + Send>> {
+        Ok(match *ty {
+            Type::INT2 => Value::Integer(i16::from_sql(ty, raw)?.into()),
+            Type::INT4 => Value::Integer(i32::from_sql(ty, raw)?.into()),
+            Type::INT8 => Value::Integer(i64::from_sql(ty, raw)?),
+            Type::BOOL => Value::from_bool(bool::from_sql(ty, raw)?),
+            Type::FLOAT4 => Value::Real(f32::from_sql(ty, raw)?.into()),
+            Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
+            Type::BYTEA => Value::Blob(Vec::<u8>::from_sql(ty, raw)?),
+            _ => Value::Text(String::from_sql(ty, raw)?),
+        })
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Value, Box<dyn Error + Sync + Send>> {
+        Ok(Value::Null)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <Value as ToSql>::accepts(ty) || <String as FromSql>::accepts(ty)
+    }
+}
+
+fn read_run(row: &Row) -> Result<RunRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    let checkpoint = match (
+        row.try_get::<_, Option<i64>>("checkpoint_int")?,
+        row.try_get::<_, Option<String>>("checkpoint_text")?,
+    ) {
+        (Some(i), _) => Some(Value::Integer(i)),
+        (None, Some(t)) => Some(Value::Text(t)),
+        (None, None) => None,
+    };
+    Ok(RunRecord {
+        id: row.try_get("id")?,
+        migration: row.try_get("migration")?,
+        spec_hash: row.try_get("spec_hash")?,
+        spec: row.try_get("spec")?,
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        checkpoint,
+        processed: row.try_get::<_, i64>("processed")? as u64,
+        updated: row.try_get::<_, i64>("updated")? as u64,
+        batches: row.try_get("batches")?,
+        row_limit: row
+            .try_get::<_, Option<i64>>("row_limit")?
+            .map(|n| n as u64),
+        started_at: row.try_get("started_at")?,
+        updated_at: row.try_get("updated_at")?,
+        message: row.try_get("message")?,
+    })
+}
+
+impl Store for PostgresStore {
+    fn schema(&mut self) -> Result<Schema, StoreError> {
+        self.load_catalog()
+    }
+
+    fn prepare_state(&mut self) -> Result<(), StoreError> {
+        // Checked first because CREATE … IF NOT EXISTS needs the CREATE privilege even when
+        // the table exists, and a role that only migrates rows may not have it.
+        let ready: bool = self
+            .client
+            .query_one(
+                "SELECT to_regclass('_mig_runs') IS NOT NULL AND to_regclass('_mig_backup') IS NOT NULL \
+                 AND to_regclass('_mig_conflicts') IS NOT NULL AND to_regclass('_mig_claims') IS NOT NULL",
+                &[],
+            )?
+            .get(0);
+        if ready {
+            return Ok(());
+        }
+        let mut tx = self.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STATE_LOCK])?;
+        tx.batch_execute(STATE_TABLES)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn count_rows(&mut self, table: &str) -> Result<u64, StoreError> {
+        let sql = format!("SELECT count(*) FROM {}", quote_ident(table));
+        let n: i64 = self.client.query_one(sql.as_str(), &[])?.get(0);
+        Ok(n as u64)
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError> {
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass('_mig_runs') IS NOT NULL", &[])?
+            .get(0);
+        if !exists {
+            return Ok(vec![]);
+        }
+        self.client
+            .query("SELECT * FROM _mig_runs ORDER BY id", &[])?
+            .iter()
+            .map(read_run)
+            .collect()
+    }
+
+    fn start_run(
+        &mut self,
+        migration: &str,
+        spec_hash: &str,
+        spec: &str,
+        row_limit: Option<u64>,
+    ) -> Result<RunRecord, StoreError> {
+        let limit = row_limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut tx = self.client.transaction()?;
+        // Workers starting together must share one run: the first starts it, the others,
+        // waiting on this lock, find it running with the same spec and join it.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&migration])?;
+        if let Some(running) = tx.query_opt(
+            "SELECT * FROM _mig_runs WHERE migration = $1 AND spec_hash = $2 AND status = 'running' \
+             ORDER BY id DESC LIMIT 1",
+            &[&migration, &spec_hash],
+        )? {
+            let run = read_run(&running)?;
+            tx.commit()?;
+            return Ok(run);
+        }
+        let sql = format!(
+            "INSERT INTO _mig_runs (migration, spec_hash, spec, status, row_limit, started_at, updated_at) \
+             VALUES ($1, $2, $3, 'running', $4, {NOW}, {NOW}) RETURNING *"
+        );
+        let row = tx.query_one(sql.as_str(), &[&migration, &spec_hash, &spec, &limit])?;
+        tx.commit()?;
+        read_run(&row)
+    }
+
+    fn set_run_status(
+        &mut self,
+        run_id: i64,
+        status: RunStatus,
+        message: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let finished = matches!(
+            status,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::RolledBack
+        );
+        let sql = format!(
+            "UPDATE _mig_runs SET status = $1, message = coalesce($2, message), updated_at = {NOW}, \
+             finished_at = CASE WHEN $3 THEN {NOW} END WHERE id = $4"
+        );
+        self.client.execute(
+            sql.as_str(),
+            &[&status.as_str(), &message, &finished, &run_id],
+        )?;
+        Ok(())
+    }
+
+    fn run_batch(
+        &mut self,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+    ) -> Result<BatchOutcome, StoreError> {
+        if !self.unshared.contains(&request.run_id) {
+            // A shared run's checkpoint is its highest finished key, not a line below which
+            // every claim is done: walking on from it alone could skip a claim.
+            let shared: bool = self
+                .client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM _mig_claims WHERE run_id = $1)",
+                    &[&request.run_id],
+                )?
+                .get(0);
+            if shared {
+                return Err(StoreError::Unsupported(format!(
+                    "run {} is shared by workers (its key ranges are in _mig_claims): \
+                     resume it with `mig run NAME --workers N`",
+                    request.run_id
+                )));
+            }
+            self.unshared.insert(request.run_id);
+        }
+        let started = Instant::now();
+        let outcome = self.run_range(step, request, None)?;
+        Ok(BatchOutcome {
+            held: started.elapsed(),
+            ..outcome
+        })
+    }
+
+    fn run_shared_batch(
+        &mut self,
+        step: &BatchStep,
+        request: &BatchRequest<'_>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
+        let Path::Pushdown(sql) = self.step_plan(step)?.path else {
+            return Err(StoreError::Unsupported(
+                "workers share pushed-down steps only; this step takes the read-compute-write path"
+                    .into(),
+            ));
+        };
+        let key = quote_ident(&step.key);
+        let table = quote_ident(&step.table);
+        let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+        let bound = |range: &str| {
+            format!(
+                "SELECT max(k)::text FROM (SELECT {key} AS k FROM {table} {range} ORDER BY {key} LIMIT $2) AS s"
+            )
+        };
+        let bounds = (
+            bound("WHERE $1::text IS NULL"),
+            bound(&format!("WHERE {key} > $1::text::{key_sql_type}")),
+        );
+        loop {
+            let undone = self.client.query(
+                "SELECT batch, lo, hi FROM _mig_claims WHERE run_id = $1 AND NOT done ORDER BY batch",
+                &[&request.run_id],
+            )?;
+            for claim in &undone {
+                let lo: Option<String> = claim.get(1);
+                let lo = lo.map(|k| key_value(k, key_type));
+                let range = BatchRequest {
+                    run_id: request.run_id,
+                    batch_no: claim.get(0),
+                    after: lo.as_ref(),
+                    limit: request.limit,
+                };
+                let hi = key_value(claim.get(2), key_type);
+                // A claim whose rows were all deleted since is done and empty: go on.
+                let started = Instant::now();
+                match self.run_claim(&sql, step, &range, &hi)? {
+                    Some(outcome) if outcome.processed > 0 => {
+                        return Ok(BatchOutcome {
+                            held: started.elapsed(),
+                            ..outcome
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            // Every open claim is held by a live worker: claim fresh keys, or wait for them.
+            if self.claim_range(request.run_id, limit, &bounds)? {
+                continue;
+            }
+            if undone.is_empty() {
+                return Ok(BatchOutcome {
+                    processed: 0,
+                    updated: 0,
+                    last_key: None,
+                    held: Duration::ZERO,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
+        let plan = match self.step_plan(step) {
+            Ok(plan) => plan,
+            Err(e) => return vec![format!("cannot run on PostgreSQL: {e}")],
+        };
+        let mut out = vec![
+            "BEGIN; SET LOCAL lock_timeout = '…ms' (the step's); SET LOCAL synchronous_commit = off"
+                .to_string(),
+        ];
+        match plan.path {
+            Path::Pushdown(sql) => {
+                out.push(
+                    "-- path: pushdown: every operator has an exact PostgreSQL equivalent".into(),
+                );
+                out.push(sql.next);
+                out.push(legend(
+                    &[
+                        "the run id",
+                        "the batch number",
+                        "the checkpoint (the first batch has none)",
+                        "the batch size",
+                        "the set columns",
+                        "the end of a range claimed by a worker, else none",
+                    ],
+                    &sql.params,
+                ));
+            }
+            Path::ReadComputeWrite(reason) => {
+                out.push(format!(
+                    "-- path: read-compute-write: {}; mig's interpreter computes the new values",
+                    reason.0
+                ));
+                out.push(plan.shape.read_sql().1);
+                out.push(legend(
+                    &[
+                        "the checkpoint (the first batch has none)",
+                        "the batch size",
+                        "the end of a range claimed by a worker, else none",
+                    ],
+                    &[],
+                ));
+                out.push(plan.shape.write_sql());
+                let mut roles = vec![
+                    "the run id".to_string(),
+                    "the batch number".into(),
+                    "the batch's last key".into(),
+                    "the set columns".into(),
+                    "rows processed".into(),
+                    "the changed rows' keys".into(),
+                ];
+                roles.extend(
+                    step.sets
+                        .iter()
+                        .map(|(c, _)| format!("their new {c} values")),
+                );
+                let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+                out.push(legend(&roles, &[]));
+            }
+        }
+        out.push("COMMIT".to_string());
+        out
+    }
+
+    fn validate(
+        &mut self,
+        table: &str,
+        key: &str,
+        validations: &[&Validation],
+        up_to: Option<&Value>,
+    ) -> Result<Vec<u64>, StoreError> {
+        if validations.is_empty() {
+            return Ok(vec![]);
+        }
+        let (_, key_sql_type) = self.key_type(table, key)?;
+        let mut params = vec![up_to.cloned().unwrap_or(Value::Null)];
+        let mut windows = Vec::new();
+        let (terms, interpreted) =
+            self.validation_terms(table, validations, &mut params, &mut windows);
+        let range = match up_to {
+            Some(_) => format!("{} <= $1::{key_sql_type}", quote_ident(key)),
+            None => format!("$1::{key_sql_type} IS NULL"),
+        };
+        let source = format!(
+            "(SELECT *{} FROM {}) AS r WHERE {range}",
+            windows.concat(),
+            quote_ident(table)
+        );
+        let bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
+        if interpreted.iter().all(Vec::is_empty) {
+            let sums: Vec<String> = terms
+                .iter()
+                .map(|t| format!("count(*) FILTER (WHERE {t})"))
+                .collect();
+            let sql = format!("SELECT {} FROM {source}", sums.join(", "));
+            let row = self.client.query_one(sql.as_str(), &bound)?;
+            return Ok((0..validations.len())
+                .map(|i| row.get::<_, i64>(i) as u64)
+                .collect());
+        }
+        // One scan still: SQL decides its terms per row, the interpreter the rest.
+        let mut needed: Vec<String> = Vec::new();
+        for predicate in interpreted.iter().flatten() {
+            predicate.walk(&mut |e| {
+                if let ExprKind::Column(name) = &e.kind {
+                    if !needed.contains(name) {
+                        needed.push(name.clone());
+                    }
+                }
+            });
+        }
+        let mut reads = Vec::new();
+        for name in &needed {
+            let (ty, _) = self.column_type(table, name)?;
+            reads.push(ty.read(&quote_ident(name)));
+        }
+        let flags: Vec<String> = terms.iter().map(|t| format!("({t})")).collect();
+        let mut select = vec![quote_ident(key)];
+        select.extend(flags);
+        select.extend(reads);
+        let sql = format!("SELECT {} FROM {source}", select.join(", "));
+        let mut counts = vec![0u64; validations.len()];
+        let mut rows = self.client.query_raw(sql.as_str(), bound)?;
+        while let Some(row) = rows.next()? {
+            let columns: Vec<(String, Value)> = needed
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Ok((n.clone(), row.try_get(1 + validations.len() + i)?)))
+                .collect::<Result<_, StoreError>>()?;
+            for (i, predicates) in interpreted.iter().enumerate() {
+                let mut failed: bool = row.try_get(1 + i)?;
+                for predicate in predicates {
+                    failed |= eval::is_true(&eval::eval(predicate, &columns)?)? == Some(false);
+                }
+                counts[i] += u64::from(failed);
+            }
+        }
+        Ok(counts)
+    }
+
+    fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT batch FROM _mig_backup WHERE run_id = $1 ORDER BY batch DESC",
+                &[&run_id],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn rollback_batch(
+        &mut self,
+        step: &BatchStep,
+        run_id: i64,
+        batch_no: i64,
+    ) -> Result<RollbackOutcome, StoreError> {
+        let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
+        let table = quote_ident(&step.table);
+        let key = quote_ident(&step.key);
+        let lock_timeout = step.lock_timeout;
+        let columns = self.tables.get(&step.table).cloned().unwrap_or_default();
+        self.transaction(lock_timeout, |tx| {
+            // The batch's record, its 2-D old and new arrays flattened row by row.
+            let Some(record) = tx.query_opt(
+                "SELECT cols, keys, ARRAY(SELECT unnest(old)), ARRAY(SELECT unnest(new)) \
+                 FROM _mig_backup WHERE run_id = $1 AND batch = $2",
+                &[&run_id, &batch_no],
+            )?
+            else {
+                return Ok(RollbackOutcome::default());
+            };
+            let cols: Vec<String> = record.get(0);
+            let keys: Vec<String> = record.get(1);
+            let old: Vec<Option<String>> = record.get(2);
+            let new: Vec<Option<String>> = record.get(3);
+            let width = cols.len();
+            let column_of = |i: usize, values: &[Option<String>]| -> Vec<Option<String>> {
+                values.iter().skip(i).step_by(width).cloned().collect()
+            };
+            // $1 run id, $2 keys, $3 columns, then per column its old and new values.
+            let mut arrays = vec!["$2::text[]".to_string()];
+            let mut names = vec!["key".to_string()];
+            let mut sets = Vec::new();
+            let mut unchanged = Vec::new();
+            let mut current = Vec::new();
+            let mut values: Vec<Vec<Option<String>>> = Vec::new();
+            for (i, column) in cols.iter().enumerate() {
+                let sql_type = columns
+                    .iter()
+                    .find(|c| &c.name == column)
+                    .map(|c| c.sql_type.clone())
+                    .ok_or_else(|| {
+                        StoreError::Unsupported(format!(
+                            "backed-up column `{column}` is no longer in table `{}`",
+                            step.table
+                        ))
+                    })?;
+                let quoted = quote_ident(column);
+                arrays.push(format!("${}::text[]", 4 + 2 * i));
+                arrays.push(format!("${}::text[]", 5 + 2 * i));
+                names.push(format!("o{i}"));
+                names.push(format!("n{i}"));
+                sets.push(format!("{quoted} = b.o{i}::{sql_type}"));
+                unchanged.push(format!("t.{quoted}::text IS NOT DISTINCT FROM b.n{i}"));
+                current.push(format!("t.{quoted}::text"));
+                values.push(column_of(i, &old));
+                values.push(column_of(i, &new));
+            }
+            let olds: Vec<String> = (0..width).map(|i| format!("b.o{i}")).collect();
+            let news: Vec<String> = (0..width).map(|i| format!("b.n{i}")).collect();
+            let key_int = if key_type.is_integer() {
+                "b.key::int8"
+            } else {
+                "NULL::int8"
+            };
+            let sql = format!(
+                "WITH b AS (SELECT * FROM unnest({}) AS b({})), \
+                 restored AS (UPDATE {table} AS t SET {} FROM b \
+                 WHERE t.{key} = b.key::{key_sql_type} AND {} RETURNING b.key), \
+                 conflicts AS (INSERT INTO _mig_conflicts (run_id, key, key_int, cols, old, written, current) \
+                 SELECT $1, b.key, {key_int}, $3::text[], ARRAY[{}]::text[], ARRAY[{}]::text[], \
+                 (SELECT ARRAY[{}]::text[] FROM {table} AS t WHERE t.{key} = b.key::{key_sql_type}) \
+                 FROM b WHERE b.key NOT IN (SELECT key FROM restored) RETURNING key, key_int) \
+                 SELECT (SELECT count(*) FROM restored), \
+                 ARRAY(SELECT key FROM conflicts ORDER BY key_int, key)",
+                arrays.join(", "),
+                names.join(", "),
+                sets.join(", "),
+                unchanged.join(" AND "),
+                olds.join(", "),
+                news.join(", "),
+                current.join(", ")
+            );
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&run_id, &keys, &cols];
+            params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
+            let row = tx.query_one(sql.as_str(), &params)?;
+            let conflicts: Vec<String> = row.get(1);
+            tx.execute(
+                "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2",
+                &[&run_id, &batch_no],
+            )?;
+            Ok(RollbackOutcome {
+                restored: row.get::<_, i64>(0) as u64,
+                conflict_keys: conflicts
+                    .into_iter()
+                    .map(|k| key_value(k, key_type))
+                    .collect(),
+            })
+        })
+    }
+
+    fn conflict_keys(&mut self, run_id: i64) -> Result<Vec<Value>, StoreError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT DISTINCT key_int, key FROM _mig_conflicts WHERE run_id = $1 ORDER BY key_int, key",
+                &[&run_id],
+            )?
+            .iter()
+            .map(|r| match r.get::<_, Option<i64>>(0) {
+                Some(i) => Value::Integer(i),
+                None => Value::Text(r.get(1)),
+            })
+            .collect())
+    }
+
+    fn checksum(&mut self, table: &str, key: &str, columns: &[String]) -> Result<u64, StoreError> {
+        let mut names = vec![key.to_string()];
+        names.extend(columns.iter().cloned());
+        let mut reads = Vec::new();
+        for name in &names {
+            let (ty, _) = self.column_type(table, name)?;
+            reads.push(ty.read(&quote_ident(name)));
+        }
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            reads.join(", "),
+            quote_ident(table),
+            quote_ident(key)
+        );
+        let mut hash = Fnv::default();
+        let mut rows = self
+            .client
+            .query_raw(sql.as_str(), std::iter::empty::<&(dyn ToSql + Sync)>())?;
+        while let Some(row) = rows.next()? {
+            for i in 0..names.len() {
+                hash.write_value(&row.try_get(i)?);
+            }
+        }
+        Ok(hash.finish())
+    }
+}
+
+/// A key kept as text in `_mig_backup`, as the key's own type.
+fn key_value(text: String, key_type: ColumnType) -> Value {
+    match text.parse::<i64>() {
+        Ok(i) if key_type.is_integer() => Value::Integer(i),
+        _ => Value::Text(text),
+    }
+}
+
+/// `-- $1 = …, $2 = …`: what each placeholder holds; `roles` name the leading ones, the
+/// rest are the expressions' literals, shown as values.
+fn legend(roles: &[&str], params: &[Value]) -> String {
+    let named = roles.iter().map(|r| r.to_string());
+    let literals = params.iter().skip(roles.len()).map(|v| v.to_string());
+    let all: Vec<String> = named
+        .chain(literals)
+        .enumerate()
+        .map(|(i, what)| format!("${} = {what}", i + 1))
+        .collect();
+    format!("  -- {}", all.join(", "))
+}

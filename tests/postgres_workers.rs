@@ -1,0 +1,156 @@
+//! Several workers share one run on PostgreSQL: key ranges are claimed from the database, so
+//! each row is processed exactly once, whether the workers are threads or processes.
+mod common;
+
+use common::{postgres_url, stderr, stdout, Backend, Project, Setup, MIG};
+use std::process::{Command, Stdio};
+
+const TABLE: Setup = Setup {
+    sqlite: "",
+    postgres: "CREATE TABLE t (id bigint PRIMARY KEY, n bigint NOT NULL);
+               INSERT INTO t SELECT i, i FROM generate_series(1, 3000) AS i;",
+};
+
+/// Not idempotent on purpose: a row processed twice would show it.
+const SPEC: &str = "migrate bump on t {\n    set n = n + 1\n    batch 50\n}\n";
+
+#[test]
+fn three_processes_with_two_workers_each_process_every_row_once() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let shared = Project::on(&Backend::Postgres(url.clone()), &TABLE, SPEC);
+    let processes: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(MIG)
+                .args(["run", "bump", "--workers", "2"])
+                .current_dir(shared.path())
+                .env_remove("MIG_DATABASE_URL")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for process in processes {
+        let out = process.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    }
+    assert_eq!(
+        shared.query("SELECT count(*) FROM t WHERE n = id + 1"),
+        ["3000"],
+        "every row bumped exactly once"
+    );
+    let shared_totals =
+        shared.query("SELECT processed || '/' || updated || '/' || batches FROM _mig_runs");
+    assert_eq!(
+        shared.query("SELECT count(*) FROM _mig_runs"),
+        ["1"],
+        "one run, shared"
+    );
+    assert_eq!(
+        shared.query("SELECT count(*) FROM _mig_claims WHERE NOT done"),
+        ["0"]
+    );
+
+    let alone = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    let out = alone.mig(&["run", "bump"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        alone.query("SELECT processed || '/' || updated || '/' || batches FROM _mig_runs"),
+        shared_totals,
+        "the shared run's totals equal a one-worker run's"
+    );
+    assert_eq!(alone.dump("t"), shared.dump("t"));
+
+    let out = shared.mig(&["rollback", "bump"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("3000 rows restored, 0 conflicts"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        shared.query("SELECT count(*) FROM t WHERE n = id"),
+        ["3000"]
+    );
+}
+
+#[test]
+fn workers_on_sqlite_are_refused_clearly() {
+    let project = Project::sqlite(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO t VALUES (1, 1);",
+        SPEC,
+    );
+    let out = project.mig(&["run", "bump", "--workers", "2"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("workers need PostgreSQL"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_claim_left_by_a_stopped_worker_is_taken_over_and_done_once() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 100ms\n    retries 0\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let mut app = project.postgres.as_ref().unwrap().client();
+    let mut hold = app.transaction().unwrap();
+    hold.query("SELECT 1 FROM t WHERE id = 1234 FOR UPDATE", &[])
+        .unwrap();
+    let out = project.mig(&["run", "bump", "--workers", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM _mig_claims WHERE NOT done"),
+        ["1"],
+        "the range with the locked row stays claimed and undone"
+    );
+    hold.rollback().unwrap();
+    let out = project.mig(&["run", "bump", "--workers", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
+        ["3000"]
+    );
+    assert_eq!(
+        project.query("SELECT processed || '/' || updated FROM _mig_runs"),
+        ["3000/3000"]
+    );
+}
+
+#[test]
+fn a_shared_run_is_not_resumed_alone() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 100ms\n    retries 0\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let mut app = project.postgres.as_ref().unwrap().client();
+    let mut hold = app.transaction().unwrap();
+    hold.query("SELECT 1 FROM t WHERE id = 1234 FOR UPDATE", &[])
+        .unwrap();
+    assert_eq!(
+        project
+            .mig(&["run", "bump", "--workers", "1"])
+            .status
+            .code(),
+        Some(3)
+    );
+    hold.rollback().unwrap();
+    let out = project.mig(&["run", "bump"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is shared by workers"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id + 2"),
+        ["0"]
+    );
+}
