@@ -100,3 +100,39 @@ fn a_lock_released_within_the_retries_costs_only_a_wait() {
         stdout(&out)
     );
 }
+
+#[test]
+fn a_rollback_beside_a_live_run_stops_the_run_and_restores_everything() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 5\n    pause 100ms\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let before = project.dump("t");
+    let mut run = project.spawn_mig(&["run", "t.b"]);
+    let started = |p: &Project| {
+        p.query("SELECT count(*) FROM pg_tables WHERE tablename = '_mig_runs'") == ["1"]
+            && p.query("SELECT count(*) FROM _mig_runs WHERE batches >= 3") == ["1"]
+    };
+    while !started(&project) {
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = project.mig(&["rollback", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = run.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the run's next batch finds it rolled back and writes nothing"
+    );
+    assert_eq!(
+        project.dump("t"),
+        before,
+        "every row the run wrote is restored"
+    );
+    assert_eq!(
+        project.query("SELECT status FROM _mig_runs"),
+        ["rolled_back"]
+    );
+}

@@ -386,6 +386,7 @@ impl PostgresStore {
     }
 
     /// One pushed-down batch: the keys after `request.after`, up to `upper` when given.
+    /// Only a run no worker shares comes here: its checkpoint is this process's to advance.
     fn run_pushdown(
         &mut self,
         sql: &Pushdown,
@@ -406,6 +407,7 @@ impl PostgresStore {
             &sql.first
         })?;
         self.transaction(lock_timeout, |tx| {
+            check_run_position(tx, request)?;
             let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
             bound[4] = &columns;
             let row = tx.query_one(&statement, &bound)?;
@@ -441,6 +443,7 @@ impl PostgresStore {
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let columns: Vec<String> = step.sets.iter().map(|(c, _)| c.clone()).collect();
         self.transaction(step.lock_timeout, |tx| {
+            check_run_position(tx, request)?;
             let rows = tx.query(&read, &[&after, &limit, &upper])?;
             let mut keys = Vec::new();
             let mut new_values: Vec<Vec<Value>> = vec![Vec::new(); step.sets.len()];
@@ -1492,4 +1495,33 @@ fn legend(roles: &[&str], params: &[Value]) -> String {
         .map(|(i, what)| format!("${} = {what}", i + 1))
         .collect();
     format!("  -- {}", all.join(", "))
+}
+
+/// A batch goes ahead only if its run is still running at the checkpoint this process knows
+/// (the run's row is locked until the batch commits): otherwise another process resumed it
+/// or a rollback began, and writing would overtake them.
+fn check_run_position(tx: &mut Client, request: &BatchRequest<'_>) -> Result<(), StoreError> {
+    let row = tx.query_one(
+        "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = $1 FOR UPDATE",
+        &[&request.run_id],
+    )?;
+    let status: String = row.get(0);
+    let checkpoint = match (
+        row.get::<_, Option<i64>>(1),
+        row.get::<_, Option<String>>(2),
+    ) {
+        (Some(i), _) => Value::Integer(i),
+        (None, Some(t)) => Value::Text(t),
+        (None, None) => Value::Null,
+    };
+    if status != RunStatus::Running.as_str()
+        || Some(&checkpoint).filter(|c| !c.is_null()) != request.after
+    {
+        return Err(StoreError::RunMoved {
+            run_id: request.run_id,
+            status,
+            checkpoint,
+        });
+    }
+    Ok(())
 }
