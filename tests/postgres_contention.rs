@@ -136,3 +136,79 @@ fn a_rollback_beside_a_live_run_stops_the_run_and_restores_everything() {
         ["rolled_back"]
     );
 }
+
+/// Every committed batch is whole: rows written, rows backed up and the run's `updated` agree,
+/// and exactly the rows up to the checkpoint are written.
+fn batches_are_whole(project: &Project) {
+    let written = project.query("SELECT count(*) FROM t WHERE b IS NOT NULL");
+    assert_eq!(
+        written,
+        project.query("SELECT coalesce(sum(cardinality(keys)), 0) FROM _mig_backup"),
+        "rows written vs rows backed up"
+    );
+    assert_eq!(
+        written,
+        project.query("SELECT coalesce(sum(updated), 0) FROM _mig_runs"),
+        "rows written vs the run's updated total"
+    );
+    assert_eq!(
+        written,
+        project.query(
+            "SELECT count(*) FROM t WHERE id <= (SELECT coalesce(max(checkpoint_int), 0) FROM _mig_runs)"
+        ),
+        "exactly the rows up to the checkpoint are written"
+    );
+}
+
+#[test]
+fn a_connection_killed_mid_run_leaves_whole_batches_and_a_later_run_resumes() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 5\n    pause 100ms\n}\n";
+    let project = Project::on(&Backend::Postgres(url.clone()), &TABLE, spec);
+    let reference = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    assert!(reference.mig(&["run", "t.b"]).status.success());
+
+    let run = project.spawn_mig(&["run", "t.b"]);
+    let database = &project.postgres.as_ref().unwrap().name;
+    let running = |p: &Project| {
+        p.query("SELECT count(*) FROM pg_tables WHERE tablename = '_mig_runs'") == ["1"]
+            && p.query("SELECT count(*) FROM _mig_runs WHERE batches >= 3") == ["1"]
+    };
+    while !running(&project) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed = project.query(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    ));
+    assert_ne!(killed, ["0"], "mig's connection was found and terminated");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a lost connection is a database error"
+    );
+    batches_are_whole(&project);
+    assert_ne!(
+        project.query("SELECT count(*) FROM t WHERE b IS NULL"),
+        ["0"],
+        "the run stopped part-way"
+    );
+
+    let resumed = project.mig(&["run", "t.b"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stdout(&resumed).contains("(resumed)"),
+        "{}",
+        stdout(&resumed)
+    );
+    batches_are_whole(&project);
+    assert_eq!(project.dump("t"), reference.dump("t"));
+    assert_eq!(
+        project.query("SELECT processed || ' ' || updated FROM _mig_runs"),
+        reference.query("SELECT processed || ' ' || updated FROM _mig_runs"),
+        "the run's totals equal an unfaulted run's"
+    );
+}
