@@ -260,10 +260,22 @@ impl Engine {
         let limit = run.row_limit;
         let expected = limit.map_or(rows, |l| l.min(rows.max(run.processed)));
         let (run, longest_batch) = self.run_batches(plan, run, expected, progress)?;
+        self.finish_run(plan, &run, resumed, started, longest_batch)
+    }
+
+    /// Marks the run completed, runs its post-checks and sums it up.
+    fn finish_run(
+        &mut self,
+        plan: &Plan,
+        run: &RunRecord,
+        resumed: bool,
+        started: Instant,
+        longest_batch: Duration,
+    ) -> Result<RunSummary, ExecError> {
         self.with_retries(plan, |store| {
             store.set_run_status(run.id, RunStatus::Completed, None)
         })?;
-        let checks = self.post_checks(plan, &run)?;
+        let checks = self.post_checks(plan, run)?;
         Ok(RunSummary {
             run_id: run.id,
             migration: plan.name().to_string(),
@@ -328,20 +340,7 @@ impl Engine {
             .into_iter()
             .find(|r| r.id == run.id)
             .unwrap_or(run);
-        self.store
-            .set_run_status(run.id, RunStatus::Completed, None)?;
-        let checks = self.post_checks(plan, &run)?;
-        Ok(RunSummary {
-            run_id: run.id,
-            migration: plan.name().to_string(),
-            processed: run.processed,
-            updated: run.updated,
-            batches: run.batches,
-            resumed,
-            duration: started.elapsed(),
-            longest_batch,
-            checks,
-        })
+        self.finish_run(plan, &run, resumed, started, longest_batch)
     }
 
     /// The run to continue: the migration's unfinished run, or a new one.
