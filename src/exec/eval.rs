@@ -735,63 +735,8 @@ fn increment_decimal(digits: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::ast::{Ident, Span};
-
-    fn expr(kind: ExprKind) -> Expr {
-        Expr {
-            kind,
-            span: Span::default(),
-        }
-    }
-
-    fn col(name: &str) -> Expr {
-        expr(ExprKind::Column(name.to_owned()))
-    }
-
-    fn lit(literal: Literal) -> Expr {
-        expr(ExprKind::Literal(literal))
-    }
-
-    fn int(i: i64) -> Expr {
-        lit(Literal::Integer(i))
-    }
-
-    fn real(r: f64) -> Expr {
-        lit(Literal::Real(r))
-    }
-
-    fn text(s: &str) -> Expr {
-        lit(Literal::Text(s.to_owned()))
-    }
-
-    fn null() -> Expr {
-        lit(Literal::Null)
-    }
-
-    fn bin(op: BinaryOp, left: Expr, right: Expr) -> Expr {
-        expr(ExprKind::Binary {
-            op,
-            left: Box::new(left),
-            right: Box::new(right),
-        })
-    }
-
-    fn un(op: UnaryOp, operand: Expr) -> Expr {
-        expr(ExprKind::Unary {
-            op,
-            operand: Box::new(operand),
-        })
-    }
-
-    fn func(name: &str, args: Vec<Expr>) -> Expr {
-        expr(ExprKind::Call {
-            function: Ident {
-                name: name.to_owned(),
-                span: Span::default(),
-            },
-            args,
-        })
-    }
+    use crate::syntax::ast::Span;
+    use crate::syntax::build::*;
 
     fn row() -> Vec<(String, Value)> {
         vec![

@@ -336,7 +336,7 @@ fn concat_leaves<'e>(expr: &'e Expr, leaves: &mut Vec<&'e Expr>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::ast::{Ident, Span};
+    use crate::syntax::build::*;
 
     #[test]
     fn only_chains_of_columns_and_text_literals_run_as_native_concat() {
@@ -364,39 +364,6 @@ mod tests {
         );
     }
     use rusqlite::params_from_iter;
-
-    fn expr(kind: ExprKind) -> Expr {
-        Expr {
-            kind,
-            span: Span::default(),
-        }
-    }
-
-    fn col(name: &str) -> Expr {
-        expr(ExprKind::Column(name.to_owned()))
-    }
-
-    fn text(s: &str) -> Expr {
-        expr(ExprKind::Literal(Literal::Text(s.to_owned())))
-    }
-
-    fn bin(op: BinaryOp, left: Expr, right: Expr) -> Expr {
-        expr(ExprKind::Binary {
-            op,
-            left: Box::new(left),
-            right: Box::new(right),
-        })
-    }
-
-    fn func(name: &str, args: Vec<Expr>) -> Expr {
-        expr(ExprKind::Call {
-            function: Ident {
-                name: name.to_owned(),
-                span: Span::default(),
-            },
-            args,
-        })
-    }
 
     fn quote(name: &str) -> String {
         format!("\"{}\"", name.replace('"', "\"\""))

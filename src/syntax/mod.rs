@@ -14,6 +14,8 @@
 //! which column a table has, is `compile`'s business.
 
 pub mod ast;
+#[cfg(test)]
+pub mod build;
 pub mod parser;
 pub mod print;
 
