@@ -1,6 +1,6 @@
 //! The embedded default store. WAL mode so readers (`status`, validations) never wait for a
 //! batch; each batch is one `BEGIN IMMEDIATE` transaction, so no other writer can change the
-//! batch's rows between the read that computes new values and the write.
+//! batch's rows while it computes their new values, writes them and backs them up.
 
 use super::sqlite_functions;
 use super::{
@@ -10,8 +10,10 @@ use super::{
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
 use crate::value::{self, Fnv, Value};
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const STATE_TABLES: &str = "
@@ -57,6 +59,16 @@ const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 pub struct SqliteStore {
     conn: Connection,
+    /// What `mig_capture` recorded during the running batch's UPDATE.
+    captured: Arc<Mutex<Vec<Capture>>>,
+}
+
+/// One set column of one updated row, as the UPDATE changed it.
+struct Capture {
+    column: i64,
+    key: Value,
+    old: Value,
+    new: Value,
 }
 
 impl SqliteStore {
@@ -84,7 +96,9 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         sqlite_functions::register(&conn)?;
-        Ok(SqliteStore { conn })
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        register_capture(&conn, Arc::clone(&captured))?;
+        Ok(SqliteStore { conn, captured })
     }
 
     pub fn connection(&self) -> &Connection {
@@ -142,6 +156,27 @@ impl SqliteStore {
     }
 }
 
+/// `mig_capture(column, key, old, new)` records one set column of a row the batch's UPDATE is
+/// changing and returns `new`. The UPDATE calls it in its SET, which SQLite evaluates only for
+/// rows its WHERE lets through: the backup is taken in the same pass as the write, with no
+/// separate read of the batch. Not deterministic, so SQLite never folds or skips a call.
+fn register_capture(conn: &Connection, captured: Arc<Mutex<Vec<Capture>>>) -> rusqlite::Result<()> {
+    conn.create_scalar_function("mig_capture", 4, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        let capture = Capture {
+            column: ctx.get(0)?,
+            key: ctx.get(1)?,
+            old: ctx.get(2)?,
+            new: ctx.get(3)?,
+        };
+        let new = capture.new.clone();
+        captured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(capture);
+        Ok(new)
+    })
+}
+
 /// A busy database after the busy timeout is a lock timeout; anything else stays itself.
 /// Every write outside a batch maps its errors here too, so a lock held by another
 /// transaction is "try again" wherever it strikes, not an internal error.
@@ -156,14 +191,13 @@ fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     }
 }
 
-/// The SQL of one batch. `read_first`/`read_next` read the batch's rows with their old
-/// values, new values and whether they change; ?1 is the batch size, ?2 the checkpoint (in
-/// `read_next`), the expressions' literals follow. `write` updates the changed rows between
-/// the batch's first (?1) and last (?2) key, the literals following.
+/// The SQL of one batch. `bound_first`/`bound_next` find the batch's key range and size
+/// (?1 the batch size, ?2 the checkpoint in `bound_next`); `write` updates the changed rows
+/// in that range (?1 its first key, ?2 its last, the expressions' literals following),
+/// capturing each one's key, old and new values through `mig_capture` as it writes it.
 struct BatchSql {
-    read_first: String,
-    read_next: String,
-    params: Vec<Value>,
+    bound_first: String,
+    bound_next: String,
     write: (String, Vec<Value>),
 }
 
@@ -171,62 +205,36 @@ fn quote_col(name: &str) -> String {
     quote_ident(name)
 }
 
-/// Each new value is computed once per row, in the inner query. The outer `WHERE` keeps
-/// SQLite from flattening the subquery (it does not flatten a LIMIT subquery into a query
-/// with a WHERE), which would compute every new value again for the change flag.
-/// `new IS NOT old` compares with the column's affinity, as the stored value will be.
 fn batch_sql(step: &BatchStep) -> BatchSql {
     let table = quote_ident(&step.table);
     let key = quote_ident(&step.key);
-    let mut params = vec![Value::Null; 2];
-    let mut inner = vec![format!("{key} AS k")];
-    for (i, (column, value)) in step.sets.iter().enumerate() {
-        inner.push(format!("{} AS o{i}", quote_ident(column)));
-        inner.push(format!(
-            "{} AS n{i}",
-            sqlite_functions::render(value, &quote_col, &mut params)
-        ));
-    }
-    let differs: Vec<String> = (0..step.sets.len())
-        .map(|i| format!("n{i} IS NOT o{i} COLLATE BINARY"))
-        .collect();
-    let mut changed = format!("({})", differs.join(" OR "));
-    if let Some(filter) = &step.filter {
-        inner.push(format!(
-            "{} AS f",
-            sqlite_functions::render_predicate(filter, &quote_col, &mut params)
-        ));
-        changed = format!("CASE WHEN f THEN {changed} ELSE 0 END");
-    }
-    let olds: Vec<String> = (0..step.sets.len()).map(|i| format!("o{i}")).collect();
-    let news: Vec<String> = (0..step.sets.len()).map(|i| format!("n{i}")).collect();
-    let read = |lower_bound: &str| {
+    let bound = |lower_bound: &str| {
         format!(
-            "SELECT k, {changed}, {}, {} FROM (SELECT {} FROM {table} WHERE {key} IS NOT NULL{lower_bound} ORDER BY {key} LIMIT ?1) WHERE k IS NOT NULL",
-            olds.join(", "),
-            news.join(", "),
-            inner.join(", ")
+            "SELECT count(*), min(k), max(k) FROM (SELECT {key} AS k FROM {table} \
+             WHERE {key} IS NOT NULL{lower_bound} ORDER BY {key} LIMIT ?1)"
         )
     };
     BatchSql {
-        read_first: read(" AND ?2 IS NULL"),
-        read_next: read(&format!(" AND {key} > ?2")),
-        params,
+        bound_first: bound(" AND ?2 IS NULL"),
+        bound_next: bound(&format!(" AND {key} > ?2")),
         write: write_sql(step, &table, &key),
     }
 }
 
-/// One UPDATE over the batch's key range: a sequential pass that rewrites rows in place,
-/// cheaper than a statement per changed row, which seeks each row anew.
+/// One UPDATE over the batch's key range: a sequential pass that rewrites the changed rows in
+/// place. `IS NOT … COLLATE BINARY` compares with the column's affinity, as the stored value
+/// will be, and by bytes whatever the column's collation, so a case-only change is a change.
 fn write_sql(step: &BatchStep, table: &str, key: &str) -> (String, Vec<Value>) {
     let mut params = vec![Value::Null; 2];
     let mut assignments = Vec::new();
     let mut differs = Vec::new();
-    for (column, value) in &step.sets {
+    for (i, (column, value)) in step.sets.iter().enumerate() {
         let column = quote_ident(column);
         let new = sqlite_functions::render(value, &quote_col, &mut params);
         differs.push(format!("({new}) IS NOT {column} COLLATE BINARY"));
-        assignments.push(format!("{column} = {new}"));
+        assignments.push(format!(
+            "{column} = mig_capture({i}, {key}, {column}, {new})"
+        ));
     }
     let mut changed = format!("({})", differs.join(" OR "));
     if let Some(filter) = &step.filter {
@@ -277,68 +285,40 @@ fn check_run_position(conn: &Connection, request: &BatchRequest<'_>) -> Result<(
     Ok(())
 }
 
-/// What reading a batch found: how many rows, the last key, and the rows that change with
-/// their new values, packed with their old values into one backup record.
-struct BatchRead {
-    processed: u64,
-    first_key: Option<Value>,
-    last_key: Option<Value>,
-    changed: u64,
-    record: Vec<u8>,
-}
-
-/// One backup record per batch, not a row per updated row: writing one row per updated
-/// row doubled a backfill's cost.
-fn back_up(
-    conn: &Connection,
-    step: &BatchStep,
-    request: &BatchRequest<'_>,
-    read: &BatchRead,
-) -> Result<(), StoreError> {
-    let columns: Vec<&str> = step.sets.iter().map(|(c, _)| c.as_str()).collect();
-    let columns = serde_json::to_string(&columns).unwrap_or_default();
-    conn.prepare_cached(BACKUP_SQL)?.execute(params![
-        request.run_id,
-        request.batch_no,
-        columns,
-        read.changed as i64,
-        read.record
-    ])?;
-    Ok(())
-}
-
-fn read_batch(
-    conn: &Connection,
-    sql: &str,
-    params: Vec<Value>,
+/// Packs what the UPDATE captured into one backup record: per row its key, then the old and
+/// new value of each set column in order. A record per batch, not a row per updated row:
+/// writing one row per updated row doubled a backfill's cost.
+fn pack(
+    captured: Vec<Capture>,
     columns: usize,
-) -> Result<BatchRead, StoreError> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params_from_iter(params))?;
-    let mut read = BatchRead {
-        processed: 0,
-        first_key: None,
-        last_key: None,
-        changed: 0,
-        record: Vec::new(),
+    batch_no: i64,
+) -> Result<(u64, Vec<u8>), StoreError> {
+    let inconsistent = || {
+        StoreError::Inconsistent(format!(
+            "batch {batch_no}: the UPDATE's captured values do not form whole rows"
+        ))
     };
-    while let Some(row) = rows.next()? {
-        read.processed += 1;
-        let key: Value = row.get(0)?;
-        if row.get::<_, Option<i64>>(1)?.unwrap_or(0) != 0 {
-            read.changed += 1;
-            value::encode(&key, &mut read.record);
-            for i in 0..columns {
-                value::encode(&row.get(2 + i)?, &mut read.record);
-                value::encode(&row.get(2 + columns + i)?, &mut read.record);
-            }
+    let mut record = Vec::new();
+    let mut rows = 0;
+    for row in captured.chunks(columns) {
+        let mut ordered: Vec<&Capture> = row.iter().collect();
+        ordered.sort_by_key(|c| c.column);
+        let whole = ordered.len() == columns
+            && ordered
+                .iter()
+                .enumerate()
+                .all(|(i, c)| c.column == i as i64 && c.key == row[0].key);
+        if !whole {
+            return Err(inconsistent());
         }
-        if read.first_key.is_none() {
-            read.first_key = Some(key.clone());
+        value::encode(&row[0].key, &mut record);
+        for c in ordered {
+            value::encode(&c.old, &mut record);
+            value::encode(&c.new, &mut record);
         }
-        read.last_key = Some(key);
+        rows += 1;
     }
-    Ok(read)
+    Ok((rows, record))
 }
 
 const CHECKPOINT_SQL: &str = "UPDATE _mig_runs SET checkpoint = ?1, processed = processed + ?2, \
@@ -500,50 +480,67 @@ impl Store for SqliteStore {
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError> {
         let sql = batch_sql(step);
-        let mut params = sql.params;
-        params[0] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
-        let read_sql = match request.after {
-            None => &sql.read_first,
-            Some(after) => {
-                params[1] = after.clone();
-                &sql.read_next
-            }
+        let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+        let after = request.after.cloned().unwrap_or(Value::Null);
+        let bound = match request.after {
+            None => &sql.bound_first,
+            Some(_) => &sql.bound_next,
         };
         self.conn
             .busy_timeout(step.lock_timeout.min(MAX_BUSY_TIMEOUT))?;
+        let captured = Arc::clone(&self.captured);
         let (outcome, held) = self.transaction(|conn| {
             check_run_position(conn, request)?;
-            let read = read_batch(conn, read_sql, params, step.sets.len())?;
-            if let (Some(first), Some(last)) = (&read.first_key, &read.last_key) {
-                if read.changed > 0 {
-                    back_up(conn, step, request, &read)?;
-                    let (write, mut params) = sql.write;
-                    params[0] = first.clone();
-                    params[1] = last.clone();
-                    let written =
-                        conn.prepare_cached(&write)?
-                            .execute(params_from_iter(params))? as u64;
-                    if written != read.changed {
-                        return Err(StoreError::Inconsistent(format!(
-                            "batch {} wrote {written} rows but backed up {}",
-                            request.batch_no, read.changed
-                        )));
-                    }
-                }
+            let (count, first, last): (i64, Value, Value) = conn
+                .prepare_cached(bound)?
+                .query_row(params![limit, after], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if count == 0 {
+                return Ok(BatchOutcome {
+                    processed: 0,
+                    updated: 0,
+                    last_key: None,
+                    held: Duration::ZERO,
+                });
             }
-            let updated = read.changed;
-            if let Some(last) = &read.last_key {
-                conn.prepare_cached(CHECKPOINT_SQL)?.execute(params![
-                    last,
-                    read.processed as i64,
-                    updated as i64,
-                    request.run_id
+            let (write, mut params) = sql.write;
+            params[0] = first;
+            params[1] = last.clone();
+            // A batch that failed earlier may have left captures of its rolled-back UPDATE.
+            captured.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            let written = conn
+                .prepare_cached(&write)?
+                .execute(params_from_iter(params))? as u64;
+            let captures = std::mem::take(&mut *captured.lock().unwrap_or_else(|p| p.into_inner()));
+            let (rows, record) = pack(captures, step.sets.len(), request.batch_no)?;
+            if rows != written {
+                return Err(StoreError::Inconsistent(format!(
+                    "batch {} wrote {written} rows but captured {rows}",
+                    request.batch_no
+                )));
+            }
+            if written > 0 {
+                let columns: Vec<&str> = step.sets.iter().map(|(c, _)| c.as_str()).collect();
+                let columns = serde_json::to_string(&columns).unwrap_or_default();
+                conn.prepare_cached(BACKUP_SQL)?.execute(params![
+                    request.run_id,
+                    request.batch_no,
+                    columns,
+                    written as i64,
+                    record
                 ])?;
             }
+            conn.prepare_cached(CHECKPOINT_SQL)?.execute(params![
+                &last,
+                count,
+                written as i64,
+                request.run_id
+            ])?;
             Ok(BatchOutcome {
-                processed: read.processed,
-                updated,
-                last_key: read.last_key,
+                processed: count as u64,
+                updated: written,
+                last_key: Some(last),
                 held: Duration::ZERO,
             })
         })?;
@@ -560,21 +557,22 @@ impl Store for SqliteStore {
             "BEGIN IMMEDIATE".to_string(),
             RUN_POSITION_SQL.to_string(),
             "  -- ?1 = the run id; the batch stops unless the run is still running at the checkpoint this process knows".to_string(),
-            sql.read_next,
-            legend(&leading, &sql.params),
+            sql.bound_next,
+            legend(&leading, &[]),
+            sql.write.0,
+            legend(&["the batch's first key", "its last key"], &sql.write.1),
+            "  -- mig_capture(column, key, old, new) records each changed row as the UPDATE writes it, and returns new".to_string(),
             BACKUP_SQL.to_string(),
             legend(
                 &[
                     "the run id",
                     "the batch number",
                     "the set columns",
-                    "how many rows change",
+                    "how many rows changed",
                     "their keys, old and new values, packed",
                 ],
                 &[],
             ),
-            sql.write.0,
-            legend(&["the batch's first key", "its last key"], &sql.write.1),
             CHECKPOINT_SQL.to_string(),
             legend(
                 &[
