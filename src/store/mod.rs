@@ -90,6 +90,14 @@ impl RunStatus {
         }
     }
 
+    /// Whether a run in this state is over (its `finished_at` is set).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::RolledBack
+        )
+    }
+
     pub fn parse(text: &str) -> Option<RunStatus> {
         [
             RunStatus::Running,
@@ -202,6 +210,40 @@ pub trait Store: Send {
 
     /// A checksum over the key and `columns` of every row, in key order.
     fn checksum(&mut self, table: &str, key: &str, columns: &[String]) -> Result<u64, StoreError>;
+}
+
+/// A batch goes ahead only if its run is still running at the checkpoint this process knows,
+/// as the store read them inside the batch's transaction: otherwise another process resumed
+/// the run or a rollback began, and writing would overtake them.
+pub fn ensure_run_position(
+    request: &BatchRequest<'_>,
+    status: String,
+    checkpoint: Value,
+) -> Result<(), StoreError> {
+    if status != RunStatus::Running.as_str()
+        || Some(&checkpoint).filter(|c| !c.is_null()) != request.after
+    {
+        return Err(StoreError::RunMoved {
+            run_id: request.run_id,
+            status,
+            checkpoint,
+        });
+    }
+    Ok(())
+}
+
+/// `-- ?1 = …, ?2 = …` for `mig plan`: what each placeholder of a statement holds, written
+/// with the store's `marker` (`?` or `$`); `roles` name the leading placeholders, the rest
+/// are the expressions' literals, shown as values.
+pub fn legend(marker: char, roles: &[&str], params: &[Value]) -> String {
+    let named = roles.iter().map(|r| r.to_string());
+    let literals = params.iter().skip(roles.len()).map(|v| v.to_string());
+    let all: Vec<String> = named
+        .chain(literals)
+        .enumerate()
+        .map(|(i, what)| format!("{marker}{} = {what}", i + 1))
+        .collect();
+    format!("  -- {}", all.join(", "))
 }
 
 /// Double-quotes an identifier, doubling quotes inside it. Only names that were checked

@@ -17,8 +17,8 @@
 
 use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::{
-    quote_ident, BatchOutcome, BatchRequest, BatchStep, RollbackOutcome, RunRecord, RunStatus,
-    Store, StoreError,
+    ensure_run_position, legend, quote_ident, BatchOutcome, BatchRequest, BatchStep,
+    RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
 };
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::exec::eval::{self, ColumnSource};
@@ -1068,10 +1068,7 @@ impl Store for PostgresStore {
         status: RunStatus,
         message: Option<&str>,
     ) -> Result<(), StoreError> {
-        let finished = matches!(
-            status,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::RolledBack
-        );
+        let finished = status.is_final();
         let sql = format!(
             "UPDATE _mig_runs SET status = $1, message = coalesce($2, message), updated_at = {NOW}, \
              finished_at = CASE WHEN $3 THEN {NOW} END WHERE id = $4"
@@ -1198,6 +1195,7 @@ impl Store for PostgresStore {
                 );
                 out.push(sql.next);
                 out.push(legend(
+                    '$',
                     &[
                         "the run id",
                         "the batch number",
@@ -1216,6 +1214,7 @@ impl Store for PostgresStore {
                 ));
                 out.push(plan.shape.read_sql().1);
                 out.push(legend(
+                    '$',
                     &[
                         "the checkpoint (the first batch has none)",
                         "the batch size",
@@ -1238,7 +1237,7 @@ impl Store for PostgresStore {
                         .map(|(c, _)| format!("their new {c} values")),
                 );
                 let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-                out.push(legend(&roles, &[]));
+                out.push(legend('$', &roles, &[]));
             }
         }
         out.push("COMMIT".to_string());
@@ -1484,19 +1483,6 @@ fn key_value(text: String, key_type: ColumnType) -> Value {
     }
 }
 
-/// `-- $1 = …, $2 = …`: what each placeholder holds; `roles` name the leading ones, the
-/// rest are the expressions' literals, shown as values.
-fn legend(roles: &[&str], params: &[Value]) -> String {
-    let named = roles.iter().map(|r| r.to_string());
-    let literals = params.iter().skip(roles.len()).map(|v| v.to_string());
-    let all: Vec<String> = named
-        .chain(literals)
-        .enumerate()
-        .map(|(i, what)| format!("${} = {what}", i + 1))
-        .collect();
-    format!("  -- {}", all.join(", "))
-}
-
 /// A batch goes ahead only if its run is still running at the checkpoint this process knows
 /// (the run's row is locked until the batch commits): otherwise another process resumed it
 /// or a rollback began, and writing would overtake them.
@@ -1514,14 +1500,5 @@ fn check_run_position(tx: &mut Client, request: &BatchRequest<'_>) -> Result<(),
         (None, Some(t)) => Value::Text(t),
         (None, None) => Value::Null,
     };
-    if status != RunStatus::Running.as_str()
-        || Some(&checkpoint).filter(|c| !c.is_null()) != request.after
-    {
-        return Err(StoreError::RunMoved {
-            run_id: request.run_id,
-            status,
-            checkpoint,
-        });
-    }
-    Ok(())
+    ensure_run_position(request, status, checkpoint)
 }

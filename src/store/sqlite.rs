@@ -4,8 +4,8 @@
 
 use super::sqlite_functions;
 use super::{
-    quote_ident, BatchOutcome, BatchRequest, BatchStep, RollbackOutcome, RunRecord, RunStatus,
-    Store, StoreError,
+    ensure_run_position, legend, quote_ident, BatchOutcome, BatchRequest, BatchStep,
+    RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
 };
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
@@ -248,19 +248,6 @@ fn write_sql(step: &BatchStep, table: &str, key: &str) -> (String, Vec<Value>) {
     (sql, params)
 }
 
-/// `-- ?1 = …, ?2 = …`: what each placeholder of a statement holds; `roles` name the leading
-/// ones, the rest are the expressions' literals, shown as values.
-fn legend(roles: &[&str], params: &[Value]) -> String {
-    let named = roles.iter().map(|r| r.to_string());
-    let literals = params.iter().skip(roles.len()).map(|v| v.to_string());
-    let all: Vec<String> = named
-        .chain(literals)
-        .enumerate()
-        .map(|(i, what)| format!("?{} = {what}", i + 1))
-        .collect();
-    format!("  -- {}", all.join(", "))
-}
-
 const BACKUP_SQL: &str =
     "INSERT INTO _mig_backup (run_id, batch, columns, row_count, rows) VALUES (?1, ?2, ?3, ?4, ?5)";
 
@@ -273,16 +260,7 @@ fn check_run_position(conn: &Connection, request: &BatchRequest<'_>) -> Result<(
     let (status, checkpoint): (String, Value) = conn
         .prepare_cached(RUN_POSITION_SQL)?
         .query_row([request.run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if status != RunStatus::Running.as_str()
-        || Some(&checkpoint).filter(|c| !c.is_null()) != request.after
-    {
-        return Err(StoreError::RunMoved {
-            run_id: request.run_id,
-            status,
-            checkpoint,
-        });
-    }
-    Ok(())
+    ensure_run_position(request, status, checkpoint)
 }
 
 /// Packs what the UPDATE captured into one backup record: per row its key, then the old and
@@ -459,10 +437,7 @@ impl Store for SqliteStore {
         status: RunStatus,
         message: Option<&str>,
     ) -> Result<(), StoreError> {
-        let finished = matches!(
-            status,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::RolledBack
-        );
+        let finished = status.is_final();
         let sql = format!(
             "UPDATE _mig_runs SET status = ?1, message = coalesce(?2, message), updated_at = {NOW}, \
              finished_at = CASE WHEN ?3 THEN {NOW} END WHERE id = ?4"
@@ -558,12 +533,12 @@ impl Store for SqliteStore {
             RUN_POSITION_SQL.to_string(),
             "  -- ?1 = the run id; the batch stops unless the run is still running at the checkpoint this process knows".to_string(),
             sql.bound_next,
-            legend(&leading, &[]),
+            legend('?', &leading, &[]),
             sql.write.0,
-            legend(&["the batch's first key", "its last key"], &sql.write.1),
+            legend('?', &["the batch's first key", "its last key"], &sql.write.1),
             "  -- mig_capture(column, key, old, new) records each changed row as the UPDATE writes it, and returns new".to_string(),
             BACKUP_SQL.to_string(),
-            legend(
+            legend('?',
                 &[
                     "the run id",
                     "the batch number",
@@ -574,7 +549,7 @@ impl Store for SqliteStore {
                 &[],
             ),
             CHECKPOINT_SQL.to_string(),
-            legend(
+            legend('?',
                 &[
                     "the batch's last key",
                     "rows processed",

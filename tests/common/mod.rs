@@ -448,19 +448,10 @@ impl Project {
 
     /// Every backup record without its run id, for comparing backups of two runs.
     pub fn backup(&self) -> Vec<String> {
-        let conn = self.db();
-        let mut stmt = conn
-            .prepare("SELECT batch, columns, row_count, hex(rows) FROM _mig_backup ORDER BY batch")
-            .unwrap();
-        stmt.query_map([], |row| {
-            let values: Vec<String> = (0..4)
-                .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap()))
-                .collect();
-            Ok(values.join("|"))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+        state::query_rows(
+            &self.db(),
+            "SELECT batch, columns, row_count, hex(rows) FROM _mig_backup ORDER BY batch",
+        )
     }
 
     /// Every backed-up row of every record: its key, then the old and written value of each

@@ -40,8 +40,15 @@ pub fn logical_dump(db: &Path) -> Vec<String> {
 
 /// Every row of `table` as text, in storage order.
 pub fn table_rows(conn: &Connection, table: &str) -> Vec<String> {
-    let sql = format!("SELECT * FROM \"{}\"", table.replace('"', "\"\""));
-    let mut stmt = conn.prepare(&sql).unwrap();
+    query_rows(
+        conn,
+        &format!("SELECT * FROM \"{}\"", table.replace('"', "\"\"")),
+    )
+}
+
+/// Every row `sql` answers, its values as typed text joined by `|`.
+pub fn query_rows(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).unwrap();
     let columns = stmt.column_count();
     stmt.query_map([], |row| {
         let values: Vec<String> = (0..columns)
