@@ -105,22 +105,50 @@ pub struct DecodeError(pub usize);
 
 /// Appends `value` to `out` in a compact form that keeps its exact type, for backup records.
 pub fn encode(value: &Value, out: &mut Vec<u8>) {
+    encode_view(value.view(), out);
+}
+
+/// A value borrowed from wherever it lives (a `Value`, a database's own buffer), so it can be
+/// encoded without being copied into a `Value` first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueView<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl Value {
+    pub fn view(&self) -> ValueView<'_> {
+        match self {
+            Value::Null => ValueView::Null,
+            Value::Integer(i) => ValueView::Integer(*i),
+            Value::Real(r) => ValueView::Real(*r),
+            Value::Text(s) => ValueView::Text(s),
+            Value::Blob(b) => ValueView::Blob(b),
+        }
+    }
+}
+
+/// `encode` for a borrowed value: the same bytes.
+pub fn encode_view(value: ValueView<'_>, out: &mut Vec<u8>) {
     match value {
-        Value::Null => out.push(0),
-        Value::Integer(i) => {
+        ValueView::Null => out.push(0),
+        ValueView::Integer(i) => {
             out.push(1);
             out.extend_from_slice(&i.to_le_bytes());
         }
-        Value::Real(r) => {
+        ValueView::Real(r) => {
             out.push(2);
             out.extend_from_slice(&r.to_bits().to_le_bytes());
         }
-        Value::Text(s) => {
+        ValueView::Text(s) => {
             out.push(3);
             out.extend_from_slice(&(s.len() as u64).to_le_bytes());
             out.extend_from_slice(s.as_bytes());
         }
-        Value::Blob(b) => {
+        ValueView::Blob(b) => {
             out.push(4);
             out.extend_from_slice(&(b.len() as u64).to_le_bytes());
             out.extend_from_slice(b);

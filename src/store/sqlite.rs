@@ -9,8 +9,9 @@ use super::{
 };
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
-use crate::value::{self, Fnv, Value};
+use crate::value::{self, Fnv, Value, ValueView};
 use rusqlite::functions::FunctionFlags;
+use rusqlite::types::ValueRef;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -60,15 +61,23 @@ const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 pub struct SqliteStore {
     conn: Connection,
     /// What `mig_capture` recorded during the running batch's UPDATE.
-    captured: Arc<Mutex<Vec<Capture>>>,
+    captured: Arc<Mutex<Captured>>,
 }
 
-/// One set column of one updated row, as the UPDATE changed it.
-struct Capture {
+/// The set columns of the rows the running batch's UPDATE changed, encoded as they were
+/// captured (`value::encode`'s bytes), so recording a row allocates nothing of its own.
+#[derive(Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    entries: Vec<CapturedColumn>,
+}
+
+/// One set column of one updated row: where its key and its old and new values lie in
+/// `Captured::bytes`.
+struct CapturedColumn {
     column: i64,
-    key: Value,
-    old: Value,
-    new: Value,
+    key: std::ops::Range<usize>,
+    values: std::ops::Range<usize>,
 }
 
 impl SqliteStore {
@@ -96,7 +105,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         sqlite_functions::register(&conn)?;
-        let captured = Arc::new(Mutex::new(Vec::new()));
+        let captured = Arc::new(Mutex::new(Captured::default()));
         register_capture(&conn, Arc::clone(&captured))?;
         Ok(SqliteStore { conn, captured })
     }
@@ -160,20 +169,38 @@ impl SqliteStore {
 /// changing and returns `new`. The UPDATE calls it in its SET, which SQLite evaluates only for
 /// rows its WHERE lets through: the backup is taken in the same pass as the write, with no
 /// separate read of the batch. Not deterministic, so SQLite never folds or skips a call.
-fn register_capture(conn: &Connection, captured: Arc<Mutex<Vec<Capture>>>) -> rusqlite::Result<()> {
+fn register_capture(conn: &Connection, captured: Arc<Mutex<Captured>>) -> rusqlite::Result<()> {
     conn.create_scalar_function("mig_capture", 4, FunctionFlags::SQLITE_UTF8, move |ctx| {
-        let capture = Capture {
-            column: ctx.get(0)?,
-            key: ctx.get(1)?,
-            old: ctx.get(2)?,
-            new: ctx.get(3)?,
-        };
-        let new = capture.new.clone();
-        captured
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(capture);
-        Ok(new)
+        let column: i64 = ctx.get(0)?;
+        let mut captured = captured.lock().unwrap_or_else(|p| p.into_inner());
+        let Captured { bytes, entries } = &mut *captured;
+        let start = bytes.len();
+        value::encode_view(view(ctx.get_raw(1))?, bytes);
+        let key_end = bytes.len();
+        value::encode_view(view(ctx.get_raw(2))?, bytes);
+        value::encode_view(view(ctx.get_raw(3))?, bytes);
+        entries.push(CapturedColumn {
+            column,
+            key: start..key_end,
+            values: key_end..bytes.len(),
+        });
+        drop(captured);
+        ctx.get::<Value>(3)
+    })
+}
+
+/// SQLite's own value, borrowed; text that is not UTF-8 is refused, as `Value` refuses it.
+fn view(value: ValueRef<'_>) -> rusqlite::Result<ValueView<'_>> {
+    Ok(match value {
+        ValueRef::Null => ValueView::Null,
+        ValueRef::Integer(i) => ValueView::Integer(i),
+        ValueRef::Real(r) => ValueView::Real(r),
+        ValueRef::Text(_) => ValueView::Text(
+            value
+                .as_str()
+                .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?,
+        ),
+        ValueRef::Blob(b) => ValueView::Blob(b),
     })
 }
 
@@ -266,37 +293,40 @@ fn check_run_position(conn: &Connection, request: &BatchRequest<'_>) -> Result<(
 /// Packs what the UPDATE captured into one backup record: per row its key, then the old and
 /// new value of each set column in order. A record per batch, not a row per updated row:
 /// writing one row per updated row doubled a backfill's cost.
-fn pack(
-    captured: Vec<Capture>,
-    columns: usize,
-    batch_no: i64,
-) -> Result<(u64, Vec<u8>), StoreError> {
+fn pack(captured: &Captured, columns: usize, batch_no: i64) -> Result<(u64, Vec<u8>), StoreError> {
     let inconsistent = || {
         StoreError::Inconsistent(format!(
             "batch {batch_no}: the UPDATE's captured values do not form whole rows"
         ))
     };
-    let mut record = Vec::new();
-    let mut rows = 0;
-    for row in captured.chunks(columns) {
-        let mut ordered: Vec<&Capture> = row.iter().collect();
+    let rows = captured.entries.len() / columns.max(1);
+    if columns == 1 {
+        // One set column: the captured bytes are already key, old, new for each row.
+        if captured.entries.iter().any(|c| c.column != 0) {
+            return Err(inconsistent());
+        }
+        return Ok((rows as u64, captured.bytes.clone()));
+    }
+    let bytes = &captured.bytes;
+    let mut record = Vec::with_capacity(bytes.len());
+    for row in captured.entries.chunks(columns) {
+        let mut ordered: Vec<&CapturedColumn> = row.iter().collect();
         ordered.sort_by_key(|c| c.column);
+        let key = &bytes[row[0].key.clone()];
         let whole = ordered.len() == columns
             && ordered
                 .iter()
                 .enumerate()
-                .all(|(i, c)| c.column == i as i64 && c.key == row[0].key);
+                .all(|(i, c)| c.column == i as i64 && bytes[c.key.clone()] == *key);
         if !whole {
             return Err(inconsistent());
         }
-        value::encode(&row[0].key, &mut record);
+        record.extend_from_slice(key);
         for c in ordered {
-            value::encode(&c.old, &mut record);
-            value::encode(&c.new, &mut record);
+            record.extend_from_slice(&bytes[c.values.clone()]);
         }
-        rows += 1;
     }
-    Ok((rows, record))
+    Ok((rows as u64, record))
 }
 
 const CHECKPOINT_SQL: &str = "UPDATE _mig_runs SET checkpoint = ?1, processed = processed + ?2, \
@@ -483,12 +513,20 @@ impl Store for SqliteStore {
             params[0] = first;
             params[1] = last.clone();
             // A batch that failed earlier may have left captures of its rolled-back UPDATE.
-            captured.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            {
+                // Cleared, not replaced: the buffer keeps its capacity from batch to batch.
+                let mut captured = captured.lock().unwrap_or_else(|p| p.into_inner());
+                captured.bytes.clear();
+                captured.entries.clear();
+            }
             let written = conn
                 .prepare_cached(&write)?
                 .execute(params_from_iter(params))? as u64;
-            let captures = std::mem::take(&mut *captured.lock().unwrap_or_else(|p| p.into_inner()));
-            let (rows, record) = pack(captures, step.sets.len(), request.batch_no)?;
+            let (rows, record) = pack(
+                &captured.lock().unwrap_or_else(|p| p.into_inner()),
+                step.sets.len(),
+                request.batch_no,
+            )?;
             if rows != written {
                 return Err(StoreError::Inconsistent(format!(
                     "batch {} wrote {written} rows but captured {rows}",
