@@ -301,3 +301,26 @@ fn postgres_reals_take_the_interpreter_and_unsupported_types_are_named() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_piped_run_prints_plain_progress_lines() {
+    let project = Project::sqlite(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+         INSERT INTO t SELECT i, i, NULL FROM n;",
+        "backfill b on t {\n    set b = a * 2\n    batch 10\n    pause 50ms\n}\n",
+    );
+    // 40 batches with 50 ms between them last over 2 s: the once-a-second line must show.
+    let out = project.mig(&["run", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let progress = err
+        .lines()
+        .filter(|l| l.starts_with("t.b: ") && l.contains("/400 rows processed"))
+        .count();
+    assert!(progress > 0, "no progress line on piped stderr: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no terminal escape codes when piped"
+    );
+}
