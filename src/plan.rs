@@ -152,7 +152,7 @@ impl Plan {
             ),
             format!("  spec hash {}", self.spec_hash),
             format!(
-                "walk {} by key {} in batches of {}, lowest keys first (keyset, never OFFSET)",
+                "walk {} by key {} in batches of {}, lowest keys first (keyset: each batch starts after the checkpoint)",
                 m.table, self.key, self.batch
             ),
             format!(

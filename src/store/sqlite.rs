@@ -218,14 +218,26 @@ fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     }
 }
 
-/// The SQL of one batch. `bound_first`/`bound_next` find the batch's key range and size
-/// (?1 the batch size, ?2 the checkpoint in `bound_next`); `write` updates the changed rows
-/// in that range (?1 its first key, ?2 its last, the expressions' literals following),
-/// capturing each one's key, old and new values through `mig_capture` as it writes it.
+/// The SQL of one batch, in two forms: `first` for a run's first batch (no checkpoint yet)
+/// and `next` for the batches after a checkpoint.
 struct BatchSql {
-    bound_first: String,
-    bound_next: String,
-    write: (String, Vec<Value>),
+    first: BatchWalk,
+    next: BatchWalk,
+    /// The write's parameters: ?1 and ?2 are filled per batch, the expressions' literals follow.
+    write_params: Vec<Value>,
+}
+
+/// How one batch finds its keys and writes them.
+struct BatchWalk {
+    /// The batch's last key when a whole batch remains: the key `batch size` places after the
+    /// checkpoint (?1 the batch size, ?2 the checkpoint). Stepping over keys costs a fraction
+    /// of reading them into an aggregate, and the walk starts at the checkpoint, not the
+    /// table's first key, so a batch costs the same anywhere in the table.
+    last_key: String,
+    /// When fewer keys than a batch remain: how many, and the last (?1 the checkpoint).
+    rest: String,
+    /// The UPDATE of the changed rows after the checkpoint (?1) up to the last key (?2).
+    write: String,
 }
 
 fn quote_col(name: &str) -> String {
@@ -235,23 +247,33 @@ fn quote_col(name: &str) -> String {
 fn batch_sql(step: &BatchStep) -> BatchSql {
     let table = quote_ident(&step.table);
     let key = quote_ident(&step.key);
-    let bound = |lower_bound: &str| {
-        format!(
-            "SELECT count(*), min(k), max(k) FROM (SELECT {key} AS k FROM {table} \
-             WHERE {key} IS NOT NULL{lower_bound} ORDER BY {key} LIMIT ?1)"
-        )
+    let (assignments, changed, write_params) = write_sql(step);
+    let walk = |after: String| BatchWalk {
+        last_key: format!(
+            "SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT 1 OFFSET ?1 - 1",
+            after.replace("?1", "?2")
+        ),
+        rest: format!("SELECT count(*), max({key}) FROM {table} WHERE {after}"),
+        write: format!(
+            "UPDATE {table} SET {assignments} WHERE {after} AND {key} <= ?2 AND {changed}"
+        ),
     };
     BatchSql {
-        bound_first: bound(" AND ?2 IS NULL"),
-        bound_next: bound(&format!(" AND {key} > ?2")),
-        write: write_sql(step, &table, &key),
+        // `?1 IS NULL` keeps the parameter numbering of `next`; the key's own range test stays
+        // a plain comparison, which SQLite turns into a seek.
+        first: walk(format!("{key} IS NOT NULL AND ?1 IS NULL")),
+        next: walk(format!("{key} > ?1")),
+        write_params,
     }
 }
 
-/// One UPDATE over the batch's key range: a sequential pass that rewrites the changed rows in
-/// place. `IS NOT … COLLATE BINARY` compares with the column's affinity, as the stored value
-/// will be, and by bytes whatever the column's collation, so a case-only change is a change.
-fn write_sql(step: &BatchStep, table: &str, key: &str) -> (String, Vec<Value>) {
+/// The UPDATE of a batch's changed rows, as its SET assignments, the test that a row changes
+/// and their parameters. Over the batch's key range it is a sequential pass that rewrites the
+/// changed rows in place. `IS NOT … COLLATE BINARY` compares with the column's affinity, as
+/// the stored value will be, and by bytes whatever the column's collation, so a case-only
+/// change is a change.
+fn write_sql(step: &BatchStep) -> (String, String, Vec<Value>) {
+    let key = quote_ident(&step.key);
     let mut params = vec![Value::Null; 2];
     let mut assignments = Vec::new();
     let mut differs = Vec::new();
@@ -268,15 +290,33 @@ fn write_sql(step: &BatchStep, table: &str, key: &str) -> (String, Vec<Value>) {
         let filter = sqlite_functions::render_predicate(filter, &quote_col, &mut params);
         changed = format!("{filter} AND {changed}");
     }
-    let sql = format!(
-        "UPDATE {table} SET {} WHERE {key} >= ?1 AND {key} <= ?2 AND {changed}",
-        assignments.join(", ")
-    );
-    (sql, params)
+    (assignments.join(", "), changed, params)
 }
 
 const BACKUP_SQL: &str =
     "INSERT INTO _mig_backup (run_id, batch, columns, row_count, rows) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// How many keys the batch after `after` holds (at most `limit`), and its last key.
+fn batch_range(
+    conn: &Connection,
+    walk: &BatchWalk,
+    limit: i64,
+    after: &Value,
+) -> Result<(i64, Value), StoreError> {
+    if limit <= 0 {
+        return Ok((0, Value::Null));
+    }
+    let last: Option<Value> = conn
+        .prepare_cached(&walk.last_key)?
+        .query_row(params![limit, after], |r| r.get(0))
+        .optional()?;
+    Ok(match last {
+        Some(last) => (limit, last),
+        None => conn
+            .prepare_cached(&walk.rest)?
+            .query_row([after], |r| Ok((r.get(0)?, r.get(1)?)))?,
+    })
+}
 
 const RUN_POSITION_SQL: &str = "SELECT status, checkpoint FROM _mig_runs WHERE id = ?1";
 
@@ -487,20 +527,16 @@ impl Store for SqliteStore {
         let sql = batch_sql(step);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let after = request.after.cloned().unwrap_or(Value::Null);
-        let bound = match request.after {
-            None => &sql.bound_first,
-            Some(_) => &sql.bound_next,
+        let walk = match request.after {
+            None => &sql.first,
+            Some(_) => &sql.next,
         };
         self.conn
             .busy_timeout(step.lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         let captured = Arc::clone(&self.captured);
         let (outcome, held) = self.transaction(|conn| {
             check_run_position(conn, request)?;
-            let (count, first, last): (i64, Value, Value) = conn
-                .prepare_cached(bound)?
-                .query_row(params![limit, after], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
+            let (count, last) = batch_range(conn, walk, limit, &after)?;
             if count == 0 {
                 return Ok(BatchOutcome {
                     processed: 0,
@@ -509,8 +545,8 @@ impl Store for SqliteStore {
                     held: Duration::ZERO,
                 });
             }
-            let (write, mut params) = sql.write;
-            params[0] = first;
+            let mut params = sql.write_params;
+            params[0] = after;
             params[1] = last.clone();
             // A batch that failed earlier may have left captures of its rolled-back UPDATE.
             {
@@ -520,7 +556,7 @@ impl Store for SqliteStore {
                 captured.entries.clear();
             }
             let written = conn
-                .prepare_cached(&write)?
+                .prepare_cached(&walk.write)?
                 .execute(params_from_iter(params))? as u64;
             let (rows, record) = pack(
                 &captured.lock().unwrap_or_else(|p| p.into_inner()),
@@ -562,18 +598,18 @@ impl Store for SqliteStore {
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
         let sql = batch_sql(step);
-        let leading = [
-            "the batch size",
-            "the checkpoint (the first batch has no lower bound)",
-        ];
         vec![
             "BEGIN IMMEDIATE".to_string(),
             RUN_POSITION_SQL.to_string(),
             "  -- ?1 = the run id; the batch stops unless the run is still running at the checkpoint this process knows".to_string(),
-            sql.bound_next,
-            legend('?', &leading, &[]),
-            sql.write.0,
-            legend('?', &["the batch's first key", "its last key"], &sql.write.1),
+            sql.next.last_key,
+            legend('?', &["the batch size", "the checkpoint (the first batch has no lower bound)"], &[]),
+            "  -- the batch's last key: it steps over keys from the checkpoint on, never from the table's start".to_string(),
+            sql.next.rest,
+            legend('?', &["the checkpoint"], &[]),
+            "  -- only when less than a batch remains: how many keys, and the last".to_string(),
+            sql.next.write,
+            legend('?', &["the checkpoint", "the batch's last key"], &sql.write_params),
             "  -- mig_capture(column, key, old, new) records each changed row as the UPDATE writes it, and returns new".to_string(),
             BACKUP_SQL.to_string(),
             legend('?',
