@@ -324,3 +324,31 @@ fn a_piped_run_prints_plain_progress_lines() {
         "no terminal escape codes when piped"
     );
 }
+
+#[test]
+fn text_that_is_not_utf8_stops_the_run_at_its_batch_with_nothing_half_written() {
+    let project = Project::sqlite(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+         INSERT INTO notes VALUES (1, 'a'), (2, CAST(x'ff' AS TEXT)), (3, 'c');",
+        "backfill body on notes {\n    set body = 'tidy'\n    batch 1\n}\n",
+    );
+    let out = project.mig(&["run", "notes.body"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("not valid UTF-8"),
+        "the error names the cause: {}",
+        stderr(&out)
+    );
+    let rows = project.query("SELECT id || '|' || hex(body) FROM notes ORDER BY id");
+    assert_eq!(
+        rows,
+        ["1|74696479", "2|FF", "3|63"],
+        "batch 1 whole, batch 2 not begun"
+    );
+}
