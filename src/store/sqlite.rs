@@ -2,7 +2,7 @@
 //! batch; each batch is one `BEGIN IMMEDIATE` transaction, so no other writer can change the
 //! batch's rows while it computes their new values, writes them and backs them up.
 
-use super::sqlite_functions;
+use super::sqlite_functions::{self, Concat};
 use super::{
     ensure_run_position, legend, quote_ident, BatchOutcome, BatchRequest, BatchStep,
     RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
@@ -11,6 +11,7 @@ use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
 use crate::value::{self, Fnv, Value, ValueView};
 use rusqlite::{ffi, params, params_from_iter, Connection, ErrorCode, OptionalExtension};
+use std::collections::BTreeSet;
 use std::ffi::{c_int, c_void};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,9 @@ pub struct SqliteStore {
 struct Captured {
     bytes: Vec<u8>,
     entries: Vec<CapturedColumn>,
+    /// Set by `mig_unguarded()` when the batch's UPDATE met a row that SQLite's own `||`
+    /// would not turn into the interpreter's value: that row is left to `rest_write`.
+    unguarded: bool,
 }
 
 /// One set column of one updated row: where its key and its old and new values lie in
@@ -106,6 +110,7 @@ impl SqliteStore {
         sqlite_functions::register(&conn)?;
         let captured = Arc::new(Mutex::new(Captured::default()));
         register_capture(&conn, Arc::clone(&captured))?;
+        register_unguarded(&conn, Arc::clone(&captured))?;
         Ok(SqliteStore { conn, captured })
     }
 
@@ -137,6 +142,17 @@ impl SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    /// The columns of `table` with TEXT affinity: SQLite's rule is a declared type naming
+    /// CHAR, CLOB or TEXT, and not INT, which wins (LIKE ignores ASCII case, as the rule does).
+    fn text_columns(&self, table: &str) -> Result<BTreeSet<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name FROM pragma_table_info(?1) WHERE type NOT LIKE '%INT%' \
+             AND (type LIKE '%CHAR%' OR type LIKE '%CLOB%' OR type LIKE '%TEXT%')",
+        )?;
+        let names = stmt.query_map([table], |r| r.get::<_, String>(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
     }
 
     fn table_schema(&self, name: &str) -> Result<TableSchema, StoreError> {
@@ -198,6 +214,21 @@ fn register_capture(conn: &Connection, captured: Arc<Mutex<Captured>>) -> rusqli
     }
 }
 
+/// `mig_unguarded()` notes that the batch's UPDATE met a row for its registered-function
+/// UPDATE and answers false, so the fast UPDATE passes over the row. Rare, so rusqlite's
+/// wrapper is cheap enough; not deterministic, so SQLite calls it for every such row.
+fn register_unguarded(conn: &Connection, captured: Arc<Mutex<Captured>>) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "mig_unguarded",
+        0,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+        move |_| {
+            captured.lock().unwrap_or_else(|p| p.into_inner()).unguarded = true;
+            Ok(false)
+        },
+    )
+}
+
 /// The body of `mig_capture`. Never unwinds: a value it cannot record (text that is not UTF-8)
 /// becomes an SQL error, which fails the batch's UPDATE.
 unsafe extern "C" fn capture(
@@ -217,7 +248,7 @@ unsafe extern "C" fn capture(
         return;
     };
     let mut captured = captured.lock().unwrap_or_else(|p| p.into_inner());
-    let Captured { bytes, entries } = &mut *captured;
+    let Captured { bytes, entries, .. } = &mut *captured;
     let start = bytes.len();
     // SAFETY: each is one of this call's argument values.
     let recorded = unsafe {
@@ -313,8 +344,11 @@ fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
 struct BatchSql {
     first: BatchWalk,
     next: BatchWalk,
-    /// The write's parameters: ?1 and ?2 are filled per batch, the expressions' literals follow.
+    /// The parameters of `BatchWalk::write`: ?1 and ?2 are filled per batch, the expressions'
+    /// literals follow.
     write_params: Vec<Value>,
+    /// The parameters of `BatchWalk::rest_write`, filled the same way.
+    rest_write_params: Vec<Value>,
 }
 
 /// How one batch finds its keys and writes them.
@@ -328,59 +362,121 @@ struct BatchWalk {
     rest: String,
     /// The UPDATE of the changed rows after the checkpoint (?1) up to the last key (?2).
     write: String,
+    /// When `write` runs `||` natively: the UPDATE of the rows it left to the registered
+    /// functions, run only when it met one (see `Captured::unguarded`).
+    rest_write: Option<String>,
 }
 
 fn quote_col(name: &str) -> String {
     quote_ident(name)
 }
 
-fn batch_sql(step: &BatchStep) -> BatchSql {
+fn batch_sql(step: &BatchStep, text_columns: &BTreeSet<String>) -> BatchSql {
     let table = quote_ident(&step.table);
     let key = quote_ident(&step.key);
-    let (assignments, changed, write_params) = write_sql(step);
+    let mut needs_text = BTreeSet::new();
+    let fast = write_sql(step, Concat::Unguarded(&mut needs_text));
+    let (write, rest_write) = if needs_text.is_empty() {
+        (fast, None)
+    } else {
+        let holds_text = holds_text(&needs_text, text_columns);
+        let rest = write_sql(step, Concat::Registered);
+        (
+            UpdateSql {
+                condition: format!("({holds_text} OR mig_unguarded()) AND {}", fast.condition),
+                ..fast
+            },
+            Some(UpdateSql {
+                condition: format!("NOT ({holds_text}) AND {}", rest.condition),
+                ..rest
+            }),
+        )
+    };
+    let update = |sql: &UpdateSql, after: &str| {
+        format!(
+            "UPDATE {table} SET {} WHERE {after} AND {key} <= ?2 AND {}",
+            sql.assignments, sql.condition
+        )
+    };
     let walk = |after: String| BatchWalk {
         last_key: format!(
             "SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT 1 OFFSET ?1 - 1",
             after.replace("?1", "?2")
         ),
         rest: format!("SELECT count(*), max({key}) FROM {table} WHERE {after}"),
-        write: format!(
-            "UPDATE {table} SET {assignments} WHERE {after} AND {key} <= ?2 AND {changed}"
-        ),
+        write: update(&write, &after),
+        rest_write: rest_write.as_ref().map(|rest| update(rest, &after)),
     };
     BatchSql {
         // `?1 IS NULL` keeps the parameter numbering of `next`; the key's own range test stays
         // a plain comparison, which SQLite turns into a seek.
         first: walk(format!("{key} IS NOT NULL AND ?1 IS NULL")),
         next: walk(format!("{key} > ?1")),
-        write_params,
+        write_params: write.params,
+        rest_write_params: rest_write.map(|rest| rest.params).unwrap_or_default(),
     }
 }
 
-/// The UPDATE of a batch's changed rows, as its SET assignments, the test that a row changes
-/// and their parameters. Over the batch's key range it is a sequential pass that rewrites the
-/// changed rows in place. `IS NOT … COLLATE BINARY` compares with the column's affinity, as
-/// the stored value will be, and by bytes whatever the column's collation, so a case-only
-/// change is a change.
-fn write_sql(step: &BatchStep) -> (String, String, Vec<Value>) {
+/// True, never NULL, for a row whose `columns` each hold NULL, text or an integer: the values
+/// SQLite's `||` turns into the interpreter's text. Once per row, in the UPDATE's WHERE. A
+/// column of TEXT affinity holds only NULL, text or blobs, and SQLite orders every blob after
+/// every text, so one comparison with the empty blob tells them apart; that costs about half
+/// of `typeof`, which any other column needs.
+fn holds_text(columns: &BTreeSet<String>, text_columns: &BTreeSet<String>) -> String {
+    let tests: Vec<String> = columns
+        .iter()
+        .map(|column| {
+            let quoted = quote_ident(column);
+            if text_columns.contains(column) {
+                format!("({quoted} < x'') IS NOT 0")
+            } else {
+                format!("typeof({quoted}) IN ('null', 'text', 'integer')")
+            }
+        })
+        .collect();
+    format!("({})", tests.join(" AND "))
+}
+
+/// One UPDATE of a batch's changed rows: its SET assignments, its condition beside the key
+/// range, and their parameters (?1 and ?2 left for the range).
+struct UpdateSql {
+    assignments: String,
+    condition: String,
+    params: Vec<Value>,
+}
+
+/// Over the batch's key range the UPDATE is a sequential pass that rewrites the changed rows
+/// in place. `IS NOT … COLLATE BINARY` compares with the column's affinity, as the stored
+/// value will be, and by bytes whatever the column's collation, so a case-only change is a
+/// change.
+fn write_sql(step: &BatchStep, mut concat: Concat<'_>) -> UpdateSql {
     let key = quote_ident(&step.key);
     let mut params = vec![Value::Null; 2];
     let mut assignments = Vec::new();
     let mut differs = Vec::new();
     for (i, (column, value)) in step.sets.iter().enumerate() {
         let column = quote_ident(column);
-        let new = sqlite_functions::render(value, &quote_col, &mut params);
+        let new = sqlite_functions::render_with(value, &quote_col, &mut params, concat.reborrow());
         differs.push(format!("({new}) IS NOT {column} COLLATE BINARY"));
         assignments.push(format!(
             "{column} = mig_capture({i}, {key}, {column}, {new})"
         ));
     }
-    let mut changed = format!("({})", differs.join(" OR "));
+    let mut condition = format!("({})", differs.join(" OR "));
     if let Some(filter) = &step.filter {
-        let filter = sqlite_functions::render_predicate(filter, &quote_col, &mut params);
-        changed = format!("{filter} AND {changed}");
+        let filter = sqlite_functions::render_predicate_with(
+            filter,
+            &quote_col,
+            &mut params,
+            concat.reborrow(),
+        );
+        condition = format!("{filter} AND {condition}");
     }
-    (assignments.join(", "), changed, params)
+    UpdateSql {
+        assignments: assignments.join(", "),
+        condition,
+        params,
+    }
 }
 
 const BACKUP_SQL: &str =
@@ -614,7 +710,7 @@ impl Store for SqliteStore {
         step: &BatchStep,
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError> {
-        let sql = batch_sql(step);
+        let sql = batch_sql(step, &self.text_columns(&step.table)?);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let after = request.after.cloned().unwrap_or(Value::Null);
         let walk = match request.after {
@@ -635,19 +731,28 @@ impl Store for SqliteStore {
                     held: Duration::ZERO,
                 });
             }
-            let mut params = sql.write_params;
-            params[0] = after;
-            params[1] = last.clone();
             // A batch that failed earlier may have left captures of its rolled-back UPDATE.
             {
                 // Cleared, not replaced: the buffer keeps its capacity from batch to batch.
                 let mut captured = captured.lock().unwrap_or_else(|p| p.into_inner());
                 captured.bytes.clear();
                 captured.entries.clear();
+                captured.unguarded = false;
             }
-            let written = conn
+            let range = |mut params: Vec<Value>| {
+                params[0] = after.clone();
+                params[1] = last.clone();
+                params_from_iter(params)
+            };
+            let mut written = conn
                 .prepare_cached(&walk.write)?
-                .execute(params_from_iter(params))? as u64;
+                .execute(range(sql.write_params))? as u64;
+            let unguarded = captured.lock().unwrap_or_else(|p| p.into_inner()).unguarded;
+            if let (true, Some(rest_write)) = (unguarded, &walk.rest_write) {
+                written += conn
+                    .prepare_cached(rest_write)?
+                    .execute(range(sql.rest_write_params))? as u64;
+            }
             let (rows, record) = pack(
                 &captured.lock().unwrap_or_else(|p| p.into_inner()),
                 step.sets.len(),
@@ -687,8 +792,8 @@ impl Store for SqliteStore {
     }
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
-        let sql = batch_sql(step);
-        vec![
+        let sql = batch_sql(step, &self.text_columns(&step.table).unwrap_or_default());
+        let mut lines = vec![
             "BEGIN IMMEDIATE".to_string(),
             RUN_POSITION_SQL.to_string(),
             "  -- ?1 = the run id; the batch stops unless the run is still running at the checkpoint this process knows".to_string(),
@@ -701,8 +806,19 @@ impl Store for SqliteStore {
             sql.next.write,
             legend('?', &["the checkpoint", "the batch's last key"], &sql.write_params),
             "  -- mig_capture(column, key, old, new) records each changed row as the UPDATE writes it, and returns new".to_string(),
+        ];
+        if let Some(rest_write) = sql.next.rest_write {
+            lines.extend([
+                "  -- `||` runs as SQLite's own operator for rows whose columns hold NULL, text or integers; mig_unguarded() passes over any other row and notes it".to_string(),
+                rest_write,
+                legend('?', &["the checkpoint", "the batch's last key"], &sql.rest_write_params),
+                "  -- only when the UPDATE above passed over a row: those rows, through the interpreter's registered functions".to_string(),
+            ]);
+        }
+        lines.extend([
             BACKUP_SQL.to_string(),
-            legend('?',
+            legend(
+                '?',
                 &[
                     "the run id",
                     "the batch number",
@@ -713,7 +829,8 @@ impl Store for SqliteStore {
                 &[],
             ),
             CHECKPOINT_SQL.to_string(),
-            legend('?',
+            legend(
+                '?',
                 &[
                     "the batch's last key",
                     "rows processed",
@@ -723,7 +840,8 @@ impl Store for SqliteStore {
                 &[],
             ),
             "COMMIT".to_string(),
-        ]
+        ]);
+        lines
     }
 
     fn validate(

@@ -27,6 +27,7 @@ use crate::value::Value;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 /// Every function here is pure, so SQLite may evaluate a constant call once per statement.
@@ -153,6 +154,32 @@ impl FromSql for Value {
     }
 }
 
+/// How a chain of `||` over columns and text literals, the common backfill shape, is
+/// rendered. SQLite's own `||` is the interpreter's for text and NULL operands (and integers,
+/// which both write in decimal) and costs several times less than a registered function per
+/// row; for reals and blobs the two differ.
+pub enum Concat<'a> {
+    /// SQLite's `||` under a per-row test that each column holds text, the registered
+    /// function otherwise: exact anywhere, on its own.
+    Guarded,
+    /// SQLite's `||` with no test; the columns it reads are added to the set, and the caller
+    /// must let through only rows where each holds NULL, text or an integer.
+    Unguarded(&'a mut BTreeSet<String>),
+    /// Registered functions only: exact for any values.
+    Registered,
+}
+
+impl Concat<'_> {
+    /// The same choice, borrowed again for one more expression.
+    pub fn reborrow(&mut self) -> Concat<'_> {
+        match self {
+            Concat::Guarded => Concat::Guarded,
+            Concat::Unguarded(needs_text) => Concat::Unguarded(needs_text),
+            Concat::Registered => Concat::Registered,
+        }
+    }
+}
+
 /// The SQL text of `expr` for SQLite, calling only the functions `register` defines.
 ///
 /// Columns go through `quote_column`; every literal is appended to `params` and written as
@@ -162,12 +189,22 @@ pub fn render(
     quote_column: &dyn Fn(&str) -> String,
     params: &mut Vec<Value>,
 ) -> String {
+    render_with(expr, quote_column, params, Concat::Guarded)
+}
+
+/// `render`, with `||` chains rendered as `concat` says.
+pub fn render_with(
+    expr: &Expr,
+    quote_column: &dyn Fn(&str) -> String,
+    params: &mut Vec<Value>,
+    concat: Concat<'_>,
+) -> String {
     let mut sql = String::new();
     Renderer {
         quote_column,
         params,
         sql: &mut sql,
-        native: true,
+        concat,
     }
     .expr(expr);
     sql
@@ -180,16 +217,27 @@ pub fn render_predicate(
     quote_column: &dyn Fn(&str) -> String,
     params: &mut Vec<Value>,
 ) -> String {
-    format!("mig_truth({})", render(expr, quote_column, params))
+    render_predicate_with(expr, quote_column, params, Concat::Guarded)
+}
+
+/// `render_predicate`, with `||` chains rendered as `concat` says.
+pub fn render_predicate_with(
+    expr: &Expr,
+    quote_column: &dyn Fn(&str) -> String,
+    params: &mut Vec<Value>,
+    concat: Concat<'_>,
+) -> String {
+    format!(
+        "mig_truth({})",
+        render_with(expr, quote_column, params, concat)
+    )
 }
 
 struct Renderer<'a> {
     quote_column: &'a dyn Fn(&str) -> String,
     params: &'a mut Vec<Value>,
     sql: &'a mut String,
-    /// Whether SQLite's own operators may stand in where they are exact (off inside the
-    /// registered-function fallback of such a stand-in, which would never reach them).
-    native: bool,
+    concat: Concat<'a>,
 }
 
 impl Renderer<'_> {
@@ -201,7 +249,7 @@ impl Renderer<'_> {
             ExprKind::Binary {
                 op: BinaryOp::Concat,
                 ..
-            } if self.native && self.native_concat(expr) => {}
+            } if self.native_concat(expr) => {}
             ExprKind::Binary { op, left, right } => {
                 self.call(binary_function(*op), [&**left, &**right])
             }
@@ -250,41 +298,53 @@ impl Renderer<'_> {
         }
     }
 
-    /// A chain of `||` over columns and text literals, the common backfill shape, runs as
-    /// SQLite's own `||` when every column holds text at run time: for text operands the two
-    /// are the same operation, and the per-row call into a registered function costs several
-    /// times more. Any other type takes the registered path, so the meaning never changes.
-    /// Returns false, rendering nothing, when the chain has another kind of operand.
+    /// Renders a chain of `||` over columns and text literals as `self.concat` says. Returns
+    /// false, rendering nothing, when registered functions are asked for or the chain has
+    /// another kind of operand.
     fn native_concat(&mut self, expr: &Expr) -> bool {
         let mut leaves = Vec::new();
-        if !concat_leaves(expr, &mut leaves)
+        if matches!(self.concat, Concat::Registered)
+            || !concat_leaves(expr, &mut leaves)
             || !leaves.iter().any(|l| matches!(l.kind, ExprKind::Column(_)))
         {
             return false;
         }
-        let guards: Vec<String> = leaves
-            .iter()
-            .filter_map(|leaf| match &leaf.kind {
-                ExprKind::Column(name) => {
-                    Some(format!("typeof({}) = 'text'", (self.quote_column)(name)))
-                }
-                _ => None,
-            })
-            .collect();
-        write!(self.sql, "CASE WHEN {} THEN (", guards.join(" AND "))
-            .expect("writing to a String cannot fail");
+        let columns = leaves.iter().filter_map(|leaf| match &leaf.kind {
+            ExprKind::Column(name) => Some(name.as_str()),
+            _ => None,
+        });
+        match &mut self.concat {
+            Concat::Unguarded(needs_text) => {
+                needs_text.extend(columns.map(str::to_string));
+                self.native_chain(&leaves);
+            }
+            _ => {
+                let guards: Vec<String> = columns
+                    .map(|name| format!("typeof({}) = 'text'", (self.quote_column)(name)))
+                    .collect();
+                write!(self.sql, "CASE WHEN {} THEN ", guards.join(" AND "))
+                    .expect("writing to a String cannot fail");
+                self.native_chain(&leaves);
+                self.sql.push_str(" ELSE ");
+                // The fallback never reaches a native chain: it is what runs when one cannot.
+                let guarded = std::mem::replace(&mut self.concat, Concat::Registered);
+                self.expr(expr);
+                self.concat = guarded;
+                self.sql.push_str(" END");
+            }
+        }
+        true
+    }
+
+    fn native_chain(&mut self, leaves: &[&Expr]) {
+        self.sql.push('(');
         for (i, leaf) in leaves.iter().enumerate() {
             if i > 0 {
                 self.sql.push_str(" || ");
             }
             self.expr(leaf);
         }
-        self.sql.push_str(") ELSE ");
-        self.native = false;
-        self.expr(expr);
-        self.native = true;
-        self.sql.push_str(" END");
-        true
+        self.sql.push(')');
     }
 
     fn negated(&mut self, negated: bool, inner: impl FnOnce(&mut Self)) {
