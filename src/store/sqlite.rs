@@ -421,14 +421,15 @@ fn batch_sql(step: &BatchStep, text_columns: &BTreeSet<String>) -> BatchSql {
 /// SQLite's `||` turns into the interpreter's text. Once per row, in the UPDATE's WHERE. A
 /// column of TEXT affinity holds only NULL, text or blobs, and SQLite orders every blob after
 /// every text, so one comparison with the empty blob tells them apart; that costs about half
-/// of `typeof`, which any other column needs.
+/// of `typeof`, which any other column needs. Written as `c < x'' OR c IS NULL` rather than
+/// `(c < x'') IS NOT 0` so SQLite codes it as jumps, not as a value it then tests.
 fn holds_text(columns: &BTreeSet<String>, text_columns: &BTreeSet<String>) -> String {
     let tests: Vec<String> = columns
         .iter()
         .map(|column| {
             let quoted = quote_ident(column);
             if text_columns.contains(column) {
-                format!("({quoted} < x'') IS NOT 0")
+                format!("({quoted} < x'' OR {quoted} IS NULL)")
             } else {
                 format!("typeof({quoted}) IN ('null', 'text', 'integer')")
             }
