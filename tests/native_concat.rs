@@ -1,9 +1,9 @@
-//! A SQLite backfill whose `||` runs as SQLite's own operator writes, row by row, exactly what
-//! the interpreter computes, whatever each column holds: rows holding reals or blobs are
-//! passed over by the fast UPDATE and written by the registered-function one, and a value the
+//! A SQLite run whose `||` runs as SQLite's own operator writes, row by row, exactly what the
+//! interpreter computes, whatever each column holds: rows holding reals or blobs are passed
+//! over by the fast UPDATE and written by the registered-function one, and a value the
 //! interpreter refuses stops the run at that row's batch with the earlier batches whole.
 use mig::config::{Config, Database, Defaults};
-use mig::exec::eval::eval;
+use mig::exec::eval::{eval, eval_predicate};
 use mig::exec::Engine;
 use mig::plan::RunOptions;
 use mig::syntax::ast::{Expr, Item, StatementKind};
@@ -17,7 +17,13 @@ use std::time::Duration;
 /// inserted (TEXT turns numbers into text) and TEXT-affinity columns take the cheap test.
 const DECLARED: [&str; 5] = ["TEXT", "VARCHAR(20)", "", "INTEGER", "REAL"];
 
-const SET: &str = "a || '-' || b";
+/// `||` at the top of a set, inside a registered function's argument, and in the filter.
+const SPEC: &str = "migrate m on t {
+    set c = a || '-' || b
+    set d = coalesce(b || '!', d)
+    where (a || b) is not null
+}
+";
 
 fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -29,68 +35,97 @@ fn value() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn set_expression() -> Expr {
-    let spec = parse(&format!("backfill c on t {{\n    set c = {SET}\n}}\n")).unwrap();
+/// The spec's two set expressions and its filter.
+fn spec_parts() -> (Vec<Expr>, Expr) {
+    let spec = parse(SPEC).unwrap();
     let Some(Item::Block(block)) = spec.items.into_iter().next() else {
         panic!("one block")
     };
-    match block.statements.into_iter().next().map(|s| s.kind) {
-        Some(StatementKind::Set { value, .. }) => value,
-        other => panic!("a set statement, got {other:?}"),
+    let mut sets = Vec::new();
+    let mut filter = None;
+    for statement in block.statements {
+        match statement.kind {
+            StatementKind::Set { value, .. } => sets.push(value),
+            StatementKind::Where(condition) => filter = Some(condition),
+            other => panic!("unexpected statement {other:?}"),
+        }
     }
+    (sets, filter.expect("a where"))
 }
 
-/// The table's rows as stored (`id`, `a`, `b`, `c`), read back as mig's values.
-fn stored(conn: &Connection) -> Vec<(i64, Value, Value, Value)> {
+type Row = (i64, Value, Value, Value, Value);
+
+/// The table's rows as stored (`id`, `a`, `b`, `c`, `d`), read back as mig's values.
+fn stored(conn: &Connection) -> Vec<Row> {
     let mut stmt = conn
-        .prepare("SELECT id, a, b, c FROM t ORDER BY id")
+        .prepare("SELECT id, a, b, c, d FROM t ORDER BY id")
         .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// What the interpreter makes of one row: its new `c` and `d`, None when the filter passes
+/// over it, or the error that stops the run.
+fn interpreted(row: &Row, sets: &[Expr], filter: &Expr) -> Result<Option<Vec<Value>>, String> {
+    let (_, a, b, c, d) = row;
+    let named = vec![
+        ("a".to_string(), a.clone()),
+        ("b".to_string(), b.clone()),
+        ("c".to_string(), c.clone()),
+        ("d".to_string(), d.clone()),
+    ];
+    if !eval_predicate(filter, &named).map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    let values = sets
+        .iter()
+        .map(|set| eval(set, &named).map_err(|e| e.to_string()));
+    values.collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+/// `value` as a TEXT-affinity column stores it.
+fn as_stored_text(conn: &Connection, value: &Value) -> Value {
+    conn.query_row("SELECT CAST(?1 AS TEXT)", [value], |r| r.get(0))
+        .map(|text: Value| match value {
+            Value::Null | Value::Blob(_) => value.clone(),
+            _ => text,
+        })
         .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn a_native_concat_backfill_writes_what_the_interpreter_computes(
+    fn a_native_concat_run_writes_what_the_interpreter_computes(
         a_type in proptest::sample::select(&DECLARED[..]),
         b_type in proptest::sample::select(&DECLARED[..]),
-        cells in proptest::collection::vec((value(), value(), value()), 1..24),
+        cells in proptest::collection::vec((value(), value(), value(), value()), 1..24),
         batch in 1u64..6,
     ) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("specs")).unwrap();
-        std::fs::write(
-            dir.path().join("specs/t.mig"),
-            format!("backfill c on t {{\n    set c = {SET}\n}}\n"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("specs/m.mig"), SPEC).unwrap();
         let db = dir.path().join("db.sqlite");
         let conn = Connection::open(&db).unwrap();
         conn.execute_batch(&format!(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, a {a_type}, b {b_type}, c TEXT)"
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a {a_type}, b {b_type}, c TEXT, d TEXT)"
         ))
         .unwrap();
-        for (id, (a, b, c)) in cells.iter().enumerate() {
+        for (id, (a, b, c, d)) in cells.iter().enumerate() {
             conn.execute(
-                "INSERT INTO t VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![id as i64 + 1, a, b, c],
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![id as i64 + 1, a, b, c, d],
             )
             .unwrap();
         }
         let before = stored(&conn);
-
-        let expr = set_expression();
-        let expected: Vec<Result<Value, String>> = before
-            .iter()
-            .map(|(_, a, b, _)| {
-                let row = vec![("a".to_string(), a.clone()), ("b".to_string(), b.clone())];
-                eval(&expr, &row).map_err(|e| e.to_string())
-            })
-            .collect();
+        let (sets, filter) = spec_parts();
+        let expected: Vec<_> = before.iter().map(|row| interpreted(row, &sets, &filter)).collect();
 
         let root = dir.path().to_path_buf();
         let mut engine = Engine::open(Config {
@@ -100,26 +135,31 @@ proptest! {
             root,
         })
         .unwrap();
-        let plan = engine.plan("t.c", &RunOptions { batch: Some(batch), limit: None }).unwrap();
+        let plan = engine.plan("m", &RunOptions { batch: Some(batch), limit: None }).unwrap();
         let outcome = engine.run(&plan, false, &mut |_| {});
         let after = stored(&conn);
 
         let first_error = expected.iter().position(Result::is_err);
         prop_assert_eq!(outcome.is_err(), first_error.is_some(), "{:?}", outcome.err());
         // Batches before the one holding the first refused row are written; the rest untouched.
-        let written = first_error.map_or(before.len(), |row| row / batch as usize * batch as usize);
-        for (i, ((_, _, _, c_before), (_, _, _, c_after))) in before.iter().zip(&after).enumerate() {
-            match (&expected[i], i < written) {
-                (Ok(new), true) => {
-                    // What the column stores for `new`: c has TEXT affinity.
-                    let stored_new: Value = conn
-                        .query_row("SELECT CAST(?1 AS TEXT) WHERE ?1 IS NOT NULL", [new], |r| r.get(0))
-                        .unwrap_or(Value::Null);
-                    let want = if matches!(new, Value::Blob(_)) { new.clone() } else { stored_new };
-                    prop_assert_eq!(c_after, &want, "row {}: a {:?}, b {:?}", i + 1, before[i].1, before[i].2);
+        let batch = batch as usize;
+        let written = first_error.map_or(before.len(), |row| row / batch * batch);
+        for (i, (old, new)) in before.iter().zip(&after).enumerate() {
+            let want = match (&expected[i], i < written) {
+                (Ok(Some(values)), true) => {
+                    (as_stored_text(&conn, &values[0]), as_stored_text(&conn, &values[1]))
                 }
-                _ => prop_assert_eq!(c_after, c_before, "row {} must be untouched", i + 1),
-            }
+                _ => (old.3.clone(), old.4.clone()),
+            };
+            prop_assert_eq!(
+                (&new.3, &new.4),
+                (&want.0, &want.1),
+                "row {}: a {:?}, b {:?}, interpreter {:?}",
+                i + 1,
+                old.1,
+                old.2,
+                expected[i]
+            );
         }
     }
 }
