@@ -10,7 +10,9 @@ use super::{
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
 use crate::value::{self, Fnv, Value, ValueView};
-use rusqlite::{ffi, params, params_from_iter, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{
+    ffi, params, params_from_iter, Connection, ErrorCode, OptionalExtension, ParamsFromIter,
+};
 use std::collections::BTreeSet;
 use std::ffi::{c_int, c_void};
 use std::path::Path;
@@ -62,6 +64,9 @@ pub struct SqliteStore {
     conn: Connection,
     /// What `mig_capture` recorded during the running batch's UPDATE.
     captured: Arc<Mutex<Captured>>,
+    /// The SQL of the step the last batch ran, kept for the run's next batch: rendering it
+    /// reads the table's column types.
+    batch_sql: Option<(BatchStep, Arc<BatchSql>)>,
 }
 
 /// The set columns of the rows the running batch's UPDATE changed, encoded as they were
@@ -111,7 +116,11 @@ impl SqliteStore {
         let captured = Arc::new(Mutex::new(Captured::default()));
         register_capture(&conn, Arc::clone(&captured))?;
         register_unguarded(&conn, Arc::clone(&captured))?;
-        Ok(SqliteStore { conn, captured })
+        Ok(SqliteStore {
+            conn,
+            captured,
+            batch_sql: None,
+        })
     }
 
     pub fn connection(&self) -> &Connection {
@@ -142,6 +151,18 @@ impl SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    /// The SQL of `step`'s batches, rendered once per run rather than once per batch.
+    fn batch_sql(&mut self, step: &BatchStep) -> Result<Arc<BatchSql>, StoreError> {
+        if let Some((cached, sql)) = &self.batch_sql {
+            if cached == step {
+                return Ok(Arc::clone(sql));
+            }
+        }
+        let sql = Arc::new(batch_sql(step, &self.text_columns(&step.table)?));
+        self.batch_sql = Some((step.clone(), Arc::clone(&sql)));
+        Ok(sql)
     }
 
     /// The columns of `table` with TEXT affinity: SQLite's rule is a declared type naming
@@ -483,6 +504,16 @@ fn write_sql(step: &BatchStep, mut concat: Concat<'_>) -> UpdateSql {
 const BACKUP_SQL: &str =
     "INSERT INTO _mig_backup (run_id, batch, columns, row_count, rows) VALUES (?1, ?2, ?3, ?4, ?5)";
 
+/// An UPDATE's parameters: the batch's range as ?1 and ?2, then the expressions' literals,
+/// which follow the two places `write_sql` left for the range.
+fn with_range<'a>(
+    after: &'a Value,
+    last: &'a Value,
+    params: &'a [Value],
+) -> ParamsFromIter<impl Iterator<Item = &'a Value>> {
+    params_from_iter([after, last].into_iter().chain(&params[2..]))
+}
+
 /// How many keys the batch after `after` holds (at most `limit`), and its last key.
 fn batch_range(
     conn: &Connection,
@@ -711,7 +742,7 @@ impl Store for SqliteStore {
         step: &BatchStep,
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError> {
-        let sql = batch_sql(step, &self.text_columns(&step.table)?);
+        let sql = self.batch_sql(step)?;
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let after = request.after.cloned().unwrap_or(Value::Null);
         let walk = match request.after {
@@ -740,19 +771,18 @@ impl Store for SqliteStore {
                 captured.entries.clear();
                 captured.unguarded = false;
             }
-            let range = |mut params: Vec<Value>| {
-                params[0] = after.clone();
-                params[1] = last.clone();
-                params_from_iter(params)
-            };
-            let mut written = conn
-                .prepare_cached(&walk.write)?
-                .execute(range(sql.write_params))? as u64;
+            let mut written = conn.prepare_cached(&walk.write)?.execute(with_range(
+                &after,
+                &last,
+                &sql.write_params,
+            ))? as u64;
             let unguarded = captured.lock().unwrap_or_else(|p| p.into_inner()).unguarded;
             if let (true, Some(rest_write)) = (unguarded, &walk.rest_write) {
-                written += conn
-                    .prepare_cached(rest_write)?
-                    .execute(range(sql.rest_write_params))? as u64;
+                written += conn.prepare_cached(rest_write)?.execute(with_range(
+                    &after,
+                    &last,
+                    &sql.rest_write_params,
+                ))? as u64;
             }
             let (rows, record) = pack(
                 &captured.lock().unwrap_or_else(|p| p.into_inner()),
