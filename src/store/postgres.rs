@@ -299,7 +299,7 @@ impl PostgresStore {
         let lookup = |name: &str| {
             columns
                 .and_then(|cs| cs.iter().find(|c| c.name == name))
-                .and_then(|c| c.ty.map(|ty| (format!("batch.{}", quote_ident(name)), ty)))
+                .and_then(|c| c.ty.map(|ty| (format!("t.{}", quote_ident(name)), ty)))
         };
         let mut params = vec![Value::Null; 6];
         let mut renderer = Renderer {
@@ -325,7 +325,7 @@ impl PostgresStore {
             }
             let column = quote_ident(column);
             assignments.push(format!("{column} = {}", pushed.sql));
-            differs.push(format!("({}) IS DISTINCT FROM batch.{column}", pushed.sql));
+            differs.push(format!("({}) IS DISTINCT FROM t.{column}", pushed.sql));
         }
         let changed = format!("({})", differs.join(" OR "));
         let condition = match &step.filter {
@@ -345,33 +345,43 @@ impl PostgresStore {
         let checkpoint = shape.checkpoint_column();
         let old = shape.text_array("");
         let new = shape.text_array("t.");
-        let sql = |range: &str| {
+        // The batch CTE locks the rows and keeps only their keys and old values. The UPDATE
+        // reads the rows again by the same key range, up to the batch's last key (a scalar
+        // subquery, so an index bound), which the planner joins to the batch with a hash
+        // instead of one primary-key probe per row; the join still confines it to the locked
+        // rows. Its SET and its IS DISTINCT FROM read `t`, the locked version.
+        // The three array_agg walk the same rows in the same order, which is all rollback
+        // needs to pair keys with values: sorting them cost more than the rest of the backup.
+        let sql = |range: &dyn Fn(&str) -> String| {
             format!(
                 "WITH batch AS MATERIALIZED (\
-                 SELECT *, {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
-                 WHERE {range} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
+                 SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
+                 WHERE {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
+                 seen AS (SELECT count(*) AS n, max(\"_mig_key\") AS last FROM batch), \
                  upd AS (UPDATE {table} AS t SET {} FROM batch \
-                 WHERE t.{key} = batch.\"_mig_key\" AND {condition} \
-                 RETURNING batch.\"_mig_key\" AS k, {new} AS new, batch.\"_mig_old\" AS old), \
+                 WHERE t.{key} = batch.\"_mig_key\" AND {} AND t.{key} <= (SELECT last FROM seen) \
+                 AND {condition} \
+                 RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
+                 done AS (SELECT count(*) AS n FROM upd), \
                  backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
-                 SELECT $1, $2, $5::text[], array_agg(k::text ORDER BY k), array_agg(old ORDER BY k), \
-                 array_agg(new ORDER BY k) FROM upd HAVING count(*) > 0), \
-                 progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, (SELECT max(\"_mig_key\") FROM batch)), \
-                 processed = processed + (SELECT count(*) FROM batch), \
-                 updated = updated + (SELECT count(*) FROM upd), batches = batches + 1, \
-                 updated_at = {NOW} WHERE id = $1 AND EXISTS (SELECT 1 FROM batch)) \
-                 SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM upd), \
-                 (SELECT max(\"_mig_key\") FROM batch)",
-                assignments.join(", ")
+                 SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
+                 FROM upd HAVING count(*) > 0), \
+                 progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
+                 processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
+                 updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
+                 SELECT seen.n, done.n, seen.last FROM seen, done",
+                range(""),
+                assignments.join(", "),
+                range("t."),
             )
         };
         Ok(Pushdown {
-            first: sql(&format!(
-                "$3::{key_sql_type} IS NULL AND {key} <= coalesce($6::{key_sql_type}, {key})"
-            )),
-            next: sql(&format!(
-                "{key} > $3::{key_sql_type} AND {key} <= coalesce($6::{key_sql_type}, {key})"
-            )),
+            first: sql(&|q| {
+                format!("$3::{key_sql_type} IS NULL AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
+            }),
+            next: sql(&|q| {
+                format!("{q}{key} > $3::{key_sql_type} AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
+            }),
             params,
         })
     }
