@@ -416,8 +416,9 @@ impl PostgresStore {
         } else {
             &sql.first
         })?;
+        let position = self.prepare(RUN_POSITION)?;
         self.transaction(lock_timeout, |tx| {
-            check_run_position(tx, request)?;
+            check_run_position(tx, &position, request)?;
             let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
             bound[4] = &columns;
             let row = tx.query_one(&statement, &bound)?;
@@ -448,12 +449,13 @@ impl PostgresStore {
             &read_first
         })?;
         let write = self.prepare(&shape.write_sql())?;
+        let position = self.prepare(RUN_POSITION)?;
         let after = request.after.cloned().unwrap_or(Value::Null);
         let upper = upper.cloned().unwrap_or(Value::Null);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let columns: Vec<String> = step.sets.iter().map(|(c, _)| c.clone()).collect();
         self.transaction(step.lock_timeout, |tx| {
-            check_run_position(tx, request)?;
+            check_run_position(tx, &position, request)?;
             let rows = tx.query(&read, &[&after, &limit, &upper])?;
             let mut keys = Vec::new();
             let mut new_values: Vec<Vec<Value>> = vec![Vec::new(); step.sets.len()];
@@ -581,22 +583,21 @@ impl PostgresStore {
         } else {
             &sql.first
         })?;
+        let take = self.prepare(
+            "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
+             FOR UPDATE SKIP LOCKED",
+        )?;
+        let finish =
+            self.prepare("UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2")?;
         self.transaction(step.lock_timeout, |tx| {
-            let claim = tx.query_opt(
-                "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
-                 FOR UPDATE SKIP LOCKED",
-                &[&request.run_id, &request.batch_no],
-            )?;
+            let claim = tx.query_opt(&take, &[&request.run_id, &request.batch_no])?;
             if claim.is_none() {
                 return Ok(None);
             }
             let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
             bound[4] = &columns;
             let row = tx.query_one(&statement, &bound)?;
-            tx.execute(
-                "UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2",
-                &[&request.run_id, &request.batch_no],
-            )?;
+            tx.execute(&finish, &[&request.run_id, &request.batch_no])?;
             let last: Value = row.get(2);
             Ok(Some(BatchOutcome {
                 processed: row.get::<_, i64>(0) as u64,
@@ -1500,14 +1501,20 @@ fn key_value(text: String, key_type: ColumnType) -> Value {
     }
 }
 
+/// Prepared once per connection, like the batch statements: a query sent as a `&str` costs a
+/// parse round trip of its own every time.
+const RUN_POSITION: &str =
+    "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = $1 FOR UPDATE";
+
 /// A batch goes ahead only if its run is still running at the checkpoint this process knows
 /// (the run's row is locked until the batch commits): otherwise another process resumed it
 /// or a rollback began, and writing would overtake them.
-fn check_run_position(tx: &mut Client, request: &BatchRequest<'_>) -> Result<(), StoreError> {
-    let row = tx.query_one(
-        "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = $1 FOR UPDATE",
-        &[&request.run_id],
-    )?;
+fn check_run_position(
+    tx: &mut Client,
+    statement: &Statement,
+    request: &BatchRequest<'_>,
+) -> Result<(), StoreError> {
+    let row = tx.query_one(statement, &[&request.run_id])?;
     let status: String = row.get(0);
     let checkpoint = match (
         row.get::<_, Option<i64>>(1),
