@@ -61,7 +61,7 @@ application() {
 fresh_column() {
     sql "ALTER TABLE pgbench_accounts DROP COLUMN IF EXISTS balance_cents"
     sql "ALTER TABLE pgbench_accounts ADD COLUMN balance_cents integer"
-    sql "DROP TABLE IF EXISTS _mig_runs, _mig_backup, _mig_conflicts"
+    sql "DROP TABLE IF EXISTS _mig_runs, _mig_backup, _mig_conflicts, _mig_claims"
     sql "VACUUM ANALYZE pgbench_accounts"
     sql "CHECKPOINT"
 }
@@ -88,7 +88,8 @@ backfill balance_cents on pgbench_accounts {
     batch $BATCH
 }
 EOF
-backfill() { (cd "$WORK/project" && "$MIG" run pgbench_accounts.balance_cents >"$WORK/mig.out" 2>&1); }
+# Extra arguments go to mig run (--workers 4).
+backfill() { (cd "$WORK/project" && "$MIG" run pgbench_accounts.balance_cents "$@" >"$WORK/mig.out" 2>&1); }
 
 # A first full UPDATE and VACUUM leave the table as every later run finds it (each update
 # then reuses the space the previous one freed), so every timing below starts equal.
@@ -119,6 +120,14 @@ tail -1 "$WORK/mig.out" | head -c 300; echo
 echo "${alone_seconds} s, ${alone_rate} rows/s, $(python3 -c "print(f'{$alone_rate / $bare_rate:.2f}')") of the bare UPDATE's rate"
 
 echo
+echo "== mig backfill, alone, 4 workers"
+fresh_column
+start="$(now)"; backfill --workers 4; end="$(now)"
+workers_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
+tail -1 "$WORK/mig.out" | head -c 300; echo
+echo "$(python3 -c "print(f'{$end - $start:.2f}')") s, ${workers_rate} rows/s, $(python3 -c "print(f'{$workers_rate / $bare_rate:.2f}')") of the bare UPDATE's rate"
+
+echo
 echo "== one bare UPDATE under the application"
 fresh_column
 window="$(python3 -c "import math; print(int(math.ceil($bare_seconds * 3 + 20)))")"
@@ -144,6 +153,6 @@ read -r n p50 p99 max <<<"$(latency "$WORK/mig" "$start" "$end")"
 tail -1 "$WORK/mig.out" | head -c 300; echo
 echo "backfill took $(python3 -c "print(f'{$end - $start:.2f}')") s, ${loaded_rate} rows/s ($(python3 -c "print(f'{$loaded_rate / $bare_rate:.2f}')") of the bare UPDATE alone)"
 echo "application meanwhile: transactions $n  p50 ${p50} ms  p99 ${p99} ms ($(python3 -c "print(f'{$p99 / $idle_p99:.2f}')")x idle)  max ${max} ms"
-echo "backed up: $(sql "SELECT count(*) FROM _mig_backup") rows; NULLs left: $(sql "SELECT count(*) FROM pgbench_accounts WHERE balance_cents IS NULL")"
+echo "backed up: $(sql "SELECT coalesce(sum(cardinality(keys)), 0) FROM _mig_backup") rows; NULLs left: $(sql "SELECT count(*) FROM pgbench_accounts WHERE balance_cents IS NULL")"
 
 psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"

@@ -147,6 +147,42 @@ fn rollback_leaves_rows_the_application_changed_since_on(backend: &Backend) {
 }
 
 #[test]
+fn rollback_restores_several_pushed_down_sets_exactly() {
+    on_every_store(rollback_restores_several_pushed_down_sets_exactly_on);
+}
+
+fn rollback_restores_several_pushed_down_sets_exactly_on(backend: &Backend) {
+    let spec =
+        "migrate bump on accounts {\n    set score = score + 1\n    set tier = tier || '+'\n    \
+                where score > 10\n    batch 40\n}\n";
+    let project = Project::on(backend, &ACCOUNTS, spec);
+    let before = project.dump("accounts");
+    let out = project.mig(&["run", "bump"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("250 rows processed, 240 updated"),
+        "{}",
+        stdout(&out)
+    );
+    if matches!(backend, Backend::Postgres(_)) {
+        let plan = project.mig(&["plan", "bump"]);
+        assert!(
+            stdout(&plan).contains("path: pushdown"),
+            "{}",
+            stdout(&plan)
+        );
+    }
+    let out = project.mig(&["rollback", "bump"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("240 rows restored, 0 conflicts"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(project.dump("accounts") == before, "tables differ");
+}
+
+#[test]
 fn validate_counts_failed_rows_per_validation() {
     on_every_store(validate_counts_failed_rows_per_validation_on);
 }

@@ -101,6 +101,59 @@ fn a_lock_released_within_the_retries_costs_only_a_wait() {
     );
 }
 
+/// The application changes a row the batch is waiting to lock and commits after the batch's
+/// statement began: the batch must write that row from its committed version (which the
+/// statement's snapshot does not see) and back up the value the application wrote.
+#[test]
+fn a_row_committed_while_the_batch_waits_is_written_and_backed_up_from_its_new_version() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n    lock_timeout 5s\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let mut app = project.postgres.as_ref().unwrap().client();
+    let mut watch = project.postgres.as_ref().unwrap().client();
+    let (locked_tx, locked_rx) = mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let mut tx = app.transaction().unwrap();
+        tx.execute("UPDATE t SET a = 1000, b = 7 WHERE id = 55", &[])
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        // Commit only once the batch waits for the row's lock.
+        let waiting = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock')";
+        while !watch.query_one(waiting, &[]).unwrap().get::<_, bool>(0) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tx.commit().unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let out = project.mig(&["run", "t.b"]);
+    writer.join().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("100 rows processed, 100 updated"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        project.query("SELECT b FROM t WHERE id = 55"),
+        ["2000"],
+        "computed from the committed a"
+    );
+    let out = project.mig(&["rollback", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT a || '|' || b FROM t WHERE id = 55"),
+        ["1000|7"],
+        "the backup holds the value the application committed"
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
+        ["1"]
+    );
+}
+
 #[test]
 fn a_rollback_beside_a_live_run_stops_the_run_and_restores_everything() {
     let Some(url) = postgres_url() else {

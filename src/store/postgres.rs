@@ -299,7 +299,7 @@ impl PostgresStore {
         let lookup = |name: &str| {
             columns
                 .and_then(|cs| cs.iter().find(|c| c.name == name))
-                .and_then(|c| c.ty.map(|ty| (format!("batch.{}", quote_ident(name)), ty)))
+                .and_then(|c| c.ty.map(|ty| (format!("t.{}", quote_ident(name)), ty)))
         };
         let mut params = vec![Value::Null; 6];
         let mut renderer = Renderer {
@@ -325,7 +325,7 @@ impl PostgresStore {
             }
             let column = quote_ident(column);
             assignments.push(format!("{column} = {}", pushed.sql));
-            differs.push(format!("({}) IS DISTINCT FROM batch.{column}", pushed.sql));
+            differs.push(format!("({}) IS DISTINCT FROM t.{column}", pushed.sql));
         }
         let changed = format!("({})", differs.join(" OR "));
         let condition = match &step.filter {
@@ -343,35 +343,45 @@ impl PostgresStore {
             ..
         } = shape;
         let checkpoint = shape.checkpoint_column();
-        let old = shape.text_array("");
-        let new = shape.text_array("t.");
-        let sql = |range: &str| {
+        let old = shape.text_values("");
+        let new = shape.text_values("t.");
+        // The batch CTE locks the rows and keeps only their keys and old values. The UPDATE
+        // reads the rows again by the same key range, up to the batch's last key (a scalar
+        // subquery, so an index bound), which the planner joins to the batch with a hash
+        // instead of one primary-key probe per row; the join still confines it to the locked
+        // rows. Its SET and its IS DISTINCT FROM read `t`, the locked version.
+        // The three array_agg walk the same rows in the same order, which is all rollback
+        // needs to pair keys with values: sorting them cost more than the rest of the backup.
+        let sql = |range: &dyn Fn(&str) -> String| {
             format!(
                 "WITH batch AS MATERIALIZED (\
-                 SELECT *, {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
-                 WHERE {range} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
+                 SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
+                 WHERE {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
+                 seen AS (SELECT count(*) AS n, max(\"_mig_key\") AS last FROM batch), \
                  upd AS (UPDATE {table} AS t SET {} FROM batch \
-                 WHERE t.{key} = batch.\"_mig_key\" AND {condition} \
-                 RETURNING batch.\"_mig_key\" AS k, {new} AS new, batch.\"_mig_old\" AS old), \
+                 WHERE t.{key} = batch.\"_mig_key\" AND {} AND t.{key} <= (SELECT last FROM seen) \
+                 AND {condition} \
+                 RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
+                 done AS (SELECT count(*) AS n FROM upd), \
                  backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
-                 SELECT $1, $2, $5::text[], array_agg(k::text ORDER BY k), array_agg(old ORDER BY k), \
-                 array_agg(new ORDER BY k) FROM upd HAVING count(*) > 0), \
-                 progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, (SELECT max(\"_mig_key\") FROM batch)), \
-                 processed = processed + (SELECT count(*) FROM batch), \
-                 updated = updated + (SELECT count(*) FROM upd), batches = batches + 1, \
-                 updated_at = {NOW} WHERE id = $1 AND EXISTS (SELECT 1 FROM batch)) \
-                 SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM upd), \
-                 (SELECT max(\"_mig_key\") FROM batch)",
-                assignments.join(", ")
+                 SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
+                 FROM upd HAVING count(*) > 0), \
+                 progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
+                 processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
+                 updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
+                 SELECT seen.n, done.n, seen.last FROM seen, done",
+                range(""),
+                assignments.join(", "),
+                range("t."),
             )
         };
         Ok(Pushdown {
-            first: sql(&format!(
-                "$3::{key_sql_type} IS NULL AND {key} <= coalesce($6::{key_sql_type}, {key})"
-            )),
-            next: sql(&format!(
-                "{key} > $3::{key_sql_type} AND {key} <= coalesce($6::{key_sql_type}, {key})"
-            )),
+            first: sql(&|q| {
+                format!("$3::{key_sql_type} IS NULL AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
+            }),
+            next: sql(&|q| {
+                format!("{q}{key} > $3::{key_sql_type} AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
+            }),
             params,
         })
     }
@@ -406,8 +416,9 @@ impl PostgresStore {
         } else {
             &sql.first
         })?;
+        let position = self.prepare(RUN_POSITION)?;
         self.transaction(lock_timeout, |tx| {
-            check_run_position(tx, request)?;
+            check_run_position(tx, &position, request)?;
             let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
             bound[4] = &columns;
             let row = tx.query_one(&statement, &bound)?;
@@ -438,12 +449,13 @@ impl PostgresStore {
             &read_first
         })?;
         let write = self.prepare(&shape.write_sql())?;
+        let position = self.prepare(RUN_POSITION)?;
         let after = request.after.cloned().unwrap_or(Value::Null);
         let upper = upper.cloned().unwrap_or(Value::Null);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let columns: Vec<String> = step.sets.iter().map(|(c, _)| c.clone()).collect();
         self.transaction(step.lock_timeout, |tx| {
-            check_run_position(tx, request)?;
+            check_run_position(tx, &position, request)?;
             let rows = tx.query(&read, &[&after, &limit, &upper])?;
             let mut keys = Vec::new();
             let mut new_values: Vec<Vec<Value>> = vec![Vec::new(); step.sets.len()];
@@ -571,22 +583,21 @@ impl PostgresStore {
         } else {
             &sql.first
         })?;
+        let take = self.prepare(
+            "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
+             FOR UPDATE SKIP LOCKED",
+        )?;
+        let finish =
+            self.prepare("UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2")?;
         self.transaction(step.lock_timeout, |tx| {
-            let claim = tx.query_opt(
-                "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
-                 FOR UPDATE SKIP LOCKED",
-                &[&request.run_id, &request.batch_no],
-            )?;
+            let claim = tx.query_opt(&take, &[&request.run_id, &request.batch_no])?;
             if claim.is_none() {
                 return Ok(None);
             }
             let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
             bound[4] = &columns;
             let row = tx.query_one(&statement, &bound)?;
-            tx.execute(
-                "UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2",
-                &[&request.run_id, &request.batch_no],
-            )?;
+            tx.execute(&finish, &[&request.run_id, &request.batch_no])?;
             let last: Value = row.get(2);
             Ok(Some(BatchOutcome {
                 processed: row.get::<_, i64>(0) as u64,
@@ -688,14 +699,20 @@ impl BatchShape {
         }
     }
 
-    /// `ARRAY[c1::text, …]` of the set columns, each prefixed by `qualifier`.
-    fn text_array(&self, qualifier: &str) -> String {
+    /// A row's backed-up values, each set column prefixed by `qualifier`: `c::text` for one
+    /// column, else `ARRAY[c1::text, …]`. A batch's record aggregates them into a 1-D or a
+    /// 2-D array; rollback flattens both row by row. One column, the usual case, needs no
+    /// array per row: 5 % of a pushed-down batch's time.
+    fn text_values(&self, qualifier: &str) -> String {
         let items: Vec<String> = self
             .set_columns
             .iter()
             .map(|c| format!("{qualifier}{}::text", quote_ident(c)))
             .collect();
-        format!("ARRAY[{}]::text[]", items.join(", "))
+        match items.as_slice() {
+            [one] => one.clone(),
+            _ => format!("ARRAY[{}]::text[]", items.join(", ")),
+        }
     }
 
     fn read_sql(&self) -> (String, String) {
@@ -745,7 +762,7 @@ impl BatchShape {
             names.push(format!("n{i}"));
             assignments.push(format!("{} = v.n{i}", quote_ident(column)));
         }
-        let values = self.text_array("t.");
+        let values = self.text_values("t.");
         let (old, new) = (&values, &values);
         let checkpoint = self.checkpoint_column();
         let checkpoint_type = if self.key_type.is_integer() {
@@ -1344,7 +1361,8 @@ impl Store for PostgresStore {
         let lock_timeout = step.lock_timeout;
         let columns = self.tables.get(&step.table).cloned().unwrap_or_default();
         self.transaction(lock_timeout, |tx| {
-            // The batch's record, its 2-D old and new arrays flattened row by row.
+            // The batch's record, its old and new arrays (1-D for one column, else 2-D)
+            // flattened row by row.
             let Some(record) = tx.query_opt(
                 "SELECT cols, keys, ARRAY(SELECT unnest(old)), ARRAY(SELECT unnest(new)) \
                  FROM _mig_backup WHERE run_id = $1 AND batch = $2",
@@ -1483,14 +1501,20 @@ fn key_value(text: String, key_type: ColumnType) -> Value {
     }
 }
 
+/// Prepared once per connection, like the batch statements: a query sent as a `&str` costs a
+/// parse round trip of its own every time.
+const RUN_POSITION: &str =
+    "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = $1 FOR UPDATE";
+
 /// A batch goes ahead only if its run is still running at the checkpoint this process knows
 /// (the run's row is locked until the batch commits): otherwise another process resumed it
 /// or a rollback began, and writing would overtake them.
-fn check_run_position(tx: &mut Client, request: &BatchRequest<'_>) -> Result<(), StoreError> {
-    let row = tx.query_one(
-        "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = $1 FOR UPDATE",
-        &[&request.run_id],
-    )?;
+fn check_run_position(
+    tx: &mut Client,
+    statement: &Statement,
+    request: &BatchRequest<'_>,
+) -> Result<(), StoreError> {
+    let row = tx.query_one(statement, &[&request.run_id])?;
     let status: String = row.get(0);
     let checkpoint = match (
         row.get::<_, Option<i64>>(1),
