@@ -4,6 +4,7 @@ mod common;
 
 use common::{envelope, postgres_url, reply_to, stderr, stdout, Backend, Project, Setup};
 use serde_json::json;
+use std::process::Output;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -101,25 +102,16 @@ fn a_lock_released_within_the_retries_costs_only_a_wait() {
     );
 }
 
-/// The application changes a row the batch is waiting to lock and commits after the batch's
-/// statement began: the batch must write that row from its committed version (which the
-/// statement's snapshot does not see) and back up the value the application wrote.
-#[test]
-fn a_row_committed_while_the_batch_waits_is_written_and_backed_up_from_its_new_version() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n    lock_timeout 5s\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+/// Runs `mig run t.b` while the application holds `change` uncommitted, committing it only
+/// once the batch waits for the lock of a row it changed; answers mig's output.
+fn run_while_the_application_commits(project: &Project, change: &'static str) -> Output {
     let mut app = project.postgres.as_ref().unwrap().client();
     let mut watch = project.postgres.as_ref().unwrap().client();
     let (locked_tx, locked_rx) = mpsc::channel();
     let writer = std::thread::spawn(move || {
         let mut tx = app.transaction().unwrap();
-        tx.execute("UPDATE t SET a = 1000, b = 7 WHERE id = 55", &[])
-            .unwrap();
+        tx.execute(change, &[]).unwrap();
         locked_tx.send(()).unwrap();
-        // Commit only once the batch waits for the row's lock.
         let waiting = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
                        WHERE datname = current_database() AND wait_event_type = 'Lock')";
         while !watch.query_one(waiting, &[]).unwrap().get::<_, bool>(0) {
@@ -131,6 +123,21 @@ fn a_row_committed_while_the_batch_waits_is_written_and_backed_up_from_its_new_v
     let out = project.mig(&["run", "t.b"]);
     writer.join().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    out
+}
+
+/// The application changes a row the batch is waiting to lock and commits after the batch's
+/// statement began: the batch must write that row from its committed version (which the
+/// statement's snapshot does not see) and back up the value the application wrote.
+#[test]
+fn a_row_committed_while_the_batch_waits_is_written_and_backed_up_from_its_new_version() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n    lock_timeout 5s\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let out =
+        run_while_the_application_commits(&project, "UPDATE t SET a = 1000, b = 7 WHERE id = 55");
     assert!(
         stdout(&out).contains("100 rows processed, 100 updated"),
         "{}",
@@ -152,6 +159,39 @@ fn a_row_committed_while_the_batch_waits_is_written_and_backed_up_from_its_new_v
         project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
         ["1"]
     );
+}
+
+/// The application moves a row of the batch to a key far ahead while the batch waits for
+/// it: the batch's checkpoint must not jump to that key over the rows in between. Both
+/// batch paths: pushed down, and read-compute-write (`lower` has no exact equivalent).
+#[test]
+fn a_row_whose_key_moves_ahead_while_the_batch_waits_does_not_move_the_checkpoint() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    for (set, expected) in [
+        ("a * 2", "a * 2"),
+        ("length(lower('x' || a))", "length('x' || a)"),
+    ] {
+        let spec = format!(
+            "backfill b on t {{\n    set b = {set}\n    batch 10\n    lock_timeout 5s\n}}\n"
+        );
+        let project = Project::on(&Backend::Postgres(url.clone()), &TABLE, &spec);
+        let out =
+            run_while_the_application_commits(&project, "UPDATE t SET id = 1005 WHERE id = 5");
+        assert!(
+            stdout(&out).contains("100 rows processed, 100 updated"),
+            "set b = {set}: {}",
+            stdout(&out)
+        );
+        assert_eq!(
+            project.query(&format!(
+                "SELECT count(*) FROM t WHERE b IS DISTINCT FROM {expected}"
+            )),
+            ["0"],
+            "set b = {set}: every row written, the moved one at its new key"
+        );
+    }
 }
 
 #[test]

@@ -356,7 +356,7 @@ impl PostgresStore {
             format!(
                 "WITH batch AS MATERIALIZED (\
                  SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
-                 WHERE {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
+                 WHERE {} AND {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
                  seen AS (SELECT count(*) AS n, max(\"_mig_key\") AS last FROM batch), \
                  upd AS (UPDATE {table} AS t SET {} FROM batch \
                  WHERE t.{key} = batch.\"_mig_key\" AND {} AND t.{key} <= (SELECT last FROM seen) \
@@ -371,6 +371,7 @@ impl PostgresStore {
                  updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
                  SELECT seen.n, done.n, seen.last FROM seen, done",
                 range(""),
+                snapshot_bound(table, key, &range(""), "$4"),
                 assignments.join(", "),
                 range("t."),
             )
@@ -730,8 +731,10 @@ impl BatchShape {
         } = self;
         let sql = |range: String| {
             format!(
-                "SELECT {key}, {} FROM {table} WHERE {range} ORDER BY {key} LIMIT $2 FOR NO KEY UPDATE",
-                columns.join(", ")
+                "SELECT {key}, {} FROM {table} WHERE {range} AND {} ORDER BY {key} LIMIT $2 \
+                 FOR NO KEY UPDATE",
+                columns.join(", "),
+                snapshot_bound(table, key, &range, "$2"),
             )
         };
         (
@@ -1491,6 +1494,19 @@ impl Store for PostgresStore {
         }
         Ok(hash.finish())
     }
+}
+
+/// The condition that keeps a locking batch read (`… WHERE range ORDER BY key LIMIT limit
+/// FOR NO KEY UPDATE`) within its last key in the statement's snapshot, found before any lock
+/// is taken. A row whose key the application moves ahead while the batch waits for its lock
+/// then fails this bound when PostgreSQL re-reads it, and is left for the batch that reaches
+/// its new key, instead of becoming the batch's last key and moving the checkpoint over
+/// every row in between. Fewer rows than `limit` left: no bound.
+fn snapshot_bound(table: &str, key: &str, range: &str, limit: &str) -> String {
+    format!(
+        "{key} <= coalesce((SELECT {key} FROM {table} WHERE {range} ORDER BY {key} \
+         OFFSET {limit}::int8 - 1 LIMIT 1), {key})"
+    )
 }
 
 /// A key kept as text in `_mig_backup`, as the key's own type.
