@@ -270,6 +270,15 @@ fn run_workers(
             text: "--workers must be at least 1".into(),
         });
     }
+    let resumed = {
+        let mut engine = Engine::open(config.clone())?;
+        let plan = engine.plan(name, &options)?;
+        if plan.limit.is_none() {
+            engine.open_shared_run(&plan)?
+        } else {
+            false
+        }
+    };
     let threads: Vec<_> = (0..workers)
         .map(|_| {
             let (config, name, options) = (config.clone(), name.to_string(), options.clone());
@@ -280,18 +289,34 @@ fn run_workers(
             })
         })
         .collect();
-    let mut last = None;
+    let mut summaries = Vec::new();
     for thread in threads {
-        let summary = thread.join().map_err(|_| Failure {
+        summaries.push(thread.join().map_err(|_| Failure {
             exit_code: 4,
             text: "a worker thread panicked".into(),
-        })??;
-        last = Some(summary);
+        })??);
     }
-    if let Some(summary) = last {
+    if let Some(summary) = combined(summaries, resumed) {
         print_summary(&summary);
     }
     Ok(())
+}
+
+/// One summary for the workers of this process. Each read the run's totals when it ended;
+/// totals only grow, so the largest were read by the last to end, after every worker here
+/// was done. The run took as long, and held a lock as long, as the slowest of them.
+fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
+    let duration = summaries.iter().map(|s| s.duration).max()?;
+    let longest_batch = summaries.iter().map(|s| s.longest_batch).max()?;
+    let last = summaries
+        .into_iter()
+        .max_by_key(|s| (s.processed, s.batches))?;
+    Some(RunSummary {
+        resumed,
+        duration,
+        longest_batch,
+        ..last
+    })
 }
 
 fn print_summary(s: &RunSummary) {

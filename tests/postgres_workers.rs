@@ -78,6 +78,27 @@ fn three_processes_with_two_workers_each_process_every_row_once() {
 }
 
 #[test]
+fn workers_started_together_share_one_fresh_run_and_report_it_whole() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    let out = project.mig(&["run", "bump", "--workers", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stdout(&out);
+    assert!(
+        summary.contains("bump: run 1: 3000 rows processed, 3000 updated"),
+        "{summary}"
+    );
+    assert!(!summary.contains("resumed"), "{summary}");
+    assert_eq!(
+        project.query("SELECT count(*) FROM _mig_runs"),
+        ["1"],
+        "workers started together share one run"
+    );
+}
+
+#[test]
 fn workers_on_sqlite_are_refused_clearly() {
     let project = Project::sqlite(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO t VALUES (1, 1);",

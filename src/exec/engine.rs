@@ -343,6 +343,12 @@ impl Engine {
         self.finish_run(plan, &run, resumed, started, longest_batch)
     }
 
+    /// Opens the run workers will share before any of them starts, so that workers started
+    /// together join one run instead of each creating its own. True if the run existed.
+    pub fn open_shared_run(&mut self, plan: &Plan) -> Result<bool, ExecError> {
+        Ok(self.open_run(plan, false)?.1)
+    }
+
     /// The run to continue: the migration's unfinished run, or a new one.
     /// Refused while a rollback of the migration is unfinished: a new batch would write rows
     /// the rollback has yet to restore, and its backup would mix with the one being undone.
