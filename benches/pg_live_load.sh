@@ -25,7 +25,8 @@ MIG="$PWD/target/release/mig"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-sql() { psql "${PGARGS[@]}" -d "$DB" -qAtc "$1"; }
+# NOTICEs (DROP … IF EXISTS of what is not there) would only clutter the results.
+sql() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d "$DB" -qAtc "$1"; }
 now() { date +%s.%N; }
 
 # Latency of the pgbench transactions that overlapped the span from $2 to $3 (epoch seconds):
