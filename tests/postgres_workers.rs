@@ -175,3 +175,51 @@ fn a_shared_run_is_not_resumed_alone() {
         ["0"]
     );
 }
+
+/// A worker killed with SIGKILL while its batch waits for a row lock leaves its claim undone;
+/// the workers started next take it over and every row is bumped exactly once.
+#[test]
+fn a_claim_of_a_worker_killed_mid_batch_is_taken_over_and_done_once() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 5s\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let mut app = project.postgres.as_ref().unwrap().client();
+    let mut watch = project.postgres.as_ref().unwrap().client();
+    let mut hold = app.transaction().unwrap();
+    hold.query("SELECT 1 FROM t WHERE id = 1234 FOR UPDATE", &[])
+        .unwrap();
+    let mut worker = Command::new(MIG)
+        .args(["run", "bump", "--workers", "1"])
+        .current_dir(project.path())
+        .env_remove("MIG_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let waiting = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock')";
+    while !watch.query_one(waiting, &[]).unwrap().get::<_, bool>(0) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    hold.rollback().unwrap();
+    let out = project.mig(&["run", "bump", "--workers", "2"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
+        ["3000"],
+        "every row bumped exactly once"
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM _mig_claims WHERE NOT done"),
+        ["0"]
+    );
+    assert_eq!(
+        project.query("SELECT processed || '/' || updated FROM _mig_runs"),
+        ["3000/3000"]
+    );
+}
