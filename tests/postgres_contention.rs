@@ -104,24 +104,17 @@ fn a_lock_released_within_the_retries_costs_only_a_wait() {
 
 /// Runs `mig run t.b` while the application holds `change` uncommitted, committing it only
 /// once the batch waits for the lock of a row it changed; answers mig's output.
-fn run_while_the_application_commits(project: &Project, change: &'static str) -> Output {
-    let mut app = project.postgres.as_ref().unwrap().client();
-    let mut watch = project.postgres.as_ref().unwrap().client();
-    let (locked_tx, locked_rx) = mpsc::channel();
-    let writer = std::thread::spawn(move || {
-        let mut tx = app.transaction().unwrap();
-        tx.execute(change, &[]).unwrap();
-        locked_tx.send(()).unwrap();
-        let waiting = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
-                       WHERE datname = current_database() AND wait_event_type = 'Lock')";
-        while !watch.query_one(waiting, &[]).unwrap().get::<_, bool>(0) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+fn run_while_the_application_commits(project: &Project, change: &str) -> Output {
+    let database = project.postgres.as_ref().unwrap();
+    let mut app = database.client();
+    let mut tx = app.transaction().unwrap();
+    tx.execute(change, &[]).unwrap();
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| project.mig(&["run", "t.b"]));
+        database.wait_for_a_lock_wait();
         tx.commit().unwrap();
+        run.join().unwrap()
     });
-    locked_rx.recv().unwrap();
-    let out = project.mig(&["run", "t.b"]);
-    writer.join().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     out
 }

@@ -186,7 +186,6 @@ fn a_claim_of_a_worker_killed_mid_batch_is_taken_over_and_done_once() {
     let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 5s\n}\n";
     let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
     let mut app = project.postgres.as_ref().unwrap().client();
-    let mut watch = project.postgres.as_ref().unwrap().client();
     let mut hold = app.transaction().unwrap();
     hold.query("SELECT 1 FROM t WHERE id = 1234 FOR UPDATE", &[])
         .unwrap();
@@ -199,11 +198,7 @@ fn a_claim_of_a_worker_killed_mid_batch_is_taken_over_and_done_once() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let waiting = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
-                   WHERE datname = current_database() AND wait_event_type = 'Lock')";
-    while !watch.query_one(waiting, &[]).unwrap().get::<_, bool>(0) {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    project.postgres.as_ref().unwrap().wait_for_a_lock_wait();
     worker.kill().unwrap();
     worker.wait().unwrap();
     hold.rollback().unwrap();

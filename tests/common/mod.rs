@@ -106,6 +106,17 @@ impl ScratchDatabase {
     pub fn client(&self) -> postgres::Client {
         postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
     }
+
+    /// Returns once some session of this database waits for a lock: a batch is blocked
+    /// on a row the test holds.
+    pub fn wait_for_a_lock_wait(&self) {
+        let mut watch = self.client();
+        let waiting = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock')";
+        while !watch.query_one(waiting, &[]).unwrap().get::<_, bool>(0) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for ScratchDatabase {
