@@ -201,6 +201,26 @@ impl SqliteStore {
     }
 }
 
+/// Every batch UPDATE calls functions, so SQLite keeps a statement journal for it (the
+/// original of each page it changes, to undo the statement alone), and a batch of 1,000
+/// rows changes more than the 64 KiB SQLite keeps in memory by default, so each batch wrote
+/// its journal to a temporary file: about 5 % of a backfill's time (BENCHMARKS.md). With
+/// this, up to 4 MiB stays in memory. A process-wide setting that SQLite takes only before
+/// its first use, from one thread: `mig`'s `main` calls this first thing. Called later, it
+/// changes nothing (SQLite answers SQLITE_MISUSE) and journals spill as before.
+///
+/// # Safety
+/// No other thread may be calling into SQLite while this runs: `sqlite3_config` is not
+/// thread-safe.
+pub unsafe fn keep_statement_journals_in_memory() {
+    const SPILL_BYTES: c_int = 4 * 1024 * 1024;
+    // SAFETY: SQLITE_CONFIG_STMTJRNL_SPILL takes one int, as passed; the caller keeps other
+    // threads out of SQLite.
+    unsafe {
+        ffi::sqlite3_config(ffi::SQLITE_CONFIG_STMTJRNL_SPILL, SPILL_BYTES);
+    }
+}
+
 /// `mig_capture(column, key, old, new)` records one set column of a row the batch's UPDATE is
 /// changing and returns `new`. The UPDATE calls it in its SET, which SQLite evaluates only for
 /// rows its WHERE lets through: the backup is taken in the same pass as the write, with no
