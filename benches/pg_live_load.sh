@@ -111,22 +111,26 @@ bare_seconds="$(python3 -c "print(f'{$end - $start:.2f}')")"
 bare_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
 echo "${bare_seconds} s, ${bare_rate} rows/s"
 
+# mig alone on a fresh column, with mig run's extra arguments "$@": prints its summary,
+# time, rate and ratio to the bare UPDATE, and leaves its seconds in alone_seconds.
+mig_alone() {
+    fresh_column
+    local start end rate
+    start="$(now)"; backfill "$@"; end="$(now)"
+    alone_seconds="$(python3 -c "print(f'{$end - $start:.2f}')")"
+    rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
+    tail -1 "$WORK/mig.out" | head -c 300; echo
+    echo "${alone_seconds} s, ${rate} rows/s, $(python3 -c "print(f'{$rate / $bare_rate:.2f}')") of the bare UPDATE's rate"
+}
+
 echo
 echo "== mig backfill, alone"
-fresh_column
-start="$(now)"; backfill; end="$(now)"
-alone_seconds="$(python3 -c "print(f'{$end - $start:.2f}')")"
-alone_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
-tail -1 "$WORK/mig.out" | head -c 300; echo
-echo "${alone_seconds} s, ${alone_rate} rows/s, $(python3 -c "print(f'{$alone_rate / $bare_rate:.2f}')") of the bare UPDATE's rate"
+mig_alone
+one_worker_seconds="$alone_seconds"
 
 echo
 echo "== mig backfill, alone, 4 workers"
-fresh_column
-start="$(now)"; backfill --workers 4; end="$(now)"
-workers_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
-tail -1 "$WORK/mig.out" | head -c 300; echo
-echo "$(python3 -c "print(f'{$end - $start:.2f}')") s, ${workers_rate} rows/s, $(python3 -c "print(f'{$workers_rate / $bare_rate:.2f}')") of the bare UPDATE's rate"
+mig_alone --workers 4
 
 echo
 echo "== one bare UPDATE under the application"
@@ -143,7 +147,7 @@ echo "UPDATE took $(python3 -c "print(f'{$end - $start:.2f}')") s; application m
 echo
 echo "== mig backfill under the application"
 fresh_column
-window="$(python3 -c "import math; print(int(math.ceil($alone_seconds * 3 + 20)))")"
+window="$(python3 -c "import math; print(int(math.ceil($one_worker_seconds * 3 + 20)))")"
 application "$window" "$WORK/mig" &
 app=$!
 sleep 5

@@ -6,7 +6,7 @@ mod common;
 use common::{envelope, reply_to, stderr, stdout, Project, Rng};
 use serde_json::json;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 const ROWS: u64 = 60_000;
@@ -108,10 +108,8 @@ fn a_node_killed_mid_backfill_resumes_on_the_repeated_request() {
     let expected = reply_to(&replies, 2);
     assert_eq!(expected["type"], "backfill_complete", "{expected}");
 
-    let mut node = Command::new(common::MIG)
-        .arg("node")
-        .current_dir(project.path())
-        .env_remove("MIG_DATABASE_URL")
+    let mut node = project
+        .command(&["node"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -107,12 +107,7 @@ fn a_read_only_database_stops_the_run_and_a_later_run_resumes() {
     // Modes alone do not stop root, so as root the faulted run is `nobody`'s.
     set_mode(&project.db_path(), 0o444);
     set_mode(project.path(), 0o555);
-    let mut command = Command::new(MIG);
-    command
-        .args(["run", "t.b"])
-        .current_dir(project.path())
-        .env_remove("MIG_DATABASE_URL")
-        .stdin(Stdio::null());
+    let mut command = project.command(&["run", "t.b"]);
     if running_as_root() {
         command.uid(65534).gid(65534);
     }

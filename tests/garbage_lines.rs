@@ -3,10 +3,10 @@
 //! `node::MAX_LINE_BYTES` are skipped without being held in memory.
 mod common;
 
-use common::{envelope, Project, MIG};
+use common::{envelope, Project};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 
 /// A status request, the valid line sent after each garbage line.
 fn status(msg_id: u64) -> Vec<u8> {
@@ -111,10 +111,8 @@ struct Node {
 
 impl Node {
     fn start(project: &Project) -> Node {
-        let mut child = Command::new(MIG)
-            .arg("node")
-            .current_dir(project.path())
-            .env_remove("MIG_DATABASE_URL")
+        let mut child = project
+            .command(&["node"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -5,7 +5,6 @@ mod common;
 use common::{envelope, postgres_url, reply_to, stderr, stdout, Backend, Project, Setup};
 use serde_json::json;
 use std::process::Output;
-use std::sync::mpsc;
 use std::time::Duration;
 
 const TABLE: Setup = Setup {
@@ -16,30 +15,13 @@ const TABLE: Setup = Setup {
 
 const SPEC: &str = "backfill b on t {\n    set b = a * 2\n    batch 10\n    lock_timeout 100ms\n    retries 2\n}\n";
 
-/// Holds a lock on row `id` of `t` from another connection until `release` says so.
-fn hold_row_lock(project: &Project, id: i64) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-    let mut app = project.postgres.as_ref().unwrap().client();
-    let (locked_tx, locked_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let mut tx = app.transaction().unwrap();
-        tx.query("SELECT 1 FROM t WHERE id = $1 FOR UPDATE", &[&id])
-            .unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv();
-        tx.rollback().unwrap();
-    });
-    locked_rx.recv().unwrap();
-    (release_tx, holder)
-}
-
 #[test]
 fn a_held_row_lock_stops_the_run_at_its_checkpoint_and_it_resumes_later() {
     let Some(url) = postgres_url() else {
         return;
     };
     let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
-    let (release, holder) = hold_row_lock(&project, 35);
+    let lock = project.postgres.as_ref().unwrap().lock_row(35);
 
     let out = project.mig(&["run", "t.b"]);
     assert_eq!(
@@ -64,8 +46,7 @@ fn a_held_row_lock_stops_the_run_at_its_checkpoint_and_it_resumes_later() {
     )]);
     assert_eq!(reply_to(&replies, 1)["code"], 11, "{replies:?}");
 
-    release.send(()).unwrap();
-    holder.join().unwrap();
+    lock.release();
     let out = project.mig(&["run", "t.b"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(
@@ -86,14 +67,13 @@ fn a_lock_released_within_the_retries_costs_only_a_wait() {
     };
     let spec = SPEC.replace("retries 2", "retries 5");
     let project = Project::on(&Backend::Postgres(url), &TABLE, &spec);
-    let (release, holder) = hold_row_lock(&project, 55);
+    let lock = project.postgres.as_ref().unwrap().lock_row(55);
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        release.send(()).unwrap();
+        lock.release();
     });
     let out = project.mig(&["run", "t.b"]);
     releaser.join().unwrap();
-    holder.join().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
         stdout(&out).contains("100 rows processed, 100 updated"),

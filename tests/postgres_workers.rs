@@ -2,8 +2,8 @@
 //! each row is processed exactly once, whether the workers are threads or processes.
 mod common;
 
-use common::{postgres_url, stderr, stdout, Backend, Project, Setup, MIG};
-use std::process::{Command, Stdio};
+use common::{postgres_url, stderr, stdout, Backend, Project, Setup};
+use std::process::Stdio;
 
 const TABLE: Setup = Setup {
     sqlite: "",
@@ -22,11 +22,8 @@ fn three_processes_with_two_workers_each_process_every_row_once() {
     let shared = Project::on(&Backend::Postgres(url.clone()), &TABLE, SPEC);
     let processes: Vec<_> = (0..3)
         .map(|_| {
-            Command::new(MIG)
-                .args(["run", "bump", "--workers", "2"])
-                .current_dir(shared.path())
-                .env_remove("MIG_DATABASE_URL")
-                .stdin(Stdio::null())
+            shared
+                .command(&["run", "bump", "--workers", "2"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -120,10 +117,7 @@ fn a_claim_left_by_a_stopped_worker_is_taken_over_and_done_once() {
     };
     let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 100ms\n    retries 0\n}\n";
     let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
-    let mut app = project.postgres.as_ref().unwrap().client();
-    let mut hold = app.transaction().unwrap();
-    hold.query("SELECT 1 FROM t WHERE id = 1234 FOR UPDATE", &[])
-        .unwrap();
+    let lock = project.postgres.as_ref().unwrap().lock_row(1234);
     let out = project.mig(&["run", "bump", "--workers", "1"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(
@@ -131,9 +125,14 @@ fn a_claim_left_by_a_stopped_worker_is_taken_over_and_done_once() {
         ["1"],
         "the range with the locked row stays claimed and undone"
     );
-    hold.rollback().unwrap();
+    lock.release();
     let out = project.mig(&["run", "bump", "--workers", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("bump: run 1 (resumed): 3000 rows processed"),
+        "the summary is the whole run's, resumed: {}",
+        stdout(&out)
+    );
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE n = id + 1"),
         ["3000"]
@@ -151,10 +150,7 @@ fn a_shared_run_is_not_resumed_alone() {
     };
     let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 100ms\n    retries 0\n}\n";
     let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
-    let mut app = project.postgres.as_ref().unwrap().client();
-    let mut hold = app.transaction().unwrap();
-    hold.query("SELECT 1 FROM t WHERE id = 1234 FOR UPDATE", &[])
-        .unwrap();
+    let lock = project.postgres.as_ref().unwrap().lock_row(1234);
     assert_eq!(
         project
             .mig(&["run", "bump", "--workers", "1"])
@@ -162,7 +158,7 @@ fn a_shared_run_is_not_resumed_alone() {
             .code(),
         Some(3)
     );
-    hold.rollback().unwrap();
+    lock.release();
     let out = project.mig(&["run", "bump"]);
     assert!(!out.status.success());
     assert!(
@@ -185,23 +181,12 @@ fn a_claim_of_a_worker_killed_mid_batch_is_taken_over_and_done_once() {
     };
     let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 5s\n}\n";
     let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
-    let mut app = project.postgres.as_ref().unwrap().client();
-    let mut hold = app.transaction().unwrap();
-    hold.query("SELECT 1 FROM t WHERE id = 1234 FOR UPDATE", &[])
-        .unwrap();
-    let mut worker = Command::new(MIG)
-        .args(["run", "bump", "--workers", "1"])
-        .current_dir(project.path())
-        .env_remove("MIG_DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let lock = project.postgres.as_ref().unwrap().lock_row(1234);
+    let mut worker = project.spawn_mig(&["run", "bump", "--workers", "1"]);
     project.postgres.as_ref().unwrap().wait_for_a_lock_wait();
     worker.kill().unwrap();
     worker.wait().unwrap();
-    hold.rollback().unwrap();
+    lock.release();
     let out = project.mig(&["run", "bump", "--workers", "2"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(

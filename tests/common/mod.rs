@@ -107,6 +107,18 @@ impl ScratchDatabase {
         postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
     }
 
+    /// Locks row `id` of table `t` (`FOR UPDATE`) from a connection of its own, in a
+    /// transaction left open until the lock is released or dropped.
+    pub fn lock_row(&self, id: i64) -> RowLock {
+        let mut client = self.client();
+        client
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM t WHERE id = {id} FOR UPDATE"
+            ))
+            .unwrap();
+        RowLock(client)
+    }
+
     /// Returns once some session of this database waits for a lock: a batch is blocked
     /// on a row the test holds.
     pub fn wait_for_a_lock_wait(&self) {
@@ -116,6 +128,15 @@ impl ScratchDatabase {
         while !watch.query_one(waiting, &[]).unwrap().get::<_, bool>(0) {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+}
+
+/// A row lock `ScratchDatabase::lock_row` holds; closing its connection releases it too.
+pub struct RowLock(postgres::Client);
+
+impl RowLock {
+    pub fn release(mut self) {
+        self.0.batch_execute("ROLLBACK").unwrap();
     }
 }
 
@@ -297,23 +318,27 @@ impl Project {
         std::fs::write(self.path().join("specs/test.mig"), spec).unwrap();
     }
 
-    /// Runs `mig ARGS` in the project folder.
-    pub fn mig(&self, args: &[&str]) -> Output {
-        Command::new(MIG)
+    /// `mig ARGS` in the project folder, reading its own `mig.toml` (never the caller's
+    /// `MIG_DATABASE_URL`), with no stdin; callers set the rest.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(MIG);
+        command
             .args(args)
             .current_dir(self.path())
             .env_remove("MIG_DATABASE_URL")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `mig ARGS` in the project folder.
+    pub fn mig(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     /// Sends `lines` to `mig node`, closes stdin, returns every stdout line as JSON.
     pub fn node(&self, lines: &[String]) -> (Vec<Value>, String) {
-        let mut child = Command::new(MIG)
-            .arg("node")
-            .current_dir(self.path())
-            .env_remove("MIG_DATABASE_URL")
+        let mut child = self
+            .command(&["node"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -420,11 +445,7 @@ impl Rng {
 impl Project {
     /// Starts `mig ARGS` in the project folder without waiting for it.
     pub fn spawn_mig(&self, args: &[&str]) -> std::process::Child {
-        Command::new(MIG)
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("MIG_DATABASE_URL")
-            .stdin(Stdio::null())
+        self.command(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
