@@ -5,6 +5,7 @@
 pub mod postgres;
 pub mod postgres_sql;
 pub mod sqlite;
+mod sqlite_checkpointer;
 pub mod sqlite_functions;
 
 use crate::compile::{Schema, Validation};

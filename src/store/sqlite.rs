@@ -2,6 +2,7 @@
 //! batch; each batch is one `BEGIN IMMEDIATE` transaction, so no other writer can change the
 //! batch's rows while it computes their new values, writes them and backs them up.
 
+use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
     ensure_run_position, legend, quote_ident, BatchOutcome, BatchRequest, BatchStep,
@@ -67,6 +68,17 @@ pub struct SqliteStore {
     /// The SQL of the step the last batch ran, kept for the run's next batch: rendering it
     /// reads the table's column types.
     batch_sql: Option<(BatchStep, Arc<BatchSql>)>,
+    /// Copies the WAL into the database file off the batch's path; `None` where SQLite
+    /// does it itself (no file, not in WAL mode).
+    checkpointer: Option<Checkpointer>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop(&self.conn);
+        }
+    }
 }
 
 /// The set columns of the rows the running batch's UPDATE changed, encoded as they were
@@ -116,10 +128,12 @@ impl SqliteStore {
         let captured = Arc::new(Mutex::new(Captured::default()));
         register_capture(&conn, Arc::clone(&captured))?;
         register_unguarded(&conn, Arc::clone(&captured))?;
+        let checkpointer = Checkpointer::start(&conn);
         Ok(SqliteStore {
             conn,
             captured,
             batch_sql: None,
+            checkpointer,
         })
     }
 
