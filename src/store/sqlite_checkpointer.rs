@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 const WAKE_PAGES: c_int = 1000;
 
 /// The log size, in pages, past which a commit waits until the checkpointer has copied it.
-const CATCH_UP_PAGES: c_int = 4000;
+const CATCH_UP_PAGES: c_int = 2000;
 
 pub struct Checkpointer {
     /// Also the WAL hook's argument: its address stays put while the store moves.
