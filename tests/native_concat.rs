@@ -144,6 +144,7 @@ proptest! {
         // Batches before the one holding the first refused row are written; the rest untouched.
         let batch = batch as usize;
         let written = first_error.map_or(before.len(), |row| row / batch * batch);
+        let mut changed = 0;
         for (i, (old, new)) in before.iter().zip(&after).enumerate() {
             let want = match (&expected[i], i < written) {
                 (Ok(Some(values)), true) => {
@@ -160,6 +161,11 @@ proptest! {
                 old.2,
                 expected[i]
             );
+            changed += usize::from(want != (old.3.clone(), old.4.clone()));
+        }
+        // Only rows whose value changes are written and counted: NULL over NULL is no change.
+        if let Ok(summary) = outcome {
+            prop_assert_eq!(summary.updated, changed as u64);
         }
     }
 }

@@ -513,7 +513,7 @@ fn write_sql(step: &BatchStep, mut concat: Concat<'_>) -> UpdateSql {
     for (i, (column, value)) in step.sets.iter().enumerate() {
         let column = quote_ident(column);
         let new = sqlite_functions::render_with(value, &quote_col, &mut params, concat.reborrow());
-        differs.push(format!("({new}) IS NOT {column} COLLATE BINARY"));
+        differs.push(differs_from_old(value, &column, &new));
         assignments.push(format!(
             "{column} = mig_capture({i}, {key}, {column}, {new})"
         ));
@@ -532,6 +532,24 @@ fn write_sql(step: &BatchStep, mut concat: Concat<'_>) -> UpdateSql {
         assignments: assignments.join(", "),
         condition,
         params,
+    }
+}
+
+/// SQL that is true where the set's new value `new` is not the column's old value. Where
+/// the old value is NULL and `new` is NULL only through a NULL column, whether it differs
+/// needs only those columns' NULL tests, not `new`'s value: backfilling a new column, every
+/// row is such a row, and the UPDATE then computes `new` once per row (in its SET), not twice.
+fn differs_from_old(value: &Expr, column: &str, new: &str) -> String {
+    let compared = format!("({new}) IS NOT {column} COLLATE BINARY");
+    match sqlite_functions::null_only_through(value) {
+        Some(columns) => {
+            let inputs: String = columns
+                .iter()
+                .map(|c| format!(" AND {} IS NOT NULL", quote_col(c)))
+                .collect();
+            format!("(({column} IS NULL{inputs}) OR {compared})")
+        }
+        None => compared,
     }
 }
 
