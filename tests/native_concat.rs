@@ -169,3 +169,87 @@ proptest! {
         }
     }
 }
+
+/// A backfill with no filter, so rows whose old value is NULL meet NULL operands: the UPDATE
+/// decides "changed" for them from the operands' NULL tests alone.
+const BACKFILL: &str = "backfill c on t {
+    set c = a || '-' || b
+}
+";
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_backfill_over_null_old_values_writes_and_counts_only_changed_rows(
+        a_type in proptest::sample::select(&DECLARED[..]),
+        cells in proptest::collection::vec((value(), value(), prop_oneof![3 => Just(Value::Null), 1 => value()]), 1..24),
+        batch in 1u64..6,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("specs")).unwrap();
+        std::fs::write(dir.path().join("specs/c.mig"), BACKFILL).unwrap();
+        let db = dir.path().join("db.sqlite");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a {a_type}, b TEXT, c TEXT, d TEXT)"
+        ))
+        .unwrap();
+        for (id, (a, b, c)) in cells.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, NULL)",
+                rusqlite::params![id as i64 + 1, a, b, c],
+            )
+            .unwrap();
+        }
+        let before = stored(&conn);
+        let set = match parse(BACKFILL).unwrap().items.into_iter().next() {
+            Some(Item::Block(block)) => match block.statements.into_iter().next().map(|s| s.kind) {
+                Some(StatementKind::Set { value, .. }) => value,
+                other => panic!("expected a set, got {other:?}"),
+            },
+            _ => panic!("one block"),
+        };
+        let expected: Vec<Result<Value, String>> = before
+            .iter()
+            .map(|(_, a, b, c, d)| {
+                let named = vec![
+                    ("a".to_string(), a.clone()),
+                    ("b".to_string(), b.clone()),
+                    ("c".to_string(), c.clone()),
+                    ("d".to_string(), d.clone()),
+                ];
+                eval(&set, &named).map_err(|e| e.to_string())
+            })
+            .collect();
+
+        let root = dir.path().to_path_buf();
+        let mut engine = Engine::open(Config {
+            specs: root.join("specs"),
+            database: Database::Sqlite(db.clone()),
+            defaults: Defaults { lock_timeout: Duration::from_secs(5), ..Defaults::default() },
+            root,
+        })
+        .unwrap();
+        let plan = engine.plan("t.c", &RunOptions { batch: Some(batch), limit: None }).unwrap();
+        let outcome = engine.run(&plan, false, &mut |_| {});
+        let after = stored(&conn);
+
+        let first_error = expected.iter().position(Result::is_err);
+        prop_assert_eq!(outcome.is_err(), first_error.is_some(), "{:?}", outcome.err());
+        let batch = batch as usize;
+        let written = first_error.map_or(before.len(), |row| row / batch * batch);
+        let mut changed = 0;
+        for (i, (old, new)) in before.iter().zip(&after).enumerate() {
+            let want = match (&expected[i], i < written) {
+                (Ok(value), true) => as_stored_text(&conn, value),
+                _ => old.3.clone(),
+            };
+            prop_assert_eq!(&new.3, &want, "row {}: a {:?}, b {:?}", i + 1, old.1, old.2);
+            changed += usize::from(want != old.3);
+        }
+        if let Ok(summary) = outcome {
+            prop_assert_eq!(summary.updated, changed as u64);
+        }
+    }
+}

@@ -425,6 +425,19 @@ mod tests {
     use crate::syntax::build::*;
 
     #[test]
+    fn a_concat_chain_is_null_only_through_its_columns() {
+        let chain = bin(
+            BinaryOp::Concat,
+            bin(BinaryOp::Concat, col("a"), text(" ")),
+            col("b"),
+        );
+        assert_eq!(null_only_through(&chain), Some(vec!["a", "b"]));
+        assert_eq!(null_only_through(&col("a")), None);
+        let with_call = bin(BinaryOp::Concat, func("lower", vec![col("a")]), col("b"));
+        assert_eq!(null_only_through(&with_call), None);
+    }
+
+    #[test]
     fn only_chains_of_columns_and_text_literals_run_as_native_concat() {
         let mut params = Vec::new();
         let native = render(
