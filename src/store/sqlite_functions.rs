@@ -376,9 +376,7 @@ impl Renderer<'_> {
     }
 }
 
-/// Collects the operands of a `||` chain, left to right; false if one is neither a column
-/// nor a text literal.
-/// The columns `expr` is NULL exactly when one of is, if that is the only way it can be
+/// The columns `expr` is NULL exactly when one of them is, if that is the only way it can be
 /// NULL: a chain of `||` over columns and text literals, which both SQLite and the interpreter
 /// make NULL when an operand is NULL and text otherwise (or an error, which computing it shows).
 pub fn null_only_through(expr: &Expr) -> Option<Vec<&str>> {
@@ -404,6 +402,8 @@ pub fn null_only_through(expr: &Expr) -> Option<Vec<&str>> {
     )
 }
 
+/// Collects the operands of a `||` chain, left to right; false if one is neither a column
+/// nor a text literal.
 fn concat_leaves<'e>(expr: &'e Expr, leaves: &mut Vec<&'e Expr>) -> bool {
     match &expr.kind {
         ExprKind::Binary {
