@@ -1,11 +1,14 @@
 //! The production store. Each batch is one transaction under `SET LOCAL lock_timeout` that
-//! locks the batch's rows (`SELECT … FOR NO KEY UPDATE`, the lock its UPDATE takes anyway,
-//! so foreign keys pointing at the rows are not blocked), so no value is ever computed from a row
-//! the application changes before it is written. A batch takes one of two paths:
+//! locks the rows it writes (`SELECT … FOR NO KEY UPDATE`, the lock its UPDATE takes anyway,
+//! so foreign keys pointing at the rows are not blocked; or the UPDATE's own lock, whose WHERE
+//! PostgreSQL re-checks on the locked version), so no value is ever computed from a row the
+//! application changes before it is written. A batch takes one of two paths:
 //!
 //! - **pushdown**, where every operator has an exact PostgreSQL spelling
 //!   (`postgres_sql`): one statement locks the batch, updates the rows that change, backs
-//!   up their old values and advances the checkpoint;
+//!   up their old values and advances the checkpoint. Where no set reads a set column, a
+//!   first statement writes the rows whose set columns are all NULL without a locking read
+//!   (their old values are known), and a second finishes the range only if rows are left;
 //! - **read-compute-write** otherwise: one round trip reads the locked batch, `exec::eval`
 //!   computes the new values, one round trip writes them (`UPDATE … FROM unnest(…)`) with
 //!   the backup and the checkpoint.
@@ -293,7 +296,7 @@ impl PostgresStore {
         Ok(BatchPlan { shape, path })
     }
 
-    /// The single statement of a pushed-down batch, or why there is none.
+    /// The statements of a pushed-down batch, or why there are none.
     fn pushdown(&self, step: &BatchStep, shape: &BatchShape) -> Result<Pushdown, NotPushed> {
         let columns = self.tables.get(&step.table);
         let lookup = |name: &str| {
@@ -308,6 +311,8 @@ impl PostgresStore {
         };
         let mut assignments = Vec::new();
         let mut differs = Vec::new();
+        let mut present = Vec::new();
+        let mut old_nulls = Vec::new();
         for ((column, value), (ty, _)) in step.sets.iter().zip(&shape.set_types) {
             let pushed = renderer.value(value)?;
             let fits = match pushed.ty {
@@ -326,16 +331,22 @@ impl PostgresStore {
             let column = quote_ident(column);
             assignments.push(format!("{column} = {}", pushed.sql));
             differs.push(format!("({}) IS DISTINCT FROM t.{column}", pushed.sql));
+            present.push(format!("({}) IS NOT NULL", pushed.sql));
+            old_nulls.push(format!("t.{column} IS NULL"));
         }
-        let changed = format!("({})", differs.join(" OR "));
-        let condition = match &step.filter {
-            // CASE keeps the order eval keeps: no new value is computed for a filtered-out row.
-            Some(filter) => format!(
-                "CASE WHEN {} THEN {changed} ELSE false END",
-                renderer.predicate(filter)?.sql
-            ),
-            None => changed,
+        let filter = match &step.filter {
+            Some(filter) => Some(renderer.predicate(filter)?.sql),
+            None => None,
         };
+        // CASE keeps the order eval keeps: no new value is computed for a filtered-out row.
+        let filtered = |changed: &[String]| {
+            let changed = format!("({})", changed.join(" OR "));
+            match &filter {
+                Some(filter) => format!("CASE WHEN {filter} THEN {changed} ELSE false END"),
+                None => changed,
+            }
+        };
+        let condition = filtered(&differs);
         let BatchShape {
             table,
             key,
@@ -345,46 +356,132 @@ impl PostgresStore {
         let checkpoint = shape.checkpoint_column();
         let old = shape.text_values("");
         let new = shape.text_values("t.");
-        // The batch CTE locks the rows and keeps only their keys and old values. The UPDATE
-        // reads the rows again by the same key range, up to the batch's last key (a scalar
-        // subquery, so an index bound), which the planner joins to the batch with a hash
-        // instead of one primary-key probe per row; the join still confines it to the locked
-        // rows. Its SET and its IS DISTINCT FROM read `t`, the locked version.
-        // The three array_agg walk the same rows in the same order, which is all rollback
-        // needs to pair keys with values: sorting them cost more than the rest of the backup.
-        let sql = |range: &dyn Fn(&str) -> String| {
-            format!(
-                "WITH batch AS MATERIALIZED (\
-                 SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
-                 WHERE {} AND {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
-                 seen AS (SELECT count(*) AS n, max(\"_mig_key\") AS last FROM batch), \
-                 upd AS (UPDATE {table} AS t SET {} FROM batch \
-                 WHERE t.{key} = batch.\"_mig_key\" AND {} AND t.{key} <= (SELECT last FROM seen) \
-                 AND {condition} \
-                 RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
-                 done AS (SELECT count(*) AS n FROM upd), \
-                 backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
-                 SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
-                 FROM upd HAVING count(*) > 0), \
-                 progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
-                 processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
-                 updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
-                 SELECT seen.n, done.n, seen.last FROM seen, done",
-                range(""),
-                snapshot_bound(table, key, &range(""), "$4"),
-                assignments.join(", "),
-                range("t."),
-            )
+        // A batch's keys: after the checkpoint ($3; the first batch has none), up to `upper`,
+        // read through `q` (`t.` or nothing).
+        let range = |after: bool, q: &str, upper: &str| {
+            let lower = if after {
+                format!("{q}{key} > $3::{key_sql_type}")
+            } else {
+                format!("$3::{key_sql_type} IS NULL")
+            };
+            format!("{lower} AND {q}{key} <= {upper}")
         };
-        Ok(Pushdown {
-            first: sql(&|q| {
-                format!("$3::{key_sql_type} IS NULL AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
-            }),
-            next: sql(&|q| {
-                format!("{q}{key} > $3::{key_sql_type} AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
-            }),
-            params,
-        })
+        // Up to the end of a worker's claim ($6), if any.
+        let claim = |after: bool, q: &str| {
+            range(after, q, &format!("coalesce($6::{key_sql_type}, {q}{key})"))
+        };
+        let spell = |sql: &dyn Fn(bool) -> String| Spelled {
+            first: sql(false),
+            next: sql(true),
+        };
+        let null_old_first = step.sets.iter().all(|(column, _)| {
+            *column != step.key && step.sets.iter().all(|(_, value)| !value.reads(column))
+        });
+        let statements = if null_old_first {
+            // Over NULL old values "differs" is "is not NULL": the same rows, a cheaper test.
+            let fills = filtered(&present);
+            let nulls = match shape.set_columns.len() {
+                1 => "array_fill(NULL::text, ARRAY[count(*)::int4])".to_string(),
+                width => format!("array_fill(NULL::text, ARRAY[count(*)::int4, {width}])"),
+            };
+            // The batch's keys are read in the statement's snapshot, unlocked; the UPDATE
+            // takes only rows whose set columns are all NULL. READ COMMITTED re-checks the
+            // UPDATE's WHERE on the row version it locks and overwrites (one the application
+            // changed meanwhile is re-read at its committed version, and passed over unless
+            // it is still NULL and in range), so every row it writes held NULL there: the
+            // backup's old values are known without a locking read or a join. The checkpoint
+            // moves only when every row of the range was written; otherwise the rest
+            // statement finishes the batch.
+            let null_old = spell(&|after| {
+                format!(
+                    "WITH keys AS (SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT $4), \
+                     seen AS (SELECT count(*) AS n, max({key}) AS last FROM keys), \
+                     upd AS (UPDATE {table} AS t SET {} \
+                     WHERE {} AND t.{key} <= (SELECT last FROM seen) AND {} AND {fills} \
+                     RETURNING t.{key} AS k, {new} AS new), \
+                     done AS (SELECT count(*) AS n FROM upd), \
+                     backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+                     SELECT $1, $2, $5::text[], array_agg(k::text), {nulls}, array_agg(new) \
+                     FROM upd HAVING count(*) > 0), \
+                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
+                     processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
+                     updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0 AND done.n = seen.n) \
+                     SELECT seen.n, done.n, seen.last FROM seen, done",
+                    claim(after, ""),
+                    assignments.join(", "),
+                    claim(after, "t."),
+                    old_nulls.join(" AND "),
+                )
+            });
+            // The rest of that range, up to its last key ($6), as a later command of the same
+            // transaction: it sees those writes, which change no more (no set reads a set
+            // column), so it locks and writes only the rows that still change, from their
+            // locked version; a row it leaves unlocked is one mig writes nothing to. Its own
+            // snapshot counts the range's rows: a row the first statement lost to a delete or
+            // to a key moved ahead is not processed here, one inserted since is. Its backup
+            // joins the batch's record.
+            let rest = spell(&|after| {
+                let upper = format!("$6::{key_sql_type}");
+                format!(
+                    "WITH seen AS (SELECT count(*) AS n FROM {table} WHERE {}), \
+                     batch AS MATERIALIZED (SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" \
+                     FROM {table} AS t WHERE {} AND {condition} FOR NO KEY UPDATE), \
+                     upd AS (UPDATE {table} AS t SET {} FROM batch \
+                     WHERE t.{key} = batch.\"_mig_key\" AND {} AND {condition} \
+                     RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
+                     done AS (SELECT count(*) AS n FROM upd), \
+                     backup AS (INSERT INTO _mig_backup AS b (run_id, batch, cols, keys, old, new) \
+                     SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
+                     FROM upd HAVING count(*) > 0 \
+                     ON CONFLICT (run_id, batch) DO UPDATE SET keys = b.keys || excluded.keys, \
+                     old = b.old || excluded.old, new = b.new || excluded.new), \
+                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, {upper}), \
+                     processed = processed + seen.n, updated = updated + $4::int8 + done.n, \
+                     batches = batches + 1, updated_at = {NOW} FROM seen, done \
+                     WHERE id = $1 AND seen.n > 0) \
+                     SELECT seen.n, $4::int8 + done.n, CASE WHEN seen.n > 0 THEN {upper} END \
+                     FROM seen, done",
+                    range(after, "", &upper),
+                    range(after, "t.", &upper),
+                    assignments.join(", "),
+                    range(after, "t.", &upper),
+                )
+            });
+            Statements::NullOldFirst { null_old, rest }
+        } else {
+            // The batch CTE locks the rows and keeps only their keys and old values. The
+            // UPDATE reads the rows again by the same key range, up to the batch's last key (a
+            // scalar subquery, so an index bound), which the planner joins to the batch with a
+            // hash instead of one primary-key probe per row; the join still confines it to the
+            // locked rows. Its SET and its IS DISTINCT FROM read `t`, the locked version.
+            // The three array_agg walk the same rows in the same order, which is all rollback
+            // needs to pair keys with values: sorting them cost more than the rest of the backup.
+            Statements::Locking(spell(&|after| {
+                format!(
+                    "WITH batch AS MATERIALIZED (\
+                     SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
+                     WHERE {} AND {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
+                     seen AS (SELECT count(*) AS n, max(\"_mig_key\") AS last FROM batch), \
+                     upd AS (UPDATE {table} AS t SET {} FROM batch \
+                     WHERE t.{key} = batch.\"_mig_key\" AND {} AND t.{key} <= (SELECT last FROM seen) \
+                     AND {condition} \
+                     RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
+                     done AS (SELECT count(*) AS n FROM upd), \
+                     backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+                     SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
+                     FROM upd HAVING count(*) > 0), \
+                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
+                     processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
+                     updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
+                     SELECT seen.n, done.n, seen.last FROM seen, done",
+                    claim(after, ""),
+                    snapshot_bound(table, key, &claim(after, ""), "$4"),
+                    assignments.join(", "),
+                    claim(after, "t."),
+                )
+            }))
+        };
+        Ok(Pushdown { statements, params })
     }
 
     fn prepare(&mut self, sql: &str) -> Result<Statement, StoreError> {
@@ -394,6 +491,22 @@ impl PostgresStore {
         let statement = self.client.prepare(sql)?;
         self.prepared.insert(sql.to_string(), statement.clone());
         Ok(statement)
+    }
+
+    fn prepare_pushdown(
+        &mut self,
+        sql: &Pushdown,
+        after: Option<&Value>,
+    ) -> Result<PreparedPushdown, StoreError> {
+        Ok(match &sql.statements {
+            Statements::Locking(whole) => {
+                PreparedPushdown::Locking(self.prepare(whole.pick(after))?)
+            }
+            Statements::NullOldFirst { null_old, rest } => PreparedPushdown::NullOldFirst {
+                null_old: self.prepare(null_old.pick(after))?,
+                rest: self.prepare(rest.pick(after))?,
+            },
+        })
     }
 
     /// One pushed-down batch: the keys after `request.after`, up to `upper` when given.
@@ -412,26 +525,11 @@ impl PostgresStore {
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
         params[5] = upper.cloned().unwrap_or(Value::Null);
-        let statement = self.prepare(if request.after.is_some() {
-            &sql.next
-        } else {
-            &sql.first
-        })?;
+        let statements = self.prepare_pushdown(sql, request.after)?;
         let position = self.prepare(RUN_POSITION)?;
         self.transaction(lock_timeout, |tx| {
             check_run_position(tx, &position, request)?;
-            let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
-            bound[4] = &columns;
-            let row = tx.query_one(&statement, &bound)?;
-            let processed: i64 = row.get(0);
-            let updated: i64 = row.get(1);
-            let last: Value = row.get(2);
-            Ok(BatchOutcome {
-                processed: processed as u64,
-                updated: updated as u64,
-                last_key: (!last.is_null()).then_some(last),
-                held: Duration::ZERO,
-            })
+            execute_pushdown(tx, &statements, params, &columns)
         })
     }
 
@@ -579,11 +677,7 @@ impl PostgresStore {
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::MAX);
         params[5] = upper.clone();
-        let statement = self.prepare(if request.after.is_some() {
-            &sql.next
-        } else {
-            &sql.first
-        })?;
+        let statements = self.prepare_pushdown(sql, request.after)?;
         let take = self.prepare(
             "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
              FOR UPDATE SKIP LOCKED",
@@ -595,17 +689,9 @@ impl PostgresStore {
             if claim.is_none() {
                 return Ok(None);
             }
-            let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
-            bound[4] = &columns;
-            let row = tx.query_one(&statement, &bound)?;
+            let outcome = execute_pushdown(tx, &statements, params, &columns)?;
             tx.execute(&finish, &[&request.run_id, &request.batch_no])?;
-            let last: Value = row.get(2);
-            Ok(Some(BatchOutcome {
-                processed: row.get::<_, i64>(0) as u64,
-                updated: row.get::<_, i64>(1) as u64,
-                last_key: (!last.is_null()).then_some(last),
-                held: Duration::ZERO,
-            }))
+            Ok(Some(outcome))
         })
     }
 
@@ -794,11 +880,82 @@ impl BatchShape {
 }
 
 /// A pushed-down batch: $1 run id, $2 batch number, $3 checkpoint, $4 batch size, $5 set
-/// columns, then the expressions' literals.
+/// columns, $6 the end of a range claimed by a worker, then the expressions' literals.
 struct Pushdown {
+    statements: Statements,
+    params: Vec<Value>,
+}
+
+enum Statements {
+    /// One statement locks the batch's rows, writes those that change, backs them up and
+    /// advances the checkpoint.
+    Locking(Spelled),
+    /// Where no set reads a column the step sets or its key: `null_old` writes the rows
+    /// whose set columns are all NULL without a locking read, and when it leaves any row of
+    /// its range, `rest` ($4 the rows it wrote, $6 its last key) finishes the batch.
+    NullOldFirst { null_old: Spelled, rest: Spelled },
+}
+
+/// A statement for the first batch of a run (no checkpoint) and for the next ones.
+struct Spelled {
     first: String,
     next: String,
-    params: Vec<Value>,
+}
+
+impl Spelled {
+    fn pick(&self, after: Option<&Value>) -> &str {
+        match after {
+            Some(_) => &self.next,
+            None => &self.first,
+        }
+    }
+}
+
+enum PreparedPushdown {
+    Locking(Statement),
+    NullOldFirst {
+        null_old: Statement,
+        rest: Statement,
+    },
+}
+
+/// Runs a pushed-down batch in the caller's transaction: `params` as `Pushdown` holds them,
+/// with the batch's own filled in; `columns` goes to $5.
+fn execute_pushdown(
+    tx: &mut Client,
+    statements: &PreparedPushdown,
+    mut params: Vec<Value>,
+    columns: &Vec<String>,
+) -> Result<BatchOutcome, StoreError> {
+    let query = |tx: &mut Client, statement: &Statement, params: &[Value]| {
+        let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
+        bound[4] = columns;
+        let row = tx.query_one(statement, &bound)?;
+        Ok::<_, StoreError>((
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, Value>(2),
+        ))
+    };
+    let (processed, updated, last) = match statements {
+        PreparedPushdown::Locking(whole) => query(tx, whole, &params)?,
+        PreparedPushdown::NullOldFirst { null_old, rest } => {
+            let (processed, written, last) = query(tx, null_old, &params)?;
+            if written == processed {
+                (processed, written, last)
+            } else {
+                params[3] = Value::Integer(written);
+                params[5] = last;
+                query(tx, rest, &params)?
+            }
+        }
+    };
+    Ok(BatchOutcome {
+        processed: processed as u64,
+        updated: updated as u64,
+        last_key: (!last.is_null()).then_some(last),
+        held: Duration::ZERO,
+    })
 }
 
 enum Path {
@@ -1213,19 +1370,50 @@ impl Store for PostgresStore {
                 out.push(
                     "-- path: pushdown: every operator has an exact PostgreSQL equivalent".into(),
                 );
-                out.push(sql.next);
-                out.push(legend(
-                    '$',
-                    &[
-                        "the run id",
-                        "the batch number",
-                        "the checkpoint (the first batch has none)",
-                        "the batch size",
-                        "the set columns",
-                        "the end of a range claimed by a worker, else none",
-                    ],
-                    &sql.params,
-                ));
+                let roles = [
+                    "the run id",
+                    "the batch number",
+                    "the checkpoint (the first batch has none)",
+                    "the batch size",
+                    "the set columns",
+                    "the end of a range claimed by a worker, else none",
+                ];
+                match sql.statements {
+                    Statements::Locking(whole) => {
+                        out.push(whole.next);
+                        out.push(legend('$', &roles, &sql.params));
+                    }
+                    Statements::NullOldFirst { null_old, rest } => {
+                        out.push(null_old.next);
+                        out.push(legend('$', &roles, &sql.params));
+                        out.push(
+                            "  -- the batch's keys unlocked, then only rows whose set columns are all NULL: \
+                             the UPDATE re-checks that on the row version it locks and writes, so their old \
+                             values are NULL; the checkpoint moves only if it wrote every row of the range"
+                                .into(),
+                        );
+                        out.push(rest.next);
+                        out.push(legend(
+                            '$',
+                            &[
+                                roles[0],
+                                roles[1],
+                                roles[2],
+                                "the rows the statement above wrote",
+                                roles[4],
+                                "the last key the statement above found",
+                            ],
+                            &sql.params,
+                        ));
+                        out.push(
+                            "  -- only when the statement above wrote fewer rows than its range holds \
+                             (an old value not NULL, a new value NULL, a row filtered out, or one the \
+                             application changed meanwhile): the rest of its range, locking only the rows \
+                             that still change; their backup joins the batch's record"
+                                .into(),
+                        );
+                    }
+                }
             }
             Path::ReadComputeWrite(reason) => {
                 out.push(format!(
