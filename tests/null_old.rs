@@ -31,6 +31,25 @@ INSERT INTO m SELECT i,
 FROM generate_series(1, 300) AS i;",
 };
 
+/// 300 rows, batch 10: rows 51 to 250 hold values (a third of them wrong), the others are
+/// NULL: a run's NULL-old statement finds nothing to write for 20 batches, and batches are
+/// left to the changing statement alone until it tries again and finds NULL old values.
+const STRETCH: Setup = Setup {
+    sqlite: "
+CREATE TABLE m (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER, c TEXT, d TEXT);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+INSERT INTO m SELECT i, i,
+    CASE WHEN i BETWEEN 51 AND 250 THEN CASE WHEN i % 3 = 0 THEN -i ELSE 2 * i END END,
+    CASE WHEN i BETWEEN 51 AND 250 THEN 'c' || i END, NULL
+FROM n;",
+    postgres: "
+CREATE TABLE m (id integer PRIMARY KEY, a integer, b integer, c text, d text);
+INSERT INTO m SELECT i, i,
+    CASE WHEN i BETWEEN 51 AND 250 THEN CASE WHEN i % 3 = 0 THEN -i ELSE 2 * i END END,
+    CASE WHEN i BETWEEN 51 AND 250 THEN 'c' || i END, NULL
+FROM generate_series(1, 300) AS i;",
+};
+
 const SPEC: &str = "
 backfill b on m {
     set b = a * 2
@@ -162,6 +181,26 @@ fn several_sets_with_a_filter_over_mixed_old_values_agree_on_every_store() {
     }
 }
 
+#[test]
+fn a_stretch_of_values_between_null_old_values_agrees_on_every_store() {
+    for name in ["m.b", "pair"] {
+        let outcomes: Vec<Outcome> = backends()
+            .iter()
+            .map(|backend| run_and_roll_back(&Project::on(backend, &STRETCH, SPEC), name, &[]))
+            .collect();
+        let first = &outcomes[0];
+        assert!(first.restored, "{name}: {first:?}");
+        for other in &outcomes[1..] {
+            assert_eq!(other, first, "{name}: every store agrees");
+        }
+    }
+    let first = run_and_roll_back(&Project::on(&Backend::Sqlite, &STRETCH, SPEC), "m.b", &[]);
+    assert_eq!(
+        first.summary, "300 rows processed, 167 updated, 30 batches",
+        "the 100 NULL rows and the 67 wrong ones"
+    );
+}
+
 /// Workers run claimed ranges through the same two statements: the shared run ends where a
 /// one-worker run does, and rolls back as exactly.
 #[test]
@@ -170,10 +209,10 @@ fn workers_over_mixed_old_values_agree_with_one_worker() {
         return;
     };
     let backend = Backend::Postgres(url);
-    for name in ["m.b", "pair"] {
-        let alone = run_and_roll_back(&Project::on(&backend, &MIXED, SPEC), name, &[]);
+    for (setup, name) in [(&MIXED, "m.b"), (&MIXED, "pair"), (&STRETCH, "m.b")] {
+        let alone = run_and_roll_back(&Project::on(&backend, setup, SPEC), name, &[]);
         let shared = run_and_roll_back(
-            &Project::on(&backend, &MIXED, SPEC),
+            &Project::on(&backend, setup, SPEC),
             name,
             &["--workers", "3"],
         );

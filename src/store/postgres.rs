@@ -111,6 +111,8 @@ pub struct PostgresStore {
     prepared: HashMap<String, Statement>,
     /// Runs this connection found unshared, so it may walk them by their checkpoint.
     unshared: HashSet<i64>,
+    /// Per NULL-old statement (its text), how it fares in this run.
+    null_old_misses: HashMap<String, NullOldMisses>,
 }
 
 impl PostgresStore {
@@ -126,6 +128,7 @@ impl PostgresStore {
             tables: HashMap::new(),
             prepared: HashMap::new(),
             unshared: HashSet::new(),
+            null_old_misses: HashMap::new(),
         };
         store.load_catalog()?;
         Ok(store)
@@ -356,19 +359,15 @@ impl PostgresStore {
         let checkpoint = shape.checkpoint_column();
         let old = shape.text_values("");
         let new = shape.text_values("t.");
-        // A batch's keys: after the checkpoint ($3; the first batch has none), up to `upper`,
-        // read through `q` (`t.` or nothing).
-        let range = |after: bool, q: &str, upper: &str| {
+        // A batch's keys: after the checkpoint ($3; the first batch has none), up to the end
+        // of a worker's claim ($6) if any, read through `q` (`t.` or nothing).
+        let range = |after: bool, q: &str| {
             let lower = if after {
                 format!("{q}{key} > $3::{key_sql_type}")
             } else {
                 format!("$3::{key_sql_type} IS NULL")
             };
-            format!("{lower} AND {q}{key} <= {upper}")
-        };
-        // Up to the end of a worker's claim ($6), if any.
-        let claim = |after: bool, q: &str| {
-            range(after, q, &format!("coalesce($6::{key_sql_type}, {q}{key})"))
+            format!("{lower} AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
         };
         let spell = |sql: &dyn Fn(bool) -> String| Spelled {
             first: sql(false),
@@ -384,18 +383,24 @@ impl PostgresStore {
                 1 => "array_fill(NULL::text, ARRAY[count(*)::int4])".to_string(),
                 width => format!("array_fill(NULL::text, ARRAY[count(*)::int4, {width}])"),
             };
-            // The batch's keys are read in the statement's snapshot, unlocked; the UPDATE
-            // takes only rows whose set columns are all NULL. READ COMMITTED re-checks the
-            // UPDATE's WHERE on the row version it locks and overwrites (one the application
-            // changed meanwhile is re-read at its committed version, and passed over unless
-            // it is still NULL and in range), so every row it writes held NULL there: the
-            // backup's old values are known without a locking read or a join. The checkpoint
-            // moves only when every row of the range was written; otherwise the rest
-            // statement finishes the batch.
+            // The batch's keys, read in the statement's snapshot without locking them.
+            let keys = |after: bool| {
+                format!(
+                    "keys AS (SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT $4), \
+                     seen AS (SELECT count(*) AS n, max({key}) AS last FROM keys)",
+                    range(after, "")
+                )
+            };
+            // The UPDATE takes only rows whose set columns are all NULL. READ COMMITTED
+            // re-checks its WHERE on the row version it locks and overwrites (one the
+            // application changed meanwhile is re-read at its committed version, and passed
+            // over unless it is still NULL and in range), so every row it writes held NULL
+            // there: the backup's old values are known without a locking read or a join.
+            // The batch is done only when it wrote every row of the range; otherwise it counts
+            // just the rows it wrote and the changing statement finishes the batch.
             let null_old = spell(&|after| {
                 format!(
-                    "WITH keys AS (SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT $4), \
-                     seen AS (SELECT count(*) AS n, max({key}) AS last FROM keys), \
+                    "WITH {}, \
                      upd AS (UPDATE {table} AS t SET {} \
                      WHERE {} AND t.{key} <= (SELECT last FROM seen) AND {} AND {fills} \
                      RETURNING t.{key} AS k, {new} AS new), \
@@ -403,31 +408,35 @@ impl PostgresStore {
                      backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
                      SELECT $1, $2, $5::text[], array_agg(k::text), {nulls}, array_agg(new) \
                      FROM upd HAVING count(*) > 0), \
-                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
-                     processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
-                     updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0 AND done.n = seen.n) \
+                     whole AS (SELECT seen.n = done.n AS done FROM seen, done), \
+                     progress AS (UPDATE _mig_runs SET \
+                     {checkpoint} = CASE WHEN whole.done THEN greatest({checkpoint}, seen.last) ELSE {checkpoint} END, \
+                     processed = processed + CASE WHEN whole.done THEN seen.n ELSE 0 END, \
+                     updated = updated + done.n, batches = batches + whole.done::int4, \
+                     updated_at = {NOW} FROM seen, done, whole WHERE id = $1 AND done.n > 0) \
                      SELECT seen.n, done.n, seen.last FROM seen, done",
-                    claim(after, ""),
+                    keys(after),
                     assignments.join(", "),
-                    claim(after, "t."),
+                    range(after, "t."),
                     old_nulls.join(" AND "),
                 )
             });
-            // The rest of that range, up to its last key ($6), as a later command of the same
-            // transaction: it sees those writes, which change no more (no set reads a set
-            // column), so it locks and writes only the rows that still change, from their
-            // locked version; a row it leaves unlocked is one mig writes nothing to. Its own
-            // snapshot counts the range's rows: a row the first statement lost to a delete or
-            // to a key moved ahead is not processed here, one inserted since is. Its backup
-            // joins the batch's record.
-            let rest = spell(&|after| {
-                let upper = format!("$6::{key_sql_type}");
+            // Locks and writes only the rows that change, from their locked version; a row
+            // it leaves unlocked is one mig writes nothing to. After the NULL-old statement
+            // ($4 no limit, $6 that statement's last key), as a later command of the same
+            // transaction, it sees those writes, which change no more (no set reads a set
+            // column), and its own snapshot counts the range's rows: a row the first statement
+            // lost to a delete or to a key moved ahead is not processed here, one inserted
+            // since is. Its backup joins the batch's record.
+            let changing = spell(&|after| {
                 format!(
-                    "WITH seen AS (SELECT count(*) AS n FROM {table} WHERE {}), \
+                    "WITH {}, \
                      batch AS MATERIALIZED (SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" \
-                     FROM {table} AS t WHERE {} AND {condition} FOR NO KEY UPDATE), \
+                     FROM {table} AS t WHERE {} AND t.{key} <= (SELECT last FROM seen) \
+                     AND {condition} FOR NO KEY UPDATE), \
                      upd AS (UPDATE {table} AS t SET {} FROM batch \
-                     WHERE t.{key} = batch.\"_mig_key\" AND {} AND {condition} \
+                     WHERE t.{key} = batch.\"_mig_key\" AND {} AND t.{key} <= (SELECT last FROM seen) \
+                     AND {condition} \
                      RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
                      done AS (SELECT count(*) AS n FROM upd), \
                      backup AS (INSERT INTO _mig_backup AS b (run_id, batch, cols, keys, old, new) \
@@ -435,19 +444,17 @@ impl PostgresStore {
                      FROM upd HAVING count(*) > 0 \
                      ON CONFLICT (run_id, batch) DO UPDATE SET keys = b.keys || excluded.keys, \
                      old = b.old || excluded.old, new = b.new || excluded.new), \
-                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, {upper}), \
-                     processed = processed + seen.n, updated = updated + $4::int8 + done.n, \
-                     batches = batches + 1, updated_at = {NOW} FROM seen, done \
-                     WHERE id = $1 AND seen.n > 0) \
-                     SELECT seen.n, $4::int8 + done.n, CASE WHEN seen.n > 0 THEN {upper} END \
-                     FROM seen, done",
-                    range(after, "", &upper),
-                    range(after, "t.", &upper),
+                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
+                     processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
+                     updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
+                     SELECT seen.n, done.n, seen.last FROM seen, done",
+                    keys(after),
+                    range(after, "t."),
                     assignments.join(", "),
-                    range(after, "t.", &upper),
+                    range(after, "t."),
                 )
             });
-            Statements::NullOldFirst { null_old, rest }
+            Statements::NullOldFirst { null_old, changing }
         } else {
             // The batch CTE locks the rows and keeps only their keys and old values. The
             // UPDATE reads the rows again by the same key range, up to the batch's last key (a
@@ -474,10 +481,10 @@ impl PostgresStore {
                      processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
                      updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
                      SELECT seen.n, done.n, seen.last FROM seen, done",
-                    claim(after, ""),
-                    snapshot_bound(table, key, &claim(after, ""), "$4"),
+                    range(after, ""),
+                    snapshot_bound(table, key, &range(after, ""), "$4"),
                     assignments.join(", "),
-                    claim(after, "t."),
+                    range(after, "t."),
                 )
             }))
         };
@@ -502,11 +509,33 @@ impl PostgresStore {
             Statements::Locking(whole) => {
                 PreparedPushdown::Locking(self.prepare(whole.pick(after))?)
             }
-            Statements::NullOldFirst { null_old, rest } => PreparedPushdown::NullOldFirst {
-                null_old: self.prepare(null_old.pick(after))?,
-                rest: self.prepare(rest.pick(after))?,
-            },
+            Statements::NullOldFirst { null_old, changing } => {
+                let misses = null_old.next.clone();
+                let skips = self
+                    .null_old_misses
+                    .entry(misses.clone())
+                    .or_default()
+                    .skips();
+                PreparedPushdown::NullOldFirst {
+                    null_old: match skips {
+                        true => None,
+                        false => Some(self.prepare(null_old.pick(after))?),
+                    },
+                    changing: self.prepare(changing.pick(after))?,
+                    misses,
+                }
+            }
         })
+    }
+
+    /// Counts a batch of a NULL-old step: `wrote` is whether its NULL-old statement wrote a
+    /// row, None when it did not run or its range was empty.
+    fn count_null_old(&mut self, statements: &PreparedPushdown, wrote: Option<bool>) {
+        if let (PreparedPushdown::NullOldFirst { misses, .. }, Some(wrote)) = (statements, wrote) {
+            if let Some(misses) = self.null_old_misses.get_mut(misses) {
+                misses.record(wrote);
+            }
+        }
     }
 
     /// One pushed-down batch: the keys after `request.after`, up to `upper` when given.
@@ -527,10 +556,12 @@ impl PostgresStore {
         params[5] = upper.cloned().unwrap_or(Value::Null);
         let statements = self.prepare_pushdown(sql, request.after)?;
         let position = self.prepare(RUN_POSITION)?;
-        self.transaction(lock_timeout, |tx| {
+        let (outcome, wrote) = self.transaction(lock_timeout, |tx| {
             check_run_position(tx, &position, request)?;
             execute_pushdown(tx, &statements, params, &columns)
-        })
+        })?;
+        self.count_null_old(&statements, wrote);
+        Ok(outcome)
     }
 
     /// One batch computed by the interpreter: the keys after `request.after`, up to `upper`.
@@ -684,15 +715,19 @@ impl PostgresStore {
         )?;
         let finish =
             self.prepare("UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2")?;
-        self.transaction(step.lock_timeout, |tx| {
+        let done = self.transaction(step.lock_timeout, |tx| {
             let claim = tx.query_opt(&take, &[&request.run_id, &request.batch_no])?;
             if claim.is_none() {
                 return Ok(None);
             }
-            let outcome = execute_pushdown(tx, &statements, params, &columns)?;
+            let done = execute_pushdown(tx, &statements, params, &columns)?;
             tx.execute(&finish, &[&request.run_id, &request.batch_no])?;
-            Ok(Some(outcome))
-        })
+            Ok(Some(done))
+        })?;
+        Ok(done.map(|(outcome, wrote)| {
+            self.count_null_old(&statements, wrote);
+            outcome
+        }))
     }
 
     /// SQL failure terms per validation for the checks PostgreSQL can decide exactly, and the
@@ -891,9 +926,13 @@ enum Statements {
     /// advances the checkpoint.
     Locking(Spelled),
     /// Where no set reads a column the step sets or its key: `null_old` writes the rows
-    /// whose set columns are all NULL without a locking read, and when it leaves any row of
-    /// its range, `rest` ($4 the rows it wrote, $6 its last key) finishes the batch.
-    NullOldFirst { null_old: Spelled, rest: Spelled },
+    /// whose set columns are all NULL without a locking read; when it leaves rows of its
+    /// range, `changing` ($4 no limit, $6 its last key) finishes the batch. `changing` alone
+    /// does the batches `NullOldMisses` skips `null_old` in.
+    NullOldFirst {
+        null_old: Spelled,
+        changing: Spelled,
+    },
 }
 
 /// A statement for the first batch of a run (no checkpoint) and for the next ones.
@@ -914,19 +953,51 @@ impl Spelled {
 enum PreparedPushdown {
     Locking(Statement),
     NullOldFirst {
-        null_old: Statement,
-        rest: Statement,
+        /// None in a batch that skips it.
+        null_old: Option<Statement>,
+        changing: Statement,
+        /// The key of the step's `NullOldMisses`.
+        misses: String,
     },
 }
 
+/// How a step's NULL-old statement fares in this run. Over a stretch of old values that are
+/// not NULL it writes nothing and costs a scan of the range (and its batch a statement), so
+/// after a batch where it wrote nothing the next batches skip it: 1, then 2, 4, … up to 64
+/// between tries, and every batch again once it writes a row.
+#[derive(Default)]
+struct NullOldMisses {
+    skip: u32,
+    interval: u32,
+}
+
+impl NullOldMisses {
+    /// Whether this batch skips the NULL-old statement.
+    fn skips(&mut self) -> bool {
+        let skips = self.skip > 0;
+        self.skip = self.skip.saturating_sub(1);
+        skips
+    }
+
+    fn record(&mut self, wrote: bool) {
+        if wrote {
+            *self = NullOldMisses::default();
+        } else {
+            self.interval = (self.interval * 2).clamp(1, 64);
+            self.skip = self.interval;
+        }
+    }
+}
+
 /// Runs a pushed-down batch in the caller's transaction: `params` as `Pushdown` holds them,
-/// with the batch's own filled in; `columns` goes to $5.
+/// with the batch's own filled in; `columns` goes to $5. Also whether the NULL-old statement
+/// wrote a row, when it ran over rows.
 fn execute_pushdown(
     tx: &mut Client,
     statements: &PreparedPushdown,
     mut params: Vec<Value>,
     columns: &Vec<String>,
-) -> Result<BatchOutcome, StoreError> {
+) -> Result<(BatchOutcome, Option<bool>), StoreError> {
     let query = |tx: &mut Client, statement: &Statement, params: &[Value]| {
         let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
         bound[4] = columns;
@@ -937,25 +1008,37 @@ fn execute_pushdown(
             row.get::<_, Value>(2),
         ))
     };
-    let (processed, updated, last) = match statements {
-        PreparedPushdown::Locking(whole) => query(tx, whole, &params)?,
-        PreparedPushdown::NullOldFirst { null_old, rest } => {
+    let ((processed, updated, last), wrote) = match statements {
+        PreparedPushdown::Locking(whole) => (query(tx, whole, &params)?, None),
+        PreparedPushdown::NullOldFirst {
+            null_old: None,
+            changing,
+            ..
+        } => (query(tx, changing, &params)?, None),
+        PreparedPushdown::NullOldFirst {
+            null_old: Some(null_old),
+            changing,
+            ..
+        } => {
             let (processed, written, last) = query(tx, null_old, &params)?;
+            let wrote = (processed > 0).then_some(written > 0);
             if written == processed {
-                (processed, written, last)
+                ((processed, written, last), wrote)
             } else {
-                params[3] = Value::Integer(written);
+                params[3] = Value::Integer(i64::MAX);
                 params[5] = last;
-                query(tx, rest, &params)?
+                let (processed, updated, last) = query(tx, changing, &params)?;
+                ((processed, written + updated, last), wrote)
             }
         }
     };
-    Ok(BatchOutcome {
+    let outcome = BatchOutcome {
         processed: processed as u64,
         updated: updated as u64,
         last_key: (!last.is_null()).then_some(last),
         held: Duration::ZERO,
-    })
+    };
+    Ok((outcome, wrote))
 }
 
 enum Path {
@@ -1383,38 +1466,42 @@ impl Store for PostgresStore {
                         out.push(whole.next);
                         out.push(legend('$', &roles, &sql.params));
                     }
-                    Statements::NullOldFirst { null_old, rest } => {
+                    Statements::NullOldFirst { null_old, changing } => {
                         out.push(null_old.next);
                         out.push(legend('$', &roles, &sql.params));
                         out.push(
                             "  -- the batch's keys unlocked, then only rows whose set columns are all NULL: \
                              the UPDATE re-checks that on the row version it locks and writes, so their old \
-                             values are NULL; the checkpoint moves only if it wrote every row of the range"
+                             values are NULL; the batch is done if it wrote every row of the range"
                                 .into(),
                         );
-                        out.push(rest.next);
+                        out.push(changing.next);
                         out.push(legend(
                             '$',
                             &[
                                 roles[0],
                                 roles[1],
                                 roles[2],
-                                "the rows the statement above wrote",
+                                "the batch size (after the statement above: no limit)",
                                 roles[4],
-                                "the last key the statement above found",
+                                "the end of a range claimed by a worker, else none (after the statement \
+                                 above: its last key)",
                             ],
                             &sql.params,
                         ));
                         out.push(
-                            "  -- only when the statement above wrote fewer rows than its range holds \
-                             (an old value not NULL, a new value NULL, a row filtered out, or one the \
-                             application changed meanwhile): the rest of its range, locking only the rows \
-                             that still change; their backup joins the batch's record"
+                            "  -- locks and writes only the rows that change. After the statement above when \
+                             it wrote fewer rows than its range holds (an old value not NULL, a new value \
+                             NULL, a row filtered out, or one the application changed meanwhile): the rest \
+                             of that range, its backup joining the batch's record. Alone, in place of the \
+                             statement above, in the batches after one where that wrote nothing: 1, then 2, \
+                             4, … up to 64 between tries"
                                 .into(),
                         );
                     }
                 }
             }
+
             Path::ReadComputeWrite(reason) => {
                 out.push(format!(
                     "-- path: read-compute-write: {}; mig's interpreter computes the new values",
@@ -1729,4 +1816,33 @@ fn check_run_position(
         (None, None) => Value::Null,
     };
     ensure_run_position(request, status, checkpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NullOldMisses;
+
+    /// Which of the next `n` batches run the NULL-old statement.
+    fn tries(misses: &mut NullOldMisses, n: usize) -> Vec<bool> {
+        (0..n).map(|_| !misses.skips()).collect()
+    }
+
+    #[test]
+    fn a_null_old_statement_that_writes_nothing_is_tried_again_ever_more_rarely_up_to_every_65th_batch(
+    ) {
+        let mut misses = NullOldMisses::default();
+        assert_eq!(tries(&mut misses, 2), [true, true]);
+        for skipped in [1, 2, 4, 8, 16, 32, 64, 64] {
+            misses.record(false);
+            let mut expected = vec![false; skipped];
+            expected.push(true);
+            assert_eq!(tries(&mut misses, skipped + 1), expected);
+        }
+        misses.record(true);
+        assert_eq!(
+            tries(&mut misses, 3),
+            [true; 3],
+            "a write brings it back to every batch"
+        );
+    }
 }
