@@ -111,8 +111,8 @@ pub struct PostgresStore {
     prepared: HashMap<String, Statement>,
     /// Runs this connection found unshared, so it may walk them by their checkpoint.
     unshared: HashSet<i64>,
-    /// Per NULL-old statement (its text), how it fares in this run.
-    null_old_misses: HashMap<String, NullOldMisses>,
+    /// Per run and NULL-old statement (its text), how that statement fares.
+    null_old_misses: HashMap<(i64, String), NullOldMisses>,
 }
 
 impl PostgresStore {
@@ -408,11 +408,11 @@ impl PostgresStore {
                      backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
                      SELECT $1, $2, $5::text[], array_agg(k::text), {nulls}, array_agg(new) \
                      FROM upd HAVING count(*) > 0), \
-                     whole AS (SELECT seen.n = done.n AS done FROM seen, done), \
+                     whole AS (SELECT seen.n = done.n AS written FROM seen, done), \
                      progress AS (UPDATE _mig_runs SET \
-                     {checkpoint} = CASE WHEN whole.done THEN greatest({checkpoint}, seen.last) ELSE {checkpoint} END, \
-                     processed = processed + CASE WHEN whole.done THEN seen.n ELSE 0 END, \
-                     updated = updated + done.n, batches = batches + whole.done::int4, \
+                     {checkpoint} = CASE WHEN whole.written THEN greatest({checkpoint}, seen.last) ELSE {checkpoint} END, \
+                     processed = processed + CASE WHEN whole.written THEN seen.n ELSE 0 END, \
+                     updated = updated + done.n, batches = batches + whole.written::int4, \
                      updated_at = {NOW} FROM seen, done, whole WHERE id = $1 AND done.n > 0) \
                      SELECT seen.n, done.n, seen.last FROM seen, done",
                     keys(after),
@@ -503,14 +503,15 @@ impl PostgresStore {
     fn prepare_pushdown(
         &mut self,
         sql: &Pushdown,
-        after: Option<&Value>,
+        request: &BatchRequest<'_>,
     ) -> Result<PreparedPushdown, StoreError> {
+        let after = request.after;
         Ok(match &sql.statements {
             Statements::Locking(whole) => {
                 PreparedPushdown::Locking(self.prepare(whole.pick(after))?)
             }
             Statements::NullOldFirst { null_old, changing } => {
-                let misses = null_old.next.clone();
+                let misses = (request.run_id, null_old.next.clone());
                 let skips = self
                     .null_old_misses
                     .entry(misses.clone())
@@ -554,7 +555,7 @@ impl PostgresStore {
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
         params[5] = upper.cloned().unwrap_or(Value::Null);
-        let statements = self.prepare_pushdown(sql, request.after)?;
+        let statements = self.prepare_pushdown(sql, request)?;
         let position = self.prepare(RUN_POSITION)?;
         let (outcome, wrote) = self.transaction(lock_timeout, |tx| {
             check_run_position(tx, &position, request)?;
@@ -708,7 +709,7 @@ impl PostgresStore {
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::MAX);
         params[5] = upper.clone();
-        let statements = self.prepare_pushdown(sql, request.after)?;
+        let statements = self.prepare_pushdown(sql, request)?;
         let take = self.prepare(
             "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
              FOR UPDATE SKIP LOCKED",
@@ -957,7 +958,7 @@ enum PreparedPushdown {
         null_old: Option<Statement>,
         changing: Statement,
         /// The key of the step's `NullOldMisses`.
-        misses: String,
+        misses: (i64, String),
     },
 }
 
