@@ -227,3 +227,41 @@ fn workers_over_mixed_old_values_agree_with_one_worker() {
         assert_eq!(rows(&shared), rows(&alone), "{name}");
     }
 }
+
+/// A `varchar(3)` column cuts the trailing spaces of `'abc   '` when it stores it, so the
+/// value it holds is not the value computed again: a row written over a NULL must not be
+/// written (and backed up) a second time in its batch, or rollback could restore the second
+/// record's old value, `abc`, instead of NULL.
+#[test]
+fn a_column_that_cuts_trailing_spaces_is_written_once_per_row_and_rolled_back_exactly() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE v (id integer PRIMARY KEY, a text, c varchar(3));
+                   INSERT INTO v SELECT i, 'ab', CASE WHEN i % 2 = 0 THEN 'zz' END
+                   FROM generate_series(1, 30) AS i;",
+    };
+    let spec = "backfill c on v {\n    set c = a || 'c   '\n    batch 10\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &setup, spec);
+    let before = project.dump("v");
+    let out = project.mig(&["run", "v.c"]);
+    assert!(
+        stdout(&out).contains("30 rows processed, 30 updated"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM _mig_backup, unnest(keys) AS k"),
+        ["30"]
+    );
+    let out = project.mig(&["rollback", "v.c"]);
+    assert!(
+        stdout(&out).contains("30 rows restored, 0 conflicts"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(project.dump("v"), before);
+}

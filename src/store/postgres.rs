@@ -373,9 +373,18 @@ impl PostgresStore {
             first: sql(false),
             next: sql(true),
         };
-        let null_old_first = step.sets.iter().all(|(column, _)| {
-            *column != step.key && step.sets.iter().all(|(_, value)| !value.reads(column))
-        });
+        // The changing statement passes over the rows the NULL-old one wrote only if they no
+        // longer change: no set may read a set column, and each column must store exactly
+        // the value assigned to it. A `varchar(n)` column cuts trailing spaces past n, so the
+        // value it holds would differ from the value computed again, and the row would be
+        // written and backed up a second time in one batch.
+        let stores_exactly = |(ty, sql_type): &(ColumnType, String)| {
+            !(*ty == ColumnType::Varchar && sql_type.contains('('))
+        };
+        let null_old_first = shape.set_types.iter().all(stores_exactly)
+            && step.sets.iter().all(|(column, _)| {
+                *column != step.key && step.sets.iter().all(|(_, value)| !value.reads(column))
+            });
         let statements = if null_old_first {
             // Over NULL old values "differs" is "is not NULL": the same rows, a cheaper test.
             let fills = filtered(&present);
