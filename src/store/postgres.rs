@@ -527,9 +527,10 @@ impl PostgresStore {
                     .or_default()
                     .skips();
                 PreparedPushdown::NullOldFirst {
-                    null_old: match skips {
-                        true => None,
-                        false => Some(self.prepare(null_old.pick(after))?),
+                    null_old: if skips {
+                        None
+                    } else {
+                        Some(self.prepare(null_old.pick(after))?)
                     },
                     changing: self.prepare(changing.pick(after))?,
                     misses,
