@@ -4,6 +4,7 @@
 #
 #   bash benches/pg_live_load.sh            # scale 20: 2,000,000 accounts
 #   SCALE=5 bash benches/pg_live_load.sh    # a quicker run
+#   MIG=/path/to/mig bash benches/pg_live_load.sh   # another build of mig (an A/B), not built here
 #
 # Needs a PostgreSQL reachable as PG_ADMIN (default postgres://postgres@127.0.0.1:5432/test),
 # pgbench, psql, python3 and a release build of mig (built here). It creates and finally drops
@@ -20,8 +21,10 @@ DB=mig_bench
 URL="$SERVER/$DB"
 PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
 
-cargo build --release --quiet
-MIG="$PWD/target/release/mig"
+if [ -z "${MIG:-}" ]; then
+    cargo build --release --quiet
+    MIG="$PWD/target/release/mig"
+fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 

@@ -1,11 +1,14 @@
 //! The production store. Each batch is one transaction under `SET LOCAL lock_timeout` that
-//! locks the batch's rows (`SELECT … FOR NO KEY UPDATE`, the lock its UPDATE takes anyway,
-//! so foreign keys pointing at the rows are not blocked), so no value is ever computed from a row
-//! the application changes before it is written. A batch takes one of two paths:
+//! locks the rows it writes (`SELECT … FOR NO KEY UPDATE`, the lock its UPDATE takes anyway,
+//! so foreign keys pointing at the rows are not blocked; or the UPDATE's own lock, whose WHERE
+//! PostgreSQL re-checks on the locked version), so no value is ever computed from a row the
+//! application changes before it is written. A batch takes one of two paths:
 //!
 //! - **pushdown**, where every operator has an exact PostgreSQL spelling
 //!   (`postgres_sql`): one statement locks the batch, updates the rows that change, backs
-//!   up their old values and advances the checkpoint;
+//!   up their old values and advances the checkpoint. Where no set reads a set column, a
+//!   first statement writes the rows whose set columns are all NULL without a locking read
+//!   (their old values are known), and a second finishes the range only if rows are left;
 //! - **read-compute-write** otherwise: one round trip reads the locked batch, `exec::eval`
 //!   computes the new values, one round trip writes them (`UPDATE … FROM unnest(…)`) with
 //!   the backup and the checkpoint.
@@ -108,6 +111,8 @@ pub struct PostgresStore {
     prepared: HashMap<String, Statement>,
     /// Runs this connection found unshared, so it may walk them by their checkpoint.
     unshared: HashSet<i64>,
+    /// Per run and NULL-old statement (its text), how that statement fares.
+    null_old_misses: HashMap<(i64, String), NullOldMisses>,
 }
 
 impl PostgresStore {
@@ -123,6 +128,7 @@ impl PostgresStore {
             tables: HashMap::new(),
             prepared: HashMap::new(),
             unshared: HashSet::new(),
+            null_old_misses: HashMap::new(),
         };
         store.load_catalog()?;
         Ok(store)
@@ -293,7 +299,7 @@ impl PostgresStore {
         Ok(BatchPlan { shape, path })
     }
 
-    /// The single statement of a pushed-down batch, or why there is none.
+    /// The statements of a pushed-down batch, or why there are none.
     fn pushdown(&self, step: &BatchStep, shape: &BatchShape) -> Result<Pushdown, NotPushed> {
         let columns = self.tables.get(&step.table);
         let lookup = |name: &str| {
@@ -308,6 +314,8 @@ impl PostgresStore {
         };
         let mut assignments = Vec::new();
         let mut differs = Vec::new();
+        let mut present = Vec::new();
+        let mut old_nulls = Vec::new();
         for ((column, value), (ty, _)) in step.sets.iter().zip(&shape.set_types) {
             let pushed = renderer.value(value)?;
             let fits = match pushed.ty {
@@ -326,16 +334,22 @@ impl PostgresStore {
             let column = quote_ident(column);
             assignments.push(format!("{column} = {}", pushed.sql));
             differs.push(format!("({}) IS DISTINCT FROM t.{column}", pushed.sql));
+            present.push(format!("({}) IS NOT NULL", pushed.sql));
+            old_nulls.push(format!("t.{column} IS NULL"));
         }
-        let changed = format!("({})", differs.join(" OR "));
-        let condition = match &step.filter {
-            // CASE keeps the order eval keeps: no new value is computed for a filtered-out row.
-            Some(filter) => format!(
-                "CASE WHEN {} THEN {changed} ELSE false END",
-                renderer.predicate(filter)?.sql
-            ),
-            None => changed,
+        let filter = match &step.filter {
+            Some(filter) => Some(renderer.predicate(filter)?.sql),
+            None => None,
         };
+        // CASE keeps the order eval keeps: no new value is computed for a filtered-out row.
+        let filtered = |changed: &[String]| {
+            let changed = format!("({})", changed.join(" OR "));
+            match &filter {
+                Some(filter) => format!("CASE WHEN {filter} THEN {changed} ELSE false END"),
+                None => changed,
+            }
+        };
+        let condition = filtered(&differs);
         let BatchShape {
             table,
             key,
@@ -345,46 +359,145 @@ impl PostgresStore {
         let checkpoint = shape.checkpoint_column();
         let old = shape.text_values("");
         let new = shape.text_values("t.");
-        // The batch CTE locks the rows and keeps only their keys and old values. The UPDATE
-        // reads the rows again by the same key range, up to the batch's last key (a scalar
-        // subquery, so an index bound), which the planner joins to the batch with a hash
-        // instead of one primary-key probe per row; the join still confines it to the locked
-        // rows. Its SET and its IS DISTINCT FROM read `t`, the locked version.
-        // The three array_agg walk the same rows in the same order, which is all rollback
-        // needs to pair keys with values: sorting them cost more than the rest of the backup.
-        let sql = |range: &dyn Fn(&str) -> String| {
-            format!(
-                "WITH batch AS MATERIALIZED (\
-                 SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
-                 WHERE {} AND {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
-                 seen AS (SELECT count(*) AS n, max(\"_mig_key\") AS last FROM batch), \
-                 upd AS (UPDATE {table} AS t SET {} FROM batch \
-                 WHERE t.{key} = batch.\"_mig_key\" AND {} AND t.{key} <= (SELECT last FROM seen) \
-                 AND {condition} \
-                 RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
-                 done AS (SELECT count(*) AS n FROM upd), \
-                 backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
-                 SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
-                 FROM upd HAVING count(*) > 0), \
-                 progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
-                 processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
-                 updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
-                 SELECT seen.n, done.n, seen.last FROM seen, done",
-                range(""),
-                snapshot_bound(table, key, &range(""), "$4"),
-                assignments.join(", "),
-                range("t."),
-            )
+        // A batch's keys: after the checkpoint ($3; the first batch has none), up to the end
+        // of a worker's claim ($6) if any, read through `q` (`t.` or nothing).
+        let range = |after: bool, q: &str| {
+            let lower = if after {
+                format!("{q}{key} > $3::{key_sql_type}")
+            } else {
+                format!("$3::{key_sql_type} IS NULL")
+            };
+            format!("{lower} AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
         };
-        Ok(Pushdown {
-            first: sql(&|q| {
-                format!("$3::{key_sql_type} IS NULL AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
-            }),
-            next: sql(&|q| {
-                format!("{q}{key} > $3::{key_sql_type} AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
-            }),
-            params,
-        })
+        let spell = |sql: &dyn Fn(bool) -> String| Spelled {
+            first: sql(false),
+            next: sql(true),
+        };
+        // The changing statement passes over the rows the NULL-old one wrote only if they no
+        // longer change: no set may read a set column, and each column must store exactly
+        // the value assigned to it. A `varchar(n)` column cuts trailing spaces past n, so the
+        // value it holds would differ from the value computed again, and the row would be
+        // written and backed up a second time in one batch.
+        let stores_exactly = |(ty, sql_type): &(ColumnType, String)| {
+            !(*ty == ColumnType::Varchar && sql_type.contains('('))
+        };
+        let null_old_first = shape.set_types.iter().all(stores_exactly)
+            && step.sets.iter().all(|(column, _)| {
+                *column != step.key && step.sets.iter().all(|(_, value)| !value.reads(column))
+            });
+        let statements = if null_old_first {
+            // Over NULL old values "differs" is "is not NULL": the same rows, a cheaper test.
+            let fills = filtered(&present);
+            let nulls = match shape.set_columns.len() {
+                1 => "array_fill(NULL::text, ARRAY[count(*)::int4])".to_string(),
+                width => format!("array_fill(NULL::text, ARRAY[count(*)::int4, {width}])"),
+            };
+            // The batch's keys, read in the statement's snapshot without locking them.
+            let keys = |after: bool| {
+                format!(
+                    "keys AS (SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT $4), \
+                     seen AS (SELECT count(*) AS n, max({key}) AS last FROM keys)",
+                    range(after, "")
+                )
+            };
+            // The UPDATE takes only rows whose set columns are all NULL. READ COMMITTED
+            // re-checks its WHERE on the row version it locks and overwrites (one the
+            // application changed meanwhile is re-read at its committed version, and passed
+            // over unless it is still NULL and in range), so every row it writes held NULL
+            // there: the backup's old values are known without a locking read or a join.
+            // The batch is done only when it wrote every row of the range; otherwise it counts
+            // just the rows it wrote and the changing statement finishes the batch.
+            let null_old = spell(&|after| {
+                format!(
+                    "WITH {}, \
+                     upd AS (UPDATE {table} AS t SET {} \
+                     WHERE {} AND t.{key} <= (SELECT last FROM seen) AND {} AND {fills} \
+                     RETURNING t.{key} AS k, {new} AS new), \
+                     done AS (SELECT count(*) AS n FROM upd), \
+                     backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+                     SELECT $1, $2, $5::text[], array_agg(k::text), {nulls}, array_agg(new) \
+                     FROM upd HAVING count(*) > 0), \
+                     whole AS (SELECT seen.n = done.n AS written FROM seen, done), \
+                     progress AS (UPDATE _mig_runs SET \
+                     {checkpoint} = CASE WHEN whole.written THEN greatest({checkpoint}, seen.last) ELSE {checkpoint} END, \
+                     processed = processed + CASE WHEN whole.written THEN seen.n ELSE 0 END, \
+                     updated = updated + done.n, batches = batches + whole.written::int4, \
+                     updated_at = {NOW} FROM seen, done, whole WHERE id = $1 AND done.n > 0) \
+                     SELECT seen.n, done.n, seen.last FROM seen, done",
+                    keys(after),
+                    assignments.join(", "),
+                    range(after, "t."),
+                    old_nulls.join(" AND "),
+                )
+            });
+            // Locks and writes only the rows that change, from their locked version; a row
+            // it leaves unlocked is one mig writes nothing to. After the NULL-old statement
+            // ($4 no limit, $6 that statement's last key), as a later command of the same
+            // transaction, it sees those writes, which change no more (no set reads a set
+            // column), and its own snapshot counts the range's rows: a row the first statement
+            // lost to a delete or to a key moved ahead is not processed here, one inserted
+            // since is. Its backup joins the batch's record.
+            let changing = spell(&|after| {
+                format!(
+                    "WITH {}, \
+                     batch AS MATERIALIZED (SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" \
+                     FROM {table} AS t WHERE {} AND t.{key} <= (SELECT last FROM seen) \
+                     AND {condition} FOR NO KEY UPDATE), \
+                     upd AS (UPDATE {table} AS t SET {} FROM batch \
+                     WHERE t.{key} = batch.\"_mig_key\" AND {} AND t.{key} <= (SELECT last FROM seen) \
+                     AND {condition} \
+                     RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
+                     done AS (SELECT count(*) AS n FROM upd), \
+                     backup AS (INSERT INTO _mig_backup AS b (run_id, batch, cols, keys, old, new) \
+                     SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
+                     FROM upd HAVING count(*) > 0 \
+                     ON CONFLICT (run_id, batch) DO UPDATE SET keys = b.keys || excluded.keys, \
+                     old = b.old || excluded.old, new = b.new || excluded.new), \
+                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
+                     processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
+                     updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
+                     SELECT seen.n, done.n, seen.last FROM seen, done",
+                    keys(after),
+                    range(after, "t."),
+                    assignments.join(", "),
+                    range(after, "t."),
+                )
+            });
+            Statements::NullOldFirst { null_old, changing }
+        } else {
+            // The batch CTE locks the rows and keeps only their keys and old values. The
+            // UPDATE reads the rows again by the same key range, up to the batch's last key (a
+            // scalar subquery, so an index bound), which the planner joins to the batch with a
+            // hash instead of one primary-key probe per row; the join still confines it to the
+            // locked rows. Its SET and its IS DISTINCT FROM read `t`, the locked version.
+            // The three array_agg walk the same rows in the same order, which is all rollback
+            // needs to pair keys with values: sorting them cost more than the rest of the backup.
+            Statements::Locking(spell(&|after| {
+                format!(
+                    "WITH batch AS MATERIALIZED (\
+                     SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
+                     WHERE {} AND {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
+                     seen AS (SELECT count(*) AS n, max(\"_mig_key\") AS last FROM batch), \
+                     upd AS (UPDATE {table} AS t SET {} FROM batch \
+                     WHERE t.{key} = batch.\"_mig_key\" AND {} AND t.{key} <= (SELECT last FROM seen) \
+                     AND {condition} \
+                     RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
+                     done AS (SELECT count(*) AS n FROM upd), \
+                     backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+                     SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
+                     FROM upd HAVING count(*) > 0), \
+                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
+                     processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
+                     updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
+                     SELECT seen.n, done.n, seen.last FROM seen, done",
+                    range(after, ""),
+                    snapshot_bound(table, key, &range(after, ""), "$4"),
+                    assignments.join(", "),
+                    range(after, "t."),
+                )
+            }))
+        };
+        Ok(Pushdown { statements, params })
     }
 
     fn prepare(&mut self, sql: &str) -> Result<Statement, StoreError> {
@@ -394,6 +507,46 @@ impl PostgresStore {
         let statement = self.client.prepare(sql)?;
         self.prepared.insert(sql.to_string(), statement.clone());
         Ok(statement)
+    }
+
+    fn prepare_pushdown(
+        &mut self,
+        sql: &Pushdown,
+        request: &BatchRequest<'_>,
+    ) -> Result<PreparedPushdown, StoreError> {
+        let after = request.after;
+        Ok(match &sql.statements {
+            Statements::Locking(whole) => {
+                PreparedPushdown::Locking(self.prepare(whole.pick(after))?)
+            }
+            Statements::NullOldFirst { null_old, changing } => {
+                let misses = (request.run_id, null_old.next.clone());
+                let skips = self
+                    .null_old_misses
+                    .entry(misses.clone())
+                    .or_default()
+                    .skips();
+                PreparedPushdown::NullOldFirst {
+                    null_old: if skips {
+                        None
+                    } else {
+                        Some(self.prepare(null_old.pick(after))?)
+                    },
+                    changing: self.prepare(changing.pick(after))?,
+                    misses,
+                }
+            }
+        })
+    }
+
+    /// Counts a batch of a NULL-old step: `wrote` is whether its NULL-old statement wrote a
+    /// row, None when it did not run or its range was empty.
+    fn count_null_old(&mut self, statements: &PreparedPushdown, wrote: Option<bool>) {
+        if let (PreparedPushdown::NullOldFirst { misses, .. }, Some(wrote)) = (statements, wrote) {
+            if let Some(misses) = self.null_old_misses.get_mut(misses) {
+                misses.record(wrote);
+            }
+        }
     }
 
     /// One pushed-down batch: the keys after `request.after`, up to `upper` when given.
@@ -412,27 +565,14 @@ impl PostgresStore {
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
         params[5] = upper.cloned().unwrap_or(Value::Null);
-        let statement = self.prepare(if request.after.is_some() {
-            &sql.next
-        } else {
-            &sql.first
-        })?;
+        let statements = self.prepare_pushdown(sql, request)?;
         let position = self.prepare(RUN_POSITION)?;
-        self.transaction(lock_timeout, |tx| {
+        let (outcome, wrote) = self.transaction(lock_timeout, |tx| {
             check_run_position(tx, &position, request)?;
-            let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
-            bound[4] = &columns;
-            let row = tx.query_one(&statement, &bound)?;
-            let processed: i64 = row.get(0);
-            let updated: i64 = row.get(1);
-            let last: Value = row.get(2);
-            Ok(BatchOutcome {
-                processed: processed as u64,
-                updated: updated as u64,
-                last_key: (!last.is_null()).then_some(last),
-                held: Duration::ZERO,
-            })
-        })
+            execute_pushdown(tx, &statements, params, &columns)
+        })?;
+        self.count_null_old(&statements, wrote);
+        Ok(outcome)
     }
 
     /// One batch computed by the interpreter: the keys after `request.after`, up to `upper`.
@@ -579,34 +719,26 @@ impl PostgresStore {
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::MAX);
         params[5] = upper.clone();
-        let statement = self.prepare(if request.after.is_some() {
-            &sql.next
-        } else {
-            &sql.first
-        })?;
+        let statements = self.prepare_pushdown(sql, request)?;
         let take = self.prepare(
             "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
              FOR UPDATE SKIP LOCKED",
         )?;
         let finish =
             self.prepare("UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2")?;
-        self.transaction(step.lock_timeout, |tx| {
+        let done = self.transaction(step.lock_timeout, |tx| {
             let claim = tx.query_opt(&take, &[&request.run_id, &request.batch_no])?;
             if claim.is_none() {
                 return Ok(None);
             }
-            let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
-            bound[4] = &columns;
-            let row = tx.query_one(&statement, &bound)?;
+            let done = execute_pushdown(tx, &statements, params, &columns)?;
             tx.execute(&finish, &[&request.run_id, &request.batch_no])?;
-            let last: Value = row.get(2);
-            Ok(Some(BatchOutcome {
-                processed: row.get::<_, i64>(0) as u64,
-                updated: row.get::<_, i64>(1) as u64,
-                last_key: (!last.is_null()).then_some(last),
-                held: Duration::ZERO,
-            }))
-        })
+            Ok(Some(done))
+        })?;
+        Ok(done.map(|(outcome, wrote)| {
+            self.count_null_old(&statements, wrote);
+            outcome
+        }))
     }
 
     /// SQL failure terms per validation for the checks PostgreSQL can decide exactly, and the
@@ -794,11 +926,130 @@ impl BatchShape {
 }
 
 /// A pushed-down batch: $1 run id, $2 batch number, $3 checkpoint, $4 batch size, $5 set
-/// columns, then the expressions' literals.
+/// columns, $6 the end of a range claimed by a worker, then the expressions' literals.
 struct Pushdown {
+    statements: Statements,
+    params: Vec<Value>,
+}
+
+enum Statements {
+    /// One statement locks the batch's rows, writes those that change, backs them up and
+    /// advances the checkpoint.
+    Locking(Spelled),
+    /// Where no set reads a column the step sets or its key: `null_old` writes the rows
+    /// whose set columns are all NULL without a locking read; when it leaves rows of its
+    /// range, `changing` ($4 no limit, $6 its last key) finishes the batch. `changing` alone
+    /// does the batches `NullOldMisses` skips `null_old` in.
+    NullOldFirst {
+        null_old: Spelled,
+        changing: Spelled,
+    },
+}
+
+/// A statement for the first batch of a run (no checkpoint) and for the next ones.
+struct Spelled {
     first: String,
     next: String,
-    params: Vec<Value>,
+}
+
+impl Spelled {
+    fn pick(&self, after: Option<&Value>) -> &str {
+        match after {
+            Some(_) => &self.next,
+            None => &self.first,
+        }
+    }
+}
+
+enum PreparedPushdown {
+    Locking(Statement),
+    NullOldFirst {
+        /// None in a batch that skips it.
+        null_old: Option<Statement>,
+        changing: Statement,
+        /// The key of the step's `NullOldMisses`.
+        misses: (i64, String),
+    },
+}
+
+/// How a step's NULL-old statement fares in this run. Over a stretch of old values that are
+/// not NULL it writes nothing and costs a scan of the range (and its batch a statement), so
+/// after a batch where it wrote nothing the next batches skip it: 1, then 2, 4, … up to 64
+/// between tries, and every batch again once it writes a row.
+#[derive(Default)]
+struct NullOldMisses {
+    skip: u32,
+    interval: u32,
+}
+
+impl NullOldMisses {
+    /// Whether this batch skips the NULL-old statement.
+    fn skips(&mut self) -> bool {
+        let skips = self.skip > 0;
+        self.skip = self.skip.saturating_sub(1);
+        skips
+    }
+
+    fn record(&mut self, wrote: bool) {
+        if wrote {
+            *self = NullOldMisses::default();
+        } else {
+            self.interval = (self.interval * 2).clamp(1, 64);
+            self.skip = self.interval;
+        }
+    }
+}
+
+/// Runs a pushed-down batch in the caller's transaction: `params` as `Pushdown` holds them,
+/// with the batch's own filled in; `columns` goes to $5. Also whether the NULL-old statement
+/// wrote a row, when it ran over rows.
+fn execute_pushdown(
+    tx: &mut Client,
+    statements: &PreparedPushdown,
+    mut params: Vec<Value>,
+    columns: &Vec<String>,
+) -> Result<(BatchOutcome, Option<bool>), StoreError> {
+    let query = |tx: &mut Client, statement: &Statement, params: &[Value]| {
+        let mut bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
+        bound[4] = columns;
+        let row = tx.query_one(statement, &bound)?;
+        Ok::<_, StoreError>((
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, Value>(2),
+        ))
+    };
+    let ((processed, updated, last), wrote) = match statements {
+        PreparedPushdown::Locking(whole) => (query(tx, whole, &params)?, None),
+        PreparedPushdown::NullOldFirst {
+            null_old: None,
+            changing,
+            ..
+        } => (query(tx, changing, &params)?, None),
+        PreparedPushdown::NullOldFirst {
+            null_old: Some(null_old),
+            changing,
+            ..
+        } => {
+            let (processed, written, last) = query(tx, null_old, &params)?;
+            let wrote = (processed > 0).then_some(written > 0);
+            if written == processed {
+                ((processed, written, last), wrote)
+            } else {
+                params[3] = Value::Integer(i64::MAX);
+                params[5] = last;
+                let (processed, updated, last) = query(tx, changing, &params)?;
+                ((processed, written + updated, last), wrote)
+            }
+        }
+    };
+    let outcome = BatchOutcome {
+        processed: processed as u64,
+        updated: updated as u64,
+        last_key: (!last.is_null()).then_some(last),
+        held: Duration::ZERO,
+    };
+    Ok((outcome, wrote))
 }
 
 enum Path {
@@ -1213,20 +1464,55 @@ impl Store for PostgresStore {
                 out.push(
                     "-- path: pushdown: every operator has an exact PostgreSQL equivalent".into(),
                 );
-                out.push(sql.next);
-                out.push(legend(
-                    '$',
-                    &[
-                        "the run id",
-                        "the batch number",
-                        "the checkpoint (the first batch has none)",
-                        "the batch size",
-                        "the set columns",
-                        "the end of a range claimed by a worker, else none",
-                    ],
-                    &sql.params,
-                ));
+                let roles = [
+                    "the run id",
+                    "the batch number",
+                    "the checkpoint (the first batch has none)",
+                    "the batch size",
+                    "the set columns",
+                    "the end of a range claimed by a worker, else none",
+                ];
+                match sql.statements {
+                    Statements::Locking(whole) => {
+                        out.push(whole.next);
+                        out.push(legend('$', &roles, &sql.params));
+                    }
+                    Statements::NullOldFirst { null_old, changing } => {
+                        out.push(null_old.next);
+                        out.push(legend('$', &roles, &sql.params));
+                        out.push(
+                            "  -- the batch's keys unlocked, then only rows whose set columns are all NULL: \
+                             the UPDATE re-checks that on the row version it locks and writes, so their old \
+                             values are NULL; the batch is done if it wrote every row of the range"
+                                .into(),
+                        );
+                        out.push(changing.next);
+                        out.push(legend(
+                            '$',
+                            &[
+                                roles[0],
+                                roles[1],
+                                roles[2],
+                                "the batch size (after the statement above: no limit)",
+                                roles[4],
+                                "the end of a range claimed by a worker, else none (after the statement \
+                                 above: its last key)",
+                            ],
+                            &sql.params,
+                        ));
+                        out.push(
+                            "  -- locks and writes only the rows that change. After the statement above when \
+                             it wrote fewer rows than its range holds (an old value not NULL, a new value \
+                             NULL, a row filtered out, or one the application changed meanwhile): the rest \
+                             of that range, its backup joining the batch's record. Alone, in place of the \
+                             statement above, in the batches after one where that wrote nothing: 1, then 2, \
+                             4, … up to 64 between tries"
+                                .into(),
+                        );
+                    }
+                }
             }
+
             Path::ReadComputeWrite(reason) => {
                 out.push(format!(
                     "-- path: read-compute-write: {}; mig's interpreter computes the new values",
@@ -1541,4 +1827,33 @@ fn check_run_position(
         (None, None) => Value::Null,
     };
     ensure_run_position(request, status, checkpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NullOldMisses;
+
+    /// Which of the next `n` batches run the NULL-old statement.
+    fn tries(misses: &mut NullOldMisses, n: usize) -> Vec<bool> {
+        (0..n).map(|_| !misses.skips()).collect()
+    }
+
+    #[test]
+    fn a_null_old_statement_that_writes_nothing_is_tried_again_ever_more_rarely_up_to_every_65th_batch(
+    ) {
+        let mut misses = NullOldMisses::default();
+        assert_eq!(tries(&mut misses, 2), [true, true]);
+        for skipped in [1, 2, 4, 8, 16, 32, 64, 64] {
+            misses.record(false);
+            let mut expected = vec![false; skipped];
+            expected.push(true);
+            assert_eq!(tries(&mut misses, skipped + 1), expected);
+        }
+        misses.record(true);
+        assert_eq!(
+            tries(&mut misses, 3),
+            [true; 3],
+            "a write brings it back to every batch"
+        );
+    }
 }
