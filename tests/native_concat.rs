@@ -4,13 +4,14 @@
 //! interpreter refuses stops the run at that row's batch with the earlier batches whole.
 use mig::config::{Config, Database, Defaults};
 use mig::exec::eval::{eval, eval_predicate};
-use mig::exec::Engine;
+use mig::exec::{Engine, RunSummary};
 use mig::plan::RunOptions;
 use mig::syntax::ast::{Expr, Item, StatementKind};
 use mig::syntax::parse;
 use mig::value::Value;
 use proptest::prelude::*;
 use rusqlite::Connection;
+use std::path::Path;
 use std::time::Duration;
 
 /// Declared types covering SQLite's affinities, so a stored value can differ from the one
@@ -97,6 +98,30 @@ fn as_stored_text(conn: &Connection, value: &Value) -> Value {
         .unwrap()
 }
 
+/// Runs `migration` of the project in `root` (specs in `specs/`, the table in `db.sqlite`).
+fn run(root: &Path, migration: &str, batch: u64) -> Result<RunSummary, mig::exec::ExecError> {
+    let mut engine = Engine::open(Config {
+        specs: root.join("specs"),
+        database: Database::Sqlite(root.join("db.sqlite")),
+        defaults: Defaults {
+            lock_timeout: Duration::from_secs(5),
+            ..Defaults::default()
+        },
+        root: root.to_path_buf(),
+    })
+    .unwrap();
+    let plan = engine
+        .plan(
+            migration,
+            &RunOptions {
+                batch: Some(batch),
+                limit: None,
+            },
+        )
+        .unwrap();
+    engine.run(&plan, false, &mut |_| {})
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -127,16 +152,7 @@ proptest! {
         let (sets, filter) = spec_parts();
         let expected: Vec<_> = before.iter().map(|row| interpreted(row, &sets, &filter)).collect();
 
-        let root = dir.path().to_path_buf();
-        let mut engine = Engine::open(Config {
-            specs: root.join("specs"),
-            database: Database::Sqlite(db.clone()),
-            defaults: Defaults { lock_timeout: Duration::from_secs(5), ..Defaults::default() },
-            root,
-        })
-        .unwrap();
-        let plan = engine.plan("m", &RunOptions { batch: Some(batch), limit: None }).unwrap();
-        let outcome = engine.run(&plan, false, &mut |_| {});
+        let outcome = run(dir.path(), "m", batch);
         let after = stored(&conn);
 
         let first_error = expected.iter().position(Result::is_err);
@@ -223,16 +239,7 @@ proptest! {
             })
             .collect();
 
-        let root = dir.path().to_path_buf();
-        let mut engine = Engine::open(Config {
-            specs: root.join("specs"),
-            database: Database::Sqlite(db.clone()),
-            defaults: Defaults { lock_timeout: Duration::from_secs(5), ..Defaults::default() },
-            root,
-        })
-        .unwrap();
-        let plan = engine.plan("t.c", &RunOptions { batch: Some(batch), limit: None }).unwrap();
-        let outcome = engine.run(&plan, false, &mut |_| {});
+        let outcome = run(dir.path(), "t.c", batch);
         let after = stored(&conn);
 
         let first_error = expected.iter().position(Result::is_err);
