@@ -122,6 +122,33 @@ fn run(root: &Path, migration: &str, batch: u64) -> Result<RunSummary, mig::exec
     engine.run(&plan, false, &mut |_| {})
 }
 
+/// A project in a fresh folder: `spec` as `specs/NAME.mig`, and `db.sqlite` holding table `t`
+/// (`a` and `b` of the declared types, `c` and `d` TEXT) with `cells` as its rows.
+fn project(
+    name: &str,
+    spec: &str,
+    a_type: &str,
+    b_type: &str,
+    cells: &[(Value, Value, Value, Value)],
+) -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("specs")).unwrap();
+    std::fs::write(dir.path().join(format!("specs/{name}.mig")), spec).unwrap();
+    let conn = Connection::open(dir.path().join("db.sqlite")).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a {a_type}, b {b_type}, c TEXT, d TEXT)"
+    ))
+    .unwrap();
+    for (id, (a, b, c, d)) in cells.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![id as i64 + 1, a, b, c, d],
+        )
+        .unwrap();
+    }
+    (dir, conn)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -132,22 +159,7 @@ proptest! {
         cells in proptest::collection::vec((value(), value(), value(), value()), 1..24),
         batch in 1u64..6,
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("specs")).unwrap();
-        std::fs::write(dir.path().join("specs/m.mig"), SPEC).unwrap();
-        let db = dir.path().join("db.sqlite");
-        let conn = Connection::open(&db).unwrap();
-        conn.execute_batch(&format!(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, a {a_type}, b {b_type}, c TEXT, d TEXT)"
-        ))
-        .unwrap();
-        for (id, (a, b, c, d)) in cells.iter().enumerate() {
-            conn.execute(
-                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![id as i64 + 1, a, b, c, d],
-            )
-            .unwrap();
-        }
+        let (dir, conn) = project("m", SPEC, a_type, b_type, &cells);
         let before = stored(&conn);
         let (sets, filter) = spec_parts();
         let expected: Vec<_> = before.iter().map(|row| interpreted(row, &sets, &filter)).collect();
@@ -202,22 +214,8 @@ proptest! {
         cells in proptest::collection::vec((value(), value(), prop_oneof![3 => Just(Value::Null), 1 => value()]), 1..24),
         batch in 1u64..6,
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("specs")).unwrap();
-        std::fs::write(dir.path().join("specs/c.mig"), BACKFILL).unwrap();
-        let db = dir.path().join("db.sqlite");
-        let conn = Connection::open(&db).unwrap();
-        conn.execute_batch(&format!(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, a {a_type}, b TEXT, c TEXT, d TEXT)"
-        ))
-        .unwrap();
-        for (id, (a, b, c)) in cells.iter().enumerate() {
-            conn.execute(
-                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, NULL)",
-                rusqlite::params![id as i64 + 1, a, b, c],
-            )
-            .unwrap();
-        }
+        let cells: Vec<_> = cells.into_iter().map(|(a, b, c)| (a, b, c, Value::Null)).collect();
+        let (dir, conn) = project("c", BACKFILL, a_type, "TEXT", &cells);
         let before = stored(&conn);
         let set = match parse(BACKFILL).unwrap().items.into_iter().next() {
             Some(Item::Block(block)) => match block.statements.into_iter().next().map(|s| s.kind) {
