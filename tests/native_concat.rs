@@ -4,12 +4,13 @@
 //! interpreter refuses stops the run at that row's batch with the earlier batches whole.
 use mig::config::{Config, Database, Defaults};
 use mig::exec::eval::{eval, eval_predicate};
-use mig::exec::{Engine, RunSummary};
+use mig::exec::{Engine, ExecError, RunSummary};
 use mig::plan::RunOptions;
 use mig::syntax::ast::{Expr, Item, StatementKind};
 use mig::syntax::parse;
 use mig::value::Value;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
@@ -36,9 +37,9 @@ fn value() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// The spec's two set expressions and its filter.
-fn spec_parts() -> (Vec<Expr>, Expr) {
-    let spec = parse(SPEC).unwrap();
+/// A spec's set expressions and its filter, if it has one.
+fn spec_parts(spec: &str) -> (Vec<Expr>, Option<Expr>) {
+    let spec = parse(spec).unwrap();
     let Some(Item::Block(block)) = spec.items.into_iter().next() else {
         panic!("one block")
     };
@@ -51,7 +52,7 @@ fn spec_parts() -> (Vec<Expr>, Expr) {
             other => panic!("unexpected statement {other:?}"),
         }
     }
-    (sets, filter.expect("a where"))
+    (sets, filter)
 }
 
 type Row = (i64, Value, Value, Value, Value);
@@ -69,9 +70,13 @@ fn stored(conn: &Connection) -> Vec<Row> {
     .collect()
 }
 
-/// What the interpreter makes of one row: its new `c` and `d`, None when the filter passes
-/// over it, or the error that stops the run.
-fn interpreted(row: &Row, sets: &[Expr], filter: &Expr) -> Result<Option<Vec<Value>>, String> {
+/// What the interpreter makes of one row: the new values of the sets (`c`, then `d`), None
+/// when the filter passes over it, or the error that stops the run.
+fn interpreted(
+    row: &Row,
+    sets: &[Expr],
+    filter: Option<&Expr>,
+) -> Result<Option<Vec<Value>>, String> {
     let (_, a, b, c, d) = row;
     let named = vec![
         ("a".to_string(), a.clone()),
@@ -79,8 +84,10 @@ fn interpreted(row: &Row, sets: &[Expr], filter: &Expr) -> Result<Option<Vec<Val
         ("c".to_string(), c.clone()),
         ("d".to_string(), d.clone()),
     ];
-    if !eval_predicate(filter, &named).map_err(|e| e.to_string())? {
-        return Ok(None);
+    if let Some(filter) = filter {
+        if !eval_predicate(filter, &named).map_err(|e| e.to_string())? {
+            return Ok(None);
+        }
     }
     let values = sets
         .iter()
@@ -149,6 +156,53 @@ fn project(
     (dir, conn)
 }
 
+/// Checks a run of the spec whose per-row interpretation is `expected` against the table
+/// before and after it: batches before the one holding the first refused row are written,
+/// the rest untouched; each written row holds what the interpreter computed, as its column
+/// stores it; and the run counts as updated exactly the rows whose values changed (NULL over
+/// NULL is no change).
+fn check_run(
+    conn: &Connection,
+    before: &[Row],
+    expected: &[Result<Option<Vec<Value>>, String>],
+    outcome: Result<RunSummary, ExecError>,
+    batch: u64,
+) -> Result<(), TestCaseError> {
+    let after = stored(conn);
+    let first_error = expected.iter().position(Result::is_err);
+    prop_assert_eq!(
+        outcome.is_err(),
+        first_error.is_some(),
+        "{:?}",
+        outcome.err()
+    );
+    let batch = batch as usize;
+    let written = first_error.map_or(before.len(), |row| row / batch * batch);
+    let mut changed = 0;
+    for (i, (old, new)) in before.iter().zip(&after).enumerate() {
+        let mut want = vec![old.3.clone(), old.4.clone()];
+        if let (Ok(Some(values)), true) = (&expected[i], i < written) {
+            for (cell, value) in want.iter_mut().zip(values) {
+                *cell = as_stored_text(conn, value);
+            }
+        }
+        prop_assert_eq!(
+            vec![new.3.clone(), new.4.clone()],
+            want.clone(),
+            "row {}: a {:?}, b {:?}, interpreter {:?}",
+            i + 1,
+            old.1,
+            old.2,
+            expected[i]
+        );
+        changed += usize::from(want != [old.3.clone(), old.4.clone()]);
+    }
+    if let Ok(summary) = outcome {
+        prop_assert_eq!(summary.updated, changed as u64);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -161,40 +215,11 @@ proptest! {
     ) {
         let (dir, conn) = project("m", SPEC, a_type, b_type, &cells);
         let before = stored(&conn);
-        let (sets, filter) = spec_parts();
-        let expected: Vec<_> = before.iter().map(|row| interpreted(row, &sets, &filter)).collect();
-
+        let (sets, filter) = spec_parts(SPEC);
+        let expected: Vec<_> =
+            before.iter().map(|row| interpreted(row, &sets, filter.as_ref())).collect();
         let outcome = run(dir.path(), "m", batch);
-        let after = stored(&conn);
-
-        let first_error = expected.iter().position(Result::is_err);
-        prop_assert_eq!(outcome.is_err(), first_error.is_some(), "{:?}", outcome.err());
-        // Batches before the one holding the first refused row are written; the rest untouched.
-        let batch = batch as usize;
-        let written = first_error.map_or(before.len(), |row| row / batch * batch);
-        let mut changed = 0;
-        for (i, (old, new)) in before.iter().zip(&after).enumerate() {
-            let want = match (&expected[i], i < written) {
-                (Ok(Some(values)), true) => {
-                    (as_stored_text(&conn, &values[0]), as_stored_text(&conn, &values[1]))
-                }
-                _ => (old.3.clone(), old.4.clone()),
-            };
-            prop_assert_eq!(
-                (&new.3, &new.4),
-                (&want.0, &want.1),
-                "row {}: a {:?}, b {:?}, interpreter {:?}",
-                i + 1,
-                old.1,
-                old.2,
-                expected[i]
-            );
-            changed += usize::from(want != (old.3.clone(), old.4.clone()));
-        }
-        // Only rows whose value changes are written and counted: NULL over NULL is no change.
-        if let Ok(summary) = outcome {
-            prop_assert_eq!(summary.updated, changed as u64);
-        }
+        check_run(&conn, &before, &expected, outcome, batch)?;
     }
 }
 
@@ -217,44 +242,10 @@ proptest! {
         let cells: Vec<_> = cells.into_iter().map(|(a, b, c)| (a, b, c, Value::Null)).collect();
         let (dir, conn) = project("c", BACKFILL, a_type, "TEXT", &cells);
         let before = stored(&conn);
-        let set = match parse(BACKFILL).unwrap().items.into_iter().next() {
-            Some(Item::Block(block)) => match block.statements.into_iter().next().map(|s| s.kind) {
-                Some(StatementKind::Set { value, .. }) => value,
-                other => panic!("expected a set, got {other:?}"),
-            },
-            _ => panic!("one block"),
-        };
-        let expected: Vec<Result<Value, String>> = before
-            .iter()
-            .map(|(_, a, b, c, d)| {
-                let named = vec![
-                    ("a".to_string(), a.clone()),
-                    ("b".to_string(), b.clone()),
-                    ("c".to_string(), c.clone()),
-                    ("d".to_string(), d.clone()),
-                ];
-                eval(&set, &named).map_err(|e| e.to_string())
-            })
-            .collect();
-
+        let (sets, filter) = spec_parts(BACKFILL);
+        let expected: Vec<_> =
+            before.iter().map(|row| interpreted(row, &sets, filter.as_ref())).collect();
         let outcome = run(dir.path(), "t.c", batch);
-        let after = stored(&conn);
-
-        let first_error = expected.iter().position(Result::is_err);
-        prop_assert_eq!(outcome.is_err(), first_error.is_some(), "{:?}", outcome.err());
-        let batch = batch as usize;
-        let written = first_error.map_or(before.len(), |row| row / batch * batch);
-        let mut changed = 0;
-        for (i, (old, new)) in before.iter().zip(&after).enumerate() {
-            let want = match (&expected[i], i < written) {
-                (Ok(value), true) => as_stored_text(&conn, value),
-                _ => old.3.clone(),
-            };
-            prop_assert_eq!(&new.3, &want, "row {}: a {:?}, b {:?}", i + 1, old.1, old.2);
-            changed += usize::from(want != old.3);
-        }
-        if let Ok(summary) = outcome {
-            prop_assert_eq!(summary.updated, changed as u64);
-        }
+        check_run(&conn, &before, &expected, outcome, batch)?;
     }
 }
