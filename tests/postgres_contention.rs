@@ -75,11 +75,18 @@ fn a_lock_released_within_the_retries_costs_only_a_wait() {
     let out = project.mig(&["run", "t.b"]);
     releaser.join().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(
-        stdout(&out).contains("100 rows processed, 100 updated"),
-        "{}",
-        stdout(&out)
-    );
+    assert_said(&out, "100 rows processed, 100 updated");
+}
+
+/// Fails unless mig's output says `summary` (e.g. "100 rows processed, 100 updated").
+fn assert_said(out: &Output, summary: &str) {
+    assert!(stdout(out).contains(summary), "{}", stdout(out));
+}
+
+/// Rolls back the run of `t.b`, which must succeed.
+fn roll_back(project: &Project) {
+    let out = project.mig(&["rollback", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// Runs `mig run t.b` while the application holds `change` uncommitted, committing it only
@@ -111,18 +118,13 @@ fn a_row_committed_while_the_batch_waits_is_written_and_backed_up_from_its_new_v
     let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
     let out =
         run_while_the_application_commits(&project, "UPDATE t SET a = 1000, b = 7 WHERE id = 55");
-    assert!(
-        stdout(&out).contains("100 rows processed, 100 updated"),
-        "{}",
-        stdout(&out)
-    );
+    assert_said(&out, "100 rows processed, 100 updated");
     assert_eq!(
         project.query("SELECT b FROM t WHERE id = 55"),
         ["2000"],
         "computed from the committed a"
     );
-    let out = project.mig(&["rollback", "t.b"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    roll_back(&project);
     assert_eq!(
         project.query("SELECT a || '|' || b FROM t WHERE id = 55"),
         ["1000|7"],
@@ -188,11 +190,7 @@ fn a_null_row_the_application_fills_while_the_batch_waits_is_written_over_the_ap
     };
     let project = Project::on(&Backend::Postgres(url), &TABLE, WAITING);
     let out = run_while_the_application_commits(&project, "UPDATE t SET b = 7 WHERE id = 55");
-    assert!(
-        stdout(&out).contains("100 rows processed, 100 updated"),
-        "{}",
-        stdout(&out)
-    );
+    assert_said(&out, "100 rows processed, 100 updated");
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b = a * 2"),
         ["100"]
@@ -204,8 +202,7 @@ fn a_null_row_the_application_fills_while_the_batch_waits_is_written_over_the_ap
         ["10"],
         "the second statement's rows join the batch's record"
     );
-    let out = project.mig(&["rollback", "t.b"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    roll_back(&project);
     assert_eq!(
         project.query("SELECT id || '|' || b FROM t WHERE b IS NOT NULL"),
         ["55|7"],
@@ -223,18 +220,13 @@ fn a_row_the_application_empties_while_the_batch_waits_is_written_and_backed_up_
     let project = Project::on(&Backend::Postgres(url), &TABLE, WAITING);
     project.execute("UPDATE t SET b = 5 WHERE id = 55");
     let out = run_while_the_application_commits(&project, "UPDATE t SET b = NULL WHERE id = 55");
-    assert!(
-        stdout(&out).contains("100 rows processed, 100 updated"),
-        "{}",
-        stdout(&out)
-    );
+    assert_said(&out, "100 rows processed, 100 updated");
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b = a * 2"),
         ["100"]
     );
     assert_eq!(backed_up_old(&project, 55), ["NULL"]);
-    let out = project.mig(&["rollback", "t.b"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    roll_back(&project);
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
         ["0"]
@@ -251,11 +243,7 @@ fn rows_deleted_or_inserted_while_the_batch_waits_are_counted_as_they_are() {
     };
     let project = Project::on(&Backend::Postgres(url.clone()), &TABLE, WAITING);
     let out = run_while_the_application_commits(&project, "DELETE FROM t WHERE id = 55");
-    assert!(
-        stdout(&out).contains("99 rows processed, 99 updated"),
-        "{}",
-        stdout(&out)
-    );
+    assert_said(&out, "99 rows processed, 99 updated");
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b = a * 2"),
         ["99"]
@@ -267,11 +255,7 @@ fn rows_deleted_or_inserted_while_the_batch_waits_are_counted_as_they_are() {
         &project,
         "INSERT INTO t VALUES (56, 56, NULL); UPDATE t SET b = 7 WHERE id = 55",
     );
-    assert!(
-        stdout(&out).contains("100 rows processed, 100 updated"),
-        "{}",
-        stdout(&out)
-    );
+    assert_said(&out, "100 rows processed, 100 updated");
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b = a * 2"),
         ["100"]
@@ -317,8 +301,7 @@ fn a_rollback_beside_a_live_run_stops_the_run_and_restores_everything() {
         assert!(run.try_wait().unwrap().is_none(), "the run ended early");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let out = project.mig(&["rollback", "t.b"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    roll_back(&project);
     let status = run.wait().unwrap();
     assert_eq!(
         status.code(),
