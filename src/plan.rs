@@ -4,7 +4,7 @@
 
 use crate::compile::{Catalog, Migration, MigrationKind, Schema, Validation};
 use crate::config::Defaults;
-use crate::store::{BatchStep, Store};
+use crate::store::{BatchStep, RowCount, Store};
 use crate::value::Fnv;
 use std::time::Duration;
 
@@ -136,8 +136,9 @@ impl Plan {
             .collect()
     }
 
-    /// The plan as `mig plan` prints it, one line per entry. `rows` is the table's row count now.
-    pub fn describe(&self, store: &dyn Store, rows: u64) -> Vec<String> {
+    /// The plan as `mig plan` prints it, one line per entry. `rows` is the table's size now.
+    pub fn describe(&self, store: &dyn Store, size: RowCount) -> Vec<String> {
+        let rows = size.rows();
         let m = &self.migration;
         let kind = match m.kind {
             MigrationKind::Backfill => "backfill",
@@ -156,9 +157,13 @@ impl Plan {
                 m.table, self.key, self.batch
             ),
             format!(
-                "  {} rows in the table now; this run processes {}{} in about {}",
-                rows,
-                to_process,
+                "  {} rows in the table now{}; this run processes {}{} in about {}",
+                size.show(rows),
+                match size {
+                    RowCount::Exact(_) => "",
+                    RowCount::About(_) => " (the database's estimate, not a count)",
+                },
+                size.show(to_process),
                 self.limit
                     .map_or(String::new(), |l| format!(" (limit {l})")),
                 count(to_process.div_ceil(self.batch), "batch", "batches")

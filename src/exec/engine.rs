@@ -210,7 +210,7 @@ impl Engine {
     }
 
     pub fn describe(&mut self, plan: &Plan) -> Result<Vec<String>, ExecError> {
-        let rows = self.store.count_rows(plan.table())?;
+        let rows = self.store.size(plan.table())?;
         Ok(plan.describe(self.store.as_ref(), rows))
     }
 
@@ -256,7 +256,7 @@ impl Engine {
     ) -> Result<RunSummary, ExecError> {
         let started = Instant::now();
         let (run, resumed) = self.open_run(plan, restart)?;
-        let rows = self.store.count_rows(plan.table())?;
+        let rows = self.store.size(plan.table())?.rows();
         let limit = run.row_limit;
         let expected = limit.map_or(rows, |l| l.min(rows.max(run.processed)));
         let (run, longest_batch) = self.run_batches(plan, run, expected, progress)?;
@@ -304,7 +304,7 @@ impl Engine {
         }
         let started = Instant::now();
         let (run, resumed) = self.open_run(plan, false)?;
-        let expected = self.store.count_rows(plan.table())?;
+        let expected = self.store.size(plan.table())?.rows();
         let step = plan.step();
         let mut mine = Progress {
             processed: 0,

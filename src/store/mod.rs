@@ -137,6 +137,29 @@ pub struct RollbackOutcome {
     pub conflict_keys: Vec<Value>,
 }
 
+/// How many rows a table holds, counted or estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowCount {
+    Exact(u64),
+    About(u64),
+}
+
+impl RowCount {
+    pub fn rows(self) -> u64 {
+        match self {
+            RowCount::Exact(n) | RowCount::About(n) => n,
+        }
+    }
+
+    /// `n` qualified as this count is: "about n" for an estimate.
+    pub fn show(self, n: u64) -> String {
+        match self {
+            RowCount::Exact(_) => n.to_string(),
+            RowCount::About(_) => format!("about {n}"),
+        }
+    }
+}
+
 /// A database `mig` can migrate.
 pub trait Store: Send {
     /// The live tables, without mig's own `_mig_*` tables.
@@ -144,6 +167,11 @@ pub trait Store: Send {
     /// Creates `_mig_runs`, `_mig_backup` and `_mig_conflicts` where missing.
     fn prepare_state(&mut self) -> Result<(), StoreError>;
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError>;
+    /// The size a run and its plan are told: a count, unless counting means reading a large
+    /// table whole before the first batch and the database keeps an estimate.
+    fn size(&mut self, table: &str) -> Result<RowCount, StoreError> {
+        Ok(RowCount::Exact(self.count_rows(table)?))
+    }
 
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError>;
     fn start_run(

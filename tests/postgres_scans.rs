@@ -1,0 +1,84 @@
+//! A run on PostgreSQL reads only the rows of its batches: no batch, first or last, and no
+//! count before the first, reads the whole table. On a table of tens of millions of rows one
+//! such scan takes seconds, and a batch holds the rows it already wrote locked meanwhile.
+mod common;
+
+use common::{postgres_url, stderr, Backend, Project, Setup};
+
+/// 20,000 rows, stored in no order of their keys (as updates leave a table), and analyzed: the
+/// planner knows the table's size, as on any table autovacuum has seen. Without bitmap scans
+/// (which, on a table this small, read only what an index bounds anyway) the planner picks a
+/// sequential scan for any condition it cannot bound on both sides, as it does on tables of
+/// millions of rows with bitmap scans.
+const TABLE: Setup = Setup {
+    sqlite: "",
+    postgres: "CREATE TABLE t (id bigint PRIMARY KEY, a bigint NOT NULL, b bigint, n bigint NOT NULL);
+               INSERT INTO t SELECT i, i, NULL, i FROM generate_series(1, 20000) AS i ORDER BY random();
+               ANALYZE t;
+               DO $$ BEGIN
+                   EXECUTE format('ALTER DATABASE %I SET enable_bitmapscan = off', current_database());
+               END $$;",
+};
+
+/// `t.b` takes the NULL-old statement; `bump` reads the column it sets, so it takes the
+/// statement that locks its batch first.
+const SPEC: &str = "
+backfill b on t {
+    set b = a * 2
+    batch 100
+}
+
+migrate bump on t {
+    set n = n + 1
+    batch 100
+}
+";
+
+/// Sequential scans of `t` so far. A backend's counts reach the statistics when it ends.
+fn seq_scans(project: &Project) -> i64 {
+    let scans = project.query("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 't'");
+    scans[0].parse().expect("t has statistics")
+}
+
+fn assert_runs_without_a_table_scan(project: &Project, args: &[&str]) {
+    let before = seq_scans(project);
+    let out = project.mig(args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        seq_scans(project) - before,
+        0,
+        "`mig {}` read the whole table",
+        args.join(" ")
+    );
+}
+
+#[test]
+fn runs_plans_and_workers_never_read_the_whole_table() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    assert_runs_without_a_table_scan(&project, &["plan", "t.b"]);
+    assert_runs_without_a_table_scan(&project, &["run", "t.b"]);
+    assert_runs_without_a_table_scan(&project, &["run", "bump"]);
+    assert_runs_without_a_table_scan(&project, &["run", "bump", "--restart"]);
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b = 2 * a AND n = id + 2"),
+        ["20000"],
+        "every row written"
+    );
+}
+
+#[test]
+fn workers_never_read_the_whole_table() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    assert_runs_without_a_table_scan(&project, &["run", "t.b", "--workers", "3"]);
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b = 2 * a"),
+        ["20000"],
+        "every row written"
+    );
+}
