@@ -97,9 +97,21 @@ struct Column {
     name: String,
     /// `format_type`'s spelling, for casts: `integer`, `character varying(20)`.
     sql_type: String,
+    /// The same without a length: `character varying`, `bpchar`. Values mig writes are cast
+    /// to it, so the column's own length applies as in any assignment, which refuses a longer
+    /// value; an explicit cast to `character varying(20)` would cut it short without a word.
+    base_type: String,
     /// None when mig cannot map the type; `typname` names it in the error.
     ty: Option<ColumnType>,
     typname: String,
+}
+
+impl Column {
+    /// A `varchar(n)` or `char(n)`: it refuses a value longer than n, unless only spaces
+    /// are past n, which it cuts.
+    fn has_length(&self) -> bool {
+        self.ty.is_some_and(ColumnType::is_text) && self.sql_type != self.base_type
+    }
 }
 
 pub struct PostgresStore {
@@ -135,9 +147,11 @@ impl PostgresStore {
     }
 
     fn load_catalog(&mut self) -> Result<Schema, StoreError> {
+        // The base type is spelled for typmod -1, not NULL: without one, `format_type` spells
+        // `bpchar` as `character`, which a cast reads as `character(1)`.
         let rows = self.client.query(
             "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                    t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4 \
+                    format_type(a.atttypid, -1), t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4 \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              JOIN pg_type t ON t.oid = a.atttypid \
@@ -152,8 +166,8 @@ impl PostgresStore {
         self.tables.clear();
         for row in rows {
             let (table, column): (String, String) = (row.get(0), row.get(1));
-            let typname: String = row.get(3);
-            let position: i32 = row.get(4);
+            let typname: String = row.get(4);
+            let position: i32 = row.get(5);
             if tables.last().is_none_or(|t| t.name != table) {
                 tables.push(TableSchema {
                     name: table.clone(),
@@ -172,6 +186,7 @@ impl PostgresStore {
             self.tables.entry(table).or_default().push(Column {
                 name: column,
                 sql_type: row.get(2),
+                base_type: row.get(3),
                 ty: ColumnType::from_catalog(&typname),
                 typname,
             });
@@ -252,7 +267,7 @@ impl PostgresStore {
         let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
         let mut set_types = Vec::new();
         for (column, _) in &step.sets {
-            let (ty, sql_type) = self.column_type(&step.table, column)?;
+            let (ty, _) = self.column_type(&step.table, column)?;
             if ty == ColumnType::Numeric {
                 return Err(StoreError::Unsupported(format!(
                     "`{}`.`{column}` is numeric: mig reads numerics as reals and will not write \
@@ -260,7 +275,7 @@ impl PostgresStore {
                     step.table
                 )));
             }
-            set_types.push((ty, sql_type));
+            set_types.push((ty, self.column(&step.table, column)?.base_type.clone()));
         }
         let mut needed: Vec<String> = Vec::new();
         let exprs = step.sets.iter().map(|(_, e)| e).chain(&step.filter);
@@ -378,13 +393,15 @@ impl PostgresStore {
         // the value assigned to it. A `varchar(n)` column cuts trailing spaces past n, so the
         // value it holds would differ from the value computed again, and the row would be
         // written and backed up a second time in one batch.
-        let stores_exactly = |(ty, sql_type): &(ColumnType, String)| {
-            !(*ty == ColumnType::Varchar && sql_type.contains('('))
+        let stores_exactly = |column: &str| {
+            self.column(&step.table, column)
+                .is_ok_and(|c| !c.has_length())
         };
-        let null_old_first = shape.set_types.iter().all(stores_exactly)
-            && step.sets.iter().all(|(column, _)| {
-                *column != step.key && step.sets.iter().all(|(_, value)| !value.reads(column))
-            });
+        let null_old_first = step.sets.iter().all(|(column, _)| {
+            stores_exactly(column)
+                && *column != step.key
+                && step.sets.iter().all(|(_, value)| !value.reads(column))
+        });
         let statements = if null_old_first {
             // Over NULL old values "differs" is "is not NULL": the same rows, a cheaper test.
             let fills = filtered(&present);
@@ -816,7 +833,7 @@ struct BatchShape {
     key_type: ColumnType,
     key_sql_type: String,
     set_columns: Vec<String>,
-    /// Per `set`, its column's type and its spelling for casts.
+    /// Per `set`, its column's type and its base type, to which new values are cast.
     set_types: Vec<(ColumnType, String)>,
     /// The columns the expressions read, then the set columns.
     needed: Vec<String>,
@@ -891,9 +908,12 @@ impl BatchShape {
         let mut arrays = vec![format!("$6::{key_sql_type}[]")];
         let mut names = vec!["\"_mig_key\"".to_string()];
         let mut assignments = Vec::new();
-        for (i, (column, (_, sql_type))) in self.set_columns.iter().zip(&self.set_types).enumerate()
+        for (i, (column, (_, base_type))) in
+            self.set_columns.iter().zip(&self.set_types).enumerate()
         {
-            arrays.push(format!("${}::{sql_type}[]", i + 7));
+            // To the base type: the assignment then checks the column's length and refuses a
+            // value the interpreter computed too long, as a pushed-down `UPDATE` does.
+            arrays.push(format!("${}::{base_type}[]", i + 7));
             names.push(format!("n{i}"));
             assignments.push(format!("{} = v.n{i}", quote_ident(column)));
         }
@@ -1676,10 +1696,12 @@ impl Store for PostgresStore {
             let mut current = Vec::new();
             let mut values: Vec<Vec<Option<String>>> = Vec::new();
             for (i, column) in cols.iter().enumerate() {
-                let sql_type = columns
+                // The base type, so an old value longer than the column allows now is
+                // refused, not restored cut short.
+                let base_type = columns
                     .iter()
                     .find(|c| &c.name == column)
-                    .map(|c| c.sql_type.clone())
+                    .map(|c| c.base_type.clone())
                     .ok_or_else(|| {
                         StoreError::Unsupported(format!(
                             "backed-up column `{column}` is no longer in table `{}`",
@@ -1691,7 +1713,7 @@ impl Store for PostgresStore {
                 arrays.push(format!("${}::text[]", 5 + 2 * i));
                 names.push(format!("o{i}"));
                 names.push(format!("n{i}"));
-                sets.push(format!("{quoted} = b.o{i}::{sql_type}"));
+                sets.push(format!("{quoted} = b.o{i}::{base_type}"));
                 unchanged.push(format!("t.{quoted}::text IS NOT DISTINCT FROM b.n{i}"));
                 current.push(format!("t.{quoted}::text"));
                 values.push(column_of(i, &old));
