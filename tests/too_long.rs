@@ -38,6 +38,7 @@ fn a_computed_value_too_long_for_its_column_stops_the_run_before_its_batch() {
         assert_eq!(out.status.code(), Some(4), "{declared}: {message}");
         for needle in [
             "batch 2 of run 1 failed and was rolled back",
+            &format!("`codes`.`c` ({shown})"),
             &format!("value too long for type {shown}"),
         ] {
             assert!(
@@ -101,7 +102,7 @@ fn a_rollback_into_a_column_narrowed_since_refuses_an_old_value_that_no_longer_f
     let message = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{}{message}", stdout(&out));
     assert!(
-        message.contains("value too long for type character varying(3)"),
+        message.contains("`codes`.`c` (character varying(3))"),
         "{message}"
     );
     assert_eq!(project.dump("codes"), after, "no row restored cut short");

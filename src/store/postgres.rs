@@ -232,6 +232,25 @@ impl PostgresStore {
         }
     }
 
+    /// `e` naming the step's set columns with a length when it is PostgreSQL's "value too
+    /// long for type character varying(3)", which says neither table nor column.
+    fn name_too_long(&self, step: &BatchStep, e: StoreError) -> StoreError {
+        let StoreError::Postgres(source) = e else {
+            return e;
+        };
+        let columns: Vec<&Column> = step
+            .sets
+            .iter()
+            .filter_map(|(column, _)| self.column(&step.table, column).ok())
+            .collect();
+        match with_length(&step.table, &columns) {
+            Some(columns) if source.code() == Some(&SqlState::STRING_DATA_RIGHT_TRUNCATION) => {
+                StoreError::TooLong { columns, source }
+            }
+            _ => StoreError::Postgres(source),
+        }
+    }
+
     /// Runs `work` in one transaction with the lock timeout set; contention becomes
     /// `LockTimeout`, which the engine retries.
     ///
@@ -1144,6 +1163,17 @@ fn coerce(value: Value, ty: ColumnType, column: &str) -> Result<Value, StoreErro
     })
 }
 
+/// The columns that have a length, as an error names them: `` `t`.`c` (character
+/// varying(3)) ``, joined by "or"; None when none has one.
+fn with_length(table: &str, columns: &[&Column]) -> Option<String> {
+    let named: Vec<String> = columns
+        .iter()
+        .filter(|c| c.has_length())
+        .map(|c| format!("`{table}`.`{}` ({})", c.name, c.sql_type))
+        .collect();
+    (!named.is_empty()).then(|| named.join(" or "))
+}
+
 /// Lock timeout, deadlock and serialization failure: contention the engine retries.
 fn contention(e: StoreError, started: Instant) -> StoreError {
     match &e {
@@ -1396,7 +1426,9 @@ impl Store for PostgresStore {
             self.unshared.insert(request.run_id);
         }
         let started = Instant::now();
-        let outcome = self.run_range(step, request, None)?;
+        let outcome = self
+            .run_range(step, request, None)
+            .map_err(|e| self.name_too_long(step, e))?;
         Ok(BatchOutcome {
             held: started.elapsed(),
             ..outcome
@@ -1444,7 +1476,10 @@ impl Store for PostgresStore {
                 let hi = key_value(claim.get(2), key_type);
                 // A claim whose rows were all deleted since is done and empty: go on.
                 let started = Instant::now();
-                match self.run_claim(&sql, step, &range, &hi)? {
+                let claimed = self
+                    .run_claim(&sql, step, &range, &hi)
+                    .map_err(|e| self.name_too_long(step, e))?;
+                match claimed {
                     Some(outcome) if outcome.processed > 0 => {
                         return Ok(BatchOutcome {
                             held: started.elapsed(),
@@ -1760,6 +1795,7 @@ impl Store for PostgresStore {
                     .collect(),
             })
         })
+        .map_err(|e| self.name_too_long(step, e))
     }
 
     fn conflict_keys(&mut self, run_id: i64) -> Result<Vec<Value>, StoreError> {
@@ -1853,7 +1889,36 @@ fn check_run_position(
 
 #[cfg(test)]
 mod tests {
-    use super::NullOldMisses;
+    use super::{with_length, Column, ColumnType, NullOldMisses};
+
+    /// A column as the catalog describes it: `format_type` with its typmod and with -1.
+    fn column(name: &str, sql_type: &str, base_type: &str, typname: &str) -> Column {
+        Column {
+            name: name.into(),
+            sql_type: sql_type.into(),
+            base_type: base_type.into(),
+            ty: ColumnType::from_catalog(typname),
+            typname: typname.into(),
+        }
+    }
+
+    #[test]
+    fn a_value_too_long_is_said_to_be_for_the_columns_with_a_length_only() {
+        let columns = [
+            column("id", "integer", "integer", "int4"),
+            column("a", "text", "text", "text"),
+            column("b", "character varying(3)", "character varying", "varchar"),
+            column("c", "character varying", "character varying", "varchar"),
+            column("d", "character(2)", "bpchar", "bpchar"),
+            column("e", "bpchar", "bpchar", "bpchar"),
+        ];
+        let all: Vec<&Column> = columns.iter().collect();
+        assert_eq!(
+            with_length("t", &all).as_deref(),
+            Some("`t`.`b` (character varying(3)) or `t`.`d` (character(2))")
+        );
+        assert_eq!(with_length("t", &[&columns[1], &columns[3]]), None);
+    }
 
     /// Which of the next `n` batches run the NULL-old statement.
     fn tries(misses: &mut NullOldMisses, n: usize) -> Vec<bool> {
