@@ -27,6 +27,13 @@ pub enum StoreError {
     LockTimeout { waited_ms: u128 },
     #[error("cannot open database {path}: {message}")]
     Open { path: String, message: String },
+    /// PostgreSQL refused a value longer than a `varchar(n)` or `char(n)` column takes; its
+    /// message names the type, `columns` the set columns it may be about.
+    #[error("a value is too long for {columns}; PostgreSQL: {}", postgres::postgres_message(.source))]
+    TooLong {
+        columns: String,
+        source: ::postgres::Error,
+    },
     #[error("{0}")]
     Unsupported(String),
     #[error("mig's own state is inconsistent, nothing was written: {0}")]

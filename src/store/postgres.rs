@@ -97,6 +97,10 @@ struct Column {
     name: String,
     /// `format_type`'s spelling, for casts: `integer`, `character varying(20)`.
     sql_type: String,
+    /// The same without a length: `character varying`, `bpchar`. Values mig writes are cast
+    /// to it, so the column's own length applies as in any assignment, which refuses a longer
+    /// value; an explicit cast to `character varying(20)` would cut it short without a word.
+    base_type: String,
     /// None when mig cannot map the type; `typname` names it in the error.
     ty: Option<ColumnType>,
     typname: String,
@@ -111,6 +115,14 @@ struct Column {
 /// (a tenth of a backfill's time on `pgbench_accounts`, BENCHMARKS.md).
 const BATCH_PLANS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
      SET LOCAL plan_cache_mode = force_generic_plan";
+
+impl Column {
+    /// A `varchar(n)` or `char(n)`: it refuses a value longer than n, unless only spaces
+    /// are past n, which it cuts.
+    fn has_length(&self) -> bool {
+        self.ty.is_some_and(ColumnType::is_text) && self.sql_type != self.base_type
+    }
+}
 
 pub struct PostgresStore {
     client: Client,
@@ -145,9 +157,11 @@ impl PostgresStore {
     }
 
     fn load_catalog(&mut self) -> Result<Schema, StoreError> {
+        // The base type is spelled for typmod -1, not NULL: without one, `format_type` spells
+        // `bpchar` as `character`, which a cast reads as `character(1)`.
         let rows = self.client.query(
             "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                    t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4 \
+                    format_type(a.atttypid, -1), t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4 \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              JOIN pg_type t ON t.oid = a.atttypid \
@@ -162,8 +176,8 @@ impl PostgresStore {
         self.tables.clear();
         for row in rows {
             let (table, column): (String, String) = (row.get(0), row.get(1));
-            let typname: String = row.get(3);
-            let position: i32 = row.get(4);
+            let typname: String = row.get(4);
+            let position: i32 = row.get(5);
             if tables.last().is_none_or(|t| t.name != table) {
                 tables.push(TableSchema {
                     name: table.clone(),
@@ -182,6 +196,7 @@ impl PostgresStore {
             self.tables.entry(table).or_default().push(Column {
                 name: column,
                 sql_type: row.get(2),
+                base_type: row.get(3),
                 ty: ColumnType::from_catalog(&typname),
                 typname,
             });
@@ -227,6 +242,25 @@ impl PostgresStore {
         }
     }
 
+    /// `e` naming the step's set columns with a length when it is PostgreSQL's "value too
+    /// long for type character varying(3)", which says neither table nor column.
+    fn name_too_long(&self, step: &BatchStep, e: StoreError) -> StoreError {
+        let StoreError::Postgres(source) = e else {
+            return e;
+        };
+        let columns: Vec<&Column> = step
+            .sets
+            .iter()
+            .filter_map(|(column, _)| self.column(&step.table, column).ok())
+            .collect();
+        match with_length(&step.table, &columns) {
+            Some(columns) if source.code() == Some(&SqlState::STRING_DATA_RIGHT_TRUNCATION) => {
+                StoreError::TooLong { columns, source }
+            }
+            _ => StoreError::Postgres(source),
+        }
+    }
+
     /// Runs `work` in one transaction with the lock timeout set; contention becomes
     /// `LockTimeout`, which the engine retries.
     ///
@@ -263,7 +297,7 @@ impl PostgresStore {
         let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
         let mut set_types = Vec::new();
         for (column, _) in &step.sets {
-            let (ty, sql_type) = self.column_type(&step.table, column)?;
+            let (ty, _) = self.column_type(&step.table, column)?;
             if ty == ColumnType::Numeric {
                 return Err(StoreError::Unsupported(format!(
                     "`{}`.`{column}` is numeric: mig reads numerics as reals and will not write \
@@ -271,7 +305,7 @@ impl PostgresStore {
                     step.table
                 )));
             }
-            set_types.push((ty, sql_type));
+            set_types.push((ty, self.column(&step.table, column)?.base_type.clone()));
         }
         let mut needed: Vec<String> = Vec::new();
         let exprs = step.sets.iter().map(|(_, e)| e).chain(&step.filter);
@@ -394,13 +428,15 @@ impl PostgresStore {
         // the value assigned to it. A `varchar(n)` column cuts trailing spaces past n, so the
         // value it holds would differ from the value computed again, and the row would be
         // written and backed up a second time in one batch.
-        let stores_exactly = |(ty, sql_type): &(ColumnType, String)| {
-            !(*ty == ColumnType::Varchar && sql_type.contains('('))
+        let stores_exactly = |column: &str| {
+            self.column(&step.table, column)
+                .is_ok_and(|c| !c.has_length())
         };
-        let null_old_first = shape.set_types.iter().all(stores_exactly)
-            && step.sets.iter().all(|(column, _)| {
-                *column != step.key && step.sets.iter().all(|(_, value)| !value.reads(column))
-            });
+        let null_old_first = step.sets.iter().all(|(column, _)| {
+            stores_exactly(column)
+                && *column != step.key
+                && step.sets.iter().all(|(_, value)| !value.reads(column))
+        });
         let statements = if null_old_first {
             // Over NULL old values "differs" is "is not NULL": the same rows, a cheaper test.
             let fills = filtered(&present);
@@ -832,7 +868,7 @@ struct BatchShape {
     key_type: ColumnType,
     key_sql_type: String,
     set_columns: Vec<String>,
-    /// Per `set`, its column's type and its spelling for casts.
+    /// Per `set`, its column's type and its base type, to which new values are cast.
     set_types: Vec<(ColumnType, String)>,
     /// The columns the expressions read, then the set columns.
     needed: Vec<String>,
@@ -907,9 +943,12 @@ impl BatchShape {
         let mut arrays = vec![format!("$6::{key_sql_type}[]")];
         let mut names = vec!["\"_mig_key\"".to_string()];
         let mut assignments = Vec::new();
-        for (i, (column, (_, sql_type))) in self.set_columns.iter().zip(&self.set_types).enumerate()
+        for (i, (column, (_, base_type))) in
+            self.set_columns.iter().zip(&self.set_types).enumerate()
         {
-            arrays.push(format!("${}::{sql_type}[]", i + 7));
+            // To the base type: the assignment then checks the column's length and refuses a
+            // value the interpreter computed too long, as a pushed-down `UPDATE` does.
+            arrays.push(format!("${}::{base_type}[]", i + 7));
             names.push(format!("n{i}"));
             assignments.push(format!("{} = v.n{i}", quote_ident(column)));
         }
@@ -1138,6 +1177,17 @@ fn coerce(value: Value, ty: ColumnType, column: &str) -> Result<Value, StoreErro
         (ColumnType::Bytea, v @ Value::Blob(_)) => v,
         (_, v) => return Err(refused(&v)),
     })
+}
+
+/// The columns that have a length, as an error names them: `` `t`.`c` (character
+/// varying(3)) ``, joined by "or"; None when none has one.
+fn with_length(table: &str, columns: &[&Column]) -> Option<String> {
+    let named: Vec<String> = columns
+        .iter()
+        .filter(|c| c.has_length())
+        .map(|c| format!("`{table}`.`{}` ({})", c.name, c.sql_type))
+        .collect();
+    (!named.is_empty()).then(|| named.join(" or "))
 }
 
 /// Lock timeout, deadlock and serialization failure: contention the engine retries.
@@ -1410,7 +1460,9 @@ impl Store for PostgresStore {
             self.unshared.insert(request.run_id);
         }
         let started = Instant::now();
-        let outcome = self.run_range(step, request, None)?;
+        let outcome = self
+            .run_range(step, request, None)
+            .map_err(|e| self.name_too_long(step, e))?;
         Ok(BatchOutcome {
             held: started.elapsed(),
             ..outcome
@@ -1458,7 +1510,10 @@ impl Store for PostgresStore {
                 let hi = key_value(claim.get(2), key_type);
                 // A claim whose rows were all deleted since is done and empty: go on.
                 let started = Instant::now();
-                match self.run_claim(&sql, step, &range, &hi)? {
+                let claimed = self
+                    .run_claim(&sql, step, &range, &hi)
+                    .map_err(|e| self.name_too_long(step, e))?;
+                match claimed {
                     Some(outcome) if outcome.processed > 0 => {
                         return Ok(BatchOutcome {
                             held: started.elapsed(),
@@ -1711,10 +1766,12 @@ impl Store for PostgresStore {
             let mut current = Vec::new();
             let mut values: Vec<Vec<Option<String>>> = Vec::new();
             for (i, column) in cols.iter().enumerate() {
-                let sql_type = columns
+                // The base type, so an old value longer than the column allows now is
+                // refused, not restored cut short.
+                let base_type = columns
                     .iter()
                     .find(|c| &c.name == column)
-                    .map(|c| c.sql_type.clone())
+                    .map(|c| c.base_type.clone())
                     .ok_or_else(|| {
                         StoreError::Unsupported(format!(
                             "backed-up column `{column}` is no longer in table `{}`",
@@ -1726,7 +1783,7 @@ impl Store for PostgresStore {
                 arrays.push(format!("${}::text[]", 5 + 2 * i));
                 names.push(format!("o{i}"));
                 names.push(format!("n{i}"));
-                sets.push(format!("{quoted} = b.o{i}::{sql_type}"));
+                sets.push(format!("{quoted} = b.o{i}::{base_type}"));
                 unchanged.push(format!("t.{quoted}::text IS NOT DISTINCT FROM b.n{i}"));
                 current.push(format!("t.{quoted}::text"));
                 values.push(column_of(i, &old));
@@ -1773,6 +1830,7 @@ impl Store for PostgresStore {
                     .collect(),
             })
         })
+        .map_err(|e| self.name_too_long(step, e))
     }
 
     fn conflict_keys(&mut self, run_id: i64) -> Result<Vec<Value>, StoreError> {
@@ -1866,7 +1924,36 @@ fn check_run_position(
 
 #[cfg(test)]
 mod tests {
-    use super::NullOldMisses;
+    use super::{with_length, Column, ColumnType, NullOldMisses};
+
+    /// A column as the catalog describes it: `format_type` with its typmod and with -1.
+    fn column(name: &str, sql_type: &str, base_type: &str, typname: &str) -> Column {
+        Column {
+            name: name.into(),
+            sql_type: sql_type.into(),
+            base_type: base_type.into(),
+            ty: ColumnType::from_catalog(typname),
+            typname: typname.into(),
+        }
+    }
+
+    #[test]
+    fn a_value_too_long_is_said_to_be_for_the_columns_with_a_length_only() {
+        let columns = [
+            column("id", "integer", "integer", "int4"),
+            column("a", "text", "text", "text"),
+            column("b", "character varying(3)", "character varying", "varchar"),
+            column("c", "character varying", "character varying", "varchar"),
+            column("d", "character(2)", "bpchar", "bpchar"),
+            column("e", "bpchar", "bpchar", "bpchar"),
+        ];
+        let all: Vec<&Column> = columns.iter().collect();
+        assert_eq!(
+            with_length("t", &all).as_deref(),
+            Some("`t`.`b` (character varying(3)) or `t`.`d` (character(2))")
+        );
+        assert_eq!(with_length("t", &[&columns[1], &columns[3]]), None);
+    }
 
     /// Which of the next `n` batches run the NULL-old statement.
     fn tries(misses: &mut NullOldMisses, n: usize) -> Vec<bool> {
