@@ -31,7 +31,7 @@ use bytes::BytesMut;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::{Client, NoTls, Row, SimpleQueryMessage, Statement};
 use std::collections::{HashMap, HashSet};
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -271,17 +271,25 @@ impl PostgresStore {
     fn transaction<T>(
         &mut self,
         lock_timeout: Duration,
+        position: Option<&BatchRequest<'_>>,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let started = Instant::now();
-        // One round trip opens the transaction and sets its limits; the only value in it is
-        // a number formatted here.
-        let begin = format!(
+        // One round trip opens the transaction, sets its limits and, for a batch that walks a
+        // run, locks and reads the run's position; the only values in it are numbers
+        // formatted here.
+        let mut begin = format!(
             "BEGIN; SET LOCAL lock_timeout = '{}ms'; SET LOCAL synchronous_commit = off; {BATCH_PLANS}",
             lock_timeout.as_millis().max(1)
         );
+        if let Some(request) = position {
+            begin.push_str(&format!("; {}", run_position(request.run_id)));
+        }
         let result = (|| {
-            self.client.batch_execute(&begin)?;
+            let opened = self.client.simple_query(&begin)?;
+            if let Some(request) = position {
+                check_run_position(&opened, request)?;
+            }
             let value = work(&mut self.client)?;
             self.client.batch_execute("COMMIT")?;
             Ok(value)
@@ -618,9 +626,7 @@ impl PostgresStore {
         params[3] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
         params[5] = upper.cloned().unwrap_or(Value::Null);
         let statements = self.prepare_pushdown(sql, request)?;
-        let position = self.prepare(RUN_POSITION)?;
-        let (outcome, wrote) = self.transaction(lock_timeout, |tx| {
-            check_run_position(tx, &position, request)?;
+        let (outcome, wrote) = self.transaction(lock_timeout, Some(request), |tx| {
             execute_pushdown(tx, &statements, params, &columns)
         })?;
         self.count_null_old(&statements, wrote);
@@ -642,13 +648,11 @@ impl PostgresStore {
             &read_first
         })?;
         let write = self.prepare(&shape.write_sql())?;
-        let position = self.prepare(RUN_POSITION)?;
         let after = request.after.cloned().unwrap_or(Value::Null);
         let upper = upper.cloned().unwrap_or(Value::Null);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let columns: Vec<String> = step.sets.iter().map(|(c, _)| c.clone()).collect();
-        self.transaction(step.lock_timeout, |tx| {
-            check_run_position(tx, &position, request)?;
+        self.transaction(step.lock_timeout, Some(request), |tx| {
             let rows = tx.query(&read, &[&after, &limit, &upper])?;
             let mut keys = Vec::new();
             let mut new_values: Vec<Vec<Value>> = vec![Vec::new(); step.sets.len()];
@@ -733,7 +737,7 @@ impl PostgresStore {
         let lock_timeout = self.lock_timeout;
         let first = self.prepare(&bounds.0)?;
         let next = self.prepare(&bounds.1)?;
-        self.transaction(lock_timeout, |tx| {
+        self.transaction(lock_timeout, None, |tx| {
             let claimed: Option<String> = tx
                 .query_one(
                     "SELECT claimed FROM _mig_runs WHERE id = $1 FOR UPDATE",
@@ -778,7 +782,7 @@ impl PostgresStore {
         )?;
         let finish =
             self.prepare("UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2")?;
-        let done = self.transaction(step.lock_timeout, |tx| {
+        let done = self.transaction(step.lock_timeout, None, |tx| {
             let claim = tx.query_opt(&take, &[&request.run_id, &request.batch_no])?;
             if claim.is_none() {
                 return Ok(None);
@@ -1739,7 +1743,7 @@ impl Store for PostgresStore {
         let key = quote_ident(&step.key);
         let lock_timeout = step.lock_timeout;
         let columns = self.tables.get(&step.table).cloned().unwrap_or_default();
-        self.transaction(lock_timeout, |tx| {
+        self.transaction(lock_timeout, None, |tx| {
             // The batch's record, its old and new arrays (1-D for one column, else 2-D)
             // flattened row by row.
             let Some(record) = tx.query_opt(
@@ -1896,27 +1900,38 @@ fn key_value(text: String, key_type: ColumnType) -> Value {
     }
 }
 
-/// Prepared once per connection, like the batch statements: a query sent as a `&str` costs a
-/// parse round trip of its own every time.
-const RUN_POSITION: &str =
-    "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = $1 FOR UPDATE";
+/// Reads run `run_id`'s position and locks its row until the batch commits.
+fn run_position(run_id: i64) -> String {
+    format!(
+        "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = {run_id} FOR UPDATE"
+    )
+}
 
-/// A batch goes ahead only if its run is still running at the checkpoint this process knows
-/// (the run's row is locked until the batch commits): otherwise another process resumed it
-/// or a rollback began, and writing would overtake them.
+/// A batch goes ahead only if its run is still running at the checkpoint this process knows:
+/// otherwise another process resumed it or a rollback began, and writing would overtake
+/// them. `opened` is what the transaction's opening round trip returned, the run's row last.
 fn check_run_position(
-    tx: &mut Client,
-    statement: &Statement,
+    opened: &[SimpleQueryMessage],
     request: &BatchRequest<'_>,
 ) -> Result<(), StoreError> {
-    let row = tx.query_one(statement, &[&request.run_id])?;
-    let status: String = row.get(0);
-    let checkpoint = match (
-        row.get::<_, Option<i64>>(1),
-        row.get::<_, Option<String>>(2),
-    ) {
-        (Some(i), _) => Value::Integer(i),
-        (None, Some(t)) => Value::Text(t),
+    let Some(row) = opened.iter().rev().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    }) else {
+        return Err(StoreError::Inconsistent(format!(
+            "run {} is not in _mig_runs",
+            request.run_id
+        )));
+    };
+    let status = row.get(0).unwrap_or_default().to_string();
+    let checkpoint = match (row.get(1), row.get(2)) {
+        (Some(i), _) => Value::Integer(i.parse().map_err(|_| {
+            StoreError::Inconsistent(format!(
+                "run {}'s checkpoint {i:?} is not an integer",
+                request.run_id
+            ))
+        })?),
+        (None, Some(t)) => Value::Text(t.to_string()),
         (None, None) => Value::Null,
     };
     ensure_run_position(request, status, checkpoint)
