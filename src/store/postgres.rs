@@ -135,6 +135,10 @@ pub struct PostgresStore {
     unshared: HashSet<i64>,
     /// Per run and NULL-old statement (its text), how that statement fares.
     null_old_misses: HashMap<(i64, String), NullOldMisses>,
+    /// `SET LOCAL default_toast_compression = lz4` where the server has lz4 (PostgreSQL 14
+    /// and later, built with it), else nothing: a batch's backup record is compressed
+    /// several times faster than with the default pglz, at a few percent of its size more.
+    backup_compression: &'static str,
 }
 
 impl PostgresStore {
@@ -151,7 +155,19 @@ impl PostgresStore {
             prepared: HashMap::new(),
             unshared: HashSet::new(),
             null_old_misses: HashMap::new(),
+            backup_compression: "",
         };
+        let lz4: bool = store
+            .client
+            .query_one(
+                "SELECT coalesce(bool_or('lz4' = ANY(enumvals)), false) FROM pg_settings \
+                 WHERE name = 'default_toast_compression'",
+                &[],
+            )?
+            .get(0);
+        if lz4 {
+            store.backup_compression = "; SET LOCAL default_toast_compression = lz4";
+        }
         store.load_catalog()?;
         Ok(store)
     }
@@ -279,8 +295,9 @@ impl PostgresStore {
         // run, locks and reads the run's position; the only values in it are numbers
         // formatted here.
         let mut begin = format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'; SET LOCAL synchronous_commit = off; {BATCH_PLANS}",
-            lock_timeout.as_millis().max(1)
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'; SET LOCAL synchronous_commit = off; {BATCH_PLANS}{}",
+            lock_timeout.as_millis().max(1),
+            self.backup_compression
         );
         if let Some(request) = position {
             begin.push_str(&format!("; {}", run_position(request.run_id)));
@@ -1550,7 +1567,8 @@ impl Store for PostgresStore {
         };
         let mut out = vec![
             format!(
-                "BEGIN; SET LOCAL lock_timeout = '…ms' (the step's); SET LOCAL synchronous_commit = off; {BATCH_PLANS}"
+                "BEGIN; SET LOCAL lock_timeout = '…ms' (the step's); SET LOCAL synchronous_commit = off; {BATCH_PLANS}{}",
+                self.backup_compression
             ),
         ];
         match plan.path {
