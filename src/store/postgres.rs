@@ -429,24 +429,34 @@ impl PostgresStore {
         let checkpoint = shape.checkpoint_column();
         let old = shape.text_values("");
         let new = shape.text_values("t.");
-        // A batch's keys: after the checkpoint ($3; the first batch has none), up to the end
-        // of a worker's claim ($6) if any, read through `q` (`t.` or nothing).
-        let range = |after: bool, q: &str| {
+        // A batch's keys: after the checkpoint ($3; the first batch has none), up to an end
+        // ($6: a worker's claim, or the rest of a batch's range) if the statement is `ended`,
+        // read through `q` (`t.` or nothing). Each bound is its own statement, not a
+        // `coalesce`: a generic plan could not turn that into an index bound, and a claim's
+        // scan, which has no LIMIT, would read the index to its end.
+        let range = |after: bool, ended: bool, q: &str| {
             let lower = if after {
                 format!("{q}{key} > $3::{key_sql_type}")
             } else {
                 format!("$3::{key_sql_type} IS NULL")
             };
-            format!("{lower} AND {q}{key} <= coalesce($6::{key_sql_type}, {q}{key})")
+            let upper = if ended {
+                format!("{q}{key} <= $6::{key_sql_type}")
+            } else {
+                format!("$6::{key_sql_type} IS NULL")
+            };
+            format!("{lower} AND {upper}")
         };
         // The batch's first and last keys bound every later scan of the table on both sides.
         // With one bound (a first batch has no checkpoint) the planner guesses a third of the
         // table and scans all of it, holding the rows it already wrote locked meanwhile.
         let within_seen =
             format!("t.{key} BETWEEN (SELECT first FROM seen) AND (SELECT last FROM seen)");
-        let spell = |sql: &dyn Fn(bool) -> String| Spelled {
-            first: sql(false),
-            next: sql(true),
+        let spell = |sql: &dyn Fn(bool, bool) -> String| Spelled {
+            first: sql(false, false),
+            next: sql(true, false),
+            first_ended: sql(false, true),
+            next_ended: sql(true, true),
         };
         // The changing statement passes over the rows the NULL-old one wrote only if they no
         // longer change: no set may read a set column, and each column must store exactly
@@ -470,11 +480,11 @@ impl PostgresStore {
                 width => format!("array_fill(NULL::text, ARRAY[count(*)::int4, {width}])"),
             };
             // The batch's keys, read in the statement's snapshot without locking them.
-            let keys = |after: bool| {
+            let keys = |after: bool, ended: bool| {
                 format!(
                     "keys AS (SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT $4), \
                      seen AS (SELECT count(*) AS n, min({key}) AS first, max({key}) AS last FROM keys)",
-                    range(after, "")
+                    range(after, ended, "")
                 )
             };
             // The UPDATE takes only rows whose set columns are all NULL. READ COMMITTED
@@ -484,7 +494,7 @@ impl PostgresStore {
             // there: the backup's old values are known without a locking read or a join.
             // The batch is done only when it wrote every row of the range; otherwise it counts
             // just the rows it wrote and the changing statement finishes the batch.
-            let null_old = spell(&|after| {
+            let null_old = spell(&|after, ended| {
                 format!(
                     "WITH {}, \
                      upd AS (UPDATE {table} AS t SET {} \
@@ -501,9 +511,9 @@ impl PostgresStore {
                      updated = updated + done.n, batches = batches + whole.written::int4, \
                      updated_at = {NOW} FROM seen, done, whole WHERE id = $1 AND done.n > 0) \
                      SELECT seen.n, done.n, seen.last FROM seen, done",
-                    keys(after),
+                    keys(after, ended),
                     assignments.join(", "),
-                    range(after, "t."),
+                    range(after, ended, "t."),
                     old_nulls.join(" AND "),
                 )
             });
@@ -514,7 +524,7 @@ impl PostgresStore {
             // column), and its own snapshot counts the range's rows: a row the first statement
             // lost to a delete or to a key moved ahead is not processed here, one inserted
             // since is. Its backup joins the batch's record.
-            let changing = spell(&|after| {
+            let changing = spell(&|after, ended| {
                 format!(
                     "WITH {}, \
                      batch AS MATERIALIZED (SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" \
@@ -534,10 +544,10 @@ impl PostgresStore {
                      processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
                      updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
                      SELECT seen.n, done.n, seen.last FROM seen, done",
-                    keys(after),
-                    range(after, "t."),
+                    keys(after, ended),
+                    range(after, ended, "t."),
                     assignments.join(", "),
-                    range(after, "t."),
+                    range(after, ended, "t."),
                 )
             });
             Statements::NullOldFirst { null_old, changing }
@@ -549,7 +559,7 @@ impl PostgresStore {
             // locked rows. Its SET and its IS DISTINCT FROM read `t`, the locked version.
             // The three array_agg walk the same rows in the same order, which is all rollback
             // needs to pair keys with values: sorting them cost more than the rest of the backup.
-            Statements::Locking(spell(&|after| {
+            Statements::Locking(spell(&|after, ended| {
                 format!(
                     "WITH batch AS MATERIALIZED (\
                      SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
@@ -567,10 +577,10 @@ impl PostgresStore {
                      processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
                      updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
                      SELECT seen.n, done.n, seen.last FROM seen, done",
-                    range(after, ""),
-                    snapshot_bound(table, key, &range(after, ""), "$4"),
+                    range(after, ended, ""),
+                    snapshot_bound(table, key, &range(after, ended, ""), "$4"),
                     assignments.join(", "),
-                    range(after, "t."),
+                    range(after, ended, "t."),
                 )
             }))
         };
@@ -590,11 +600,12 @@ impl PostgresStore {
         &mut self,
         sql: &Pushdown,
         request: &BatchRequest<'_>,
+        ended: bool,
     ) -> Result<PreparedPushdown, StoreError> {
         let after = request.after;
         Ok(match &sql.statements {
             Statements::Locking(whole) => {
-                PreparedPushdown::Locking(self.prepare(whole.pick(after))?)
+                PreparedPushdown::Locking(self.prepare(whole.pick(after, ended))?)
             }
             Statements::NullOldFirst { null_old, changing } => {
                 let misses = (request.run_id, null_old.next.clone());
@@ -607,9 +618,10 @@ impl PostgresStore {
                     null_old: if skips {
                         None
                     } else {
-                        Some(self.prepare(null_old.pick(after))?)
+                        Some(self.prepare(null_old.pick(after, ended))?)
                     },
-                    changing: self.prepare(changing.pick(after))?,
+                    changing: self.prepare(changing.pick(after, ended))?,
+                    rest: self.prepare(changing.pick(after, true))?,
                     misses,
                 }
             }
@@ -642,7 +654,7 @@ impl PostgresStore {
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::try_from(request.limit).unwrap_or(i64::MAX));
         params[5] = upper.cloned().unwrap_or(Value::Null);
-        let statements = self.prepare_pushdown(sql, request)?;
+        let statements = self.prepare_pushdown(sql, request, upper.is_some())?;
         let (outcome, wrote) = self.transaction(lock_timeout, Some(request), |tx| {
             execute_pushdown(tx, &statements, params, &columns)
         })?;
@@ -792,7 +804,7 @@ impl PostgresStore {
         params[2] = request.after.cloned().unwrap_or(Value::Null);
         params[3] = Value::Integer(i64::MAX);
         params[5] = upper.clone();
-        let statements = self.prepare_pushdown(sql, request)?;
+        let statements = self.prepare_pushdown(sql, request, true)?;
         let take = self.prepare(
             "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
              FOR UPDATE SKIP LOCKED",
@@ -1022,17 +1034,22 @@ enum Statements {
     },
 }
 
-/// A statement for the first batch of a run (no checkpoint) and for the next ones.
+/// A statement for the first batch of a run (no checkpoint) and for the next ones; each
+/// bounded by the batch size or, `ended`, by a last key.
 struct Spelled {
     first: String,
     next: String,
+    first_ended: String,
+    next_ended: String,
 }
 
 impl Spelled {
-    fn pick(&self, after: Option<&Value>) -> &str {
-        match after {
-            Some(_) => &self.next,
-            None => &self.first,
+    fn pick(&self, after: Option<&Value>, ended: bool) -> &str {
+        match (after, ended) {
+            (Some(_), false) => &self.next,
+            (None, false) => &self.first,
+            (Some(_), true) => &self.next_ended,
+            (None, true) => &self.first_ended,
         }
     }
 }
@@ -1043,6 +1060,8 @@ enum PreparedPushdown {
         /// None in a batch that skips it.
         null_old: Option<Statement>,
         changing: Statement,
+        /// `changing` ended by $6, for the rest of a range `null_old` left.
+        rest: Statement,
         /// The key of the step's `NullOldMisses`.
         misses: (i64, String),
     },
@@ -1104,7 +1123,7 @@ fn execute_pushdown(
         } => (query(tx, changing, &params)?, None),
         PreparedPushdown::NullOldFirst {
             null_old: Some(null_old),
-            changing,
+            rest,
             ..
         } => {
             let (processed, written, last) = query(tx, null_old, &params)?;
@@ -1114,7 +1133,7 @@ fn execute_pushdown(
             } else {
                 params[3] = Value::Integer(i64::MAX);
                 params[5] = last;
-                let (processed, updated, last) = query(tx, changing, &params)?;
+                let (processed, updated, last) = query(tx, rest, &params)?;
                 ((processed, written + updated, last), wrote)
             }
         }
@@ -1582,7 +1601,8 @@ impl Store for PostgresStore {
                     "the checkpoint (the first batch has none)",
                     "the batch size",
                     "the set columns",
-                    "the end of a range claimed by a worker, else none",
+                    "none: the batch ends at its size (a worker's claimed range takes the same \
+                     statement ended by `<= $6`, its last key, in place of `$6 IS NULL`)",
                 ];
                 match sql.statements {
                     Statements::Locking(whole) => {
@@ -1598,7 +1618,7 @@ impl Store for PostgresStore {
                              values are NULL; the batch is done if it wrote every row of the range"
                                 .into(),
                         );
-                        out.push(changing.next);
+                        out.push(changing.next_ended);
                         out.push(legend(
                             '$',
                             &[
@@ -1607,8 +1627,8 @@ impl Store for PostgresStore {
                                 roles[2],
                                 "the batch size (after the statement above: no limit)",
                                 roles[4],
-                                "the end of a range claimed by a worker, else none (after the statement \
-                                 above: its last key)",
+                                "the last key of the statement above (in a worker's claim: the claim's last \
+                                 key; alone: none, the statement then has `$6 IS NULL` in place of `<= $6`)",
                             ],
                             &sql.params,
                         ));
