@@ -5,6 +5,7 @@
 #   bash benches/pg_live_load.sh            # scale 20: 2,000,000 accounts
 #   SCALE=5 bash benches/pg_live_load.sh    # a quicker run
 #   MIG=/path/to/mig bash benches/pg_live_load.sh   # another build of mig (an A/B), not built here
+#   PAUSE=8ms bash benches/pg_live_load.sh  # the spec's pause (the throttle) for every mig run
 #
 # Needs a PostgreSQL reachable as PG_ADMIN (default postgres://postgres@127.0.0.1:5432/test),
 # pgbench, psql, python3 and a release build of mig (built here). It creates and finally drops
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 SCALE="${SCALE:-20}"
 CLIENTS="${CLIENTS:-4}"
 BATCH="${BATCH:-1000}"
+PAUSE="${PAUSE:-0ms}"
 IDLE_SECONDS="${IDLE_SECONDS:-20}"
 SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB=mig_bench
@@ -74,7 +76,7 @@ psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 psql "${PGARGS[@]}" -d postgres -qc "CREATE DATABASE $DB"
 pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
 ROWS="$(sql "SELECT count(*) FROM pgbench_accounts")"
-echo "pgbench_accounts: $ROWS rows (scale $SCALE); $CLIENTS clients; mig batch $BATCH"
+echo "pgbench_accounts: $ROWS rows (scale $SCALE); $CLIENTS clients; mig batch $BATCH, pause $PAUSE"
 
 mkdir -p "$WORK/project/specs"
 cat >"$WORK/project/mig.toml" <<EOF
@@ -90,6 +92,7 @@ cat >"$WORK/project/specs/bench.mig" <<EOF
 backfill balance_cents on pgbench_accounts {
     set balance_cents = abalance * 100
     batch $BATCH
+    pause $PAUSE
 }
 EOF
 # Extra arguments go to mig run (--workers 4).
