@@ -987,6 +987,18 @@ mod tests {
     }
 
     #[test]
+    fn printed_reals_parse_back_to_themselves() {
+        for r in [1e308, 1e-7, 5e-324, 0.1, 123.0, 1.5e16, f64::MAX] {
+            let printed = Literal::Real(r).to_string();
+            let got = statements(&format!("set a = {printed}"));
+            let StatementKind::Set { value, .. } = &got[0] else {
+                panic!("not a set");
+            };
+            assert_eq!(value.kind, ExprKind::Literal(Literal::Real(r)), "{printed}");
+        }
+    }
+
+    #[test]
     fn comments_run_to_end_of_line() {
         let got = statements("-- leading\nbatch 1 -- trailing\n-- batch 2\nset a = b--c\n");
         assert_eq!(got.len(), 2);

@@ -11,9 +11,21 @@ impl fmt::Display for Literal {
             Literal::Null => f.write_str("null"),
             Literal::Bool(b) => write!(f, "{b}"),
             Literal::Integer(i) => write!(f, "{i}"),
-            Literal::Real(r) => write!(f, "{r:?}"),
+            Literal::Real(r) => f.write_str(&real(*r)),
             Literal::Text(s) => write!(f, "'{}'", s.replace('\'', "''")),
         }
+    }
+}
+
+/// `r` as the grammar reads a real back: Rust spells 1e308 and 1e-7 without a point, which
+/// the grammar requires, so one goes before the exponent.
+fn real(r: f64) -> String {
+    let spelled = format!("{r:?}");
+    match spelled.split_once('e') {
+        Some((mantissa, exponent)) if !mantissa.contains('.') => {
+            format!("{mantissa}.0e{exponent}")
+        }
+        _ => spelled,
     }
 }
 
