@@ -17,6 +17,13 @@
 //! every value is a bind parameter. Backed-up values are kept as PostgreSQL's text forms,
 //! which read back exactly for every type mig writes, so rollback compares and restores in
 //! SQL.
+//!
+//! The relations a statement names itself (WITH queries, derived tables) are named `_mig_…`:
+//! a WITH query hides any table of its name from the rest of the statement, and the catalog
+//! leaves `_mig_*` tables out, so no migrated table has such a name; none is named like one
+//! of mig's own tables (`_mig_backed_up`, not `_mig_backup`), which the statements also
+//! read. The migrated table's alias `t` hides no table: an alias names only its own FROM
+//! item, for the `t.` references in its scope.
 
 use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::{
@@ -450,8 +457,9 @@ impl PostgresStore {
         // The batch's first and last keys bound every later scan of the table on both sides.
         // With one bound (a first batch has no checkpoint) the planner guesses a third of the
         // table and scans all of it, holding the rows it already wrote locked meanwhile.
-        let within_seen =
-            format!("t.{key} BETWEEN (SELECT first FROM seen) AND (SELECT last FROM seen)");
+        let within_seen = format!(
+            "t.{key} BETWEEN (SELECT first FROM _mig_seen) AND (SELECT last FROM _mig_seen)"
+        );
         let spell = |sql: &dyn Fn(bool, bool) -> String| Spelled {
             first: sql(false, false),
             next: sql(true, false),
@@ -482,8 +490,8 @@ impl PostgresStore {
             // The batch's keys, read in the statement's snapshot without locking them.
             let keys = |after: bool, ended: bool| {
                 format!(
-                    "keys AS (SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT $4), \
-                     seen AS (SELECT count(*) AS n, min({key}) AS first, max({key}) AS last FROM keys)",
+                    "_mig_keys AS (SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT $4), \
+                     _mig_seen AS (SELECT count(*) AS n, min({key}) AS first, max({key}) AS last FROM _mig_keys)",
                     range(after, ended, "")
                 )
             };
@@ -497,20 +505,20 @@ impl PostgresStore {
             let null_old = spell(&|after, ended| {
                 format!(
                     "WITH {}, \
-                     upd AS (UPDATE {table} AS t SET {} \
+                     _mig_updated AS (UPDATE {table} AS t SET {} \
                      WHERE {} AND {within_seen} AND {} AND {fills} \
                      RETURNING t.{key} AS k, {new} AS new), \
-                     done AS (SELECT count(*) AS n FROM upd), \
-                     backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+                     _mig_done AS (SELECT count(*) AS n FROM _mig_updated), \
+                     _mig_backed_up AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
                      SELECT $1, $2, $5::text[], array_agg(k::text), {nulls}, array_agg(new) \
-                     FROM upd HAVING count(*) > 0), \
-                     whole AS (SELECT seen.n = done.n AS written FROM seen, done), \
-                     progress AS (UPDATE _mig_runs SET \
-                     {checkpoint} = CASE WHEN whole.written THEN greatest({checkpoint}, seen.last) ELSE {checkpoint} END, \
-                     processed = processed + CASE WHEN whole.written THEN seen.n ELSE 0 END, \
-                     updated = updated + done.n, batches = batches + whole.written::int4, \
-                     updated_at = {NOW} FROM seen, done, whole WHERE id = $1 AND done.n > 0) \
-                     SELECT seen.n, done.n, seen.last FROM seen, done",
+                     FROM _mig_updated HAVING count(*) > 0), \
+                     _mig_whole AS (SELECT _mig_seen.n = _mig_done.n AS written FROM _mig_seen, _mig_done), \
+                     _mig_progress AS (UPDATE _mig_runs SET \
+                     {checkpoint} = CASE WHEN _mig_whole.written THEN greatest({checkpoint}, _mig_seen.last) ELSE {checkpoint} END, \
+                     processed = processed + CASE WHEN _mig_whole.written THEN _mig_seen.n ELSE 0 END, \
+                     updated = updated + _mig_done.n, batches = batches + _mig_whole.written::int4, \
+                     updated_at = {NOW} FROM _mig_seen, _mig_done, _mig_whole WHERE id = $1 AND _mig_done.n > 0) \
+                     SELECT _mig_seen.n, _mig_done.n, _mig_seen.last FROM _mig_seen, _mig_done",
                     keys(after, ended),
                     assignments.join(", "),
                     range(after, ended, "t."),
@@ -527,23 +535,23 @@ impl PostgresStore {
             let changing = spell(&|after, ended| {
                 format!(
                     "WITH {}, \
-                     batch AS MATERIALIZED (SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" \
+                     _mig_batch AS MATERIALIZED (SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" \
                      FROM {table} AS t WHERE {} AND {within_seen} \
                      AND {condition} FOR NO KEY UPDATE), \
-                     upd AS (UPDATE {table} AS t SET {} FROM batch \
-                     WHERE t.{key} = batch.\"_mig_key\" AND {} AND {within_seen} \
+                     _mig_updated AS (UPDATE {table} AS t SET {} FROM _mig_batch \
+                     WHERE t.{key} = _mig_batch.\"_mig_key\" AND {} AND {within_seen} \
                      AND {condition} \
-                     RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
-                     done AS (SELECT count(*) AS n FROM upd), \
-                     backup AS (INSERT INTO _mig_backup AS b (run_id, batch, cols, keys, old, new) \
+                     RETURNING t.{key} AS k, {new} AS new, _mig_batch.\"_mig_old\" AS old), \
+                     _mig_done AS (SELECT count(*) AS n FROM _mig_updated), \
+                     _mig_backed_up AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
                      SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
-                     FROM upd HAVING count(*) > 0 \
-                     ON CONFLICT (run_id, batch) DO UPDATE SET keys = b.keys || excluded.keys, \
-                     old = b.old || excluded.old, new = b.new || excluded.new), \
-                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
-                     processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
-                     updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
-                     SELECT seen.n, done.n, seen.last FROM seen, done",
+                     FROM _mig_updated HAVING count(*) > 0 \
+                     ON CONFLICT (run_id, batch) DO UPDATE SET keys = _mig_backup.keys || excluded.keys, \
+                     old = _mig_backup.old || excluded.old, new = _mig_backup.new || excluded.new), \
+                     _mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, _mig_seen.last), \
+                     processed = processed + _mig_seen.n, updated = updated + _mig_done.n, batches = batches + 1, \
+                     updated_at = {NOW} FROM _mig_seen, _mig_done WHERE id = $1 AND _mig_seen.n > 0) \
+                     SELECT _mig_seen.n, _mig_done.n, _mig_seen.last FROM _mig_seen, _mig_done",
                     keys(after, ended),
                     range(after, ended, "t."),
                     assignments.join(", "),
@@ -561,22 +569,22 @@ impl PostgresStore {
             // needs to pair keys with values: sorting them cost more than the rest of the backup.
             Statements::Locking(spell(&|after, ended| {
                 format!(
-                    "WITH batch AS MATERIALIZED (\
+                    "WITH _mig_batch AS MATERIALIZED (\
                      SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
                      WHERE {} AND {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
-                     seen AS (SELECT count(*) AS n, min(\"_mig_key\") AS first, max(\"_mig_key\") AS last FROM batch), \
-                     upd AS (UPDATE {table} AS t SET {} FROM batch \
-                     WHERE t.{key} = batch.\"_mig_key\" AND {} AND {within_seen} \
+                     _mig_seen AS (SELECT count(*) AS n, min(\"_mig_key\") AS first, max(\"_mig_key\") AS last FROM _mig_batch), \
+                     _mig_updated AS (UPDATE {table} AS t SET {} FROM _mig_batch \
+                     WHERE t.{key} = _mig_batch.\"_mig_key\" AND {} AND {within_seen} \
                      AND {condition} \
-                     RETURNING t.{key} AS k, {new} AS new, batch.\"_mig_old\" AS old), \
-                     done AS (SELECT count(*) AS n FROM upd), \
-                     backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+                     RETURNING t.{key} AS k, {new} AS new, _mig_batch.\"_mig_old\" AS old), \
+                     _mig_done AS (SELECT count(*) AS n FROM _mig_updated), \
+                     _mig_backed_up AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
                      SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
-                     FROM upd HAVING count(*) > 0), \
-                     progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, seen.last), \
-                     processed = processed + seen.n, updated = updated + done.n, batches = batches + 1, \
-                     updated_at = {NOW} FROM seen, done WHERE id = $1 AND seen.n > 0) \
-                     SELECT seen.n, done.n, seen.last FROM seen, done",
+                     FROM _mig_updated HAVING count(*) > 0), \
+                     _mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, _mig_seen.last), \
+                     processed = processed + _mig_seen.n, updated = updated + _mig_done.n, batches = batches + 1, \
+                     updated_at = {NOW} FROM _mig_seen, _mig_done WHERE id = $1 AND _mig_seen.n > 0) \
+                     SELECT _mig_seen.n, _mig_done.n, _mig_seen.last FROM _mig_seen, _mig_done",
                     range(after, ended, ""),
                     snapshot_bound(table, key, &range(after, ended, ""), "$4"),
                     assignments.join(", "),
@@ -779,9 +787,9 @@ impl PostgresStore {
                 return Ok(false);
             };
             tx.execute(
-                "WITH run AS (UPDATE _mig_runs SET claimed = $2, claims = claims + 1 \
+                "WITH _mig_run AS (UPDATE _mig_runs SET claimed = $2, claims = claims + 1 \
                  WHERE id = $1 RETURNING claims) \
-                 INSERT INTO _mig_claims (run_id, batch, lo, hi) SELECT $1, claims, $3, $2 FROM run",
+                 INSERT INTO _mig_claims (run_id, batch, lo, hi) SELECT $1, claims, $3, $2 FROM _mig_run",
                 &[&run_id, &hi, &claimed],
             )?;
             Ok(true)
@@ -983,7 +991,7 @@ impl BatchShape {
             // value the interpreter computed too long, as a pushed-down `UPDATE` does.
             arrays.push(format!("${}::{base_type}[]", i + 7));
             names.push(format!("n{i}"));
-            assignments.push(format!("{} = v.n{i}", quote_ident(column)));
+            assignments.push(format!("{} = _mig_new.n{i}", quote_ident(column)));
         }
         let values = self.text_values("t.");
         let (old, new) = (&values, &values);
@@ -994,18 +1002,19 @@ impl BatchShape {
             "text"
         };
         format!(
-            "WITH v AS (SELECT * FROM unnest({}) AS v({})), \
-             old AS (SELECT t.{key} AS k, {old} AS vals FROM {table} AS t JOIN v ON t.{key} = v.\"_mig_key\"), \
-             upd AS (UPDATE {table} AS t SET {} FROM v WHERE t.{key} = v.\"_mig_key\" \
-             RETURNING t.{key} AS k, {new} AS vals), \
-             backup AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
-             SELECT $1, $2, $4::text[], array_agg(upd.k::text ORDER BY upd.k), \
-             array_agg(old.vals ORDER BY upd.k), array_agg(upd.vals ORDER BY upd.k) \
-             FROM upd JOIN old USING (k) HAVING count(*) > 0), \
-             progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, $3::{key_sql_type}::{checkpoint_type}), \
-             processed = processed + $5::int8, updated = updated + (SELECT count(*) FROM upd), \
+            "WITH _mig_new AS (SELECT * FROM unnest({}) AS _mig_new({})), \
+             _mig_old AS (SELECT t.{key} AS k, {old} AS vals FROM {table} AS t \
+             JOIN _mig_new ON t.{key} = _mig_new.\"_mig_key\"), \
+             _mig_updated AS (UPDATE {table} AS t SET {} FROM _mig_new \
+             WHERE t.{key} = _mig_new.\"_mig_key\" RETURNING t.{key} AS k, {new} AS vals), \
+             _mig_backed_up AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
+             SELECT $1, $2, $4::text[], array_agg(_mig_updated.k::text ORDER BY _mig_updated.k), \
+             array_agg(_mig_old.vals ORDER BY _mig_updated.k), array_agg(_mig_updated.vals ORDER BY _mig_updated.k) \
+             FROM _mig_updated JOIN _mig_old USING (k) HAVING count(*) > 0), \
+             _mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, $3::{key_sql_type}::{checkpoint_type}), \
+             processed = processed + $5::int8, updated = updated + (SELECT count(*) FROM _mig_updated), \
              batches = batches + 1, updated_at = {NOW} WHERE id = $1) \
-             SELECT count(*) FROM upd",
+             SELECT count(*) FROM _mig_updated",
             arrays.join(", "),
             names.join(", "),
             assignments.join(", ")
@@ -1526,7 +1535,7 @@ impl Store for PostgresStore {
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
         let bound = |range: &str| {
             format!(
-                "SELECT max(k)::text FROM (SELECT {key} AS k FROM {table} {range} ORDER BY {key} LIMIT $2) AS s"
+                "SELECT max(k)::text FROM (SELECT {key} AS k FROM {table} {range} ORDER BY {key} LIMIT $2) AS _mig_claim"
             )
         };
         let bounds = (
@@ -1702,7 +1711,7 @@ impl Store for PostgresStore {
             None => format!("$1::{key_sql_type} IS NULL"),
         };
         let source = format!(
-            "(SELECT *{} FROM {}) AS r WHERE {range}",
+            "(SELECT *{} FROM {}) AS _mig_rows WHERE {range}",
             windows.concat(),
             quote_ident(table)
         );
@@ -1825,29 +1834,30 @@ impl Store for PostgresStore {
                 arrays.push(format!("${}::text[]", 5 + 2 * i));
                 names.push(format!("o{i}"));
                 names.push(format!("n{i}"));
-                sets.push(format!("{quoted} = b.o{i}::{base_type}"));
-                unchanged.push(format!("t.{quoted}::text IS NOT DISTINCT FROM b.n{i}"));
+                sets.push(format!("{quoted} = _mig_record.o{i}::{base_type}"));
+                unchanged.push(format!("t.{quoted}::text IS NOT DISTINCT FROM _mig_record.n{i}"));
                 current.push(format!("t.{quoted}::text"));
                 values.push(column_of(i, &old));
                 values.push(column_of(i, &new));
             }
-            let olds: Vec<String> = (0..width).map(|i| format!("b.o{i}")).collect();
-            let news: Vec<String> = (0..width).map(|i| format!("b.n{i}")).collect();
+            let olds: Vec<String> = (0..width).map(|i| format!("_mig_record.o{i}")).collect();
+            let news: Vec<String> = (0..width).map(|i| format!("_mig_record.n{i}")).collect();
             let key_int = if key_type.is_integer() {
-                "b.key::int8"
+                "_mig_record.key::int8"
             } else {
                 "NULL::int8"
             };
             let sql = format!(
-                "WITH b AS (SELECT * FROM unnest({}) AS b({})), \
-                 restored AS (UPDATE {table} AS t SET {} FROM b \
-                 WHERE t.{key} = b.key::{key_sql_type} AND {} RETURNING b.key), \
-                 conflicts AS (INSERT INTO _mig_conflicts (run_id, key, key_int, cols, old, written, current) \
-                 SELECT $1, b.key, {key_int}, $3::text[], ARRAY[{}]::text[], ARRAY[{}]::text[], \
-                 (SELECT ARRAY[{}]::text[] FROM {table} AS t WHERE t.{key} = b.key::{key_sql_type}) \
-                 FROM b WHERE b.key NOT IN (SELECT key FROM restored) RETURNING key, key_int) \
-                 SELECT (SELECT count(*) FROM restored), \
-                 ARRAY(SELECT key FROM conflicts ORDER BY key_int, key)",
+                "WITH _mig_record AS (SELECT * FROM unnest({}) AS _mig_record({})), \
+                 _mig_restored AS (UPDATE {table} AS t SET {} FROM _mig_record \
+                 WHERE t.{key} = _mig_record.key::{key_sql_type} AND {} RETURNING _mig_record.key), \
+                 _mig_conflicted AS (INSERT INTO _mig_conflicts (run_id, key, key_int, cols, old, written, current) \
+                 SELECT $1, _mig_record.key, {key_int}, $3::text[], ARRAY[{}]::text[], ARRAY[{}]::text[], \
+                 (SELECT ARRAY[{}]::text[] FROM {table} AS t WHERE t.{key} = _mig_record.key::{key_sql_type}) \
+                 FROM _mig_record WHERE _mig_record.key NOT IN (SELECT key FROM _mig_restored) \
+                 RETURNING key, key_int) \
+                 SELECT (SELECT count(*) FROM _mig_restored), \
+                 ARRAY(SELECT key FROM _mig_conflicted ORDER BY key_int, key)",
                 arrays.join(", "),
                 names.join(", "),
                 sets.join(", "),
