@@ -270,22 +270,18 @@ fn run_workers(
             text: "--workers must be at least 1".into(),
         });
     }
-    let resumed = {
+    let (run_id, resumed) = {
         let mut engine = Engine::open(config.clone())?;
         let plan = engine.plan(name, &options)?;
-        if plan.limit.is_none() {
-            engine.open_shared_run(&plan)?
-        } else {
-            false
-        }
+        engine.open_shared_run(&plan)?
     };
     let threads: Vec<_> = (0..workers)
         .map(|_| {
             let (config, name, options) = (config.clone(), name.to_string(), options.clone());
-            std::thread::spawn(move || -> Result<RunSummary, ExecError> {
+            std::thread::spawn(move || -> Result<Option<RunSummary>, ExecError> {
                 let mut engine = Engine::open(config)?;
                 let plan = engine.plan(&name, &options)?;
-                engine.run_shared(&plan, &mut |_| {})
+                engine.run_shared(&plan, run_id, &mut |_| {})
             })
         })
         .collect();
@@ -296,8 +292,11 @@ fn run_workers(
             text: "a worker thread panicked".into(),
         })??);
     }
-    if let Some(summary) = combined(summaries, resumed) {
-        print_summary(&summary);
+    match combined(summaries.into_iter().flatten().collect(), resumed) {
+        Some(summary) => print_summary(&summary),
+        None => println!(
+            "{name}: run {run_id} was finished by other processes before this one's workers started"
+        ),
     }
     Ok(())
 }

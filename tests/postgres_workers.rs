@@ -203,3 +203,39 @@ fn a_claim_of_a_worker_killed_mid_batch_is_taken_over_and_done_once() {
         ["3000/3000"]
     );
 }
+
+/// Workers of one process join the run it opened: one that starts after the others have
+/// finished the run finds nothing left, instead of opening a new run and processing every
+/// row again. A table of a few rows is finished before the last of 4 workers starts.
+#[test]
+fn a_worker_starting_after_the_run_ended_processes_nothing_again() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let small = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE t (id bigint PRIMARY KEY, n bigint NOT NULL);
+                   INSERT INTO t SELECT i, i FROM generate_series(1, 10) AS i;",
+    };
+    for attempt in 0..5 {
+        let project = Project::on(&Backend::Postgres(url.clone()), &small, SPEC);
+        let out = project.mig(&["run", "bump", "--workers", "4"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            project.query("SELECT count(*) FROM t WHERE n = id + 1"),
+            ["10"],
+            "attempt {attempt}: every row bumped exactly once; runs: {:?}",
+            project.query("SELECT id || ' ' || status || ' ' || processed FROM _mig_runs")
+        );
+        assert_eq!(
+            project.query("SELECT count(*) FROM _mig_runs"),
+            ["1"],
+            "attempt {attempt}: one run"
+        );
+        assert!(
+            stdout(&out).contains("10 rows processed, 10 updated"),
+            "attempt {attempt}: {}",
+            stdout(&out)
+        );
+    }
+}

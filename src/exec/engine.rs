@@ -295,15 +295,15 @@ impl Engine {
     pub fn run_shared(
         &mut self,
         plan: &Plan,
+        run_id: i64,
         progress: &mut dyn FnMut(&Progress),
-    ) -> Result<RunSummary, ExecError> {
-        if plan.limit.is_some() {
-            return Err(ExecError::Unsupported(
-                "a row limit cannot be shared between workers; run without --limit".into(),
-            ));
-        }
+    ) -> Result<Option<RunSummary>, ExecError> {
         let started = Instant::now();
-        let (run, resumed) = self.open_run(plan, false)?;
+        let run = self.store.runs()?.into_iter().find(|r| r.id == run_id);
+        let Some(run) = run.filter(|r| r.status == RunStatus::Running) else {
+            // The other workers finished it (or it stopped) before this one started.
+            return Ok(None);
+        };
         let expected = self.store.size(plan.table())?.rows();
         let step = plan.step();
         let mut mine = Progress {
@@ -340,13 +340,22 @@ impl Engine {
             .into_iter()
             .find(|r| r.id == run.id)
             .unwrap_or(run);
-        self.finish_run(plan, &run, resumed, started, longest_batch)
+        // Whether the run existed before is the opener's to say (`open_shared_run`).
+        self.finish_run(plan, &run, false, started, longest_batch)
+            .map(Some)
     }
 
-    /// Opens the run workers will share before any of them starts, so that workers started
-    /// together join one run instead of each creating its own. True if the run existed.
-    pub fn open_shared_run(&mut self, plan: &Plan) -> Result<bool, ExecError> {
-        Ok(self.open_run(plan, false)?.1)
+    /// Opens the run workers will share before any of them starts: its id, which every
+    /// worker of the process joins (a worker that opened a run of its own after the others
+    /// had finished would start the migration over), and whether it existed.
+    pub fn open_shared_run(&mut self, plan: &Plan) -> Result<(i64, bool), ExecError> {
+        if plan.limit.is_some() {
+            return Err(ExecError::Unsupported(
+                "a row limit cannot be shared between workers; run without --limit".into(),
+            ));
+        }
+        let (run, resumed) = self.open_run(plan, false)?;
+        Ok((run.id, resumed))
     }
 
     /// The run to continue: the migration's unfinished run, or a new one.
