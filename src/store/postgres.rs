@@ -480,6 +480,26 @@ impl PostgresStore {
                 && *column != step.key
                 && step.sets.iter().all(|(_, value)| !value.reads(column))
         });
+        // Both statements that lock their rows first (`_mig_batch`) write them alike: the
+        // locked rows that still change, with their old values kept for the backup.
+        let assignments = assignments.join(", ");
+        let write_locked = |after: bool, ended: bool| {
+            format!(
+                "_mig_updated AS (UPDATE {table} AS t SET {assignments} FROM _mig_batch \
+                 WHERE t.{key} = _mig_batch.\"_mig_key\" AND {} AND {within_seen} \
+                 AND {condition} \
+                 RETURNING t.{key} AS k, {new} AS new, _mig_batch.\"_mig_old\" AS old), \
+                 _mig_done AS (SELECT count(*) AS n FROM _mig_updated)",
+                range(after, ended, "t."),
+            )
+        };
+        // ... and end alike: the whole range processed, the checkpoint at its last key.
+        let whole_batch_progress = format!(
+            "_mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, _mig_seen.last), \
+             processed = processed + _mig_seen.n, updated = updated + _mig_done.n, batches = batches + 1, \
+             updated_at = {NOW} FROM _mig_seen, _mig_done WHERE id = $1 AND _mig_seen.n > 0) \
+             SELECT _mig_seen.n, _mig_done.n, _mig_seen.last FROM _mig_seen, _mig_done"
+        );
         let statements = if null_old_first {
             // Over NULL old values "differs" is "is not NULL": the same rows, a cheaper test.
             let fills = filtered(&present);
@@ -505,7 +525,7 @@ impl PostgresStore {
             let null_old = spell(&|after, ended| {
                 format!(
                     "WITH {}, \
-                     _mig_updated AS (UPDATE {table} AS t SET {} \
+                     _mig_updated AS (UPDATE {table} AS t SET {assignments} \
                      WHERE {} AND {within_seen} AND {} AND {fills} \
                      RETURNING t.{key} AS k, {new} AS new), \
                      _mig_done AS (SELECT count(*) AS n FROM _mig_updated), \
@@ -520,7 +540,6 @@ impl PostgresStore {
                      updated_at = {NOW} FROM _mig_seen, _mig_done, _mig_whole WHERE id = $1 AND _mig_done.n > 0) \
                      SELECT _mig_seen.n, _mig_done.n, _mig_seen.last FROM _mig_seen, _mig_done",
                     keys(after, ended),
-                    assignments.join(", "),
                     range(after, ended, "t."),
                     old_nulls.join(" AND "),
                 )
@@ -537,25 +556,16 @@ impl PostgresStore {
                     "WITH {}, \
                      _mig_batch AS MATERIALIZED (SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" \
                      FROM {table} AS t WHERE {} AND {within_seen} \
-                     AND {condition} FOR NO KEY UPDATE), \
-                     _mig_updated AS (UPDATE {table} AS t SET {} FROM _mig_batch \
-                     WHERE t.{key} = _mig_batch.\"_mig_key\" AND {} AND {within_seen} \
-                     AND {condition} \
-                     RETURNING t.{key} AS k, {new} AS new, _mig_batch.\"_mig_old\" AS old), \
-                     _mig_done AS (SELECT count(*) AS n FROM _mig_updated), \
+                     AND {condition} FOR NO KEY UPDATE), {}, \
                      _mig_backed_up AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
                      SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
                      FROM _mig_updated HAVING count(*) > 0 \
                      ON CONFLICT (run_id, batch) DO UPDATE SET keys = _mig_backup.keys || excluded.keys, \
                      old = _mig_backup.old || excluded.old, new = _mig_backup.new || excluded.new), \
-                     _mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, _mig_seen.last), \
-                     processed = processed + _mig_seen.n, updated = updated + _mig_done.n, batches = batches + 1, \
-                     updated_at = {NOW} FROM _mig_seen, _mig_done WHERE id = $1 AND _mig_seen.n > 0) \
-                     SELECT _mig_seen.n, _mig_done.n, _mig_seen.last FROM _mig_seen, _mig_done",
+                     {whole_batch_progress}",
                     keys(after, ended),
                     range(after, ended, "t."),
-                    assignments.join(", "),
-                    range(after, ended, "t."),
+                    write_locked(after, ended),
                 )
             });
             Statements::NullOldFirst { null_old, changing }
@@ -573,22 +583,14 @@ impl PostgresStore {
                      SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
                      WHERE {} AND {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
                      _mig_seen AS (SELECT count(*) AS n, min(\"_mig_key\") AS first, max(\"_mig_key\") AS last FROM _mig_batch), \
-                     _mig_updated AS (UPDATE {table} AS t SET {} FROM _mig_batch \
-                     WHERE t.{key} = _mig_batch.\"_mig_key\" AND {} AND {within_seen} \
-                     AND {condition} \
-                     RETURNING t.{key} AS k, {new} AS new, _mig_batch.\"_mig_old\" AS old), \
-                     _mig_done AS (SELECT count(*) AS n FROM _mig_updated), \
+                     {}, \
                      _mig_backed_up AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
                      SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
                      FROM _mig_updated HAVING count(*) > 0), \
-                     _mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, _mig_seen.last), \
-                     processed = processed + _mig_seen.n, updated = updated + _mig_done.n, batches = batches + 1, \
-                     updated_at = {NOW} FROM _mig_seen, _mig_done WHERE id = $1 AND _mig_seen.n > 0) \
-                     SELECT _mig_seen.n, _mig_done.n, _mig_seen.last FROM _mig_seen, _mig_done",
+                     {whole_batch_progress}",
                     range(after, ended, ""),
                     snapshot_bound(table, key, &range(after, ended, ""), "$4"),
-                    assignments.join(", "),
-                    range(after, ended, "t."),
+                    write_locked(after, ended),
                 )
             }))
         };
