@@ -3,7 +3,7 @@
 //! such scan takes seconds, and a batch holds the rows it already wrote locked meanwhile.
 mod common;
 
-use common::{postgres_url, stderr, Backend, Project, Setup};
+use common::{postgres_url, stderr, stdout, Backend, Project, Setup};
 
 /// 20,000 rows, stored in no order of their keys (as updates leave a table), and analyzed: the
 /// planner knows the table's size, as on any table autovacuum has seen. Without bitmap scans
@@ -100,4 +100,29 @@ fn workers_never_read_the_whole_table() {
         ["20000"],
         "every row written"
     );
+}
+
+/// The size in a plan is PostgreSQL's estimate where it has one, and said to be; a table no
+/// VACUUM or ANALYZE has seen (autovacuum kept off it here) is counted.
+#[test]
+fn a_plan_gives_the_estimate_of_an_analyzed_table_and_counts_one_never_analyzed() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let analyzed = Project::on(&Backend::Postgres(url.clone()), &TABLE, SPEC);
+    let plan = stdout(&analyzed.mig(&["plan", "t.b"]));
+    assert!(
+        plan.contains("about 20000 rows in the table now (the database's estimate, not a count)"),
+        "{plan}"
+    );
+    let never = Setup {
+        sqlite: "",
+        postgres:
+            "CREATE TABLE t (id bigint PRIMARY KEY, a bigint NOT NULL, b bigint, n bigint NOT NULL)
+                       WITH (autovacuum_enabled = false);
+                   INSERT INTO t SELECT i, i, NULL, i FROM generate_series(1, 1234) AS i;",
+    };
+    let counted = Project::on(&Backend::Postgres(url), &never, SPEC);
+    let plan = stdout(&counted.mig(&["plan", "t.b"]));
+    assert!(plan.contains("  1234 rows in the table now; "), "{plan}");
 }
