@@ -263,6 +263,35 @@ fn rows_deleted_or_inserted_while_the_batch_waits_are_counted_as_they_are() {
     assert_eq!(backed_up_old(&project, 56), ["NULL"]);
 }
 
+/// The application deletes every row of a batch while the batch waits to lock them: the
+/// batch finds none left, but rows after it remain, and the run must go on to them instead
+/// of ending there. Both paths that lock a batch as they read it: pushed down (a
+/// `varchar(n)` column rules out the NULL-old statement) and read-compute-write (`lower`).
+#[test]
+fn a_batch_whose_rows_are_all_deleted_while_it_waits_does_not_end_the_run() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let table = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE t (id bigint PRIMARY KEY, a integer, b varchar(20));
+                   INSERT INTO t SELECT i, i, NULL FROM generate_series(1, 100) AS i;",
+    };
+    for set in ["concat('n', a)", "lower(concat('N', a))"] {
+        let spec = format!(
+            "backfill b on t {{\n    set b = {set}\n    batch 10\n    lock_timeout 5s\n}}\n"
+        );
+        let project = Project::on(&Backend::Postgres(url.clone()), &table, &spec);
+        let out = run_while_the_application_commits(&project, "DELETE FROM t WHERE id <= 10");
+        assert_said(&out, "90 rows processed, 90 updated");
+        assert_eq!(
+            project.query("SELECT count(*) FROM t WHERE b = 'n' || a"),
+            ["90"],
+            "{set}"
+        );
+    }
+}
+
 /// The same over old values that all change: from its second batch on, the run's batches
 /// skip the NULL-old statement (it wrote nothing in the first), and the statement that locks
 /// only the rows that change waits for the moved row. Its checkpoint must not jump either.

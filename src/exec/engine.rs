@@ -451,7 +451,8 @@ impl Engine {
                 expected,
             });
             // A short batch is not taken for the table's end: on PostgreSQL a row can leave a
-            // batch's range while the batch waits for its lock. The first empty batch ends it.
+            // batch's range while the batch waits for its lock. An empty batch ends it: the
+            // store answers one only when no row is left after the checkpoint.
             if !plan.pause.is_zero() {
                 std::thread::sleep(plan.pause);
             }

@@ -199,6 +199,7 @@ pub trait Store: Send {
     /// advance the run's checkpoint and totals. All of it or none of it. Fails with
     /// `RunMoved`, writing nothing, unless the run is still `running` at `request.after` when
     /// the transaction starts: another process may have advanced or begun rolling it back.
+    /// Processes no row only when no row is left after `request.after`: the run ends there.
     fn run_batch(
         &mut self,
         step: &BatchStep,

@@ -768,6 +768,27 @@ impl PostgresStore {
         }
     }
 
+    /// Whether `step`'s table holds a row after key `after` (any row, without one).
+    fn has_keys_after(
+        &mut self,
+        step: &BatchStep,
+        after: Option<&Value>,
+    ) -> Result<bool, StoreError> {
+        let (_, key_sql_type) = self.key_type(&step.table, &step.key)?;
+        let table = quote_ident(&step.table);
+        let key = quote_ident(&step.key);
+        let row = match after {
+            None => self
+                .client
+                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])?,
+            Some(after) => self.client.query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE {key} > $1::{key_sql_type})"),
+                &[after],
+            )?,
+        };
+        Ok(row.get(0))
+    }
+
     /// Claims the next `limit` keys after the run's claimed cursor, in a short transaction of
     /// its own; false when the table is claimed to its end. `bounds` find the claim's last
     /// key from the start and after the cursor.
@@ -1515,13 +1536,20 @@ impl Store for PostgresStore {
             self.unshared.insert(request.run_id);
         }
         let started = Instant::now();
-        let outcome = self
-            .run_range(step, request, None)
-            .map_err(|e| self.name_too_long(step, e))?;
-        Ok(BatchOutcome {
-            held: started.elapsed(),
-            ..outcome
-        })
+        loop {
+            let outcome = self
+                .run_range(step, request, None)
+                .map_err(|e| self.name_too_long(step, e))?;
+            // A batch that locks its rows as it reads them finds none when the application
+            // deleted them all while it waited; the rows after them are still to do, and an
+            // empty batch would end the run. The next try reads past the deleted rows.
+            if outcome.processed > 0 || !self.has_keys_after(step, request.after)? {
+                return Ok(BatchOutcome {
+                    held: started.elapsed(),
+                    ..outcome
+                });
+            }
+        }
     }
 
     fn run_shared_batch(
