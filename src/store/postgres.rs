@@ -1535,8 +1535,8 @@ impl Store for PostgresStore {
             }
             self.unshared.insert(request.run_id);
         }
-        let started = Instant::now();
         loop {
+            let started = Instant::now();
             let outcome = self
                 .run_range(step, request, None)
                 .map_err(|e| self.name_too_long(step, e))?;
