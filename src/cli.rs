@@ -6,6 +6,7 @@
 
 use crate::compile::{self, Idempotence, SourceFile};
 use crate::config::Config;
+use crate::exec::throttle::YieldReport;
 use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
 use crate::plan::RunOptions;
@@ -303,10 +304,21 @@ fn run_workers(
 
 /// One summary for the workers of this process. Each read the run's totals when it ended;
 /// totals only grow, so the largest were read by the last to end, after every worker here
-/// was done. The run took as long, and held a lock as long, as the slowest of them.
+/// was done. The run took as long, and held a lock as long, as the slowest of them; each
+/// sized its own batches for a busy database, so those add up.
 fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
     let duration = summaries.iter().map(|s| s.duration).max()?;
     let longest_batch = summaries.iter().map(|s| s.longest_batch).max()?;
+    let yielded = summaries
+        .iter()
+        .map(|s| s.yielded)
+        .reduce(|a, b| match (a, b) {
+            (Some(a), Some(b)) => Some(YieldReport {
+                busy_batches: a.busy_batches + b.busy_batches,
+                busy_rows: a.busy_rows + b.busy_rows,
+            }),
+            _ => a.or(b),
+        })?;
     let last = summaries
         .into_iter()
         .max_by_key(|s| (s.processed, s.batches))?;
@@ -314,6 +326,7 @@ fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
         resumed,
         duration,
         longest_batch,
+        yielded,
         ..last
     })
 }
@@ -332,6 +345,14 @@ fn print_summary(s: &RunSummary) {
         s.processed as f64 / secs.max(1e-9),
         s.longest_batch.as_secs_f64() * 1000.0
     );
+    if let Some(y) = s.yielded {
+        println!(
+            "  yield: {} batches ran while another session was busy ({} rows, {} a batch)",
+            y.busy_batches,
+            y.busy_rows,
+            y.busy_rows.checked_div(y.busy_batches).unwrap_or(0)
+        );
+    }
     for c in &s.checks {
         println!("  check {}: passed ({} failed rows)", c.name, c.failed_rows);
     }

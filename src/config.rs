@@ -42,6 +42,8 @@ pub enum Database {
 pub struct Defaults {
     pub batch: u64,
     pub pause: Duration,
+    /// How long a batch may take while another session is busy; none: batches keep their size.
+    pub yield_after: Option<Duration>,
     pub lock_timeout: Duration,
     pub retries: u64,
 }
@@ -51,6 +53,7 @@ impl Default for Defaults {
         Defaults {
             batch: 1000,
             pause: Duration::ZERO,
+            yield_after: None,
             lock_timeout: Duration::from_secs(2),
             retries: 3,
         }
@@ -76,6 +79,8 @@ struct RawDatabase {
 struct RawDefaults {
     batch: Option<u64>,
     pause: Option<String>,
+    #[serde(rename = "yield")]
+    yield_after: Option<String>,
     lock_timeout: Option<String>,
     retries: Option<u64>,
 }
@@ -178,6 +183,10 @@ fn defaults_from(raw: RawDefaults, root: &Path) -> Result<Defaults, ConfigError>
     Ok(Defaults {
         batch,
         pause: duration("pause", raw.pause, base.pause)?,
+        yield_after: match raw.yield_after {
+            None => base.yield_after,
+            text => Some(duration("yield", text, Duration::ZERO)?),
+        },
         lock_timeout: duration("lock_timeout", raw.lock_timeout, base.lock_timeout)?,
         retries: raw.retries.unwrap_or(base.retries),
     })
@@ -215,7 +224,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(FILE_NAME),
-            "specs = \"specs\"\n[database]\nurl = \"sqlite:.mig/demo.sqlite\"\n[defaults]\nbatch = 10\npause = \"5ms\"\n",
+            "specs = \"specs\"\n[database]\nurl = \"sqlite:.mig/demo.sqlite\"\n[defaults]\nbatch = 10\npause = \"5ms\"\nyield = \"2ms\"\n",
         )
         .unwrap();
         let nested = dir.path().join("a/b");
@@ -226,6 +235,7 @@ mod tests {
         assert!(config.is_demo_database());
         assert_eq!(config.defaults.batch, 10);
         assert_eq!(config.defaults.pause, Duration::from_millis(5));
+        assert_eq!(config.defaults.yield_after, Some(Duration::from_millis(2)));
     }
 
     #[test]

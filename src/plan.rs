@@ -56,6 +56,8 @@ pub struct Plan {
     pub key: String,
     pub batch: u64,
     pub pause: Duration,
+    /// How long a batch may take while another session is busy (`yield`).
+    pub yield_after: Option<Duration>,
     pub lock_timeout: Duration,
     pub retries: u64,
     pub limit: Option<u64>,
@@ -98,6 +100,7 @@ impl Plan {
             key,
             batch,
             pause: migration.pause.unwrap_or(defaults.pause),
+            yield_after: migration.yield_after.or(defaults.yield_after),
             lock_timeout: migration.lock_timeout.unwrap_or(defaults.lock_timeout),
             retries: migration.retries.unwrap_or(defaults.retries),
             limit: options.limit,
@@ -175,6 +178,16 @@ impl Plan {
                 count(self.retries, "retry", "retries")
             ),
         ];
+        if let Some(after) = self.yield_after {
+            lines.push(format!(
+                "  yield {}: while another session is busy, batches shrink to what takes about {} each \
+                 (at most {} rows); {}",
+                show_duration(after),
+                show_duration(after),
+                self.batch,
+                store.describe_busy()
+            ));
+        }
         if let Some(filter) = &m.filter {
             lines.push(format!("only rows where {filter}"));
         }

@@ -26,6 +26,8 @@ pub struct Migration {
     pub filter: Option<Expr>,
     pub batch: Option<u64>,
     pub pause: Option<Duration>,
+    /// How long a batch may take while another session is busy (`yield`).
+    pub yield_after: Option<Duration>,
     pub lock_timeout: Option<Duration>,
     pub retries: Option<u64>,
     /// Names of validations to run after the last batch.

@@ -345,6 +345,7 @@ impl<'a> Checker<'a> {
                 StatementKind::Where(_)
                     | StatementKind::Batch(_)
                     | StatementKind::Pause(_)
+                    | StatementKind::Yield(_)
                     | StatementKind::LockTimeout(_)
                     | StatementKind::Retries(_)
             );
@@ -496,6 +497,7 @@ impl<'a> Checker<'a> {
             filter: None,
             batch: None,
             pause: None,
+            yield_after: None,
             lock_timeout: None,
             retries: None,
             checks: Vec::new(),
@@ -506,6 +508,7 @@ impl<'a> Checker<'a> {
                 StatementKind::Where(e) => migration.filter = Some(e.clone()),
                 StatementKind::Batch(n) => migration.batch = Some(*n),
                 StatementKind::Pause(d) => migration.pause = Some(*d),
+                StatementKind::Yield(d) => migration.yield_after = Some(*d),
                 StatementKind::LockTimeout(d) => migration.lock_timeout = Some(*d),
                 StatementKind::Retries(n) => migration.retries = Some(*n),
                 StatementKind::Check(names) => {

@@ -1,5 +1,6 @@
 //! The executor: one `Engine` per database, shared by the CLI and the node.
 
+use super::throttle::{Throttle, YieldReport};
 use crate::compile::{self, Catalog, Schema, SourceFile};
 use crate::config::{Config, Database};
 use crate::diagnostic::FileDiagnostics;
@@ -153,7 +154,15 @@ pub struct RunSummary {
     pub duration: Duration,
     /// The longest any of this call's batch transactions held its locks.
     pub longest_batch: Duration,
+    /// What the spec's `yield` did in this call; `None` when the spec does not yield.
+    pub yielded: Option<YieldReport>,
     pub checks: Vec<ValidationResult>,
+}
+
+/// How a call's batches went, for its summary.
+struct Pace {
+    longest_batch: Duration,
+    yielded: Option<YieldReport>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -259,8 +268,8 @@ impl Engine {
         let rows = self.store.size(plan.table())?.rows();
         let limit = run.row_limit;
         let expected = limit.map_or(rows, |l| l.min(rows.max(run.processed)));
-        let (run, longest_batch) = self.run_batches(plan, run, expected, progress)?;
-        self.finish_run(plan, &run, resumed, started, longest_batch)
+        let (run, pace) = self.run_batches(plan, run, expected, progress)?;
+        self.finish_run(plan, &run, resumed, started, pace)
     }
 
     /// Marks the run completed, runs its post-checks and sums it up.
@@ -270,7 +279,7 @@ impl Engine {
         run: &RunRecord,
         resumed: bool,
         started: Instant,
-        longest_batch: Duration,
+        pace: Pace,
     ) -> Result<RunSummary, ExecError> {
         self.with_retries(plan, |store| {
             store.set_run_status(run.id, RunStatus::Completed, None)
@@ -284,7 +293,8 @@ impl Engine {
             batches: run.batches,
             resumed,
             duration: started.elapsed(),
-            longest_batch,
+            longest_batch: pace.longest_batch,
+            yielded: pace.yielded,
             checks,
         })
     }
@@ -313,12 +323,13 @@ impl Engine {
             expected,
         };
         let mut longest_batch = Duration::ZERO;
+        let mut throttle = Throttle::new(plan.pause, plan.yield_after);
         loop {
             let request = BatchRequest {
                 run_id: run.id,
                 batch_no: 0,
                 after: None,
-                limit: plan.batch,
+                limit: throttle.next_size(self.store.as_mut(), plan.batch)?,
             };
             let outcome =
                 self.with_retries(plan, |store| store.run_shared_batch(&step, &request))?;
@@ -330,9 +341,7 @@ impl Engine {
             mine.updated += outcome.updated;
             mine.batches += 1;
             progress(&mine);
-            if !plan.pause.is_zero() {
-                std::thread::sleep(plan.pause);
-            }
+            throttle.after_batch(outcome.processed, outcome.held, plan.batch);
         }
         let run = self
             .store
@@ -341,8 +350,11 @@ impl Engine {
             .find(|r| r.id == run.id)
             .unwrap_or(run);
         // Whether the run existed before is the opener's to say (`open_shared_run`).
-        self.finish_run(plan, &run, false, started, longest_batch)
-            .map(Some)
+        let pace = Pace {
+            longest_batch,
+            yielded: throttle.report(),
+        };
+        self.finish_run(plan, &run, false, started, pace).map(Some)
     }
 
     /// Opens the run workers will share before any of them starts: its id, which every
@@ -404,16 +416,23 @@ impl Engine {
         mut run: RunRecord,
         expected: u64,
         progress: &mut dyn FnMut(&Progress),
-    ) -> Result<(RunRecord, Duration), ExecError> {
+    ) -> Result<(RunRecord, Pace), ExecError> {
         let step = plan.step();
         let mut longest = Duration::ZERO;
+        let mut throttle = Throttle::new(plan.pause, plan.yield_after);
+        let pace = |longest, throttle: &Throttle| Pace {
+            longest_batch: longest,
+            yielded: throttle.report(),
+        };
         loop {
             let remaining = run
                 .row_limit
                 .map_or(u64::MAX, |l| l.saturating_sub(run.processed));
-            let limit = plan.batch.min(remaining);
+            let limit = throttle
+                .next_size(self.store.as_mut(), plan.batch)?
+                .min(remaining);
             if limit == 0 {
-                return Ok((run, longest));
+                return Ok((run, pace(longest, &throttle)));
             }
             let request = BatchRequest {
                 run_id: run.id,
@@ -437,7 +456,7 @@ impl Engine {
                     other => other,
                 })?;
             if outcome.processed == 0 {
-                return Ok((run, longest));
+                return Ok((run, pace(longest, &throttle)));
             }
             longest = longest.max(outcome.held);
             run.processed += outcome.processed;
@@ -453,9 +472,7 @@ impl Engine {
             // A short batch is not taken for the table's end: on PostgreSQL a row can leave a
             // batch's range while the batch waits for its lock. An empty batch ends it: the
             // store answers one only when no row is left after the checkpoint.
-            if !plan.pause.is_zero() {
-                std::thread::sleep(plan.pause);
-            }
+            throttle.after_batch(outcome.processed, outcome.held, plan.batch);
         }
     }
 

@@ -1,8 +1,9 @@
 //! Stage 4: running plans. `engine` drives batches, post-checks, rollback and repeated runs
 //! over a `Store`; the node and the CLI both call it. `eval` gives every expression its one
-//! meaning.
+//! meaning; `throttle` spaces batches out (`pause`, `yield`).
 
 pub mod engine;
 pub mod eval;
+pub mod throttle;
 
 pub use engine::*;

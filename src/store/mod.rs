@@ -219,6 +219,12 @@ pub trait Store: Send {
             "this database has one writer at a time: workers need PostgreSQL".into(),
         ))
     }
+    /// Whether another session is working on the database now (not idle; not one of mig's
+    /// own), which a run's `yield` gives way to; `None` where this store cannot see other
+    /// sessions.
+    fn others_busy(&mut self) -> Result<Option<bool>, StoreError>;
+    /// How `others_busy` tells, as `mig plan` prints it.
+    fn describe_busy(&self) -> &'static str;
     /// The statements `run_batch` executes, as `mig plan` prints them.
     fn describe_batch(&self, step: &BatchStep) -> Vec<String>;
 

@@ -120,6 +120,16 @@ struct Column {
 /// With an index there, these settings leave it none. Then the plan depends on no value of a
 /// batch, so each prepared statement is planned once per connection, not at every batch
 /// (a tenth of a backfill's time on `pgbench_accounts`, BENCHMARKS.md).
+/// Whether another session of this database is working: active or inside a transaction.
+/// mig's own connections share its application name. A session of another role shows its
+/// state and type only to a member of that role or of `pg_read_all_stats`; without them it
+/// counts as busy, so a run that cannot tell yields rather than crowds the application.
+const OTHERS_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+     WHERE datname = current_database() AND pid <> pg_backend_pid() \
+       AND coalesce(backend_type, 'client backend') = 'client backend' \
+       AND state IS DISTINCT FROM 'idle' \
+       AND application_name IS DISTINCT FROM current_setting('application_name'))";
+
 const BATCH_PLANS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
      SET LOCAL plan_cache_mode = force_generic_plan";
 
@@ -152,11 +162,21 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and reads the catalog.
+    /// Connects as application `mig` unless the URL names one: `others_busy` leaves out the
+    /// sessions of that name, so workers do not yield to one another.
     pub fn connect(url: &str, lock_timeout: Duration) -> Result<PostgresStore, StoreError> {
-        let client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
+        let open_error = |message: String| StoreError::Open {
             path: url.to_string(),
-            message: postgres_message(&e),
-        })?;
+            message,
+        };
+        let mut config: postgres::Config =
+            url.parse().map_err(|e| open_error(postgres_message(&e)))?;
+        if config.get_application_name().is_none() {
+            config.application_name("mig");
+        }
+        let client = config
+            .connect(NoTls)
+            .map_err(|e| open_error(postgres_message(&e)))?;
         let mut store = PostgresStore {
             client,
             lock_timeout,
@@ -1620,6 +1640,16 @@ impl Store for PostgresStore {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn others_busy(&mut self) -> Result<Option<bool>, StoreError> {
+        let statement = self.prepare(OTHERS_BUSY)?;
+        Ok(Some(self.client.query_one(&statement, &[])?.get(0)))
+    }
+
+    fn describe_busy(&self) -> &'static str {
+        "busy: a session of this database in pg_stat_activity that is not idle and not mig's \
+         (another application_name), read at most every 100 ms"
     }
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {

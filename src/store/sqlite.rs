@@ -874,6 +874,14 @@ impl Store for SqliteStore {
         Ok(BatchOutcome { held, ..outcome })
     }
 
+    fn others_busy(&mut self) -> Result<Option<bool>, StoreError> {
+        Ok(None)
+    }
+
+    fn describe_busy(&self) -> &'static str {
+        "SQLite shows mig no other connection, so batches are always sized so"
+    }
+
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
         let sql = batch_sql(step, &self.text_columns(&step.table).unwrap_or_default());
         let mut lines = vec![

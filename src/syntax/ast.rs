@@ -71,10 +71,15 @@ pub struct Statement {
 /// Every statement the grammar knows. Which block may hold which is checked by `compile`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatementKind {
-    Set { column: Ident, value: Expr },
+    Set {
+        column: Ident,
+        value: Expr,
+    },
     Where(Expr),
     Batch(u64),
     Pause(Duration),
+    /// How long a batch may take while another session is busy on the database.
+    Yield(Duration),
     LockTimeout(Duration),
     Retries(u64),
     Check(Vec<Ident>),
@@ -90,6 +95,7 @@ impl StatementKind {
             StatementKind::Where(_) => "where",
             StatementKind::Batch(_) => "batch",
             StatementKind::Pause(_) => "pause",
+            StatementKind::Yield(_) => "yield",
             StatementKind::LockTimeout(_) => "lock_timeout",
             StatementKind::Retries(_) => "retries",
             StatementKind::Check(_) => "check",

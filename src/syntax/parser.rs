@@ -204,6 +204,7 @@ impl Region {
             Rule::batch_stmt => StatementKind::Batch(self.count(next())?),
             Rule::retries_stmt => StatementKind::Retries(self.count(next())?),
             Rule::pause_stmt => StatementKind::Pause(self.duration(next())?),
+            Rule::yield_stmt => StatementKind::Yield(self.duration(next())?),
             Rule::lock_timeout_stmt => StatementKind::LockTimeout(self.duration(next())?),
             Rule::check_stmt => StatementKind::Check(self.name_list(next())),
             Rule::not_null_stmt => StatementKind::NotNull(self.name_list(next())),
@@ -548,6 +549,7 @@ fn expected_words(positives: &[Rule]) -> Vec<&'static str> {
             | Rule::kw_where
             | Rule::kw_batch
             | Rule::kw_pause
+            | Rule::kw_yield
             | Rule::kw_lock_timeout
             | Rule::kw_retries
             | Rule::kw_check
@@ -558,6 +560,7 @@ fn expected_words(positives: &[Rule]) -> Vec<&'static str> {
             | Rule::where_stmt
             | Rule::batch_stmt
             | Rule::pause_stmt
+            | Rule::yield_stmt
             | Rule::lock_timeout_stmt
             | Rule::retries_stmt
             | Rule::check_stmt
@@ -688,8 +691,8 @@ fn syntax_error(
                 ))
             } else if words.contains(&"a statement") && found.starts_with(is_ident_char) {
                 diagnostic.with_help(
-                    "statements: set, where, batch, pause, lock_timeout, retries, check, \
-                     not_null, unique, expect",
+                    "statements: set, where, batch, pause, yield, lock_timeout, retries, \
+                     check, not_null, unique, expect",
                 )
             } else if found_is_comparison(&source[at..]) && !positives.contains(&Rule::compare_op) {
                 diagnostic.with_help(
@@ -872,7 +875,7 @@ mod tests {
         let got = statements(
             "set a = 1 where b > 2 batch 10 pause 50ms lock_timeout 2s retries 3\n\
              check x, y not_null a, b unique c expect d is null\n\
-             pause 0ms pause 3m",
+             pause 0ms pause 3m yield 2ms yield 1s",
         );
         let names =
             |names: &[&str]| -> Vec<String> { names.iter().map(|n| n.to_string()).collect() };
@@ -892,7 +895,9 @@ mod tests {
         assert!(matches!(&got[9], StatementKind::Expect(_)));
         assert_eq!(got[10], StatementKind::Pause(Duration::ZERO));
         assert_eq!(got[11], StatementKind::Pause(Duration::from_secs(180)));
-        assert_eq!(got.len(), 12);
+        assert_eq!(got[12], StatementKind::Yield(Duration::from_millis(2)));
+        assert_eq!(got[13], StatementKind::Yield(Duration::from_secs(1)));
+        assert_eq!(got.len(), 14);
     }
 
     #[test]
@@ -1073,6 +1078,10 @@ mod tests {
         assert_eq!(
             errors("migrate m on t { pause 5 }"),
             ["1:25: expected a unit: `ms`, `s` or `m`, found a space"]
+        );
+        assert_eq!(
+            errors("migrate m on t {\n  yield 60%\n}"),
+            ["2:11: expected a unit: `ms`, `s` or `m`, found `%`"]
         );
         assert_eq!(
             errors("validate v on t { expect a matches b }"),

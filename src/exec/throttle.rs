@@ -1,0 +1,134 @@
+//! How a run spaces and sizes its batches for the application beside it: the spec's `pause`
+//! after every batch and, while another session is busy on the database, its `yield`: batches
+//! shrink until each takes about the `yield` time. Alone, a run takes whole batches.
+//!
+//! Why the size and not a sleep: an application transaction that runs while a batch does
+//! waits behind it (for the CPU, the WAL, a lock), so the application's slowest transactions
+//! are slowed by about one batch's length, however long the run sleeps between batches.
+//! Measured in BENCHMARKS.md: sleeping 1.5 to 3 times each batch's time left the
+//! application's p99 at 2x idle; batches a tenth as long, back to back, at 1.3x.
+
+use crate::store::{Store, StoreError};
+use std::time::{Duration, Instant};
+
+/// How often the store is asked whether other sessions are busy. The answer is a glance at
+/// the sessions' states; taken at most every 100 ms it costs a run nothing measurable and
+/// still follows the application within a tenth of a second.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+pub struct Throttle {
+    pause: Duration,
+    yield_after: Option<Duration>,
+    busy: bool,
+    sampled_at: Option<Instant>,
+    /// The rows a batch takes while others are busy, learned from the batches so far.
+    busy_size: Option<u64>,
+    report: YieldReport,
+}
+
+/// What `yield` did in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct YieldReport {
+    /// Batches sized down because another session was busy.
+    pub busy_batches: u64,
+    /// The rows those batches processed.
+    pub busy_rows: u64,
+}
+
+impl Throttle {
+    pub fn new(pause: Duration, yield_after: Option<Duration>) -> Throttle {
+        Throttle {
+            pause,
+            yield_after,
+            busy: false,
+            sampled_at: None,
+            busy_size: None,
+            report: YieldReport::default(),
+        }
+    }
+
+    /// The rows the next batch should take: `batch`, or fewer while another session is busy.
+    pub fn next_size(&mut self, store: &mut dyn Store, batch: u64) -> Result<u64, StoreError> {
+        if self.yield_after.is_none() || !self.others_busy(store)? {
+            return Ok(batch);
+        }
+        Ok(self.busy_size.unwrap_or(batch).clamp(1, batch))
+    }
+
+    /// Learns from a batch that processed `rows` and held its transaction for `held`, then
+    /// sleeps the pause. `batch` is the spec's size, which no batch exceeds.
+    pub fn after_batch(&mut self, rows: u64, held: Duration, batch: u64) {
+        if let Some(target) = self.yield_after {
+            if self.busy {
+                self.report.busy_batches += 1;
+                self.report.busy_rows += rows;
+            }
+            if rows > 0 {
+                self.busy_size = Some(resize(rows, held, target).clamp(1, batch));
+            }
+        }
+        if !self.pause.is_zero() {
+            std::thread::sleep(self.pause);
+        }
+    }
+
+    /// What `yield` did; `None` when the spec does not yield.
+    pub fn report(&self) -> Option<YieldReport> {
+        self.yield_after.map(|_| self.report)
+    }
+
+    /// A store that cannot see other sessions counts them busy: the spec asked to yield.
+    fn others_busy(&mut self, store: &mut dyn Store) -> Result<bool, StoreError> {
+        if self
+            .sampled_at
+            .is_none_or(|at| at.elapsed() >= SAMPLE_EVERY)
+        {
+            self.busy = store.others_busy()?.unwrap_or(true);
+            self.sampled_at = Some(Instant::now());
+        }
+        Ok(self.busy)
+    }
+}
+
+/// The size of the next batch after one of `rows` rows that took `held`: as many rows as take
+/// `target` at that pace, but at most half as many or twice as many, so one batch slowed by
+/// something else (a checkpoint's disk flush) does not shrink the run to single rows.
+pub fn resize(rows: u64, held: Duration, target: Duration) -> u64 {
+    let at_pace = rows as f64 * target.as_secs_f64() / held.as_secs_f64().max(1e-6);
+    let (least, most) = ((rows / 2).max(1), rows.saturating_mul(2));
+    (at_pace.round() as u64).clamp(least, most)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_batch_is_resized_to_take_the_target_time_at_its_pace() {
+        assert_eq!(resize(1000, ms(4), ms(3)), 750);
+        assert_eq!(resize(300, ms(2), ms(3)), 450);
+        assert_eq!(resize(1000, ms(1), ms(1)), 1000);
+    }
+
+    #[test]
+    fn one_slow_or_fast_batch_moves_the_size_by_half_or_double_at_most() {
+        assert_eq!(resize(1000, ms(500), ms(1)), 500);
+        assert_eq!(resize(100, Duration::ZERO, ms(1)), 200);
+        assert_eq!(resize(1, ms(10), ms(1)), 1);
+    }
+
+    #[test]
+    fn sizes_converge_on_the_target_when_a_batch_costs_a_fixed_time_plus_its_rows() {
+        // 0.3 ms a batch plus 3 us a row: 1 ms is 233 rows.
+        let held = |rows: u64| Duration::from_micros(300 + 3 * rows);
+        let mut size = 1000;
+        for _ in 0..20 {
+            size = resize(size, held(size), ms(1));
+        }
+        assert!((220..=245).contains(&size), "{size}");
+    }
+}

@@ -1,0 +1,93 @@
+//! A spec's `yield` shrinks a run's batches while another session is busy on the database,
+//! and only then: alone (mig's own workers included) it takes whole batches. SQLite shows
+//! mig no other connection, so there a yielding run always takes shorter batches.
+mod common;
+
+use common::{postgres_url, stderr, stdout, Backend, Project, Setup};
+
+const TABLE: Setup = Setup {
+    sqlite: "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+             WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < 2000)
+             INSERT INTO t SELECT x, x FROM i;",
+    postgres: "CREATE TABLE t (id bigint PRIMARY KEY, n bigint NOT NULL);
+               INSERT INTO t SELECT i, i FROM generate_series(1, 2000) AS i;",
+};
+
+/// `yield 0ms` asks for batches as short as can be while others are busy: each batch half
+/// the one before (the most one batch may shrink), down to single rows. 2,000 rows then take
+/// 1000, 500, 250, 125, 62, 31, 15, 7, 3, 1 and six batches of 1 row: 16 batches.
+const SPEC: &str = "migrate double on t {\n    set n = id * 2\n    batch 1000\n    yield 0ms\n}\n";
+
+/// The batches `mig run` reports, and how many of them it says ran while others were busy.
+fn batches(out: &std::process::Output) -> (u64, u64) {
+    let text = stdout(out);
+    assert!(out.status.success(), "{text}{}", stderr(out));
+    let number_before = |marker: &str| -> u64 {
+        let head = &text[..text
+            .find(marker)
+            .unwrap_or_else(|| panic!("no `{marker}` in:\n{text}"))];
+        head.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let busy = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("yield: "))
+        .unwrap_or_else(|| panic!("no `yield:` line in:\n{text}"));
+    (
+        number_before(" batches in "),
+        busy.split(' ').next().unwrap().parse().unwrap(),
+    )
+}
+
+#[test]
+fn a_run_alone_on_postgres_takes_whole_batches_even_with_workers() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    assert_eq!(batches(&project.mig(&["run", "double"])), (2, 0));
+    project.execute("UPDATE t SET n = id");
+    assert_eq!(
+        batches(&project.mig(&["run", "double", "--workers", "3"])).1,
+        0,
+        "workers do not count one another as the application"
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id * 2"),
+        ["2000"]
+    );
+}
+
+#[test]
+fn a_run_beside_a_busy_session_on_postgres_takes_shorter_batches() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    let db = project.postgres.as_ref().unwrap();
+    // The application, inside a transaction: busy, though it holds no lock mig needs.
+    let mut application = db.client();
+    application.batch_execute("BEGIN; SELECT 1").unwrap();
+    assert_eq!(batches(&project.mig(&["run", "double"])), (16, 16));
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id * 2"),
+        ["2000"]
+    );
+    application.batch_execute("COMMIT").unwrap();
+    project.execute("UPDATE t SET n = id");
+    assert_eq!(
+        batches(&project.mig(&["run", "double"])),
+        (2, 0),
+        "the application went idle: whole batches again"
+    );
+}
+
+#[test]
+fn a_run_on_sqlite_cannot_see_other_connections_and_always_takes_shorter_batches() {
+    let project = Project::on(&Backend::Sqlite, &TABLE, SPEC);
+    assert_eq!(batches(&project.mig(&["run", "double"])), (16, 16));
+    let plan = stdout(&project.mig(&["plan", "double"]));
+    assert!(
+        plan.contains("yield 0ms: while another session is busy, batches shrink to what takes about 0ms each (at most 1000 rows); SQLite shows mig no other connection"),
+        "{plan}"
+    );
+}
