@@ -7,6 +7,8 @@
 #   SCALE=5 bash benches/pg_live_load.sh    # a quicker run
 #   MIG=/path/to/mig bash benches/pg_live_load.sh   # another build of mig (an A/B), not built here
 #   PAUSE=8ms bash benches/pg_live_load.sh  # the spec's pause (the throttle) for every mig run
+#   YIELD=1ms bash benches/pg_live_load.sh  # the spec's yield: how long a batch may take while
+#                                           # the application is busy (default 2ms)
 #
 # Needs a PostgreSQL reachable as PG_ADMIN (default postgres://postgres@127.0.0.1:5432/test),
 # pgbench, psql, python3 and a release build of mig (built here). It creates and finally drops
@@ -18,6 +20,7 @@ SCALE="${SCALE:-20}"
 CLIENTS="${CLIENTS:-4}"
 BATCH="${BATCH:-1000}"
 PAUSE="${PAUSE:-0ms}"
+YIELD="${YIELD:-2ms}"
 IDLE_SECONDS="${IDLE_SECONDS:-20}"
 SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB=mig_bench
@@ -77,7 +80,7 @@ psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 psql "${PGARGS[@]}" -d postgres -qc "CREATE DATABASE $DB"
 pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
 ROWS="$(sql "SELECT count(*) FROM pgbench_accounts")"
-echo "pgbench_accounts: $ROWS rows (scale $SCALE); $CLIENTS clients; mig batch $BATCH, pause $PAUSE"
+echo "pgbench_accounts: $ROWS rows (scale $SCALE); $CLIENTS clients; mig batch $BATCH, pause $PAUSE, yield $YIELD"
 
 mkdir -p "$WORK/project/specs"
 cat >"$WORK/project/mig.toml" <<EOF
@@ -88,14 +91,19 @@ url = "$URL"
 lock_timeout = "2s"
 retries = 5
 EOF
-cat >"$WORK/project/specs/bench.mig" <<EOF
+# The spec, with `yield` if $1 is "yield".
+spec() {
+    cat >"$WORK/project/specs/bench.mig" <<EOF
 -- pgbench_accounts gained a nullable balance_cents column; fill it from abalance.
 backfill balance_cents on pgbench_accounts {
     set balance_cents = abalance * 100
     batch $BATCH
     pause $PAUSE
+$([ "$1" = yield ] && echo "    yield $YIELD")
 }
 EOF
+}
+spec yield
 # Extra arguments go to mig run (--workers 4).
 backfill() { (cd "$WORK/project" && "$MIG" run pgbench_accounts.balance_cents "$@" >"$WORK/mig.out" 2>&1); }
 
@@ -169,20 +177,33 @@ wait "$app"
 read -r n p50 p99 max <<<"$(latency "$WORK/bare" "$start" "$end")"
 echo "UPDATE took $(python3 -c "print(f'{$end - $start:.2f}')") s; application meanwhile: transactions $n  p50 ${p50} ms  p99 ${p99} ms  max ${max} ms"
 
+# mig (one worker) while pgbench runs, with the spec `spec "$1"` writes; pgbench runs for
+# $2 times as long as mig alone took, plus 20 s, to outlast the backfill.
+mig_loaded() {
+    spec "$1"
+    fresh_column
+    local window start end loaded_rate n p50 p99 max app
+    window="$(python3 -c "import math; print(int(math.ceil($one_worker_seconds * $2 + 20)))")"
+    application "$window" "$WORK/mig" &
+    app=$!
+    sleep 5
+    start="$(now)"; backfill; end="$(now)"
+    wait "$app"
+    loaded_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
+    read -r n p50 p99 max <<<"$(latency "$WORK/mig" "$start" "$end")"
+    tail -2 "$WORK/mig.out" | head -c 400; echo
+    echo "backfill took $(python3 -c "print(f'{$end - $start:.2f}')") s, ${loaded_rate} rows/s ($(python3 -c "print(f'{$loaded_rate / $bare_rate:.2f}')") of the bare UPDATE alone)"
+    echo "application meanwhile: transactions $n  p50 ${p50} ms  p99 ${p99} ms ($(python3 -c "print(f'{$p99 / $idle_p99:.2f}')")x idle)  max ${max} ms"
+    echo "backed up: $(sql "SELECT coalesce(sum(cardinality(keys)), 0) FROM _mig_backup") rows; NULLs left: $(sql "SELECT count(*) FROM pgbench_accounts WHERE balance_cents IS NULL")"
+    rm -rf "$WORK/mig"
+}
+
 echo
-echo "== mig backfill under the application"
-fresh_column
-window="$(python3 -c "import math; print(int(math.ceil($one_worker_seconds * 3 + 20)))")"
-application "$window" "$WORK/mig" &
-app=$!
-sleep 5
-start="$(now)"; backfill; end="$(now)"
-wait "$app"
-loaded_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
-read -r n p50 p99 max <<<"$(latency "$WORK/mig" "$start" "$end")"
-tail -1 "$WORK/mig.out" | head -c 300; echo
-echo "backfill took $(python3 -c "print(f'{$end - $start:.2f}')") s, ${loaded_rate} rows/s ($(python3 -c "print(f'{$loaded_rate / $bare_rate:.2f}')") of the bare UPDATE alone)"
-echo "application meanwhile: transactions $n  p50 ${p50} ms  p99 ${p99} ms ($(python3 -c "print(f'{$p99 / $idle_p99:.2f}')")x idle)  max ${max} ms"
-echo "backed up: $(sql "SELECT coalesce(sum(cardinality(keys)), 0) FROM _mig_backup") rows; NULLs left: $(sql "SELECT count(*) FROM pgbench_accounts WHERE balance_cents IS NULL")"
+echo "== mig backfill under the application (yield $YIELD)"
+mig_loaded yield 8
+
+echo
+echo "== mig backfill under the application, without yield"
+mig_loaded plain 3
 
 psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
