@@ -144,6 +144,9 @@ start="$(now)"; PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -
 loop_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
 echo "$(python3 -c "print(f'{$end - $start:.2f}')") s, ${loop_rate} rows/s, $(python3 -c "print(f'{$loop_rate / $bare_rate:.2f}')") of the bare UPDATE's rate; NULLs left: $(sql "SELECT count(*) FROM pgbench_accounts WHERE balance_cents IS NULL")"
 
+# mig's summary of its last run (not its progress lines): the totals and what yield did.
+summary() { grep -E '^pgbench_accounts\.balance_cents: run |^  yield' "$WORK/mig.out" | head -c 400; }
+
 # mig alone on a fresh column, with mig run's extra arguments "$@": prints its summary,
 # time, rate and ratio to the bare UPDATE, and leaves its seconds in alone_seconds.
 mig_alone() {
@@ -152,7 +155,7 @@ mig_alone() {
     start="$(now)"; backfill "$@"; end="$(now)"
     alone_seconds="$(python3 -c "print(f'{$end - $start:.2f}')")"
     rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
-    tail -1 "$WORK/mig.out" | head -c 300; echo
+    summary
     echo "${alone_seconds} s, ${rate} rows/s, $(python3 -c "print(f'{$rate / $bare_rate:.2f}')") of the bare UPDATE's rate, $(python3 -c "print(f'{$rate / $loop_rate:.2f}')") of the loop's"
 }
 
@@ -191,7 +194,7 @@ mig_loaded() {
     wait "$app"
     loaded_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
     read -r n p50 p99 max <<<"$(latency "$WORK/mig" "$start" "$end")"
-    tail -2 "$WORK/mig.out" | head -c 400; echo
+    summary
     echo "backfill took $(python3 -c "print(f'{$end - $start:.2f}')") s, ${loaded_rate} rows/s ($(python3 -c "print(f'{$loaded_rate / $bare_rate:.2f}')") of the bare UPDATE alone)"
     echo "application meanwhile: transactions $n  p50 ${p50} ms  p99 ${p99} ms ($(python3 -c "print(f'{$p99 / $idle_p99:.2f}')")x idle)  max ${max} ms"
     echo "backed up: $(sql "SELECT coalesce(sum(cardinality(keys)), 0) FROM _mig_backup") rows; NULLs left: $(sql "SELECT count(*) FROM pgbench_accounts WHERE balance_cents IS NULL")"
