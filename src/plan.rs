@@ -180,7 +180,7 @@ impl Plan {
         ];
         if let Some(after) = self.yield_after {
             lines.push(format!(
-                "  yield {}: while another session is busy, batches shrink to what takes about {} each \
+                "  yield {}: while another session is busy, batches are sized to take about {} each \
                  (at most {} rows); {}",
                 show_duration(after),
                 show_duration(after),

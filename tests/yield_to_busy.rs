@@ -13,10 +13,11 @@ const TABLE: Setup = Setup {
                INSERT INTO t SELECT i, i FROM generate_series(1, 2000) AS i;",
 };
 
-/// `yield 0ms` asks for batches as short as can be while others are busy: each batch half
-/// the one before (the most one batch may shrink), down to single rows. 2,000 rows then take
-/// 1000, 500, 250, 125, 62, 31, 15, 7, 3, 1 and six batches of 1 row: 16 batches.
-const SPEC: &str = "migrate double on t {\n    set n = id * 2\n    batch 1000\n    yield 0ms\n}\n";
+/// `yield 1m` lets a batch take up to a minute while others are busy, which no batch here
+/// comes near: beside a busy session a run starts at 100 rows and doubles each batch up to
+/// `batch`, so 2,000 rows take batches of 100, 200, 400, 800 and the 500 left: 5 batches.
+/// Alone it takes whole batches: 2.
+const SPEC: &str = "migrate double on t {\n    set n = id * 2\n    batch 1000\n    yield 1m\n}\n";
 
 /// The batches `mig run` reports, and how many of them it says ran while others were busy.
 fn batches(out: &std::process::Output) -> (u64, u64) {
@@ -67,7 +68,7 @@ fn a_run_beside_a_busy_session_on_postgres_takes_shorter_batches() {
     // The application, inside a transaction: busy, though it holds no lock mig needs.
     let mut application = db.client();
     application.batch_execute("BEGIN; SELECT 1").unwrap();
-    assert_eq!(batches(&project.mig(&["run", "double"])), (16, 16));
+    assert_eq!(batches(&project.mig(&["run", "double"])), (5, 5));
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE n = id * 2"),
         ["2000"]
@@ -84,10 +85,10 @@ fn a_run_beside_a_busy_session_on_postgres_takes_shorter_batches() {
 #[test]
 fn a_run_on_sqlite_cannot_see_other_connections_and_always_takes_shorter_batches() {
     let project = Project::on(&Backend::Sqlite, &TABLE, SPEC);
-    assert_eq!(batches(&project.mig(&["run", "double"])), (16, 16));
+    assert_eq!(batches(&project.mig(&["run", "double"])), (5, 5));
     let plan = stdout(&project.mig(&["plan", "double"]));
     assert!(
-        plan.contains("yield 0ms: while another session is busy, batches shrink to what takes about 0ms each (at most 1000 rows); SQLite shows mig no other connection"),
+        plan.contains("yield 60s: while another session is busy, batches are sized to take about 60s each (at most 1000 rows); SQLite shows mig no other connection"),
         "{plan}"
     );
 }

@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 /// still follows the application within a tenth of a second.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
+/// The first batch of a run that starts beside a busy session, before any batch has shown
+/// the pace: small enough to be short on any table mig walks (a few milliseconds at most),
+/// and doubled batch by batch until batches take the `yield` time.
+const FIRST_BUSY_BATCH: u64 = 100;
+
 pub struct Throttle {
     pause: Duration,
     yield_after: Option<Duration>,
@@ -49,26 +54,46 @@ impl Throttle {
 
     /// The rows the next batch should take: `batch`, or fewer while another session is busy.
     pub fn next_size(&mut self, store: &mut dyn Store, batch: u64) -> Result<u64, StoreError> {
-        if self.yield_after.is_none() || !self.others_busy(store)? {
-            return Ok(batch);
+        if self.yield_after.is_some() {
+            self.others_busy(store)?;
         }
-        Ok(self.busy_size.unwrap_or(batch).clamp(1, batch))
+        Ok(self.size(batch))
     }
 
     /// Learns from a batch that processed `rows` and held its transaction for `held`, then
     /// sleeps the pause. `batch` is the spec's size, which no batch exceeds.
     pub fn after_batch(&mut self, rows: u64, held: Duration, batch: u64) {
-        if let Some(target) = self.yield_after {
-            if self.busy {
-                self.report.busy_batches += 1;
-                self.report.busy_rows += rows;
-            }
-            if rows > 0 {
-                self.busy_size = Some(resize(rows, held, target).clamp(1, batch));
-            }
-        }
+        self.learn(rows, held, batch);
         if !self.pause.is_zero() {
             std::thread::sleep(self.pause);
+        }
+    }
+
+    fn size(&self, batch: u64) -> u64 {
+        if self.yield_after.is_none() || !self.busy {
+            return batch;
+        }
+        self.busy_size.unwrap_or(FIRST_BUSY_BATCH).clamp(1, batch)
+    }
+
+    /// Between busy batches the size moves by half or double at most (`resize`); a batch
+    /// taken alone, faster than one beside the application, gives the first busy batch its
+    /// size at once, so a run the application joins does not walk down from whole batches.
+    fn learn(&mut self, rows: u64, held: Duration, batch: u64) {
+        let Some(target) = self.yield_after else {
+            return;
+        };
+        if self.busy {
+            self.report.busy_batches += 1;
+            self.report.busy_rows += rows;
+        }
+        if rows > 0 {
+            let next = if self.busy {
+                resize(rows, held, target)
+            } else {
+                at_pace(rows, held, target)
+            };
+            self.busy_size = Some(next.clamp(1, batch));
         }
     }
 
@@ -94,9 +119,14 @@ impl Throttle {
 /// `target` at that pace, but at most half as many or twice as many, so one batch slowed by
 /// something else (a checkpoint's disk flush) does not shrink the run to single rows.
 pub fn resize(rows: u64, held: Duration, target: Duration) -> u64 {
-    let at_pace = rows as f64 * target.as_secs_f64() / held.as_secs_f64().max(1e-6);
     let (least, most) = ((rows / 2).max(1), rows.saturating_mul(2));
-    (at_pace.round() as u64).clamp(least, most)
+    at_pace(rows, held, target).clamp(least, most)
+}
+
+/// The rows that take `target` at the pace of `rows` rows in `held`.
+fn at_pace(rows: u64, held: Duration, target: Duration) -> u64 {
+    let rows = rows as f64 * target.as_secs_f64() / held.as_secs_f64().max(1e-6);
+    rows.round().min(u64::MAX as f64) as u64
 }
 
 #[cfg(test)]
@@ -121,10 +151,58 @@ mod tests {
         assert_eq!(resize(1, ms(10), ms(1)), 1);
     }
 
+    /// 0.3 ms a batch plus 3 us a row: 1 ms is 233 rows.
+    fn held(rows: u64) -> Duration {
+        Duration::from_micros(300 + 3 * rows)
+    }
+
+    /// The sizes of `n` batches of a run at `held`'s pace, busy as `busy` says for each.
+    fn sizes(throttle: &mut Throttle, busy: impl Fn(usize) -> bool, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|i| {
+                throttle.busy = busy(i);
+                let size = throttle.size(1000);
+                throttle.learn(size, held(size), 1000);
+                size
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_that_starts_beside_a_busy_session_starts_small_and_grows() {
+        let mut throttle = Throttle::new(Duration::ZERO, Some(ms(1)));
+        assert_eq!(
+            sizes(&mut throttle, |_| true, 6),
+            [100, 167, 208, 225, 231, 233]
+        );
+        assert_eq!(throttle.report().unwrap().busy_batches, 6);
+    }
+
+    #[test]
+    fn a_run_alone_takes_whole_batches_and_sizes_its_first_busy_batch_from_their_pace() {
+        let mut throttle = Throttle::new(Duration::ZERO, Some(ms(1)));
+        assert_eq!(
+            sizes(&mut throttle, |i| i >= 3, 5),
+            [1000, 1000, 1000, 303, 251]
+        );
+        assert_eq!(
+            throttle.report(),
+            Some(YieldReport {
+                busy_batches: 2,
+                busy_rows: 554
+            })
+        );
+    }
+
+    #[test]
+    fn without_yield_every_batch_is_whole() {
+        let mut throttle = Throttle::new(Duration::ZERO, None);
+        assert_eq!(sizes(&mut throttle, |_| true, 3), [1000, 1000, 1000]);
+        assert_eq!(throttle.report(), None);
+    }
+
     #[test]
     fn sizes_converge_on_the_target_when_a_batch_costs_a_fixed_time_plus_its_rows() {
-        // 0.3 ms a batch plus 3 us a row: 1 ms is 233 rows.
-        let held = |rows: u64| Duration::from_micros(300 + 3 * rows);
         let mut size = 1000;
         for _ in 0..20 {
             size = resize(size, held(size), ms(1));
