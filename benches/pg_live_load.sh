@@ -9,6 +9,7 @@
 #   PAUSE=8ms bash benches/pg_live_load.sh  # the spec's pause (the throttle) for every mig run
 #   YIELD=1ms bash benches/pg_live_load.sh  # the spec's yield: how long a batch may take while
 #                                           # the application is busy (default 2ms)
+#   KEEP=/tmp/logs bash benches/pg_live_load.sh  # keep pgbench's logs of the backfills under it
 #
 # Needs a PostgreSQL reachable as PG_ADMIN (default postgres://postgres@127.0.0.1:5432/test),
 # pgbench, psql, python3 and a release build of mig (built here). It creates and finally drops
@@ -198,6 +199,10 @@ mig_loaded() {
     echo "backfill took $(python3 -c "print(f'{$end - $start:.2f}')") s, ${loaded_rate} rows/s ($(python3 -c "print(f'{$loaded_rate / $bare_rate:.2f}')") of the bare UPDATE alone)"
     echo "application meanwhile: transactions $n  p50 ${p50} ms  p99 ${p99} ms ($(python3 -c "print(f'{$p99 / $idle_p99:.2f}')")x idle)  max ${max} ms"
     echo "backed up: $(sql "SELECT coalesce(sum(cardinality(keys)), 0) FROM _mig_backup") rows; NULLs left: $(sql "SELECT count(*) FROM pgbench_accounts WHERE balance_cents IS NULL")"
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP" && rm -rf "${KEEP:?}/$1" && cp -r "$WORK/mig" "$KEEP/$1"
+        echo "pgbench logs kept in $KEEP/$1; the backfill ran from $start to $end"
+    fi
     rm -rf "$WORK/mig"
 }
 
