@@ -113,13 +113,6 @@ struct Column {
     typname: String,
 }
 
-/// How a batch transaction's statements are planned. Every scan of the migrated table in a
-/// batch is bounded by its keys, so an index on the key serves it; a sequential scan (or a
-/// bitmap scan of every key past the checkpoint) would read the whole table while the batch
-/// holds rows locked, and the planner, guessing at a bound it cannot see, sometimes picks one.
-/// With an index there, these settings leave it none. Then the plan depends on no value of a
-/// batch, so each prepared statement is planned once per connection, not at every batch
-/// (a tenth of a backfill's time on `pgbench_accounts`, BENCHMARKS.md).
 /// Whether another session of this database is working: active or inside a transaction.
 /// mig's own connections share its application name. A session of another role shows its
 /// state and type only to a member of that role or of `pg_read_all_stats`; without them it
@@ -130,6 +123,13 @@ const OTHERS_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
        AND state IS DISTINCT FROM 'idle' \
        AND application_name IS DISTINCT FROM current_setting('application_name'))";
 
+/// How a batch transaction's statements are planned. Every scan of the migrated table in a
+/// batch is bounded by its keys, so an index on the key serves it; a sequential scan (or a
+/// bitmap scan of every key past the checkpoint) would read the whole table while the batch
+/// holds rows locked, and the planner, guessing at a bound it cannot see, sometimes picks one.
+/// With an index there, these settings leave it none. Then the plan depends on no value of a
+/// batch, so each prepared statement is planned once per connection, not at every batch
+/// (a tenth of a backfill's time on `pgbench_accounts`, BENCHMARKS.md).
 const BATCH_PLANS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
      SET LOCAL plan_cache_mode = force_generic_plan";
 
@@ -161,9 +161,9 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user@host:port/db`) and reads the catalog.
-    /// Connects as application `mig` unless the URL names one: `others_busy` leaves out the
-    /// sessions of that name, so workers do not yield to one another.
+    /// Connects to `url` (`postgres://user@host:port/db`) and reads the catalog. The session
+    /// is application `mig` unless the URL names one: `others_busy` leaves out the sessions
+    /// of this one's name, so workers do not yield to one another.
     pub fn connect(url: &str, lock_timeout: Duration) -> Result<PostgresStore, StoreError> {
         let open_error = |message: String| StoreError::Open {
             path: url.to_string(),

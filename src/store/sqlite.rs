@@ -879,7 +879,7 @@ impl Store for SqliteStore {
     }
 
     fn describe_busy(&self) -> &'static str {
-        "SQLite shows mig no other connection, so batches are always sized so"
+        "SQLite shows mig no other connection: every batch counts as beside a busy one"
     }
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
