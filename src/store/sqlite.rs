@@ -119,11 +119,12 @@ impl SqliteStore {
         conn: Connection,
         lock_timeout: Duration,
     ) -> Result<SqliteStore, StoreError> {
+        let patience = lock_timeout.min(MAX_BUSY_TIMEOUT);
+        conn.busy_timeout(patience)?;
+        use_wal(&conn, patience)?;
         // NORMAL is durable against a killed process in WAL mode; only an OS crash or power
         // loss may drop the last commits, and then the checkpoint is dropped with them.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         sqlite_functions::register(&conn)?;
         let captured = Arc::new(Mutex::new(Captured::default()));
         register_capture(&conn, Arc::clone(&captured))?;
@@ -383,6 +384,30 @@ unsafe fn raw_bytes<'a>(data: *const u8, len: c_int) -> &'a [u8] {
 /// A busy database after the busy timeout is a lock timeout; anything else stays itself.
 /// Every write outside a batch maps its errors here too, so a lock held by another
 /// transaction is "try again" wherever it strikes, not an internal error.
+/// Switches the database to WAL, trying again for up to `patience` while another connection
+/// is busy with it. Two connections opening a database at once (the node opens one per
+/// request thread) may both find it in rollback mode; the switch needs the whole file, and
+/// SQLite answers a connection that would deadlock waiting for it "busy" at once, without
+/// waiting: the one that tries again finds the other's switch done.
+fn use_wal(conn: &Connection, patience: Duration) -> rusqlite::Result<()> {
+    let started = Instant::now();
+    loop {
+        let result: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0));
+        match result {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && started.elapsed() < patience =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
 fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
@@ -1153,4 +1178,47 @@ fn record_conflict(
         stmt.execute(params![run_id, key, column, old, new, now])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+
+    /// The node opens a store per request thread: a `status` arriving with the first
+    /// `backfill` opens the database while the backfill's store switches it to WAL and
+    /// starts writing.
+    #[test]
+    fn stores_opened_at_the_same_moment_wait_for_each_other() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db.sqlite");
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+                .unwrap();
+            let start = Arc::new(Barrier::new(4));
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, start) = (path.clone(), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let store = SqliteStore::open(&path, Duration::from_secs(2))?;
+                        // Then writes, as a run does, while the others may still be opening.
+                        for _ in 0..20 {
+                            store.conn.execute_batch(
+                                "BEGIN IMMEDIATE; INSERT INTO t DEFAULT VALUES; COMMIT",
+                            )?;
+                        }
+                        Ok::<(), StoreError>(())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                if let Err(e) = opener.join().unwrap() {
+                    panic!("{e}");
+                }
+            }
+        }
+    }
 }
