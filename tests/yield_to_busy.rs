@@ -83,6 +83,67 @@ fn a_run_beside_a_busy_session_on_postgres_takes_shorter_batches() {
 }
 
 #[test]
+fn a_url_that_names_the_application_makes_sessions_of_that_name_mig_s_own() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    let db = project.postgres.as_ref().unwrap();
+    let named = format!("{}?application_name=backfiller", db.url);
+    let config = std::fs::read_to_string(project.path().join("mig.toml")).unwrap();
+    std::fs::write(
+        project.path().join("mig.toml"),
+        config.replace(&db.url, &named),
+    )
+    .unwrap();
+    let mut same_name = postgres::Client::connect(&named, postgres::NoTls).unwrap();
+    same_name.batch_execute("BEGIN; SELECT 1").unwrap();
+    assert_eq!(
+        batches(&project.mig(&["run", "double"])),
+        (2, 0),
+        "a session named as mig's own is not the application"
+    );
+    let mut other_name = db.client();
+    other_name.batch_execute("BEGIN; SELECT 1").unwrap();
+    project.execute("UPDATE t SET n = id");
+    assert_eq!(batches(&project.mig(&["run", "double"])), (5, 5));
+}
+
+#[test]
+fn a_role_that_cannot_see_other_roles_sessions_counts_them_busy() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url.clone()), &TABLE, SPEC);
+    let db = project.postgres.as_ref().unwrap();
+    // A role of its own, without pg_read_all_stats: other roles' sessions show it no state.
+    let role = format!("{}_role", db.name);
+    let mut admin = db.client();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT CREATE, USAGE ON SCHEMA public TO {role}; \
+             GRANT SELECT, UPDATE ON t TO {role}"
+        ))
+        .unwrap();
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let server_and_db = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    let as_role = format!("{scheme}://{role}@{server_and_db}");
+    let config = std::fs::read_to_string(project.path().join("mig.toml")).unwrap();
+    std::fs::write(
+        project.path().join("mig.toml"),
+        config.replace(&db.url, &as_role),
+    )
+    .unwrap();
+    // `admin`, another role's session, is idle; mig cannot tell, so it yields.
+    let counted = batches(&project.mig(&["run", "double"]));
+    drop(admin);
+    drop(project);
+    let mut server = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    server.batch_execute(&format!("DROP ROLE {role}")).unwrap();
+    assert_eq!(counted, (5, 5));
+}
+
+#[test]
 fn a_run_on_sqlite_cannot_see_other_connections_and_always_takes_shorter_batches() {
     let project = Project::on(&Backend::Sqlite, &TABLE, SPEC);
     assert_eq!(batches(&project.mig(&["run", "double"])), (5, 5));
