@@ -6,7 +6,6 @@
 
 use crate::compile::{self, Idempotence, SourceFile};
 use crate::config::Config;
-use crate::exec::throttle::YieldReport;
 use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
 use crate::plan::RunOptions;
@@ -309,16 +308,7 @@ fn run_workers(
 fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
     let duration = summaries.iter().map(|s| s.duration).max()?;
     let longest_batch = summaries.iter().map(|s| s.longest_batch).max()?;
-    let yielded = summaries
-        .iter()
-        .map(|s| s.yielded)
-        .reduce(|a, b| match (a, b) {
-            (Some(a), Some(b)) => Some(YieldReport {
-                busy_batches: a.busy_batches + b.busy_batches,
-                busy_rows: a.busy_rows + b.busy_rows,
-            }),
-            _ => a.or(b),
-        })?;
+    let yielded = summaries.iter().map(|s| s.yielded).sum();
     let last = summaries
         .into_iter()
         .max_by_key(|s| (s.processed, s.batches))?;

@@ -39,6 +39,14 @@ fn batches(out: &std::process::Output) -> (u64, u64) {
     )
 }
 
+/// Points the project's mig.toml at `url` in place of its scratch database's own URL.
+fn connect_as(project: &Project, url: &str) {
+    let path = project.path().join("mig.toml");
+    let own = &project.postgres.as_ref().unwrap().url;
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, config.replace(own, url)).unwrap();
+}
+
 #[test]
 fn a_run_alone_on_postgres_takes_whole_batches_even_with_workers() {
     let Some(url) = postgres_url() else {
@@ -90,12 +98,7 @@ fn a_url_that_names_the_application_makes_sessions_of_that_name_mig_s_own() {
     let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
     let db = project.postgres.as_ref().unwrap();
     let named = format!("{}?application_name=backfiller", db.url);
-    let config = std::fs::read_to_string(project.path().join("mig.toml")).unwrap();
-    std::fs::write(
-        project.path().join("mig.toml"),
-        config.replace(&db.url, &named),
-    )
-    .unwrap();
+    connect_as(&project, &named);
     let mut same_name = postgres::Client::connect(&named, postgres::NoTls).unwrap();
     same_name.batch_execute("BEGIN; SELECT 1").unwrap();
     assert_eq!(
@@ -127,13 +130,7 @@ fn a_role_that_cannot_see_other_roles_sessions_counts_them_busy() {
         .unwrap();
     let (scheme, rest) = db.url.split_once("://").unwrap();
     let server_and_db = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
-    let as_role = format!("{scheme}://{role}@{server_and_db}");
-    let config = std::fs::read_to_string(project.path().join("mig.toml")).unwrap();
-    std::fs::write(
-        project.path().join("mig.toml"),
-        config.replace(&db.url, &as_role),
-    )
-    .unwrap();
+    connect_as(&project, &format!("{scheme}://{role}@{server_and_db}"));
     // `admin`, another role's session, is idle; mig cannot tell, so it yields.
     let counted = batches(&project.mig(&["run", "double"]));
     drop(admin);

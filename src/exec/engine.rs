@@ -1,6 +1,6 @@
 //! The executor: one `Engine` per database, shared by the CLI and the node.
 
-use super::throttle::{Throttle, YieldReport};
+use super::throttle::{Pace, Throttle, YieldReport};
 use crate::compile::{self, Catalog, Schema, SourceFile};
 use crate::config::{Config, Database};
 use crate::diagnostic::FileDiagnostics;
@@ -157,12 +157,6 @@ pub struct RunSummary {
     /// What the spec's `yield` did in this call; `None` when the spec does not yield.
     pub yielded: Option<YieldReport>,
     pub checks: Vec<ValidationResult>,
-}
-
-/// How a call's batches went, for its summary.
-struct Pace {
-    longest_batch: Duration,
-    yielded: Option<YieldReport>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -322,26 +316,24 @@ impl Engine {
             batches: 0,
             expected,
         };
-        let mut longest_batch = Duration::ZERO;
-        let mut throttle = Throttle::new(plan.pause, plan.yield_after);
+        let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch);
         loop {
             let request = BatchRequest {
                 run_id: run.id,
                 batch_no: 0,
                 after: None,
-                limit: throttle.next_size(self.store.as_mut(), plan.batch)?,
+                limit: throttle.next_size(self.store.as_mut())?,
             };
             let outcome =
                 self.with_retries(plan, |store| store.run_shared_batch(&step, &request))?;
             if outcome.processed == 0 {
                 break;
             }
-            longest_batch = longest_batch.max(outcome.held);
             mine.processed += outcome.processed;
             mine.updated += outcome.updated;
             mine.batches += 1;
             progress(&mine);
-            throttle.after_batch(outcome.processed, outcome.held, plan.batch);
+            throttle.after_batch(outcome.processed, outcome.held);
         }
         let run = self
             .store
@@ -350,11 +342,8 @@ impl Engine {
             .find(|r| r.id == run.id)
             .unwrap_or(run);
         // Whether the run existed before is the opener's to say (`open_shared_run`).
-        let pace = Pace {
-            longest_batch,
-            yielded: throttle.report(),
-        };
-        self.finish_run(plan, &run, false, started, pace).map(Some)
+        self.finish_run(plan, &run, false, started, throttle.pace())
+            .map(Some)
     }
 
     /// Opens the run workers will share before any of them starts: its id, which every
@@ -418,21 +407,14 @@ impl Engine {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<(RunRecord, Pace), ExecError> {
         let step = plan.step();
-        let mut longest = Duration::ZERO;
-        let mut throttle = Throttle::new(plan.pause, plan.yield_after);
-        let pace = |longest, throttle: &Throttle| Pace {
-            longest_batch: longest,
-            yielded: throttle.report(),
-        };
+        let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch);
         loop {
             let remaining = run
                 .row_limit
                 .map_or(u64::MAX, |l| l.saturating_sub(run.processed));
-            let limit = throttle
-                .next_size(self.store.as_mut(), plan.batch)?
-                .min(remaining);
+            let limit = throttle.next_size(self.store.as_mut())?.min(remaining);
             if limit == 0 {
-                return Ok((run, pace(longest, &throttle)));
+                return Ok((run, throttle.pace()));
             }
             let request = BatchRequest {
                 run_id: run.id,
@@ -456,9 +438,8 @@ impl Engine {
                     other => other,
                 })?;
             if outcome.processed == 0 {
-                return Ok((run, pace(longest, &throttle)));
+                return Ok((run, throttle.pace()));
             }
-            longest = longest.max(outcome.held);
             run.processed += outcome.processed;
             run.updated += outcome.updated;
             run.batches += 1;
@@ -472,7 +453,7 @@ impl Engine {
             // A short batch is not taken for the table's end: on PostgreSQL a row can leave a
             // batch's range while the batch waits for its lock. An empty batch ends it: the
             // store answers one only when no row is left after the checkpoint.
-            throttle.after_batch(outcome.processed, outcome.held, plan.batch);
+            throttle.after_batch(outcome.processed, outcome.held);
         }
     }
 

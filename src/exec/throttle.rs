@@ -24,62 +24,97 @@ const FIRST_BUSY_BATCH: u64 = 100;
 pub struct Throttle {
     pause: Duration,
     yield_after: Option<Duration>,
+    /// The spec's batch size, which no batch exceeds.
+    batch: u64,
     busy: bool,
     sampled_at: Option<Instant>,
     /// The rows a batch takes while others are busy, learned from the batches so far.
     busy_size: Option<u64>,
     report: YieldReport,
+    longest: Duration,
 }
 
 /// What `yield` did in a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct YieldReport {
-    /// Batches sized down because another session was busy.
+    /// Batches sized for a busy database: run while another session was busy.
     pub busy_batches: u64,
     /// The rows those batches processed.
     pub busy_rows: u64,
 }
 
+/// Workers size their own batches, so a run's report is the sum of theirs.
+impl std::iter::Sum for YieldReport {
+    fn sum<I: Iterator<Item = YieldReport>>(reports: I) -> YieldReport {
+        reports.fold(YieldReport::default(), |a, b| YieldReport {
+            busy_batches: a.busy_batches + b.busy_batches,
+            busy_rows: a.busy_rows + b.busy_rows,
+        })
+    }
+}
+
+/// How a call's batches went, for its summary.
+pub struct Pace {
+    /// The longest any batch held its transaction.
+    pub longest_batch: Duration,
+    /// What `yield` did; `None` when the spec does not yield.
+    pub yielded: Option<YieldReport>,
+}
+
 impl Throttle {
-    pub fn new(pause: Duration, yield_after: Option<Duration>) -> Throttle {
+    pub fn new(pause: Duration, yield_after: Option<Duration>, batch: u64) -> Throttle {
         Throttle {
             pause,
             yield_after,
+            batch,
             busy: false,
             sampled_at: None,
             busy_size: None,
             report: YieldReport::default(),
+            longest: Duration::ZERO,
         }
     }
 
-    /// The rows the next batch should take: `batch`, or fewer while another session is busy.
-    pub fn next_size(&mut self, store: &mut dyn Store, batch: u64) -> Result<u64, StoreError> {
+    /// The rows the next batch should take: the spec's batch, or fewer while another session
+    /// is busy.
+    pub fn next_size(&mut self, store: &mut dyn Store) -> Result<u64, StoreError> {
         if self.yield_after.is_some() {
-            self.others_busy(store)?;
+            self.sample(store)?;
         }
-        Ok(self.size(batch))
+        Ok(self.size())
     }
 
     /// Learns from a batch that processed `rows` and held its transaction for `held`, then
-    /// sleeps the pause. `batch` is the spec's size, which no batch exceeds.
-    pub fn after_batch(&mut self, rows: u64, held: Duration, batch: u64) {
-        self.learn(rows, held, batch);
+    /// sleeps the pause.
+    pub fn after_batch(&mut self, rows: u64, held: Duration) {
+        self.longest = self.longest.max(held);
+        self.learn(rows, held);
         if !self.pause.is_zero() {
             std::thread::sleep(self.pause);
         }
     }
 
-    fn size(&self, batch: u64) -> u64 {
-        if self.yield_after.is_none() || !self.busy {
-            return batch;
+    /// How the batches so far went.
+    pub fn pace(&self) -> Pace {
+        Pace {
+            longest_batch: self.longest,
+            yielded: self.yield_after.map(|_| self.report),
         }
-        self.busy_size.unwrap_or(FIRST_BUSY_BATCH).clamp(1, batch)
+    }
+
+    fn size(&self) -> u64 {
+        if self.yield_after.is_none() || !self.busy {
+            return self.batch;
+        }
+        self.busy_size
+            .unwrap_or(FIRST_BUSY_BATCH)
+            .clamp(1, self.batch)
     }
 
     /// Between busy batches the size moves by half or double at most (`resize`); a batch
     /// taken alone, faster than one beside the application, gives the first busy batch its
     /// size at once, so a run the application joins does not walk down from whole batches.
-    fn learn(&mut self, rows: u64, held: Duration, batch: u64) {
+    fn learn(&mut self, rows: u64, held: Duration) {
         let Some(target) = self.yield_after else {
             return;
         };
@@ -93,17 +128,13 @@ impl Throttle {
             } else {
                 at_pace(rows, held, target)
             };
-            self.busy_size = Some(next.clamp(1, batch));
+            self.busy_size = Some(next.clamp(1, self.batch));
         }
     }
 
-    /// What `yield` did; `None` when the spec does not yield.
-    pub fn report(&self) -> Option<YieldReport> {
-        self.yield_after.map(|_| self.report)
-    }
-
-    /// A store that cannot see other sessions counts them busy: the spec asked to yield.
-    fn others_busy(&mut self, store: &mut dyn Store) -> Result<bool, StoreError> {
+    /// Asks the store whether others are busy, unless it was asked within `SAMPLE_EVERY`. A
+    /// store that cannot see other sessions counts them busy: the spec asked to yield.
+    fn sample(&mut self, store: &mut dyn Store) -> Result<(), StoreError> {
         if self
             .sampled_at
             .is_none_or(|at| at.elapsed() >= SAMPLE_EVERY)
@@ -111,14 +142,14 @@ impl Throttle {
             self.busy = store.others_busy()?.unwrap_or(true);
             self.sampled_at = Some(Instant::now());
         }
-        Ok(self.busy)
+        Ok(())
     }
 }
 
 /// The size of the next batch after one of `rows` rows that took `held`: as many rows as take
 /// `target` at that pace, but at most half as many or twice as many, so one batch slowed by
 /// something else (a checkpoint's disk flush) does not shrink the run to single rows.
-pub fn resize(rows: u64, held: Duration, target: Duration) -> u64 {
+fn resize(rows: u64, held: Duration, target: Duration) -> u64 {
     let (least, most) = ((rows / 2).max(1), rows.saturating_mul(2));
     at_pace(rows, held, target).clamp(least, most)
 }
@@ -161,8 +192,8 @@ mod tests {
         (0..n)
             .map(|i| {
                 throttle.busy = busy(i);
-                let size = throttle.size(1000);
-                throttle.learn(size, held(size), 1000);
+                let size = throttle.size();
+                throttle.after_batch(size, held(size));
                 size
             })
             .collect()
@@ -170,23 +201,23 @@ mod tests {
 
     #[test]
     fn a_run_that_starts_beside_a_busy_session_starts_small_and_grows() {
-        let mut throttle = Throttle::new(Duration::ZERO, Some(ms(1)));
+        let mut throttle = Throttle::new(Duration::ZERO, Some(ms(1)), 1000);
         assert_eq!(
             sizes(&mut throttle, |_| true, 6),
             [100, 167, 208, 225, 231, 233]
         );
-        assert_eq!(throttle.report().unwrap().busy_batches, 6);
+        assert_eq!(throttle.pace().yielded.unwrap().busy_batches, 6);
     }
 
     #[test]
     fn a_run_alone_takes_whole_batches_and_sizes_its_first_busy_batch_from_their_pace() {
-        let mut throttle = Throttle::new(Duration::ZERO, Some(ms(1)));
+        let mut throttle = Throttle::new(Duration::ZERO, Some(ms(1)), 1000);
         assert_eq!(
             sizes(&mut throttle, |i| i >= 3, 5),
             [1000, 1000, 1000, 303, 251]
         );
         assert_eq!(
-            throttle.report(),
+            throttle.pace().yielded,
             Some(YieldReport {
                 busy_batches: 2,
                 busy_rows: 554
@@ -196,9 +227,9 @@ mod tests {
 
     #[test]
     fn without_yield_every_batch_is_whole() {
-        let mut throttle = Throttle::new(Duration::ZERO, None);
+        let mut throttle = Throttle::new(Duration::ZERO, None, 1000);
         assert_eq!(sizes(&mut throttle, |_| true, 3), [1000, 1000, 1000]);
-        assert_eq!(throttle.report(), None);
+        assert_eq!(throttle.pace().yielded, None);
     }
 
     #[test]

@@ -381,9 +381,6 @@ unsafe fn raw_bytes<'a>(data: *const u8, len: c_int) -> &'a [u8] {
     }
 }
 
-/// A busy database after the busy timeout is a lock timeout; anything else stays itself.
-/// Every write outside a batch maps its errors here too, so a lock held by another
-/// transaction is "try again" wherever it strikes, not an internal error.
 /// Switches the database to WAL, trying again for up to `patience` while another connection
 /// is busy with it. Two connections opening a database at once (the node opens one per
 /// request thread) may both find it in rollback mode; the switch needs the whole file, and
@@ -395,12 +392,7 @@ fn use_wal(conn: &Connection, patience: Duration) -> rusqlite::Result<()> {
         let result: rusqlite::Result<String> =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0));
         match result {
-            Err(e)
-                if matches!(
-                    e.sqlite_error_code(),
-                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-                ) && started.elapsed() < patience =>
-            {
+            Err(e) if is_busy(&e) && started.elapsed() < patience => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             other => return other.map(|_| ()),
@@ -408,15 +400,24 @@ fn use_wal(conn: &Connection, patience: Duration) -> rusqlite::Result<()> {
     }
 }
 
+/// Whether SQLite refused for another connection's lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A busy database after the busy timeout is a lock timeout; anything else stays itself.
+/// Every write outside a batch maps its errors here too, so a lock held by another
+/// transaction is "try again" wherever it strikes, not an internal error.
 fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
-            StoreError::LockTimeout {
-                waited_ms: started.elapsed().as_millis(),
-            }
-        }
-        _ => StoreError::Sqlite(e),
+    if is_busy(&e) {
+        return StoreError::LockTimeout {
+            waited_ms: started.elapsed().as_millis(),
+        };
     }
+    StoreError::Sqlite(e)
 }
 
 /// The SQL of one batch, in two forms: `first` for a run's first batch (no checkpoint yet)
