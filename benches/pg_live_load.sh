@@ -10,6 +10,7 @@
 #   YIELD=1ms bash benches/pg_live_load.sh  # the spec's yield: how long a batch may take while
 #                                           # the application is busy (default 2ms)
 #   KEEP=/tmp/logs bash benches/pg_live_load.sh  # keep pgbench's logs of the backfills under it
+#   REPEAT=5 bash benches/pg_live_load.sh   # rounds of the runs alone (default 3), medians taken
 #
 # Needs a PostgreSQL reachable as PG_ADMIN (default postgres://postgres@127.0.0.1:5432/test),
 # pgbench, psql, python3 and a release build of mig (built here). It creates and finally drops
@@ -23,6 +24,7 @@ BATCH="${BATCH:-1000}"
 PAUSE="${PAUSE:-0ms}"
 YIELD="${YIELD:-2ms}"
 IDLE_SECONDS="${IDLE_SECONDS:-20}"
+REPEAT="${REPEAT:-3}"
 SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB=mig_bench
 URL="$SERVER/$DB"
@@ -119,17 +121,7 @@ start="$(now)"; application "$IDLE_SECONDS" "$WORK/idle"; end="$(now)"
 read -r n p50 idle_p99 idle_max <<<"$(latency "$WORK/idle" "$start" "$end")"
 echo "transactions $n  p50 ${p50} ms  p99 ${idle_p99} ms  max ${idle_max} ms"
 
-echo
-echo "== one bare UPDATE, alone"
-fresh_column
-start="$(now)"; sql "UPDATE pgbench_accounts SET balance_cents = abalance * 100"; end="$(now)"
-bare_seconds="$(python3 -c "print(f'{$end - $start:.2f}')")"
-bare_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
-echo "${bare_seconds} s, ${bare_rate} rows/s"
-
-echo
-echo "== a loop of bare UPDATEs, one transaction per $BATCH keys, alone"
-# What batching alone costs: each range of $BATCH keys (pgbench's aid runs from 1 without
+# The loop of bare UPDATEs: each range of $BATCH keys (pgbench's aid runs from 1 without
 # gaps, so no key walk is needed) updated in a transaction of its own that does not wait for
 # the WAL flush, as mig's batches; no backup, checkpoint or locking read. `\;` makes each
 # line one query string, one round trip (mig takes three per batch).
@@ -140,34 +132,57 @@ for lo in range(0, rows, batch):
     print(f"BEGIN \\; SET LOCAL synchronous_commit = off \\; UPDATE pgbench_accounts "
           f"SET balance_cents = abalance * 100 WHERE aid > {lo} AND aid <= {lo + batch} \\; COMMIT;")
 PY
-fresh_column
-start="$(now)"; PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d "$DB" -qAt -v ON_ERROR_STOP=1 -f "$WORK/loop.sql" >/dev/null; end="$(now)"
-loop_rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
-echo "$(python3 -c "print(f'{$end - $start:.2f}')") s, ${loop_rate} rows/s, $(python3 -c "print(f'{$loop_rate / $bare_rate:.2f}')") of the bare UPDATE's rate; NULLs left: $(sql "SELECT count(*) FROM pgbench_accounts WHERE balance_cents IS NULL")"
 
+# Seconds "$@" takes on a fresh column.
+timed() {
+    fresh_column
+    local start end
+    start="$(now)"; "$@"; end="$(now)"
+    python3 -c "print(f'{$end - $start:.2f}')"
+}
+bare_update() { sql "UPDATE pgbench_accounts SET balance_cents = abalance * 100"; }
+bare_loop() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d "$DB" -qAt -v ON_ERROR_STOP=1 -f "$WORK/loop.sql" >/dev/null; }
 # mig's summary of its last run (not its progress lines): the totals and what yield did.
 summary() { grep -E '^pgbench_accounts\.balance_cents: run |^  yield' "$WORK/mig.out" | head -c 400; }
-
-# mig alone on a fresh column, with mig run's extra arguments "$@": prints its summary,
-# time, rate and ratio to the bare UPDATE, and leaves its seconds in alone_seconds.
-mig_alone() {
-    fresh_column
-    local start end rate
-    start="$(now)"; backfill "$@"; end="$(now)"
-    alone_seconds="$(python3 -c "print(f'{$end - $start:.2f}')")"
-    rate="$(python3 -c "print(int($ROWS / ($end - $start)))")"
-    summary
-    echo "${alone_seconds} s, ${rate} rows/s, $(python3 -c "print(f'{$rate / $bare_rate:.2f}')") of the bare UPDATE's rate, $(python3 -c "print(f'{$rate / $loop_rate:.2f}')") of the loop's"
+# The median of the numbers given.
+median() { python3 -c "import statistics, sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
+# Rates as shares of the bare UPDATE's: "$1" and "$2" are lists of seconds, the bare UPDATE's
+# and another's, round by round; prints the median share and each round's.
+shares() {
+    python3 - "$1" "$2" <<'PY'
+import statistics, sys
+shares = [float(b) / float(r) for b, r in zip(sys.argv[1].split(), sys.argv[2].split())]
+rounds = ", ".join(f"{x:.2f}" for x in shares)
+print(f"{statistics.median(shares):.2f} (rounds: {rounds})")
+PY
 }
 
+# Alone, in $REPEAT rounds: in each, the bare UPDATE, the loop, mig with one worker and with
+# four, one after another, so each rate is compared with the bare UPDATE of its own round
+# (the disk and the machine's other tenants drift between rounds); medians at the end.
+bare_runs=(); loop_runs=(); one_runs=(); four_runs=()
+for round in $(seq "$REPEAT"); do
+    echo
+    echo "== alone, round $round of $REPEAT"
+    bare_runs+=("$(timed bare_update)")
+    loop_runs+=("$(timed bare_loop)")
+    one_runs+=("$(timed backfill)")
+    one_summary="$(summary)"
+    four_runs+=("$(timed backfill --workers 4)")
+    echo "one bare UPDATE ${bare_runs[-1]} s; a loop of bare UPDATEs, one transaction per $BATCH keys, ${loop_runs[-1]} s"
+    echo "mig, one worker ${one_runs[-1]} s: $one_summary"
+    echo "mig, 4 workers ${four_runs[-1]} s: $(summary)"
+done
+bare_seconds="$(median "${bare_runs[@]}")"
+bare_rate="$(python3 -c "print(int($ROWS / $bare_seconds))")"
+one_worker_seconds="$(median "${one_runs[@]}")"
 echo
-echo "== mig backfill, alone"
-mig_alone
-one_worker_seconds="$alone_seconds"
-
-echo
-echo "== mig backfill, alone, 4 workers"
-mig_alone --workers 4
+echo "== alone, medians of $REPEAT rounds"
+echo "one bare UPDATE: ${bare_seconds} s, ${bare_rate} rows/s (rounds: ${bare_runs[*]} s)"
+echo "rate as a share of the bare UPDATE's in the same round, median:"
+echo "  loop of bare UPDATEs: $(shares "${bare_runs[*]}" "${loop_runs[*]}")"
+echo "  mig, one worker:      $(shares "${bare_runs[*]}" "${one_runs[*]}")"
+echo "  mig, 4 workers:       $(shares "${bare_runs[*]}" "${four_runs[*]}")"
 
 echo
 echo "== one bare UPDATE under the application"
