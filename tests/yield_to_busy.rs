@@ -4,6 +4,9 @@
 mod common;
 
 use common::{postgres_url, stderr, stdout, Backend, Project, Setup};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 const TABLE: Setup = Setup {
     sqlite: "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
@@ -83,10 +86,41 @@ fn a_run_beside_a_busy_session_on_postgres_takes_shorter_batches() {
     );
     application.batch_execute("COMMIT").unwrap();
     project.execute("UPDATE t SET n = id");
+    // A session idle for less than a second may be between two requests; past that it is not.
+    std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(
         batches(&project.mig(&["run", "double"])),
         (2, 0),
-        "the application went idle: whole batches again"
+        "the application went idle over a second ago: whole batches again"
+    );
+}
+
+#[test]
+fn a_run_beside_an_application_between_requests_on_postgres_takes_shorter_batches() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    let db = project.postgres.as_ref().unwrap();
+    // The application: a short request every 20 ms, idle in between, nearly all the time.
+    let mut application = db.client();
+    let stop = Arc::new(AtomicBool::new(false));
+    let requests = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                application.batch_execute("SELECT 1").unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let beside = batches(&project.mig(&["run", "double"]));
+    stop.store(true, Ordering::Relaxed);
+    requests.join().unwrap();
+    assert_eq!(beside, (5, 5));
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id * 2"),
+        ["2000"]
     );
 }
 

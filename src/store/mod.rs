@@ -219,8 +219,8 @@ pub trait Store: Send {
             "this database has one writer at a time: workers need PostgreSQL".into(),
         ))
     }
-    /// Whether another session is working on the database now (not idle; not one of mig's
-    /// own), which a run's `yield` gives way to; `None` where this store cannot see other
+    /// Whether another session is working on the database now (not idle, or idle only a
+    /// moment; not one of mig's own), which a run's `yield` gives way to; `None` where this store cannot see other
     /// sessions.
     fn others_busy(&mut self) -> Result<Option<bool>, StoreError>;
     /// How `others_busy` tells, as `mig plan` prints it.

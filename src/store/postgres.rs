@@ -113,14 +113,18 @@ struct Column {
     typname: String,
 }
 
-/// Whether another session of this database is working: active or inside a transaction.
+/// Whether another session of this database is working: active or inside a transaction, or
+/// idle for less than a second. An application between two requests is idle most of the
+/// time, so a glance at the states alone would miss one that sends a request every few
+/// milliseconds, and the batches sized for nobody would be in the way of its next one.
 /// mig's own connections share its application name. A session of another role shows its
 /// state and type only to a member of that role or of `pg_read_all_stats`; without them it
 /// counts as busy, so a run that cannot tell yields rather than crowds the application.
 const OTHERS_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
      WHERE datname = current_database() AND pid <> pg_backend_pid() \
        AND coalesce(backend_type, 'client backend') = 'client backend' \
-       AND state IS DISTINCT FROM 'idle' \
+       AND (state IS DISTINCT FROM 'idle' \
+            OR state_change > clock_timestamp() - interval '1 second') \
        AND application_name IS DISTINCT FROM current_setting('application_name'))";
 
 /// How a batch transaction's statements are planned. Every scan of the migrated table in a
@@ -1648,8 +1652,9 @@ impl Store for PostgresStore {
     }
 
     fn describe_busy(&self) -> &'static str {
-        "busy: a session of this database in pg_stat_activity that is not idle and not mig's \
-         (another application_name), read at most every 100 ms"
+        "busy: a session of this database in pg_stat_activity that is not idle, or went idle \
+         less than a second ago, and is not mig's (another application_name), read at most \
+         every 100 ms"
     }
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
