@@ -323,6 +323,7 @@ impl Engine {
                 batch_no: 0,
                 after: None,
                 limit: throttle.next_size(self.store.as_mut())?,
+                yielding: throttle.yielding(),
             };
             let outcome =
                 self.with_retries(plan, |store| store.run_shared_batch(&step, &request))?;
@@ -421,6 +422,7 @@ impl Engine {
                 batch_no: run.batches + 1,
                 after: run.checkpoint.as_ref(),
                 limit,
+                yielding: throttle.yielding(),
             };
             let outcome = self
                 .with_retries(plan, |store| store.run_batch(&step, &request))

@@ -84,6 +84,11 @@ impl Throttle {
         Ok(self.size())
     }
 
+    /// Whether the batch `next_size` sized is one for a busy database.
+    pub fn yielding(&self) -> bool {
+        self.yield_after.is_some() && self.busy
+    }
+
     /// Learns from a batch that processed `rows` and held its transaction for `held`, then
     /// sleeps the pause.
     pub fn after_batch(&mut self, rows: u64, held: Duration) {
@@ -230,6 +235,16 @@ mod tests {
         let mut throttle = Throttle::new(Duration::ZERO, None, 1000);
         assert_eq!(sizes(&mut throttle, |_| true, 3), [1000, 1000, 1000]);
         assert_eq!(throttle.pace().yielded, None);
+        assert!(!throttle.yielding(), "a run without yield never yields");
+    }
+
+    #[test]
+    fn a_batch_yields_only_beside_a_busy_session() {
+        let mut throttle = Throttle::new(Duration::ZERO, Some(ms(1)), 1000);
+        throttle.busy = false;
+        assert!(!throttle.yielding());
+        throttle.busy = true;
+        assert!(throttle.yielding());
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct BatchRequest<'a> {
     /// The run's checkpoint: the batch takes keys strictly above it (all keys when None).
     pub after: Option<&'a Value>,
     pub limit: u64,
+    /// The batch is sized for a busy database (the spec's `yield`): a store may also write
+    /// it more gently, at some cost to the run's speed.
+    pub yielding: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -223,8 +226,8 @@ pub trait Store: Send {
     /// moment; not one of mig's own), which a run's `yield` gives way to; `None` where this store cannot see other
     /// sessions.
     fn others_busy(&mut self) -> Result<Option<bool>, StoreError>;
-    /// How `others_busy` tells, as `mig plan` prints it.
-    fn describe_busy(&self) -> &'static str;
+    /// How `others_busy` tells, and how a yielding batch runs, as `mig plan` prints them.
+    fn describe_busy(&self) -> String;
     /// The statements `run_batch` executes, as `mig plan` prints them.
     fn describe_batch(&self, step: &BatchStep) -> Vec<String>;
 

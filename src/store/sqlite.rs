@@ -904,8 +904,8 @@ impl Store for SqliteStore {
         Ok(None)
     }
 
-    fn describe_busy(&self) -> &'static str {
-        "SQLite shows mig no other connection: every batch counts as beside a busy one"
+    fn describe_busy(&self) -> String {
+        "SQLite shows mig no other connection: every batch counts as beside a busy one".into()
     }
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
