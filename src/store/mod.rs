@@ -223,8 +223,8 @@ pub trait Store: Send {
         ))
     }
     /// Whether another session is working on the database now (not idle, or idle only a
-    /// moment; not one of mig's own), which a run's `yield` gives way to; `None` where this store cannot see other
-    /// sessions.
+    /// moment; not one of mig's own), which a run's `yield` gives way to; `None` where this
+    /// store cannot see other sessions.
     fn others_busy(&mut self) -> Result<Option<bool>, StoreError>;
     /// How `others_busy` tells, and how a yielding batch runs, as `mig plan` prints them.
     fn describe_busy(&self) -> String;
