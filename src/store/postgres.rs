@@ -140,8 +140,8 @@ const BATCH_PLANS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitm
 /// How a yielding batch writes: the data pages it dirties go to the disk every 256 kB rather
 /// than piling up in the kernel's cache. Piled up, they go out in bursts, and an application
 /// commit waiting for its WAL flush behind such a burst waited 100 to 300 ms; with this
-/// setting the application's longest transaction beside a yielding backfill took 40 to 48 ms
-/// in three runs of four (BENCHMARKS.md). A run alone goes without it: it made one 10 to
+/// setting the application's longest transaction beside a yielding backfill took 40 to 90 ms
+/// in four runs of five (BENCHMARKS.md). A run alone goes without it: it made one 10 to
 /// 25 % slower.
 const YIELDING_WRITES: &str = "SET LOCAL backend_flush_after = '256kB'";
 
