@@ -304,11 +304,13 @@ fn run_workers(
 /// One summary for the workers of this process. Each read the run's totals when it ended;
 /// totals only grow, so the largest were read by the last to end, after every worker here
 /// was done. The run took as long, and held a lock as long, as the slowest of them; each
-/// sized its own batches for a busy database, so those add up.
+/// sized its own batches for a busy database, so those add up. The post-checks ran in the
+/// one that completed the run, if it was one of these.
 fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
     let duration = summaries.iter().map(|s| s.duration).max()?;
     let longest_batch = summaries.iter().map(|s| s.longest_batch).max()?;
     let yielded = summaries.iter().map(|s| s.yielded).sum();
+    let checks = summaries.iter().find_map(|s| s.checks.clone());
     let last = summaries
         .into_iter()
         .max_by_key(|s| (s.processed, s.batches))?;
@@ -317,6 +319,7 @@ fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
         duration,
         longest_batch,
         yielded,
+        checks,
         ..last
     })
 }
@@ -343,8 +346,16 @@ fn print_summary(s: &RunSummary) {
             y.busy_rows.checked_div(y.busy_batches).unwrap_or(0)
         );
     }
-    for c in &s.checks {
-        println!("  check {}: passed ({} failed rows)", c.name, c.failed_rows);
+    match &s.checks {
+        Some(checks) => {
+            for c in checks {
+                println!("  check {}: passed ({} failed rows)", c.name, c.failed_rows);
+            }
+        }
+        None => println!(
+            "  post-checks: run by the worker that completed the run, in another mig process \
+             (`mig status` shows how they ended)"
+        ),
     }
 }
 

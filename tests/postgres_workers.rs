@@ -239,3 +239,71 @@ fn a_worker_starting_after_the_run_ended_processes_nothing_again() {
         );
     }
 }
+
+/// Every worker of a shared run reaches its end; only the one that completes it runs the
+/// post-checks. When they fail, that one worker restores the run: two rollbacks of one run
+/// would each find the other's restored rows changed since and record them as conflicts.
+#[test]
+fn a_failing_post_check_of_a_shared_run_is_rolled_back_once_without_conflicts() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    check small\n}\n\
+                validate small on t {\n    expect n < 2500\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let before = project.dump("t");
+    let out = project.mig(&["run", "bump", "--workers", "4"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(
+            "post-check failed for bump: small failed on 502 rows; \
+             the run's 3000 updated rows were restored from the backup (0 conflicts)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(project.dump("t"), before);
+    assert_eq!(project.query("SELECT count(*) FROM _mig_conflicts"), ["0"]);
+    assert_eq!(project.query("SELECT status FROM _mig_runs"), ["failed"]);
+}
+
+/// Two processes share a run with a post-check: it runs once, in the process whose worker
+/// completed the run; the other says where it ran.
+#[test]
+fn the_post_checks_of_a_run_shared_by_two_processes_run_once() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 10\n    check positive\n}\n\
+                validate positive on t {\n    expect n > 0\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let processes: Vec<_> = (0..2)
+        .map(|_| {
+            project
+                .command(&["run", "bump", "--workers", "2"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    for process in processes {
+        let out = process.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        outputs.push(stdout(&out));
+    }
+    let checked = outputs
+        .iter()
+        .filter(|o| o.contains("check positive: passed (0 failed rows)"))
+        .count();
+    let elsewhere = outputs
+        .iter()
+        .filter(|o| o.contains("post-checks: run by the worker that completed the run"))
+        .count();
+    assert_eq!((checked, elsewhere), (1, 1), "{outputs:?}");
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
+        ["3000"]
+    );
+}

@@ -156,7 +156,9 @@ pub struct RunSummary {
     pub longest_batch: Duration,
     /// What the spec's `yield` did in this call; `None` when the spec does not yield.
     pub yielded: Option<YieldReport>,
-    pub checks: Vec<ValidationResult>,
+    /// The post-checks' results; `None` when the plan has post-checks and another worker
+    /// completed the run, and ran them there.
+    pub checks: Option<Vec<ValidationResult>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,7 +268,8 @@ impl Engine {
         self.finish_run(plan, &run, resumed, started, pace)
     }
 
-    /// Marks the run completed, runs its post-checks and sums it up.
+    /// Marks the run completed and runs its post-checks, unless another worker of a shared
+    /// run did first, and sums it up.
     fn finish_run(
         &mut self,
         plan: &Plan,
@@ -275,10 +278,12 @@ impl Engine {
         started: Instant,
         pace: Pace,
     ) -> Result<RunSummary, ExecError> {
-        self.with_retries(plan, |store| {
-            store.set_run_status(run.id, RunStatus::Completed, None)
-        })?;
-        let checks = self.post_checks(plan, run)?;
+        let completed_here = self.with_retries(plan, |store| store.complete_run(run.id))?;
+        let checks = if completed_here {
+            Some(self.post_checks(plan, run)?)
+        } else {
+            plan.checks.is_empty().then(Vec::new)
+        };
         Ok(RunSummary {
             run_id: run.id,
             migration: plan.name().to_string(),

@@ -197,6 +197,11 @@ pub trait Store: Send {
         status: RunStatus,
         message: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// Marks run `run_id` completed if it is still running; whether this call did. Workers
+    /// sharing a run all reach its end, and only the one that completes it may run the
+    /// post-checks (and the rollback when one fails): two rollbacks of one run would each
+    /// take the other's restored rows for the application's changes.
+    fn complete_run(&mut self, run_id: i64) -> Result<bool, StoreError>;
 
     /// Runs one batch as one transaction: write the changed rows, back up their old values,
     /// advance the run's checkpoint and totals. All of it or none of it. Fails with

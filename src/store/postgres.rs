@@ -1550,6 +1550,14 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn complete_run(&mut self, run_id: i64) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE _mig_runs SET status = 'completed', updated_at = {NOW}, finished_at = {NOW} \
+             WHERE id = $1 AND status = 'running'"
+        );
+        Ok(self.client.execute(sql.as_str(), &[&run_id])? == 1)
+    }
+
     fn run_batch(
         &mut self,
         step: &BatchStep,

@@ -815,6 +815,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn complete_run(&mut self, run_id: i64) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE _mig_runs SET status = 'completed', updated_at = {NOW}, finished_at = {NOW} \
+             WHERE id = ?1 AND status = 'running'"
+        );
+        let started = Instant::now();
+        let changed = self
+            .conn
+            .execute(&sql, params![run_id])
+            .map_err(|e| lock_error(e, started))?;
+        Ok(changed == 1)
+    }
+
     fn run_batch(
         &mut self,
         step: &BatchStep,
