@@ -423,3 +423,43 @@ fn a_connection_killed_mid_run_leaves_whole_batches_and_a_later_run_resumes() {
         "the run's totals equal an unfaulted run's"
     );
 }
+
+/// Two rollbacks of one run at once (a second terminal, a retry while the first still
+/// runs): each batch is restored by one of them, and neither takes the rows the other
+/// restored for rows the application changed since. Both wait on a row the application
+/// holds in the newest batch, the first to be restored; then it commits.
+#[test]
+fn two_rollbacks_of_one_run_at_once_restore_it_once_and_find_no_conflicts() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n    lock_timeout 10s\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let before = project.dump("t");
+    let out = project.mig(&["run", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let database = project.postgres.as_ref().unwrap();
+    let lock = database.lock_row(95);
+    let outputs = std::thread::scope(|scope| {
+        let rollbacks: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| project.mig(&["rollback", "t.b"])))
+            .collect();
+        database.wait_for_lock_waits(2);
+        lock.release();
+        rollbacks
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for out in &outputs {
+        assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
+        assert!(stdout(out).contains(", 0 conflicts"), "{}", stdout(out));
+    }
+    assert_eq!(project.dump("t"), before, "every row restored");
+    assert_eq!(project.query("SELECT count(*) FROM _mig_conflicts"), ["0"]);
+    assert_eq!(
+        project.query("SELECT status FROM _mig_runs"),
+        ["rolled_back"]
+    );
+}

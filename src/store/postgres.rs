@@ -1885,10 +1885,12 @@ impl Store for PostgresStore {
         let columns = self.tables.get(&step.table).cloned().unwrap_or_default();
         self.transaction(lock_timeout, None, false, |tx| {
             // The batch's record, its old and new arrays (1-D for one column, else 2-D)
-            // flattened row by row.
+            // flattened row by row. Locked: a second rollback of the run waits here, then
+            // finds the record gone, instead of taking the rows this one restores for rows
+            // the application changed since.
             let Some(record) = tx.query_opt(
                 "SELECT cols, keys, ARRAY(SELECT unnest(old)), ARRAY(SELECT unnest(new)) \
-                 FROM _mig_backup WHERE run_id = $1 AND batch = $2",
+                 FROM _mig_backup WHERE run_id = $1 AND batch = $2 FOR UPDATE",
                 &[&run_id, &batch_no],
             )?
             else {

@@ -122,10 +122,15 @@ impl ScratchDatabase {
     /// Returns once some session of this database waits for a lock: a batch is blocked
     /// on a row the test holds.
     pub fn wait_for_a_lock_wait(&self) {
+        self.wait_for_lock_waits(1);
+    }
+
+    /// Returns once `sessions` sessions of this database wait for a lock.
+    pub fn wait_for_lock_waits(&self, sessions: i64) {
         let mut watch = self.client();
-        let waiting = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
-                       WHERE datname = current_database() AND wait_event_type = 'Lock')";
-        while !watch.query_one(waiting, &[]).unwrap().get::<_, bool>(0) {
+        let waiting = "SELECT count(*) FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        while watch.query_one(waiting, &[]).unwrap().get::<_, i64>(0) < sessions {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
