@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
 use crate::plan::RunOptions;
+use crate::value::Value;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -423,18 +424,32 @@ fn rollback(config: Config, name: &str) -> Result<(), Failure> {
         summary.conflict_keys.len()
     );
     if !summary.conflict_keys.is_empty() {
-        let keys: Vec<String> = summary
-            .conflict_keys
-            .iter()
-            .map(|k| k.to_string())
-            .collect();
         println!(
             "  left alone, changed since the run wrote them: {}",
-            keys.join(", ")
+            conflict_list(&summary.conflict_keys, summary.run_id)
         );
     }
     Ok(())
 }
+
+/// The keys a rollback left alone, the first `CONFLICTS_SHOWN` of them: on a large table the
+/// application may have changed many rows since, and `_mig_conflicts` keeps every one.
+fn conflict_list(keys: &[Value], run_id: i64) -> String {
+    let shown: Vec<String> = keys
+        .iter()
+        .take(CONFLICTS_SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    match keys.len().checked_sub(CONFLICTS_SHOWN) {
+        Some(more) if more > 0 => format!(
+            "{} and {more} more (every one in _mig_conflicts, run_id {run_id})",
+            shown.join(", ")
+        ),
+        _ => shown.join(", "),
+    }
+}
+
+const CONFLICTS_SHOWN: usize = 20;
 
 /// Shows run progress: a bar on a terminal, a plain line a second when piped.
 struct Reporter {
@@ -576,4 +591,21 @@ fn demo(config: Config) -> Result<(), Failure> {
     print_summary(&again);
     println!("\nSee every run with `mig status`; undo one with `mig rollback NAME`.");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{conflict_list, Value};
+
+    #[test]
+    fn a_rollback_lists_twenty_conflicting_keys_and_counts_the_rest() {
+        let keys: Vec<Value> = (1..=23).map(Value::Integer).collect();
+        assert_eq!(
+            conflict_list(&keys, 7),
+            "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 \
+             and 3 more (every one in _mig_conflicts, run_id 7)"
+        );
+        assert_eq!(conflict_list(&keys[..20], 7).matches(", ").count(), 19);
+        assert_eq!(conflict_list(&[Value::Text("a".into())], 7), "'a'");
+    }
 }
