@@ -1658,7 +1658,18 @@ impl Store for PostgresStore {
             if self.claim_range(request.run_id, limit, &bounds)? {
                 continue;
             }
-            if undone.is_empty() {
+            // Read again: another worker may have claimed the last keys since `undone` was
+            // read, and the run is not over until that claim is done too. Claims are made
+            // under the run's row lock, as `claim_range` just took it, so this read sees
+            // every claim there will be.
+            let open: i64 = self
+                .client
+                .query_one(
+                    "SELECT count(*) FROM _mig_claims WHERE run_id = $1 AND NOT done",
+                    &[&request.run_id],
+                )?
+                .get(0);
+            if open == 0 {
                 return Ok(BatchOutcome {
                     processed: 0,
                     updated: 0,
