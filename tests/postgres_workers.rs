@@ -307,3 +307,43 @@ fn the_post_checks_of_a_run_shared_by_two_processes_run_once() {
         ["3000"]
     );
 }
+
+/// A rollback started while workers run: each claim commits only while the run is still
+/// running, under the run's row lock, so once the rollback has marked the run, no worker
+/// writes another row; the rollback restores every row written before, and the workers stop.
+#[test]
+fn a_rollback_beside_running_workers_stops_them_and_restores_everything() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 20\n    pause 50ms\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let before = project.dump("t");
+    let mut workers = project.spawn_mig(&["run", "bump", "--workers", "2"]);
+    let started = |p: &Project| {
+        p.query("SELECT count(*) FROM pg_tables WHERE tablename = '_mig_runs'") == ["1"]
+            && p.query("SELECT count(*) FROM _mig_runs WHERE batches >= 4") == ["1"]
+    };
+    while !started(&project) {
+        assert!(workers.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = project.mig(&["rollback", "bump"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(", 0 conflicts"), "{}", stdout(&out));
+    assert_eq!(
+        workers.wait().unwrap().code(),
+        Some(1),
+        "the workers' next claims find the run rolled back and write nothing"
+    );
+    assert_eq!(
+        project.dump("t"),
+        before,
+        "every row the workers wrote is restored"
+    );
+    assert_eq!(
+        project.query("SELECT status FROM _mig_runs"),
+        ["rolled_back"]
+    );
+    assert_eq!(project.query("SELECT count(*) FROM _mig_backup"), ["0"]);
+}

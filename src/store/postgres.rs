@@ -871,15 +871,24 @@ impl PostgresStore {
             "SELECT 1 FROM _mig_claims WHERE run_id = $1 AND batch = $2 AND NOT done \
              FOR UPDATE SKIP LOCKED",
         )?;
-        let finish =
-            self.prepare("UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2")?;
+        // The claim is marked done only while its run is still running, and under the run's
+        // row lock: a rollback marks the run first, under the same lock, then lists the
+        // batches to restore, so a claim either commits before that list is made or not at
+        // all. Without it, workers went on writing after a rollback had finished.
+        let finish = self.prepare(
+            "UPDATE _mig_claims SET done = true WHERE run_id = $1 AND batch = $2 \
+             AND EXISTS (SELECT 1 FROM _mig_runs WHERE id = $1 AND status = 'running' \
+             FOR NO KEY UPDATE)",
+        )?;
         let done = self.transaction(step.lock_timeout, None, request.yielding, |tx| {
             let claim = tx.query_opt(&take, &[&request.run_id, &request.batch_no])?;
             if claim.is_none() {
                 return Ok(None);
             }
             let done = execute_pushdown(tx, &statements, params, &columns)?;
-            tx.execute(&finish, &[&request.run_id, &request.batch_no])?;
+            if tx.execute(&finish, &[&request.run_id, &request.batch_no])? == 0 {
+                return Err(run_moved(tx, request.run_id));
+            }
             Ok(Some(done))
         })?;
         Ok(done.map(|(outcome, wrote)| {
@@ -2069,6 +2078,30 @@ fn opening(lock_timeout: Duration, settings: &str, yielding: bool, run_id: Optio
         begin.push_str(&format!("; {}", run_position(run_id)));
     }
     begin
+}
+
+/// Why a batch of run `run_id` may not commit: the run is no longer running.
+fn run_moved(client: &mut Client, run_id: i64) -> StoreError {
+    let position = client.query_opt(
+        "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = $1",
+        &[&run_id],
+    );
+    match position {
+        Ok(Some(row)) => StoreError::RunMoved {
+            run_id,
+            status: row.get(0),
+            checkpoint: match (
+                row.get::<_, Option<i64>>(1),
+                row.get::<_, Option<String>>(2),
+            ) {
+                (Some(i), _) => Value::Integer(i),
+                (None, Some(t)) => Value::Text(t),
+                (None, None) => Value::Null,
+            },
+        },
+        Ok(None) => StoreError::Inconsistent(format!("run {run_id} is not in _mig_runs")),
+        Err(e) => e.into(),
+    }
 }
 
 /// Reads run `run_id`'s position and locks its row until the batch commits.
