@@ -2,10 +2,12 @@
 # What each part of mig's NULL-old batch statement costs on PostgreSQL: one pass over a fresh
 # column of pgbench_accounts in transactions of $BATCH keys, driven by `pgbench -M prepared`,
 # once with the statement exactly as `mig plan` prints it and once with each part taken out,
-# against a bare range UPDATE. Every transaction opens as mig's do (BEGIN, the SET LOCALs,
-# the run row locked) and commits. BENCHMARKS.md ("Where one worker's time goes") records a run.
+# against a bare range UPDATE, and the bare UPDATE handing its written rows on as the
+# statement does. Every transaction opens as mig's do (BEGIN, the SET LOCALs, the run row
+# locked) and commits. BENCHMARKS.md ("Where one worker's time goes") records a run.
 #
 #   bash benches/pg_statement_parts.sh            # scale 20, batches of 1000, 2 rounds
+#   BATCH=5000 bash benches/pg_statement_parts.sh # the live-load bench's batch
 #   SCALE=1 ROUNDS=1 bash benches/pg_statement_parts.sh   # a quick check that it runs
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres), pgbench, psql, python3 and a release
@@ -76,6 +78,15 @@ variants = {
     "without the key walk (bounds from the checkpoint)": without(
         walk, f"WITH _mig_seen AS (SELECT {batch} AS n, :lo::integer + 1 AS first, "
               f":lo::integer + {batch} AS last)"),
+    "without the key walk, the backup and the checkpoint": without(progress).replace(backup, "")
+        .replace(walk, f"WITH _mig_seen AS (SELECT {batch} AS n, :lo::integer + 1 AS first, "
+                       f":lo::integer + {batch} AS last)"),
+    # What is left once those are out: the written rows handed to the rest of the statement,
+    # and what the backup makes of them.
+    "bare, RETURNING 1 into a CTE, counted": f"WITH u AS ({bare} RETURNING 1) SELECT count(*) FROM u",
+    "bare, RETURNING key and new value as the backup's arrays": (
+        f"WITH u AS ({bare} RETURNING t.aid AS k, t.balance_cents::text AS new) "
+        "SELECT count(*), array_agg(k::text), array_agg(new) FROM u"),
 }
 opening = ["BEGIN;", "SET LOCAL lock_timeout = '2000ms';", "SET LOCAL synchronous_commit = off;",
            "SET LOCAL enable_seqscan = off;", "SET LOCAL enable_bitmapscan = off;",
@@ -116,6 +127,6 @@ for round in $(seq "$ROUNDS"); do
     done <"$WORK/variants.txt"
 done
 while IFS=$'\t' read -r i name; do
-    printf '%-52s %s s\n' "$name" "${seconds[$i]}"
+    printf '%-58s %s s\n' "$name" "${seconds[$i]}"
 done <"$WORK/variants.txt"
 PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
