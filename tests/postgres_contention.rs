@@ -322,14 +322,7 @@ fn a_rollback_beside_a_live_run_stops_the_run_and_restores_everything() {
     let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
     let before = project.dump("t");
     let mut run = project.spawn_mig(&["run", "t.b"]);
-    let started = |p: &Project| {
-        p.query("SELECT count(*) FROM pg_tables WHERE tablename = '_mig_runs'") == ["1"]
-            && p.query("SELECT count(*) FROM _mig_runs WHERE batches >= 3") == ["1"]
-    };
-    while !started(&project) {
-        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    project.wait_for_batches(&mut run, 3);
     roll_back(&project);
     let status = run.wait().unwrap();
     assert_eq!(

@@ -320,14 +320,7 @@ fn a_rollback_beside_running_workers_stops_them_and_restores_everything() {
     let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
     let before = project.dump("t");
     let mut workers = project.spawn_mig(&["run", "bump", "--workers", "2"]);
-    let started = |p: &Project| {
-        p.query("SELECT count(*) FROM pg_tables WHERE tablename = '_mig_runs'") == ["1"]
-            && p.query("SELECT count(*) FROM _mig_runs WHERE batches >= 4") == ["1"]
-    };
-    while !started(&project) {
-        assert!(workers.try_wait().unwrap().is_none(), "the run ended early");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    project.wait_for_batches(&mut workers, 4);
     let out = project.mig(&["rollback", "bump"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(", 0 conflicts"), "{}", stdout(&out));

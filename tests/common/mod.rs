@@ -483,6 +483,22 @@ impl Project {
         }
     }
 
+    /// Returns once the PostgreSQL run of `child` has committed `batches` batches; panics if
+    /// the child ends first (its `pause` must outlast a poll).
+    pub fn wait_for_batches(&self, child: &mut std::process::Child, batches: i64) {
+        let committed = format!("SELECT count(*) FROM _mig_runs WHERE batches >= {batches}");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("mig ended ({status}) before {batches} batches");
+            }
+            let tables = self.query("SELECT count(*) FROM pg_tables WHERE tablename = '_mig_runs'");
+            if tables == ["1"] && self.query(&committed) == ["1"] {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Every backup record without its run id, for comparing backups of two runs.
     pub fn backup(&self) -> Vec<String> {
         state::query_rows(
