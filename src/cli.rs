@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
@@ -276,19 +277,33 @@ fn run_workers(
         let plan = engine.plan(name, &options)?;
         engine.open_shared_run(&plan)?
     };
-    let threads: Vec<_> = (0..workers)
-        .map(|_| {
-            let (config, name, options) = (config.clone(), name.to_string(), options.clone());
-            std::thread::spawn(move || -> Result<Option<RunSummary>, ExecError> {
-                let mut engine = Engine::open(config)?;
-                let plan = engine.plan(&name, &options)?;
-                engine.run_shared(&plan, run_id, &mut |_| {})
+    let progress = Mutex::new(WorkersProgress {
+        reporter: Reporter::new(name),
+        each: vec![None; workers as usize],
+    });
+    let joined: Vec<_> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..workers as usize)
+            .map(|worker| {
+                let (config, options, progress) = (config.clone(), options.clone(), &progress);
+                scope.spawn(move || -> Result<Option<RunSummary>, ExecError> {
+                    let mut engine = Engine::open(config)?;
+                    let plan = engine.plan(name, &options)?;
+                    engine.run_shared(&plan, run_id, &mut |p| {
+                        if let Ok(mut shown) = progress.lock() {
+                            shown.show(worker, p);
+                        }
+                    })
+                })
             })
-        })
-        .collect();
+            .collect();
+        threads.into_iter().map(|t| t.join()).collect()
+    });
+    if let Ok(shown) = progress.lock() {
+        shown.reporter.finish();
+    }
     let mut summaries = Vec::new();
-    for thread in threads {
-        summaries.push(thread.join().map_err(|_| Failure {
+    for thread in joined {
+        summaries.push(thread.map_err(|_| Failure {
             exit_code: 4,
             text: "a worker thread panicked".into(),
         })??);
@@ -450,6 +465,34 @@ fn conflict_list(keys: &[Value], run_id: i64) -> String {
 }
 
 const CONFLICTS_SHOWN: usize = 20;
+
+/// The progress of this process's workers, as one: each reports the rows it processed.
+struct WorkersProgress {
+    reporter: Reporter,
+    each: Vec<Option<Progress>>,
+}
+
+impl WorkersProgress {
+    fn show(&mut self, worker: usize, progress: &Progress) {
+        self.each[worker] = Some(progress.clone());
+        let reported = self.each.iter().flatten();
+        let sum = reported.fold(
+            Progress {
+                processed: 0,
+                updated: 0,
+                batches: 0,
+                expected: progress.expected,
+            },
+            |sum, p| Progress {
+                processed: sum.processed + p.processed,
+                updated: sum.updated + p.updated,
+                batches: sum.batches + p.batches,
+                ..sum
+            },
+        );
+        self.reporter.show(&sum);
+    }
+}
 
 /// Shows run progress: a bar on a terminal, a plain line a second when piped.
 struct Reporter {

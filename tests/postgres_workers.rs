@@ -340,3 +340,33 @@ fn a_rollback_beside_running_workers_stops_them_and_restores_everything() {
     );
     assert_eq!(project.query("SELECT count(*) FROM _mig_backup"), ["0"]);
 }
+
+/// Workers report progress as one run does: piped, a line a second with the rows the
+/// process's workers processed together.
+#[test]
+fn workers_print_their_summed_progress_when_piped() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    // 150 claims with 20 ms after each, two workers: over 1.5 s, so a line must show.
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 20\n    pause 20ms\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let out = project.mig(&["run", "bump", "--workers", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("bump: ") && l.contains("/3000 rows processed"))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line on piped stderr: {err}");
+    let processed: u64 = lines[0]["bump: ".len()..]
+        .split('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {}", lines[0]));
+    assert!(
+        processed > 0 && processed.is_multiple_of(20),
+        "whole claims of both workers: {}",
+        lines[0]
+    );
+}
