@@ -370,3 +370,86 @@ fn workers_print_their_summed_progress_when_piped() {
         lines[0]
     );
 }
+
+/// A run one process walked alone and stopped is resumed by workers from its checkpoint:
+/// the rows it wrote are not written again, and the workers' batches are numbered after its
+/// own, so every batch keeps a backup of its own for rollback.
+#[test]
+fn a_run_stopped_alone_is_resumed_by_workers_from_its_checkpoint() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    lock_timeout 100ms\n    retries 0\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let before = project.dump("t");
+    let lock = project.postgres.as_ref().unwrap().lock_row(1234);
+    assert_eq!(project.mig(&["run", "bump"]).status.code(), Some(3));
+    lock.release();
+    assert_eq!(
+        project.query("SELECT checkpoint_int || ' ' || batches FROM _mig_runs"),
+        ["1200 24"],
+        "stopped alone before the locked row"
+    );
+
+    let out = project.mig(&["run", "bump", "--workers", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("bump: run 1 (resumed): 3000 rows processed, 3000 updated"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
+        ["3000"],
+        "every row bumped exactly once"
+    );
+    assert_eq!(
+        project.query("SELECT min(batch) || ' ' || max(batch) || ' ' || count(*) FROM _mig_backup"),
+        ["1 60 60"]
+    );
+
+    let out = project.mig(&["rollback", "bump"]);
+    assert!(
+        stdout(&out).contains("3000 rows restored, 0 conflicts"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(project.dump("t"), before);
+}
+
+/// Workers joining a run another process is walking alone take it over: that process's next
+/// batch finds the run shared and stops, and the workers claim on from where it committed,
+/// under the run's row lock, so no row is written twice.
+#[test]
+fn a_run_walked_alone_stops_when_workers_join_it_and_every_row_is_written_once() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 20\n    pause 50ms\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let mut alone = project
+        .command(&["run", "bump"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    project.wait_for_batches(&mut alone, 3);
+    let out = project.mig(&["run", "bump", "--workers", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alone = alone.wait_with_output().unwrap();
+    assert!(!alone.status.success(), "{}", stdout(&alone));
+    assert!(
+        stderr(&alone).contains("run 1 is shared by workers"),
+        "{}",
+        stderr(&alone)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
+        ["3000"],
+        "every row bumped exactly once"
+    );
+    assert_eq!(
+        project.query("SELECT processed || '/' || updated FROM _mig_runs"),
+        ["3000/3000"]
+    );
+}

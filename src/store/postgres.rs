@@ -39,7 +39,7 @@ use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Row, SimpleQueryMessage, Statement};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::error::Error;
 use std::time::{Duration, Instant};
 
@@ -160,8 +160,6 @@ pub struct PostgresStore {
     /// Batch statements prepared once per connection: a batch then costs no parse or plan
     /// round trip.
     prepared: HashMap<String, Statement>,
-    /// Runs this connection found unshared, so it may walk them by their checkpoint.
-    unshared: HashSet<i64>,
     /// Per run and NULL-old statement (its text), how that statement fares.
     null_old_misses: HashMap<(i64, String), NullOldMisses>,
     /// What every batch transaction sets after its lock timeout: `synchronous_commit = off`
@@ -194,7 +192,6 @@ impl PostgresStore {
             lock_timeout,
             tables: HashMap::new(),
             prepared: HashMap::new(),
-            unshared: HashSet::new(),
             null_old_misses: HashMap::new(),
             batch_settings: format!("SET LOCAL synchronous_commit = off; {BATCH_PLANS}"),
         };
@@ -829,9 +826,13 @@ impl PostgresStore {
         let first = self.prepare(&bounds.0)?;
         let next = self.prepare(&bounds.1)?;
         self.transaction(lock_timeout, None, false, |tx| {
+            // A run one process walked alone before workers joined it is claimed on from its
+            // checkpoint, and its claims are numbered after its batches, whose backups they
+            // would otherwise meet.
             let claimed: Option<String> = tx
                 .query_one(
-                    "SELECT claimed FROM _mig_runs WHERE id = $1 FOR UPDATE",
+                    "SELECT coalesce(claimed, checkpoint_int::text, checkpoint_text) \
+                     FROM _mig_runs WHERE id = $1 FOR UPDATE",
                     &[&run_id],
                 )?
                 .get(0);
@@ -841,7 +842,8 @@ impl PostgresStore {
                 return Ok(false);
             };
             tx.execute(
-                "WITH _mig_run AS (UPDATE _mig_runs SET claimed = $2, claims = claims + 1 \
+                "WITH _mig_run AS (UPDATE _mig_runs SET claimed = $2, claims = greatest(claims, \
+                 batches, (SELECT coalesce(max(batch), 0) FROM _mig_backup WHERE run_id = $1)) + 1 \
                  WHERE id = $1 RETURNING claims) \
                  INSERT INTO _mig_claims (run_id, batch, lo, hi) SELECT $1, claims, $3, $2 FROM _mig_run",
                 &[&run_id, &hi, &claimed],
@@ -1572,25 +1574,6 @@ impl Store for PostgresStore {
         step: &BatchStep,
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError> {
-        if !self.unshared.contains(&request.run_id) {
-            // A shared run's checkpoint is its highest finished key, not a line below which
-            // every claim is done: walking on from it alone could skip a claim.
-            let shared: bool = self
-                .client
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM _mig_claims WHERE run_id = $1)",
-                    &[&request.run_id],
-                )?
-                .get(0);
-            if shared {
-                return Err(StoreError::Unsupported(format!(
-                    "run {} is shared by workers (its key ranges are in _mig_claims): \
-                     resume it with `mig run NAME --workers N`",
-                    request.run_id
-                )));
-            }
-            self.unshared.insert(request.run_id);
-        }
         loop {
             let started = Instant::now();
             let outcome = self
@@ -2104,10 +2087,13 @@ fn run_moved(client: &mut Client, run_id: i64) -> StoreError {
     }
 }
 
-/// Reads run `run_id`'s position and locks its row until the batch commits.
+/// Reads run `run_id`'s position, and whether workers claimed from it, and locks its row
+/// until the batch commits: workers claim under the same lock, so a batch either commits
+/// before their first claim or finds the run shared.
 fn run_position(run_id: i64) -> String {
     format!(
-        "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = {run_id} FOR UPDATE"
+        "SELECT status, checkpoint_int, checkpoint_text, claimed IS NOT NULL \
+         FROM _mig_runs WHERE id = {run_id} FOR UPDATE"
     )
 }
 
@@ -2127,6 +2113,16 @@ fn check_run_position(
             request.run_id
         )));
     };
+    if row.get(3) == Some("t") {
+        // A shared run's checkpoint is its highest finished key, not a line below which
+        // every claim is done: walking on from it alone could skip a claim, or write one
+        // a worker holds.
+        return Err(StoreError::Unsupported(format!(
+            "run {} is shared by workers (its key ranges are in _mig_claims): \
+             resume it with `mig run NAME --workers N`",
+            request.run_id
+        )));
+    }
     let status = row.get(0).unwrap_or_default().to_string();
     let checkpoint = match (row.get(1), row.get(2)) {
         (Some(i), _) => Value::Integer(i.parse().map_err(|_| {
