@@ -2161,7 +2161,8 @@ mod tests {
         assert_eq!(
             alone,
             "BEGIN; SET LOCAL lock_timeout = '1500ms'; SET LOCAL synchronous_commit = off; \
-             SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = 7 FOR UPDATE"
+             SELECT status, checkpoint_int, checkpoint_text, claimed IS NOT NULL \
+             FROM _mig_runs WHERE id = 7 FOR UPDATE"
         );
         let yielding = opening(Duration::from_millis(1500), settings, true, None);
         assert_eq!(
