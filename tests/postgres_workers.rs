@@ -14,6 +14,15 @@ const TABLE: Setup = Setup {
 /// Not idempotent on purpose: a row processed twice would show it.
 const SPEC: &str = "migrate bump on t {\n    set n = n + 1\n    batch 50\n}\n";
 
+/// Every one of `TABLE`'s 3000 rows went through `SPEC`'s `n + 1` exactly once.
+fn assert_every_row_bumped_once(project: &Project) {
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
+        ["3000"],
+        "every row bumped exactly once"
+    );
+}
+
 #[test]
 fn three_processes_with_two_workers_each_process_every_row_once() {
     let Some(url) = postgres_url() else {
@@ -34,11 +43,7 @@ fn three_processes_with_two_workers_each_process_every_row_once() {
         let out = process.wait_with_output().unwrap();
         assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     }
-    assert_eq!(
-        shared.query("SELECT count(*) FROM t WHERE n = id + 1"),
-        ["3000"],
-        "every row bumped exactly once"
-    );
+    assert_every_row_bumped_once(&shared);
     let shared_totals =
         shared.query("SELECT processed || '/' || updated || '/' || batches FROM _mig_runs");
     assert_eq!(
@@ -133,10 +138,7 @@ fn a_claim_left_by_a_stopped_worker_is_taken_over_and_done_once() {
         "the summary is the whole run's, resumed: {}",
         stdout(&out)
     );
-    assert_eq!(
-        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
-        ["3000"]
-    );
+    assert_every_row_bumped_once(&project);
     assert_eq!(
         project.query("SELECT processed || '/' || updated FROM _mig_runs"),
         ["3000/3000"]
@@ -189,11 +191,7 @@ fn a_claim_of_a_worker_killed_mid_batch_is_taken_over_and_done_once() {
     lock.release();
     let out = project.mig(&["run", "bump", "--workers", "2"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(
-        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
-        ["3000"],
-        "every row bumped exactly once"
-    );
+    assert_every_row_bumped_once(&project);
     assert_eq!(
         project.query("SELECT count(*) FROM _mig_claims WHERE NOT done"),
         ["0"]
@@ -302,10 +300,7 @@ fn the_post_checks_of_a_run_shared_by_two_processes_run_once() {
         .filter(|o| o.contains("post-checks: run by the worker that completed the run"))
         .count();
     assert_eq!((checked, elsewhere), (1, 1), "{outputs:?}");
-    assert_eq!(
-        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
-        ["3000"]
-    );
+    assert_every_row_bumped_once(&project);
 }
 
 /// A rollback started while workers run: each claim commits only while the run is still
@@ -398,11 +393,7 @@ fn a_run_stopped_alone_is_resumed_by_workers_from_its_checkpoint() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(
-        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
-        ["3000"],
-        "every row bumped exactly once"
-    );
+    assert_every_row_bumped_once(&project);
     assert_eq!(
         project.query("SELECT min(batch) || ' ' || max(batch) || ' ' || count(*) FROM _mig_backup"),
         ["1 60 60"]
@@ -443,11 +434,7 @@ fn a_run_walked_alone_stops_when_workers_join_it_and_every_row_is_written_once()
         "{}",
         stderr(&alone)
     );
-    assert_eq!(
-        project.query("SELECT count(*) FROM t WHERE n = id + 1"),
-        ["3000"],
-        "every row bumped exactly once"
-    );
+    assert_every_row_bumped_once(&project);
     assert_eq!(
         project.query("SELECT processed || '/' || updated FROM _mig_runs"),
         ["3000/3000"]
