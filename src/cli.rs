@@ -275,7 +275,7 @@ fn run_workers(
     let (run_id, resumed) = {
         let mut engine = Engine::open(config.clone())?;
         let plan = engine.plan(name, &options)?;
-        engine.open_shared_run(&plan)?
+        engine.open_shared_run(&plan, workers)?
     };
     let progress = Mutex::new(WorkersProgress {
         reporter: Reporter::new(name),

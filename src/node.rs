@@ -55,9 +55,9 @@ impl Refusal {
 impl From<ExecError> for Refusal {
     fn from(e: ExecError) -> Refusal {
         let code = match &e {
-            ExecError::Plan(PlanError::ZeroOption { .. }) | ExecError::AmbiguousMigrate { .. } => {
-                ErrorCode::Malformed
-            }
+            ExecError::Plan(PlanError::ZeroOption { .. })
+            | ExecError::AmbiguousMigrate { .. }
+            | ExecError::TooManyWorkers { .. } => ErrorCode::Malformed,
             ExecError::Plan(PlanError::NoSuchMigration { .. } | PlanError::NoSuchTable(_))
             | ExecError::NoSuchValidation { .. }
             | ExecError::NothingOnTable { .. } => ErrorCode::NotFound,

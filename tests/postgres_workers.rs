@@ -440,3 +440,28 @@ fn a_run_walked_alone_stops_when_workers_join_it_and_every_row_is_written_once()
         ["3000/3000"]
     );
 }
+
+/// More workers than the server takes connections are refused before the run opens, with
+/// what it takes, instead of failing one by one while the others run.
+#[test]
+fn more_workers_than_the_server_takes_connections_are_refused_before_the_run_opens() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    let before = project.dump("t");
+    let max: u64 = project.query("SHOW max_connections")[0].parse().unwrap();
+    let out = project.mig(&["run", "bump", "--workers", &(max + 1).to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("--workers {} needs {0} connections", max + 1)),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(project.dump("t"), before);
+    assert_eq!(
+        project.query("SELECT count(*) FROM _mig_runs"),
+        ["0"],
+        "no run opened"
+    );
+}

@@ -34,6 +34,8 @@ pub enum ExecError {
     Demo(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("--workers {workers} needs {workers} connections and the server takes {free} more now (max_connections, less the sessions open and those reserved for superusers)")]
+    TooManyWorkers { workers: u64, free: u64 },
     #[error("post-check failed for {migration}: {}; the run's {restored} updated rows were restored from the backup ({conflicts} conflicts)", describe_failures(.failures))]
     PostCheckFailed {
         migration: String,
@@ -355,11 +357,22 @@ impl Engine {
     /// Opens the run workers will share before any of them starts: its id, which every
     /// worker of the process joins (a worker that opened a run of its own after the others
     /// had finished would start the migration over), and whether it existed.
-    pub fn open_shared_run(&mut self, plan: &Plan) -> Result<(i64, bool), ExecError> {
+    pub fn open_shared_run(&mut self, plan: &Plan, workers: u64) -> Result<(i64, bool), ExecError> {
         if plan.limit.is_some() {
             return Err(ExecError::Unsupported(
                 "a row limit cannot be shared between workers; run without --limit".into(),
             ));
+        }
+        // Counted before the run opens: workers the server turns away would fail one by one
+        // while the others run, and the run would end with a heap of connection errors.
+        // This connection closes before the workers open theirs, so it counts as free.
+        if let Some(free) = self.store.free_connections()? {
+            if workers > free + 1 {
+                return Err(ExecError::TooManyWorkers {
+                    workers,
+                    free: free + 1,
+                });
+            }
         }
         let (run, resumed) = self.open_run(plan, false)?;
         Ok((run.id, resumed))

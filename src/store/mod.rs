@@ -227,6 +227,11 @@ pub trait Store: Send {
             "this database has one writer at a time: workers need PostgreSQL".into(),
         ))
     }
+    /// How many more connections the server takes now, leaving those it reserves for
+    /// superusers; `None` where connections are not counted (an embedded database).
+    fn free_connections(&mut self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
     /// Whether another session is working on the database now (not idle, or idle only a
     /// moment; not one of mig's own), which a run's `yield` gives way to; `None` where this
     /// store cannot see other sessions.

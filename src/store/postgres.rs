@@ -1673,6 +1673,19 @@ impl Store for PostgresStore {
         }
     }
 
+    fn free_connections(&mut self) -> Result<Option<u64>, StoreError> {
+        let free: i64 = self
+            .client
+            .query_one(
+                "SELECT current_setting('max_connections')::int8 \
+                 - current_setting('superuser_reserved_connections')::int8 \
+                 - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+                &[],
+            )?
+            .get(0);
+        Ok(Some(free.max(0) as u64))
+    }
+
     fn others_busy(&mut self) -> Result<Option<bool>, StoreError> {
         let statement = self.prepare(OTHERS_BUSY)?;
         Ok(Some(self.client.query_one(&statement, &[])?.get(0)))
