@@ -8,13 +8,8 @@
 //! Measured in BENCHMARKS.md: sleeping 1.5 to 3 times each batch's time left the
 //! application's p99 at 2x idle; batches a tenth as long, back to back, at 1.3x.
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, BUSY_SAMPLE_EVERY as SAMPLE_EVERY};
 use std::time::{Duration, Instant};
-
-/// How often the store is asked whether other sessions are busy. The answer is a glance at
-/// the sessions' states; taken at most every 100 ms it costs a run nothing measurable and
-/// still follows the application within a tenth of a second.
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// The first batch of a run that starts beside a busy session, before any batch has shown
 /// the pace: small enough to be short on any table mig walks (a few milliseconds at most),

@@ -28,7 +28,7 @@
 use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::{
     ensure_run_position, legend, quote_ident, BatchOutcome, BatchRequest, BatchStep,
-    RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
+    RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError, BUSY_SAMPLE_EVERY,
 };
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::exec::eval::{self, ColumnSource};
@@ -1695,7 +1695,8 @@ impl Store for PostgresStore {
         format!(
             "busy: a session of this database in pg_stat_activity that is not idle, or went \
              idle less than a second ago, and is not mig's (another application_name), read at \
-             most every 100 ms; a batch beside one also runs {YIELDING_WRITES}"
+             most every {} ms; a batch beside one also runs {YIELDING_WRITES}",
+            BUSY_SAMPLE_EVERY.as_millis()
         )
     }
 
