@@ -475,23 +475,27 @@ struct WorkersProgress {
 impl WorkersProgress {
     fn show(&mut self, worker: usize, progress: &Progress) {
         self.each[worker] = Some(progress.clone());
-        let reported = self.each.iter().flatten();
-        let sum = reported.fold(
-            Progress {
-                processed: 0,
-                updated: 0,
-                batches: 0,
-                expected: progress.expected,
-            },
-            |sum, p| Progress {
-                processed: sum.processed + p.processed,
-                updated: sum.updated + p.updated,
-                batches: sum.batches + p.batches,
-                ..sum
-            },
-        );
-        self.reporter.show(&sum);
+        self.reporter.show(&summed(&self.each, progress.expected));
     }
+}
+
+/// The workers' progress reports added up, out of `expected` rows; a worker that has not
+/// reported yet counts nothing.
+fn summed(each: &[Option<Progress>], expected: u64) -> Progress {
+    each.iter().flatten().fold(
+        Progress {
+            processed: 0,
+            updated: 0,
+            batches: 0,
+            expected,
+        },
+        |sum, p| Progress {
+            processed: sum.processed + p.processed,
+            updated: sum.updated + p.updated,
+            batches: sum.batches + p.batches,
+            ..sum
+        },
+    )
 }
 
 /// Shows run progress: a bar on a terminal, a plain line a second when piped.
@@ -638,7 +642,20 @@ fn demo(config: Config) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::{conflict_list, Value};
+    use super::{conflict_list, summed, Progress, Value};
+
+    #[test]
+    fn workers_progress_is_the_sum_of_what_each_reported() {
+        let report = |processed, updated, batches| Progress {
+            processed,
+            updated,
+            batches,
+            expected: 3000,
+        };
+        let each = [Some(report(40, 30, 2)), None, Some(report(20, 20, 1))];
+        assert_eq!(summed(&each, 3000), report(60, 50, 3));
+        assert_eq!(summed(&[None, None], 3000), report(0, 0, 0));
+    }
 
     #[test]
     fn a_rollback_lists_twenty_conflicting_keys_and_counts_the_rest() {

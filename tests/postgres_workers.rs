@@ -14,6 +14,14 @@ const TABLE: Setup = Setup {
 /// Not idempotent on purpose: a row processed twice would show it.
 const SPEC: &str = "migrate bump on t {\n    set n = n + 1\n    batch 50\n}\n";
 
+/// The run's totals are a one-worker run's over `TABLE`: 3000 rows processed, 3000 updated.
+fn assert_totals_of_one_worker(project: &Project) {
+    assert_eq!(
+        project.query("SELECT processed || '/' || updated FROM _mig_runs"),
+        ["3000/3000"]
+    );
+}
+
 /// Every one of `TABLE`'s 3000 rows went through `SPEC`'s `n + 1` exactly once.
 fn assert_every_row_bumped_once(project: &Project) {
     assert_eq!(
@@ -139,10 +147,7 @@ fn a_claim_left_by_a_stopped_worker_is_taken_over_and_done_once() {
         stdout(&out)
     );
     assert_every_row_bumped_once(&project);
-    assert_eq!(
-        project.query("SELECT processed || '/' || updated FROM _mig_runs"),
-        ["3000/3000"]
-    );
+    assert_totals_of_one_worker(&project);
 }
 
 #[test]
@@ -196,10 +201,7 @@ fn a_claim_of_a_worker_killed_mid_batch_is_taken_over_and_done_once() {
         project.query("SELECT count(*) FROM _mig_claims WHERE NOT done"),
         ["0"]
     );
-    assert_eq!(
-        project.query("SELECT processed || '/' || updated FROM _mig_runs"),
-        ["3000/3000"]
-    );
+    assert_totals_of_one_worker(&project);
 }
 
 /// Workers of one process join the run it opened: one that starts after the others have
@@ -435,10 +437,7 @@ fn a_run_walked_alone_stops_when_workers_join_it_and_every_row_is_written_once()
         stderr(&alone)
     );
     assert_every_row_bumped_once(&project);
-    assert_eq!(
-        project.query("SELECT processed || '/' || updated FROM _mig_runs"),
-        ["3000/3000"]
-    );
+    assert_totals_of_one_worker(&project);
 }
 
 /// More workers than the server takes connections are refused before the run opens, with

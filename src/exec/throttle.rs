@@ -8,7 +8,7 @@
 //! Measured in BENCHMARKS.md: sleeping 1.5 to 3 times each batch's time left the
 //! application's p99 at 2x idle; batches a tenth as long, back to back, at 1.3x.
 
-use crate::store::{Store, StoreError, BUSY_SAMPLE_EVERY as SAMPLE_EVERY};
+use crate::store::{Store, StoreError, BUSY_SAMPLE_EVERY};
 use std::time::{Duration, Instant};
 
 /// The first batch of a run that starts beside a busy session, before any batch has shown
@@ -132,12 +132,13 @@ impl Throttle {
         }
     }
 
-    /// Asks the store whether others are busy, unless it was asked within `SAMPLE_EVERY`. A
-    /// store that cannot see other sessions counts them busy: the spec asked to yield.
+    /// Asks the store whether others are busy, unless it was asked within
+    /// `BUSY_SAMPLE_EVERY`. A store that cannot see other sessions counts them busy: the spec
+    /// asked to yield.
     fn sample(&mut self, store: &mut dyn Store) -> Result<(), StoreError> {
         if self
             .sampled_at
-            .is_none_or(|at| at.elapsed() >= SAMPLE_EVERY)
+            .is_none_or(|at| at.elapsed() >= BUSY_SAMPLE_EVERY)
         {
             self.busy = store.others_busy()?.unwrap_or(true);
             self.sampled_at = Some(Instant::now());

@@ -1615,11 +1615,24 @@ impl Store for PostgresStore {
             bound("WHERE $1::text IS NULL"),
             bound(&format!("WHERE {key} > $1::text::{key_sql_type}")),
         );
+        // Whether the last try found no keys left to claim. The open claims are read after
+        // it: another worker may have claimed the last keys in between, and the run is not
+        // over until that claim is done too. Claims are made under the run's row lock, which
+        // `claim_range` takes, so that read sees every claim there will be.
+        let mut nothing_left = false;
         loop {
             let undone = self.client.query(
                 "SELECT batch, lo, hi FROM _mig_claims WHERE run_id = $1 AND NOT done ORDER BY batch",
                 &[&request.run_id],
             )?;
+            if undone.is_empty() && nothing_left {
+                return Ok(BatchOutcome {
+                    processed: 0,
+                    updated: 0,
+                    last_key: None,
+                    held: Duration::ZERO,
+                });
+            }
             for claim in &undone {
                 let lo: Option<String> = claim.get(1);
                 let lo = lo.map(|k| key_value(k, key_type));
@@ -1646,30 +1659,11 @@ impl Store for PostgresStore {
                     _ => {}
                 }
             }
-            // Every open claim is held by a live worker: claim fresh keys, or wait for them.
-            if self.claim_range(request.run_id, limit, &bounds)? {
-                continue;
+            // Every open claim is held by a live worker: wait for them, or claim fresh keys.
+            if nothing_left {
+                std::thread::sleep(Duration::from_millis(20));
             }
-            // Read again: another worker may have claimed the last keys since `undone` was
-            // read, and the run is not over until that claim is done too. Claims are made
-            // under the run's row lock, as `claim_range` just took it, so this read sees
-            // every claim there will be.
-            let open: i64 = self
-                .client
-                .query_one(
-                    "SELECT count(*) FROM _mig_claims WHERE run_id = $1 AND NOT done",
-                    &[&request.run_id],
-                )?
-                .get(0);
-            if open == 0 {
-                return Ok(BatchOutcome {
-                    processed: 0,
-                    updated: 0,
-                    last_key: None,
-                    held: Duration::ZERO,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            nothing_left = !self.claim_range(request.run_id, limit, &bounds)?;
         }
     }
 
@@ -2079,25 +2073,18 @@ fn opening(lock_timeout: Duration, settings: &str, yielding: bool, run_id: Optio
 
 /// Why a batch of run `run_id` may not commit: the run is no longer running.
 fn run_moved(client: &mut Client, run_id: i64) -> StoreError {
-    let position = client.query_opt(
-        "SELECT status, checkpoint_int, checkpoint_text FROM _mig_runs WHERE id = $1",
-        &[&run_id],
-    );
-    match position {
-        Ok(Some(row)) => StoreError::RunMoved {
+    let run = match client.query_opt("SELECT * FROM _mig_runs WHERE id = $1", &[&run_id]) {
+        Ok(Some(row)) => read_run(&row),
+        Ok(None) => return StoreError::Inconsistent(format!("run {run_id} is not in _mig_runs")),
+        Err(e) => return e.into(),
+    };
+    match run {
+        Ok(run) => StoreError::RunMoved {
             run_id,
-            status: row.get(0),
-            checkpoint: match (
-                row.get::<_, Option<i64>>(1),
-                row.get::<_, Option<String>>(2),
-            ) {
-                (Some(i), _) => Value::Integer(i),
-                (None, Some(t)) => Value::Text(t),
-                (None, None) => Value::Null,
-            },
+            status: run.status.as_str().to_string(),
+            checkpoint: run.checkpoint.unwrap_or(Value::Null),
         },
-        Ok(None) => StoreError::Inconsistent(format!("run {run_id} is not in _mig_runs")),
-        Err(e) => e.into(),
+        Err(e) => e,
     }
 }
 
