@@ -314,9 +314,39 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The name of the `i`th uniqueness count a validation query adds beside a table's columns,
+/// quoted: `_mig_unique_{i}`, with more leading underscores while the table has a column of
+/// that name (compared without case, as SQLite does). A clash would not be harmless: in
+/// PostgreSQL the check fails with an ambiguous column, and SQLite reads the table's own
+/// column, so a failing `unique` check would pass.
+pub fn unique_count_alias(i: usize, columns: &[String]) -> String {
+    let mut alias = format!("_mig_unique_{i}");
+    while columns.iter().any(|c| c.eq_ignore_ascii_case(&alias)) {
+        alias.insert(0, '_');
+    }
+    quote_ident(&alias)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_count_alias_steps_around_the_tables_columns() {
+        let columns = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            unique_count_alias(0, &columns(&["id"])),
+            "\"_mig_unique_0\""
+        );
+        assert_eq!(
+            unique_count_alias(1, &columns(&["_MIG_unique_1", "__mig_unique_1"])),
+            "\"___mig_unique_1\""
+        );
+        assert_eq!(
+            unique_count_alias(2, &columns(&["_mig_unique_1"])),
+            "\"_mig_unique_2\""
+        );
+    }
 
     #[test]
     fn quoting_doubles_inner_quotes() {

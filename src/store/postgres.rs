@@ -27,8 +27,9 @@
 
 use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::{
-    ensure_run_position, legend, quote_ident, BatchOutcome, BatchRequest, BatchStep,
-    RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError, BUSY_SAMPLE_EVERY,
+    ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
+    BatchStep, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
+    BUSY_SAMPLE_EVERY,
 };
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::exec::eval::{self, ColumnSource};
@@ -914,6 +915,9 @@ impl PostgresStore {
                 .and_then(|cs| cs.iter().find(|c| c.name == name))
                 .and_then(|c| c.ty.map(|ty| (quote_ident(name), ty)))
         };
+        let names: Vec<String> = columns
+            .map(|cs| cs.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default();
         let mut terms = Vec::new();
         let mut interpreted = Vec::new();
         for validation in validations {
@@ -927,7 +931,7 @@ impl PostgresStore {
                             .map(|c| format!("{} IS NULL", quote_ident(c))),
                     ),
                     Check::Unique(columns) => {
-                        let alias = format!("\"_mig_unique_{}\"", windows.len());
+                        let alias = unique_count_alias(windows.len(), &names);
                         let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
                         windows.push(format!(
                             ", count(*) OVER (PARTITION BY {}) AS {alias}",

@@ -5,8 +5,8 @@
 use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
-    ensure_run_position, legend, quote_ident, BatchOutcome, BatchRequest, BatchStep,
-    RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
+    ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
+    BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
 };
 use crate::compile::{Check, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
@@ -693,7 +693,8 @@ fn read_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
 /// A validation failure term per check, as SQL over the row (and the unique counts).
 fn failure_terms(
     validation: &Validation,
-    unique_columns: &mut Vec<Vec<String>>,
+    table_columns: &[String],
+    unique_counts: &mut Vec<(Vec<String>, String)>,
     params: &mut Vec<Value>,
 ) -> String {
     let terms: Vec<String> = validation
@@ -706,8 +707,8 @@ fn failure_terms(
                 .collect::<Vec<_>>()
                 .join(" OR "),
             Check::Unique(columns) => {
-                unique_columns.push(columns.clone());
-                let alias = format!("\"_mig_unique_{}\"", unique_columns.len() - 1);
+                let alias = unique_count_alias(unique_counts.len(), table_columns);
+                unique_counts.push((columns.clone(), alias.clone()));
                 let present: Vec<String> = columns
                     .iter()
                     .map(|c| format!("{} IS NOT NULL", quote_ident(c)))
@@ -985,21 +986,21 @@ impl Store for SqliteStore {
             return Ok(vec![]);
         }
         let mut params = vec![up_to.cloned().unwrap_or(Value::Null)];
-        let mut unique_columns = Vec::new();
+        let table_columns = self.table_schema(table)?.columns;
+        let mut unique_counts = Vec::new();
         let sums: Vec<String> = validations
             .iter()
             .map(|v| {
-                let terms = failure_terms(v, &mut unique_columns, &mut params);
+                let terms = failure_terms(v, &table_columns, &mut unique_counts, &mut params);
                 format!("coalesce(sum(CASE WHEN {terms} THEN 1 ELSE 0 END), 0)")
             })
             .collect();
-        let windows: Vec<String> = unique_columns
+        let windows: Vec<String> = unique_counts
             .iter()
-            .enumerate()
-            .map(|(i, columns)| {
+            .map(|(columns, alias)| {
                 let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
                 format!(
-                    ", count(*) OVER (PARTITION BY {}) AS \"_mig_unique_{i}\"",
+                    ", count(*) OVER (PARTITION BY {}) AS {alias}",
                     cols.join(", ")
                 )
             })
