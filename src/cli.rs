@@ -369,8 +369,8 @@ fn print_summary(s: &RunSummary) {
             }
         }
         None => println!(
-            "  post-checks: run by the worker that completed the run, in another mig process \
-             (`mig status` shows how they ended)"
+            "  post-checks: not run here: another mig process completed the run and ran them, \
+             or ended the run (`mig status` shows how)"
         ),
     }
 }

@@ -299,7 +299,7 @@ fn the_post_checks_of_a_run_shared_by_two_processes_run_once() {
         .count();
     let elsewhere = outputs
         .iter()
-        .filter(|o| o.contains("post-checks: run by the worker that completed the run"))
+        .filter(|o| o.contains("post-checks: not run here: another mig process completed the run"))
         .count();
     assert_eq!((checked, elsewhere), (1, 1), "{outputs:?}");
     assert_every_row_bumped_once(&project);
