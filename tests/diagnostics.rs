@@ -1,7 +1,10 @@
 //! Golden `mig check` output: every `tests/data/diagnostics/NAME.mig` compiles against a fixed
 //! schema to exactly the text in `NAME.out`. `UPDATE_GOLDEN=1 cargo test` rewrites the goldens.
 
-use mig::compile::{compile, render_diagnostics, Idempotence, Schema, SourceFile, TableSchema};
+use mig::compile::{
+    compile, render_diagnostics, ColumnLimits, Idempotence, Schema, SourceFile, TableSchema,
+};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -10,7 +13,58 @@ fn table(name: &str, columns: &[&str], primary_key: &[&str]) -> TableSchema {
         name: name.to_string(),
         columns: columns.iter().map(|c| c.to_string()).collect(),
         primary_key: primary_key.iter().map(|c| c.to_string()).collect(),
+        ..TableSchema::default()
     }
+}
+
+/// A table with columns a PostgreSQL store limits, with the reasons it gives: a `double
+/// precision` primary key, an enum, a generated column and a numeric.
+fn readings() -> TableSchema {
+    let mut readings = table(
+        "readings",
+        &["id", "serial", "mood", "doubled", "amount", "level"],
+        &["id"],
+    );
+    let limit = |unreadable: Option<&str>, unwritable: Option<&str>, unwalkable: Option<&str>| {
+        ColumnLimits {
+            unreadable: unreadable.map(str::to_string),
+            unwritable: unwritable.map(str::to_string),
+            unwalkable: unwalkable.map(str::to_string),
+        }
+    };
+    let enum_type = "has type mood, which mig cannot read or write (supported: smallint, \
+                     integer, bigint, real, double precision, numeric (read only), text, \
+                     varchar, char, boolean, bytea)";
+    let numeric = "is numeric: mig reads numerics as reals and will not write one back, \
+                   which could lose precision";
+    readings.limits = BTreeMap::from([
+        (
+            "id".to_string(),
+            limit(
+                None,
+                None,
+                Some("is double precision: mig walks integer or text keys only"),
+            ),
+        ),
+        ("mood".to_string(), limit(Some(enum_type), None, None)),
+        (
+            "doubled".to_string(),
+            limit(
+                None,
+                Some("is a generated column: PostgreSQL computes its values"),
+                None,
+            ),
+        ),
+        (
+            "amount".to_string(),
+            limit(
+                None,
+                Some(numeric),
+                Some("is numeric(10,2): mig walks integer or text keys only"),
+            ),
+        ),
+    ]);
+    readings
 }
 
 fn schema() -> Schema {
@@ -23,6 +77,7 @@ fn schema() -> Schema {
             ),
             table("orders", &["id", "user_id", "total", "status"], &["id"]),
             table("pairs", &["a", "b"], &["a", "b"]),
+            readings(),
         ],
     }
 }

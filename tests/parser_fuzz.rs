@@ -21,6 +21,7 @@ fn schema() -> Schema {
         name: name.to_string(),
         columns: columns.iter().map(|c| c.to_string()).collect(),
         primary_key: key.iter().map(|c| c.to_string()).collect(),
+        ..TableSchema::default()
     };
     Schema {
         tables: vec![

@@ -2,6 +2,7 @@
 //! folder, names resolved and checked, each remembering where it was declared.
 
 use crate::syntax::ast::{Expr, Span};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,12 +117,28 @@ pub struct Schema {
     pub tables: Vec<TableSchema>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TableSchema {
     pub name: String,
     pub columns: Vec<String>,
     /// The primary key's columns in order; more than one is a composite key.
     pub primary_key: Vec<String>,
+    /// What mig cannot do with some of the columns; a column not here has no limits.
+    pub limits: BTreeMap<String, ColumnLimits>,
+}
+
+/// What mig cannot do with a column, each with its reason as the end of a sentence that
+/// starts with the column ("column `m` of `en` has type mood, which …"), so `mig check`
+/// refuses a spec that would fail only once its run had started.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ColumnLimits {
+    /// Why mig can neither read nor write it: a type it has no values for.
+    pub unreadable: Option<String>,
+    /// Why mig may read it but not set it: the database computes it, or mig's reading of
+    /// it is not exact.
+    pub unwritable: Option<String>,
+    /// Why a table cannot be walked by it in key order.
+    pub unwalkable: Option<String>,
 }
 
 impl Schema {
@@ -133,5 +150,28 @@ impl Schema {
 impl TableSchema {
     pub fn has_column(&self, name: &str) -> bool {
         self.columns.iter().any(|c| c == name)
+    }
+
+    /// Why mig cannot read `column`, if it cannot.
+    pub fn unreadable(&self, column: &str) -> Option<&str> {
+        self.limits.get(column)?.unreadable.as_deref()
+    }
+
+    /// Why mig cannot set `column`, if it cannot.
+    pub fn unwritable(&self, column: &str) -> Option<&str> {
+        let limits = self.limits.get(column)?;
+        limits
+            .unreadable
+            .as_deref()
+            .or(limits.unwritable.as_deref())
+    }
+
+    /// Why mig cannot walk the table by `column`, if it cannot.
+    pub fn unwalkable(&self, column: &str) -> Option<&str> {
+        let limits = self.limits.get(column)?;
+        limits
+            .unreadable
+            .as_deref()
+            .or(limits.unwalkable.as_deref())
     }
 }

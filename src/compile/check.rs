@@ -187,6 +187,7 @@ impl<'a> Checker<'a> {
         }
         if let Some(schema) = self.known_table(table) {
             self.column_exists(schema, key);
+            self.column_limit(schema, &key.name, key.span, schema.unwalkable(&key.name));
         }
         self.catalog
             .key_overrides
@@ -280,6 +281,16 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// An error at `span` when `why` says mig cannot use `column` so.
+    fn column_limit(&mut self, table: &TableSchema, column: &str, span: Span, why: Option<&str>) {
+        if let Some(why) = why {
+            self.error(Diagnostic::new(
+                span,
+                format!("column `{column}` of `{}` {why}", table.name),
+            ));
+        }
+    }
+
     /// A migration walks its table by one key column: its primary key or a declared override.
     fn walkable(&mut self, table: &TableSchema, at: &Ident) {
         if self.key_overrides.contains_key(table.name.as_str()) {
@@ -287,7 +298,21 @@ impl<'a> Checker<'a> {
         }
         let fix = format!("declare `table {} key COLUMN`", table.name);
         match table.primary_key.len() {
-            1 => {}
+            1 => {
+                let key = &table.primary_key[0];
+                if let Some(why) = table.unwalkable(key) {
+                    self.error(
+                        Diagnostic::new(
+                            at.span,
+                            format!(
+                                "table `{}` cannot be walked by its primary key: column `{key}` {why}",
+                                table.name
+                            ),
+                        )
+                        .with_help(format!("{fix} naming a unique, non-null column mig walks")),
+                    );
+                }
+            }
             0 => self.error(
                 Diagnostic::new(at.span, format!("table `{}` has no primary key to walk it by", table.name))
                     .with_help(format!("{fix} naming a unique, non-null column")),
@@ -385,6 +410,7 @@ impl<'a> Checker<'a> {
             ExprKind::Column(name) => {
                 if let Some(table) = table {
                     self.column_named(table, name, e.span);
+                    self.column_limit(table, name, e.span, table.unreadable(name));
                 }
             }
             ExprKind::Call { function, args } => self.call(function, args.len()),
@@ -584,6 +610,8 @@ impl<'a> Checker<'a> {
             }
             if let Some(table) = table {
                 self.column_exists(table, column);
+                let why = table.unwritable(&column.name);
+                self.column_limit(table, &column.name, column.span, why);
             }
         }
     }
@@ -665,7 +693,7 @@ mod tests {
             tables: vec![TableSchema {
                 name: "log".into(),
                 columns: vec!["id".into(), "line".into()],
-                primary_key: vec![],
+                ..TableSchema::default()
             }],
         };
         let spec = "migrate tidy on log {\n  set line = trim(line)\n}\n";

@@ -31,7 +31,7 @@ use super::{
     BatchStep, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
     BUSY_SAMPLE_EVERY,
 };
-use crate::compile::{Check, Schema, TableSchema, Validation};
+use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
 use crate::exec::eval::{self, ColumnSource};
 use crate::syntax::ast::{Expr, ExprKind};
 use crate::value::{Fnv, Value};
@@ -112,6 +112,8 @@ struct Column {
     /// None when mig cannot map the type; `typname` names it in the error.
     ty: Option<ColumnType>,
     typname: String,
+    /// Why the server refuses values for it (generated, or an identity GENERATED ALWAYS).
+    computed: Option<&'static str>,
 }
 
 /// Whether another session of this database is working: active or inside a transaction, or
@@ -151,6 +153,58 @@ impl Column {
     /// are past n, which it cuts.
     fn has_length(&self) -> bool {
         self.ty.is_some_and(ColumnType::is_text) && self.sql_type != self.base_type
+    }
+
+    /// What mig cannot do with the column, for `mig check` and the run's own refusals.
+    fn limits(&self) -> ColumnLimits {
+        let Some(ty) = self.ty else {
+            return ColumnLimits {
+                unreadable: Some(unreadable(&self.typname)),
+                ..ColumnLimits::default()
+            };
+        };
+        let unwritable = match (self.computed, ty) {
+            (Some(why), _) => Some(why.to_string()),
+            (None, ColumnType::Numeric) => Some(
+                "is numeric: mig reads numerics as reals and will not write one back, \
+                 which could lose precision"
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        let walkable = ty.is_integer() || matches!(ty, ColumnType::Text | ColumnType::Varchar);
+        ColumnLimits {
+            unreadable: None,
+            unwritable,
+            unwalkable: (!walkable)
+                .then(|| format!("is {}: mig walks integer or text keys only", self.sql_type)),
+        }
+    }
+}
+
+/// Why mig cannot read a column of catalog type `typname`.
+fn unreadable(typname: &str) -> String {
+    format!(
+        "has type {typname}, which mig cannot read or write (supported: smallint, integer, \
+         bigint, real, double precision, numeric (read only), text, varchar, char, boolean, \
+         bytea)"
+    )
+}
+
+/// The error for a column mig cannot use as a step asks, `why` being its limit.
+fn limited(table: &str, column: &str, why: &str) -> StoreError {
+    StoreError::Unsupported(format!("column `{table}`.`{column}` {why}"))
+}
+
+/// Why the server computes a column's values itself, from `pg_attribute`'s `attgenerated`
+/// and `attidentity`; an identity `BY DEFAULT` takes values, so it is not one.
+fn computed(generated: &str, identity: &str) -> Option<&'static str> {
+    if generated == "s" {
+        Some("is a generated column: PostgreSQL computes its values")
+    } else if identity == "a" {
+        Some("is an identity column GENERATED ALWAYS: PostgreSQL assigns its values")
+    } else {
+        None
     }
 }
 
@@ -218,7 +272,8 @@ impl PostgresStore {
         // `bpchar` as `character`, which a cast reads as `character(1)`.
         let rows = self.client.query(
             "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                    format_type(a.atttypid, -1), t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4 \
+                    format_type(a.atttypid, -1), t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4, \
+                    a.attgenerated::text, a.attidentity::text \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              JOIN pg_type t ON t.oid = a.atttypid \
@@ -238,25 +293,30 @@ impl PostgresStore {
             if tables.last().is_none_or(|t| t.name != table) {
                 tables.push(TableSchema {
                     name: table.clone(),
-                    columns: vec![],
-                    primary_key: vec![],
+                    ..TableSchema::default()
                 });
                 keys.push(vec![]);
             }
+            let described = Column {
+                name: column.clone(),
+                sql_type: row.get(2),
+                base_type: row.get(3),
+                ty: ColumnType::from_catalog(&typname),
+                typname,
+                computed: computed(row.get(6), row.get(7)),
+            };
             let (schema, key) = (tables.last_mut(), keys.last_mut());
             if let (Some(schema), Some(key)) = (schema, key) {
                 schema.columns.push(column.clone());
                 if position > 0 {
                     key.push((position, column.clone()));
                 }
+                let limits = described.limits();
+                if limits != ColumnLimits::default() {
+                    schema.limits.insert(column, limits);
+                }
             }
-            self.tables.entry(table).or_default().push(Column {
-                name: column,
-                sql_type: row.get(2),
-                base_type: row.get(3),
-                ty: ColumnType::from_catalog(&typname),
-                typname,
-            });
+            self.tables.entry(table).or_default().push(described);
         }
         for (table, mut key) in tables.iter_mut().zip(keys) {
             key.sort();
@@ -274,28 +334,21 @@ impl PostgresStore {
             })
     }
 
-    /// The column's type, or a clear error naming the type mig cannot handle.
+    /// The column's type, or a clear error naming the type mig cannot handle. `mig check`
+    /// refuses such columns first; this holds for a schema changed since.
     fn column_type(&self, table: &str, name: &str) -> Result<(ColumnType, String), StoreError> {
         let column = self.column(table, name)?;
         match column.ty {
             Some(ty) => Ok((ty, column.sql_type.clone())),
-            None => Err(StoreError::Unsupported(format!(
-                "column `{table}`.`{name}` has type {}, which mig cannot read or write \
-                 (supported: smallint, integer, bigint, real, double precision, numeric (read only), \
-                 text, varchar, char, boolean, bytea)",
-                column.typname
-            ))),
+            None => Err(limited(table, name, &unreadable(&column.typname))),
         }
     }
 
     fn key_type(&self, table: &str, key: &str) -> Result<(ColumnType, String), StoreError> {
         let (ty, sql_type) = self.column_type(table, key)?;
-        if ty.is_integer() || matches!(ty, ColumnType::Text | ColumnType::Varchar) {
-            Ok((ty, sql_type))
-        } else {
-            Err(StoreError::Unsupported(format!(
-                "key `{table}`.`{key}` is {sql_type}: mig walks integer or text keys only"
-            )))
+        match self.column(table, key)?.limits().unwalkable {
+            None => Ok((ty, sql_type)),
+            Some(why) => Err(limited(table, key, &why)),
         }
     }
 
@@ -360,12 +413,8 @@ impl PostgresStore {
         let mut set_types = Vec::new();
         for (column, _) in &step.sets {
             let (ty, _) = self.column_type(&step.table, column)?;
-            if ty == ColumnType::Numeric {
-                return Err(StoreError::Unsupported(format!(
-                    "`{}`.`{column}` is numeric: mig reads numerics as reals and will not write \
-                     one back, which could lose precision",
-                    step.table
-                )));
+            if let Some(why) = self.column(&step.table, column)?.limits().unwritable {
+                return Err(limited(&step.table, column, &why));
             }
             set_types.push((ty, self.column(&step.table, column)?.base_type.clone()));
         }
@@ -2156,6 +2205,7 @@ mod tests {
             base_type: base_type.into(),
             ty: ColumnType::from_catalog(typname),
             typname: typname.into(),
+            computed: None,
         }
     }
 

@@ -8,7 +8,7 @@ use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
     BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
 };
-use crate::compile::{Check, Schema, TableSchema, Validation};
+use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
 use crate::value::{self, Fnv, Value, ValueView};
 use rusqlite::{
@@ -192,27 +192,41 @@ impl SqliteStore {
     }
 
     fn table_schema(&self, name: &str) -> Result<TableSchema, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid")?;
+        // `table_xinfo`, not `table_info`: only it lists generated columns (hidden 2 and 3),
+        // which would otherwise be "unknown" to `mig check` instead of refused as set targets.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, pk, hidden FROM pragma_table_xinfo(?1) WHERE hidden <> 1 ORDER BY cid",
+        )?;
         let rows = stmt.query_map([name], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })?;
-        let mut columns = Vec::new();
+        let mut schema = TableSchema {
+            name: name.to_string(),
+            ..TableSchema::default()
+        };
         let mut key: Vec<(i64, String)> = Vec::new();
         for row in rows {
-            let (column, pk) = row?;
+            let (column, pk, hidden) = row?;
             if pk > 0 {
                 key.push((pk, column.clone()));
             }
-            columns.push(column);
+            if hidden > 0 {
+                let unwritable = Some("is a generated column: SQLite computes its values".into());
+                let limits = ColumnLimits {
+                    unwritable,
+                    ..ColumnLimits::default()
+                };
+                schema.limits.insert(column.clone(), limits);
+            }
+            schema.columns.push(column);
         }
         key.sort();
-        Ok(TableSchema {
-            name: name.to_string(),
-            columns,
-            primary_key: key.into_iter().map(|(_, c)| c).collect(),
-        })
+        schema.primary_key = key.into_iter().map(|(_, c)| c).collect();
+        Ok(schema)
     }
 }
 

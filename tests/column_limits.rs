@@ -1,0 +1,120 @@
+//! Columns of the live schema that mig cannot use as a spec asks (generated and identity
+//! columns as set targets, types it has no values for, keys it cannot walk) are refused by
+//! `mig check` at the spec's line and column, and `mig run` refuses them before it opens a
+//! run. They once passed `mig check` and failed the run's first batch, leaving a failed run
+//! whose error said to resume it.
+mod common;
+
+use common::{backends, stderr, Backend, Project, Setup};
+
+const SQLITE: &str = "CREATE TABLE gen (id INTEGER PRIMARY KEY, a INTEGER, \
+     g INTEGER GENERATED ALWAYS AS (a * 2) STORED);\n\
+     INSERT INTO gen (id, a) VALUES (1, 1), (2, 2);\n";
+
+const POSTGRES: &str = "CREATE TABLE gen (id integer PRIMARY KEY, a integer, \
+     g integer GENERATED ALWAYS AS (a * 2) STORED, \
+     serial integer GENERATED ALWAYS AS IDENTITY);\n\
+     INSERT INTO gen (id, a) VALUES (1, 1), (2, 2);\n\
+     CREATE TYPE mood AS ENUM ('sad', 'happy');\n\
+     CREATE TABLE en (id integer PRIMARY KEY, m mood, n integer);\n\
+     INSERT INTO en VALUES (1, 'sad', 1);\n\
+     CREATE TABLE uu (id uuid PRIMARY KEY, v integer, w integer);\n\
+     CREATE TABLE ts (id bigint PRIMARY KEY, amount numeric(10, 2));\n";
+
+/// `mig ARGS` exits with 2 and says each `(error, location)` on stderr; no run was opened.
+fn refused(project: &Project, backend: &Backend, args: &[&str], errors: &[(&str, &str)]) {
+    let out = project.mig(args);
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{}: {said}", backend.name());
+    for (error, location) in errors {
+        let at = format!("--> specs/test.mig:{location}\n");
+        assert!(
+            said.contains(error),
+            "{}: no `{error}` in:\n{said}",
+            backend.name()
+        );
+        assert!(
+            said.contains(&at),
+            "{}: no `{at}` in:\n{said}",
+            backend.name()
+        );
+    }
+    let state_tables = match backend {
+        Backend::Sqlite => "SELECT count(*) FROM sqlite_master WHERE name = '_mig_runs'",
+        Backend::Postgres(_) => "SELECT count(*) FROM pg_tables WHERE tablename = '_mig_runs'",
+    };
+    if project.query(state_tables) == ["1"] {
+        assert_eq!(
+            project.query("SELECT count(*) FROM _mig_runs"),
+            ["0"],
+            "a run was opened"
+        );
+    }
+}
+
+#[test]
+fn a_generated_column_is_refused_as_a_set_target_before_any_run() {
+    let setup = Setup {
+        sqlite: SQLITE,
+        postgres: POSTGRES,
+    };
+    let spec = "migrate set_g on gen {\n    set g = a\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        let engine = match backend {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        };
+        let error =
+            format!("column `g` of `gen` is a generated column: {engine} computes its values");
+        refused(&project, &backend, &["check"], &[(&error, "2:9")]);
+        refused(&project, &backend, &["run", "set_g"], &[(&error, "2:9")]);
+        assert_eq!(project.query("SELECT g FROM gen ORDER BY id"), ["2", "4"]);
+    }
+}
+
+#[test]
+fn postgres_columns_mig_cannot_read_write_or_walk_are_refused_by_check() {
+    let setup = Setup {
+        sqlite: SQLITE,
+        postgres: POSTGRES,
+    };
+    let spec = "migrate number on gen {\n    set serial = id\n}\n\
+                migrate cheer on en {\n    set n = n + 1\n    where m = 'sad'\n}\n\
+                migrate bump on uu {\n    set w = v + 1\n}\n\
+                migrate double on ts {\n    set amount = amount * 2\n}\n";
+    for backend in backends() {
+        if let Backend::Sqlite = backend {
+            continue;
+        }
+        let project = Project::on(&backend, &setup, spec);
+        refused(
+            &project,
+            &backend,
+            &["check"],
+            &[
+                (
+                    "column `serial` of `gen` is an identity column GENERATED ALWAYS: \
+                     PostgreSQL assigns its values",
+                    "2:9",
+                ),
+                (
+                    "column `m` of `en` has type mood, which mig cannot read or write \
+                     (supported: smallint, integer, bigint, real, double precision, \
+                     numeric (read only), text, varchar, char, boolean, bytea)",
+                    "6:11",
+                ),
+                (
+                    "table `uu` cannot be walked by its primary key: column `id` has type \
+                     uuid, which mig cannot read or write",
+                    "8:17",
+                ),
+                (
+                    "column `amount` of `ts` is numeric: mig reads numerics as reals and \
+                     will not write one back, which could lose precision",
+                    "12:9",
+                ),
+            ],
+        );
+    }
+}
