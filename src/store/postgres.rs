@@ -114,6 +114,10 @@ struct Column {
     typname: String,
     /// Why the server refuses values for it (generated, or an identity GENERATED ALWAYS).
     computed: Option<&'static str>,
+    /// ` COLLATE "schema"."name"` when the column's collation is not the database's
+    /// default, else empty: a value compared outside the column (a key in `_mig_runs`) must
+    /// be ordered as the column orders it.
+    collate: String,
 }
 
 /// Whether another session of this database is working: active or inside a transaction, or
@@ -273,10 +277,13 @@ impl PostgresStore {
         let rows = self.client.query(
             "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
                     format_type(a.atttypid, -1), t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4, \
-                    a.attgenerated::text, a.attidentity::text \
+                    a.attgenerated::text, a.attidentity::text, \
+                    coalesce(' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname), '') \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_collation co ON co.oid = a.attcollation AND co.oid <> 100 \
+             LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
              LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
              WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') \
                AND c.relname NOT LIKE '\\_mig\\_%' \
@@ -304,6 +311,7 @@ impl PostgresStore {
                 ty: ColumnType::from_catalog(&typname),
                 typname,
                 computed: computed(row.get(6), row.get(7)),
+                collate: row.get(8),
             };
             let (schema, key) = (tables.last_mut(), keys.last_mut());
             if let (Some(schema), Some(key)) = (schema, key) {
@@ -443,6 +451,7 @@ impl PostgresStore {
             key: quote_ident(&step.key),
             key_type,
             key_sql_type,
+            key_collate: self.column(&step.table, &step.key)?.collate.clone(),
             set_columns: step.sets.iter().map(|(c, _)| c.clone()).collect(),
             set_types,
             needed,
@@ -1026,6 +1035,8 @@ struct BatchShape {
     key: String,
     key_type: ColumnType,
     key_sql_type: String,
+    /// The key column's `COLLATE` clause, or empty; see `Column::collate`.
+    key_collate: String,
     set_columns: Vec<String>,
     /// Per `set`, its column's type and its base type, to which new values are cast.
     set_types: Vec<(ColumnType, String)>,
@@ -1097,6 +1108,7 @@ impl BatchShape {
             table,
             key,
             key_sql_type,
+            key_collate,
             ..
         } = self;
         let mut arrays = vec![format!("$6::{key_sql_type}[]")];
@@ -1129,7 +1141,7 @@ impl BatchShape {
              SELECT $1, $2, $4::text[], array_agg(_mig_updated.k::text ORDER BY _mig_updated.k), \
              array_agg(_mig_old.vals ORDER BY _mig_updated.k), array_agg(_mig_updated.vals ORDER BY _mig_updated.k) \
              FROM _mig_updated JOIN _mig_old USING (k) HAVING count(*) > 0), \
-             _mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, $3::{key_sql_type}::{checkpoint_type}), \
+             _mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, $3::{key_sql_type}::{checkpoint_type}{key_collate}), \
              processed = processed + $5::int8, updated = updated + (SELECT count(*) FROM _mig_updated), \
              batches = batches + 1, updated_at = {NOW} WHERE id = $1) \
              SELECT count(*) FROM _mig_updated",
@@ -2206,6 +2218,7 @@ mod tests {
             ty: ColumnType::from_catalog(typname),
             typname: typname.into(),
             computed: None,
+            collate: String::new(),
         }
     }
 
