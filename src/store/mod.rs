@@ -37,6 +37,17 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Unsupported(String),
+    /// The first run on a database could not make mig's own tables there.
+    #[error(
+        "cannot create mig's state tables (_mig_runs, _mig_backup, _mig_claims, \
+         _mig_conflicts) in schema {schema}: {source}; mig keeps its runs and backups in the \
+         database it migrates, so it needs a writable primary and, the first time, CREATE on \
+         that schema"
+    )]
+    StateTables {
+        schema: String,
+        source: Box<StoreError>,
+    },
     #[error("mig's own state is inconsistent, nothing was written: {0}")]
     Inconsistent(String),
     #[error("run {run_id} moved on without this process (it is {status} at checkpoint {checkpoint}): another mig process is running or rolling it back")]

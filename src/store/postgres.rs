@@ -1532,11 +1532,24 @@ impl Store for PostgresStore {
         if ready {
             return Ok(());
         }
-        let mut tx = self.client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STATE_LOCK])?;
-        tx.batch_execute(STATE_TABLES)?;
-        tx.commit()?;
-        Ok(())
+        let created = (|| {
+            let mut tx = self.client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STATE_LOCK])?;
+            tx.batch_execute(STATE_TABLES)?;
+            tx.commit()
+        })();
+        created.map_err(|e| {
+            let schema = self
+                .client
+                .query_one("SELECT current_schema()::text", &[])
+                .ok()
+                .and_then(|row| row.get::<_, Option<String>>(0))
+                .unwrap_or_else(|| "(none: the search_path names no schema)".to_string());
+            StoreError::StateTables {
+                schema,
+                source: Box::new(e.into()),
+            }
+        })
     }
 
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError> {
