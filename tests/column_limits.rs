@@ -118,3 +118,43 @@ fn postgres_columns_mig_cannot_read_write_or_walk_are_refused_by_check() {
         );
     }
 }
+
+/// The tables of the key tests: `logs` keyed by nothing unique, `tags` by a column NOT NULL
+/// and unique by an index of its own.
+const LOGS: &str = "CREATE TABLE logs (line TEXT, grp INTEGER, n INTEGER);\n\
+     INSERT INTO logs VALUES ('a', 1, NULL), ('b', 1, NULL), ('c', NULL, NULL);\n\
+     CREATE TABLE tags (name TEXT NOT NULL UNIQUE, grp INTEGER, n INTEGER);\n\
+     INSERT INTO tags VALUES ('a', 1, NULL), ('b', 2, NULL);\n";
+
+#[test]
+fn a_declared_key_must_be_not_null_and_unique_by_the_schema() {
+    let setup = Setup {
+        sqlite: LOGS,
+        postgres: LOGS,
+    };
+    // A walk by `grp` took the two rows of group 1 in one batch of 1 (processed 1, updated 2)
+    // and never the row whose group is NULL, and called the run complete.
+    let bad = "table logs key grp\nbackfill n on logs {\n    set n = 2\n    batch 1\n}\n";
+    let good = "table tags key name\nbackfill n on tags {\n    set n = 2\n    batch 1\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, bad);
+        let error = "column `grp` of `logs` is not both NOT NULL and unique by an index of its \
+                     own: keyset batches over a column that repeats a value or holds NULL would \
+                     skip or repeat rows; give it a unique index and NOT NULL, or name a column \
+                     that has them";
+        refused(&project, &backend, &["check"], &[(error, "1:16")]);
+        refused(&project, &backend, &["run", "logs.n"], &[(error, "1:16")]);
+        assert_eq!(
+            project.query("SELECT count(*) FROM logs WHERE n IS NULL"),
+            ["3"]
+        );
+
+        project.write_spec(good);
+        let out = project.mig(&["run", "tags.n"]);
+        assert!(out.status.success(), "{}: {}", backend.name(), stderr(&out));
+        assert_eq!(
+            project.query("SELECT count(*) FROM tags WHERE n = 2"),
+            ["2"]
+        );
+    }
+}

@@ -325,6 +325,11 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Why a column that is not unique and NOT NULL by the schema cannot key a walk.
+pub const NOT_A_KEY: &str = "is not both NOT NULL and unique by an index of its own: keyset \
+     batches over a column that repeats a value or holds NULL would skip or repeat rows; give \
+     it a unique index and NOT NULL, or name a column that has them";
+
 /// The name of the `i`th uniqueness count a validation query adds beside a table's columns,
 /// quoted: `_mig_unique_{i}`, with more leading underscores while the table has a column of
 /// that name (compared without case, as SQLite does). A clash would not be harmless: in

@@ -29,7 +29,7 @@ use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
     BatchStep, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
-    BUSY_SAMPLE_EVERY,
+    BUSY_SAMPLE_EVERY, NOT_A_KEY,
 };
 use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
 use crate::exec::eval::{self, ColumnSource};
@@ -114,6 +114,9 @@ struct Column {
     typname: String,
     /// Why the server refuses values for it (generated, or an identity GENERATED ALWAYS).
     computed: Option<&'static str>,
+    /// NOT NULL, and a unique index covers it alone, whole and by name: a walk by it takes
+    /// every row once.
+    unique_not_null: bool,
     /// ` COLLATE "schema"."name"` when the column's collation is not the database's
     /// default, else empty: a value compared outside the column (a key in `_mig_runs`) must
     /// be ordered as the column orders it.
@@ -177,11 +180,20 @@ impl Column {
             _ => None,
         };
         let walkable = ty.is_integer() || matches!(ty, ColumnType::Text | ColumnType::Varchar);
+        let unwalkable = if !walkable {
+            Some(format!(
+                "is {}: mig walks integer or text keys only",
+                self.sql_type
+            ))
+        } else if !self.unique_not_null {
+            Some(NOT_A_KEY.to_string())
+        } else {
+            None
+        };
         ColumnLimits {
             unreadable: None,
             unwritable,
-            unwalkable: (!walkable)
-                .then(|| format!("is {}: mig walks integer or text keys only", self.sql_type)),
+            unwalkable,
         }
     }
 }
@@ -278,7 +290,10 @@ impl PostgresStore {
             "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
                     format_type(a.atttypid, -1), t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4, \
                     a.attgenerated::text, a.attidentity::text, \
-                    coalesce(' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname), '') \
+                    coalesce(' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname), ''), \
+                    a.attnotnull AND EXISTS (SELECT 1 FROM pg_index u WHERE u.indrelid = c.oid \
+                        AND u.indisunique AND u.indisvalid AND u.indnkeyatts = 1 AND u.indkey[0] = a.attnum \
+                        AND u.indpred IS NULL AND u.indexprs IS NULL) \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              JOIN pg_type t ON t.oid = a.atttypid \
@@ -312,6 +327,7 @@ impl PostgresStore {
                 typname,
                 computed: computed(row.get(6), row.get(7)),
                 collate: row.get(8),
+                unique_not_null: row.get(9),
             };
             let (schema, key) = (tables.last_mut(), keys.last_mut());
             if let (Some(schema), Some(key)) = (schema, key) {
@@ -2232,6 +2248,7 @@ mod tests {
             typname: typname.into(),
             computed: None,
             collate: String::new(),
+            unique_not_null: true,
         }
     }
 

@@ -6,7 +6,7 @@ use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
-    BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
+    BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
 };
 use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
@@ -195,31 +195,38 @@ impl SqliteStore {
         // `table_xinfo`, not `table_info`: only it lists generated columns (hidden 2 and 3),
         // which would otherwise be "unknown" to `mig check` instead of refused as set targets.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT name, pk, hidden FROM pragma_table_xinfo(?1) WHERE hidden <> 1 ORDER BY cid",
+            "SELECT name, pk, hidden, \"notnull\" FROM pragma_table_xinfo(?1) WHERE hidden <> 1 \
+             ORDER BY cid",
         )?;
         let rows = stmt.query_map([name], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, bool>(3)?,
             ))
         })?;
+        let unique = self.uniquely_indexed(name)?;
         let mut schema = TableSchema {
             name: name.to_string(),
             ..TableSchema::default()
         };
         let mut key: Vec<(i64, String)> = Vec::new();
         for row in rows {
-            let (column, pk, hidden) = row?;
+            let (column, pk, hidden, not_null) = row?;
             if pk > 0 {
                 key.push((pk, column.clone()));
             }
-            if hidden > 0 {
-                let unwritable = Some("is a generated column: SQLite computes its values".into());
-                let limits = ColumnLimits {
-                    unwritable,
-                    ..ColumnLimits::default()
-                };
+            // A primary key walks as it always has: SQLite lets a non-integer one hold NULL,
+            // but a table keyed so is its own choice, not a column a spec picked.
+            let keys = pk > 0 || (not_null && unique.contains(&column));
+            let limits = ColumnLimits {
+                unwritable: (hidden > 0)
+                    .then(|| "is a generated column: SQLite computes its values".into()),
+                unwalkable: (!keys).then(|| NOT_A_KEY.into()),
+                ..ColumnLimits::default()
+            };
+            if limits != ColumnLimits::default() {
                 schema.limits.insert(column.clone(), limits);
             }
             schema.columns.push(column);
@@ -227,6 +234,18 @@ impl SqliteStore {
         key.sort();
         schema.primary_key = key.into_iter().map(|(_, c)| c).collect();
         Ok(schema)
+    }
+
+    /// The columns of `table` that a unique index covers alone, whole (not partial) and by
+    /// name (not an expression).
+    fn uniquely_indexed(&self, table: &str) -> Result<BTreeSet<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT min(i.name) FROM pragma_index_list(?1) AS l, pragma_index_info(l.name) AS i \
+             WHERE l.\"unique\" AND NOT l.partial GROUP BY l.name \
+             HAVING count(*) = 1 AND min(i.cid) >= 0",
+        )?;
+        let names = stmt.query_map([table], |r| r.get::<_, String>(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
     }
 }
 
