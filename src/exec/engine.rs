@@ -63,7 +63,7 @@ pub enum ExecError {
     NothingToRollBack(String),
     #[error("lock timeout after {retries} retries; the run stopped at its checkpoint and resumes from there: {source}")]
     LockTimeout { retries: u64, source: StoreError },
-    #[error("batch {batch} of run {run_id} failed and was rolled back; the run stopped at its checkpoint and `mig run {migration}` resumes it: {source}")]
+    #[error("batch {batch} of run {run_id} failed and was rolled back; the run stopped at its checkpoint and {}: {source}", resume_advice(migration, source))]
     BatchFailed {
         migration: String,
         run_id: i64,
@@ -72,6 +72,20 @@ pub enum ExecError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How a run stopped by a failed batch goes on: a table that refused the values the batch
+/// wrote refuses them again until the spec or the rows change.
+fn resume_advice(migration: &str, source: &StoreError) -> String {
+    if source.is_constraint_violation() {
+        format!(
+            "the table refused a value the spec computed, as it will again: fix the rows it \
+             names and `mig run {migration}` resumes the run, or change the spec and start a \
+             new run with `mig run {migration} --restart`"
+        )
+    } else {
+        format!("`mig run {migration}` resumes it")
+    }
 }
 
 fn on_table(table: &Option<String>) -> String {

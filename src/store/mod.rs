@@ -325,6 +325,21 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+impl StoreError {
+    /// Whether the table refused the values written: a NOT NULL, CHECK, UNIQUE or foreign
+    /// key constraint. Running the batch again refuses them again, until the spec or the
+    /// rows change.
+    pub fn is_constraint_violation(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => e.code().is_some_and(|code| code.code().starts_with("23")),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::ConstraintViolation
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Why a column that is not unique and NOT NULL by the schema cannot key a walk.
 pub const NOT_A_KEY: &str = "is not both NOT NULL and unique by an index of its own: keyset \
      batches over a column that repeats a value or holds NULL would skip or repeat rows; give \
