@@ -76,6 +76,7 @@ impl From<ExecError> for Refusal {
             | ExecError::Demo(_)
             | ExecError::Unsupported(_)
             | ExecError::BatchFailed { .. }
+            | ExecError::RollbackFailed { .. }
             | ExecError::Store(_) => ErrorCode::Internal,
         };
         Refusal {

@@ -3,7 +3,7 @@
 //! the spec and restart. It once said only that `mig run` resumes the run.
 mod common;
 
-use common::{backends, stderr, Project, Setup};
+use common::{backends, stderr, Backend, Project, Setup};
 
 /// Row 5's `a` is NULL, and `b` is NOT NULL.
 const TABLE: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER NOT NULL);\n\
@@ -45,6 +45,70 @@ fn a_batch_the_table_refuses_stops_the_run_saying_it_will_be_refused_again() {
         assert_eq!(
             project.query("SELECT b FROM t ORDER BY id"),
             ["1", "2", "3", "4", "5", "6"]
+        );
+    }
+}
+
+/// Six rows whose `b` a backfill fills in three batches of two.
+const UNFILLED: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);\n\
+     INSERT INTO t VALUES (1, 1, NULL), (2, 2, NULL), (3, 3, NULL), (4, 4, NULL), (5, 5, NULL), \
+     (6, 6, NULL);\n";
+
+/// A rollback whose old values the table refuses, by a constraint added after the run (here
+/// on rows 3 and 4, the second batch), stops at that batch, keeps what it restored, says
+/// why it will stop there again, and goes on once the constraint is gone.
+#[test]
+fn a_rollback_the_table_refuses_stops_at_that_batch_and_goes_on_later() {
+    let setup = Setup {
+        sqlite: UNFILLED,
+        postgres: UNFILLED,
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 2\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        let out = project.mig(&["run", "t.b"]);
+        assert!(out.status.success(), "{}: {}", backend.name(), stderr(&out));
+        let (refuse, allow) = match backend {
+            Backend::Sqlite => (
+                "CREATE TRIGGER keep_b BEFORE UPDATE OF b ON t \
+                 WHEN NEW.b IS NULL AND NEW.id IN (3, 4) \
+                 BEGIN SELECT RAISE(ABORT, 'b stays set on rows 3 and 4'); END;",
+                "DROP TRIGGER keep_b;",
+            ),
+            Backend::Postgres(_) => (
+                "ALTER TABLE t ADD CONSTRAINT keep_b CHECK (id NOT IN (3, 4) OR b IS NOT NULL);",
+                "ALTER TABLE t DROP CONSTRAINT keep_b;",
+            ),
+        };
+        project.execute(refuse);
+        let out = project.mig(&["rollback", "t.b"]);
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{}: {said}", backend.name());
+        assert!(
+            said.contains(
+                "the rollback of run 1 stopped at batch 2, which it left as the run wrote it \
+                 (the one later batch is restored: 2 rows); the table refuses the old values, \
+                 as it will until the rows or its constraints change (one added since the run, \
+                 such as NOT NULL after a backfill?): "
+            ) && said.contains("; `mig rollback t.b` goes on from there"),
+            "{}: {said}",
+            backend.name()
+        );
+        assert_eq!(
+            project.query("SELECT coalesce(b, -1) FROM t ORDER BY id"),
+            ["2", "4", "6", "8", "-1", "-1"],
+            "{}",
+            backend.name()
+        );
+
+        project.execute(allow);
+        let out = project.mig(&["rollback", "t.b"]);
+        assert!(out.status.success(), "{}: {}", backend.name(), stderr(&out));
+        assert_eq!(
+            project.query("SELECT count(*) FROM t WHERE b IS NULL"),
+            ["6"],
+            "{}",
+            backend.name()
         );
     }
 }

@@ -70,6 +70,16 @@ pub enum ExecError {
         batch: i64,
         source: Box<StoreError>,
     },
+    #[error("the rollback of run {run_id} stopped at batch {batch}, which it left as the run wrote it{}{}: {source}; `mig rollback {migration}` goes on from there", restored_before(*later_batches, *restored), rollback_advice(source))]
+    RollbackFailed {
+        migration: String,
+        run_id: i64,
+        batch: i64,
+        /// The batches after it, which the rollback restored first, and their rows.
+        later_batches: usize,
+        restored: u64,
+        source: Box<StoreError>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -85,6 +95,25 @@ fn resume_advice(migration: &str, source: &StoreError) -> String {
         )
     } else {
         format!("`mig run {migration}` resumes it")
+    }
+}
+
+fn restored_before(later_batches: usize, restored: u64) -> String {
+    match later_batches {
+        0 => String::new(),
+        1 => format!(" (the one later batch is restored: {restored} rows)"),
+        n => format!(" (the {n} later batches are restored: {restored} rows)"),
+    }
+}
+
+/// Why a rollback's batch may fail again: a constraint added since the run (a column made
+/// NOT NULL after its backfill) refuses the old values until it is dropped.
+fn rollback_advice(source: &StoreError) -> &'static str {
+    if source.is_constraint_violation() {
+        "; the table refuses the old values, as it will until the rows or its constraints \
+         change (one added since the run, such as NOT NULL after a backfill?)"
+    } else {
+        ""
     }
 }
 
@@ -633,8 +662,19 @@ impl Engine {
             if n > 0 && !plan.pause.is_zero() {
                 std::thread::sleep(plan.pause);
             }
-            let outcome =
-                self.with_retries(plan, |store| store.rollback_batch(&step, run_id, batch))?;
+            let outcome = self
+                .with_retries(plan, |store| store.rollback_batch(&step, run_id, batch))
+                .map_err(|e| match e {
+                    ExecError::Store(source) => ExecError::RollbackFailed {
+                        migration: plan.name().to_string(),
+                        run_id,
+                        batch,
+                        later_batches: n,
+                        restored: total.restored,
+                        source: Box::new(source),
+                    },
+                    other => other,
+                })?;
             total.restored += outcome.restored;
             total.conflict_keys.extend(outcome.conflict_keys);
         }
