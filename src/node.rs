@@ -67,7 +67,8 @@ impl From<ExecError> for Refusal {
             | ExecError::SpecChanged { .. }
             | ExecError::RollbackUnfinished { .. }
             | ExecError::Store(StoreError::RunMoved { .. })
-            | ExecError::NothingToRollBack(_) => ErrorCode::PreconditionFailed,
+            | ExecError::NothingToRollBack(_)
+            | ExecError::NullKeys { .. } => ErrorCode::PreconditionFailed,
             ExecError::LockTimeout { .. } | ExecError::Store(StoreError::LockTimeout { .. }) => {
                 ErrorCode::TemporarilyUnavailable
             }

@@ -158,3 +158,42 @@ fn a_declared_key_must_be_not_null_and_unique_by_the_schema() {
         );
     }
 }
+
+/// SQLite lets a primary key that is not INTEGER hold NULL unless declared NOT NULL; a walk
+/// by it never reaches such rows, and a run once ended "complete" with them untouched.
+#[test]
+fn a_sqlite_primary_key_holding_null_is_refused_before_the_run_opens() {
+    let project = Project::sqlite(
+        "CREATE TABLE users (email TEXT PRIMARY KEY, n INTEGER);\n\
+         INSERT INTO users VALUES ('a@example.com', NULL), (NULL, NULL), ('b@example.com', NULL);\n",
+        "backfill n on users {\n    set n = 1\n}\n",
+    );
+    let out = project.mig(&["run", "users.n"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "table `users` has 1 rows whose key `email` is NULL, which SQLite allows in a \
+             primary key that is not INTEGER or declared NOT NULL: a walk by the key never \
+             reaches them"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM users WHERE n IS NULL"),
+        ["3"]
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM _mig_runs"),
+        ["0"],
+        "a run was opened"
+    );
+
+    project.execute("DELETE FROM users WHERE email IS NULL");
+    let out = project.mig(&["run", "users.n"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM users WHERE n = 1"),
+        ["2"]
+    );
+}

@@ -61,6 +61,12 @@ pub enum ExecError {
     RollbackUnfinished { migration: String, run_id: i64 },
     #[error("nothing to roll back for {0}: no run of it updated rows that are still backed up")]
     NothingToRollBack(String),
+    #[error("table `{table}` has {rows} rows whose key `{key}` is NULL, which SQLite allows in a primary key that is not INTEGER or declared NOT NULL: a walk by the key never reaches them, and the run would end with them untouched; give them keys (or delete them), or walk the table by another column with `table {table} key COLUMN`")]
+    NullKeys {
+        table: String,
+        key: String,
+        rows: u64,
+    },
     #[error("lock timeout after {retries} retries; the run stopped at its checkpoint and resumes from there: {source}")]
     LockTimeout { retries: u64, source: StoreError },
     #[error("batch {batch} of run {run_id} failed and was rolled back; the run stopped at its checkpoint and {}: {source}", resume_advice(migration, source))]
@@ -425,6 +431,14 @@ impl Engine {
     /// Refused while a rollback of the migration is unfinished: a new batch would write rows
     /// the rollback has yet to restore, and its backup would mix with the one being undone.
     fn open_run(&mut self, plan: &Plan, restart: bool) -> Result<(RunRecord, bool), ExecError> {
+        let rows = self.store.null_keys(plan.table(), &plan.key)?;
+        if rows > 0 {
+            return Err(ExecError::NullKeys {
+                table: plan.table().to_string(),
+                key: plan.key.clone(),
+                rows,
+            });
+        }
         let runs = self.store.runs()?;
         let mine = || runs.iter().rev().filter(|r| r.migration == plan.name());
         if let Some(run) = mine().find(|r| r.status == RunStatus::RollingBack) {

@@ -194,6 +194,13 @@ pub trait Store: Send {
     /// Creates `_mig_runs`, `_mig_backup` and `_mig_conflicts` where missing.
     fn prepare_state(&mut self) -> Result<(), StoreError>;
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError>;
+    /// The rows whose `key` is NULL, which a walk by it never reaches. Only SQLite lets a
+    /// primary key hold NULL (one not INTEGER and not declared NOT NULL); a declared key is
+    /// NOT NULL by the check, and PostgreSQL's primary keys are.
+    fn null_keys(&mut self, table: &str, key: &str) -> Result<u64, StoreError> {
+        let _ = (table, key);
+        Ok(0)
+    }
     /// The size a run and its plan are told: a count, unless counting means reading a large
     /// table whole before the first batch and the database keeps an estimate.
     fn size(&mut self, table: &str) -> Result<RowCount, StoreError> {

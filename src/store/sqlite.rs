@@ -797,6 +797,17 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
+    /// Read through the key's index, where NULLs sort first: no scan of the table.
+    fn null_keys(&mut self, table: &str, key: &str) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {} IS NULL",
+            quote_ident(table),
+            quote_ident(key)
+        );
+        let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError> {
         let has_runs: bool = self.conn.query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_mig_runs'",
