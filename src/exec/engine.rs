@@ -631,7 +631,6 @@ impl Engine {
     /// Finishes the migration's interrupted rollback if there is one; otherwise restores the
     /// most recent run of `name` that still has backed-up rows.
     pub fn rollback(&mut self, name: &str) -> Result<RollbackSummary, ExecError> {
-        let plan = self.plan(name, &RunOptions::default())?;
         let mut candidates: Vec<RunRecord> = self
             .store
             .runs()?
@@ -639,6 +638,12 @@ impl Engine {
             .rev()
             .filter(|r| r.migration == name && r.status != RunStatus::RolledBack)
             .collect();
+        let plan = match self.plan(name, &RunOptions::default()) {
+            Err(ExecError::Plan(PlanError::NoSuchMigration { .. })) if !candidates.is_empty() => {
+                self.recorded_plan(name, &candidates[0])?
+            }
+            plan => plan?,
+        };
         // A rollback killed after its last batch has no backup left but still must be
         // marked done, rather than passing on to an older run.
         candidates.sort_by_key(|r| r.status != RunStatus::RollingBack);
@@ -656,6 +661,41 @@ impl Engine {
             });
         }
         Err(ExecError::NothingToRollBack(name.to_string()))
+    }
+
+    /// The plan of a migration the specs no longer declare, from the spec its latest run
+    /// recorded (`_mig_runs.spec`: table, key, sets, filter), so a run whose spec was removed
+    /// can still be rolled back; pause, lock timeout and retries are `mig.toml`'s.
+    fn recorded_plan(&self, name: &str, run: &RunRecord) -> Result<Plan, ExecError> {
+        let mut lines = run.spec.lines();
+        let header = lines.next().unwrap_or_default();
+        let (table, key) = header
+            .strip_prefix("on ")
+            .and_then(|rest| rest.split_once(" key "))
+            .ok_or_else(|| {
+                ExecError::Unsupported(format!(
+                    "run {} of {name} recorded a spec mig cannot read back: {header}",
+                    run.id
+                ))
+            })?;
+        let body: Vec<&str> = lines.collect();
+        let source = SourceFile {
+            path: format!("(the spec run {} of {name} recorded)", run.id),
+            text: format!(
+                "table {table} key {key}\nmigrate recorded on {table} {{\n{}\n}}\n",
+                body.join("\n")
+            ),
+        };
+        let catalog = compile::compile(&[source], Some(&self.schema)).map_err(ExecError::Specs)?;
+        let mut plan = Plan::build(
+            &catalog,
+            &self.schema,
+            "recorded",
+            &self.config.defaults,
+            &RunOptions::default(),
+        )?;
+        plan.migration.name = name.to_string();
+        Ok(plan)
     }
 
     /// Restores every backed-up batch of `run_id`, newest first, each in its own transaction
