@@ -99,6 +99,12 @@ fn resume_advice(migration: &str, source: &StoreError) -> String {
              names and `mig run {migration}` resumes the run, or change the spec and start a \
              new run with `mig run {migration} --restart`"
         )
+    } else if source.is_data_error() {
+        format!(
+            "the spec's expression failed on a row of this batch, as it will again: fix the \
+             row and `mig run {migration}` resumes the run, or change the spec and start a new \
+             run with `mig run {migration} --restart`"
+        )
     } else {
         format!("`mig run {migration}` resumes it")
     }

@@ -345,6 +345,17 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// Whether the spec's expression failed on a row's values (division by zero, overflow):
+    /// running the batch again fails again, until the spec or the row changes. SQLite's
+    /// errors from mig's functions do not say so apart from others.
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => e.code().is_some_and(|code| code.code().starts_with("22")),
+            StoreError::Eval(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Why a column that is not unique and NOT NULL by the schema cannot key a walk.
