@@ -110,6 +110,7 @@ fn resume_advice(migration: &str, source: &StoreError) -> String {
     }
 }
 
+/// What a stopped rollback restored before the batch it stopped at (it goes newest first).
 fn restored_before(later_batches: usize, restored: u64) -> String {
     match later_batches {
         0 => String::new(),
