@@ -78,6 +78,7 @@ impl From<ExecError> for Refusal {
             | ExecError::Unsupported(_)
             | ExecError::BatchFailed { .. }
             | ExecError::RollbackFailed { .. }
+            | ExecError::PostCheckUnrestored { .. }
             | ExecError::Store(_) => ErrorCode::Internal,
         };
         Refusal {

@@ -146,3 +146,38 @@ fn an_expression_failing_on_a_row_says_it_will_fail_again_on_postgres() {
         ["2"]
     );
 }
+
+/// A post-check fails, and the rollback it starts is refused: the error names both, so the
+/// user learns why the run was being restored.
+#[test]
+fn a_failed_post_check_whose_rollback_is_refused_names_both() {
+    let setup = Setup {
+        sqlite: UNFILLED,
+        postgres: UNFILLED,
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 2\n    check small\n}\n\
+                validate small on t {\n    expect b < 10\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        project.execute(match backend {
+            Backend::Sqlite => {
+                "CREATE TRIGGER keep_b BEFORE UPDATE OF b ON t WHEN NEW.b IS NULL \
+                 BEGIN SELECT RAISE(ABORT, 'b stays set'); END;"
+            }
+            Backend::Postgres(_) => {
+                "ALTER TABLE t ADD CONSTRAINT keep_b CHECK (b IS NOT NULL) NOT VALID;"
+            }
+        });
+        let out = project.mig(&["run", "t.b"]);
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{}: {said}", backend.name());
+        assert!(
+            said.contains(
+                "post-check failed for t.b: small failed on 2 rows; restoring the run from the \
+                 backup did not finish: the rollback of run 1 stopped at batch 3"
+            ),
+            "{}: {said}",
+            backend.name()
+        );
+    }
+}

@@ -43,6 +43,12 @@ pub enum ExecError {
         restored: u64,
         conflicts: u64,
     },
+    #[error("post-check failed for {migration}: {}; restoring the run from the backup did not finish: {source}", describe_failures(.failures))]
+    PostCheckUnrestored {
+        migration: String,
+        failures: Vec<ValidationResult>,
+        source: Box<ExecError>,
+    },
     #[error("{migration} is not idempotent: run {run} changed the state again; the table was restored to its state before run 1 ({restored} rows restored, {conflicts} conflicts)")]
     NotIdempotent {
         migration: String,
@@ -586,7 +592,16 @@ impl Engine {
         if failures.is_empty() {
             return Ok(results);
         }
-        let restored = self.rollback_run(plan, run.id)?;
+        let restored = match self.rollback_run(plan, run.id) {
+            Ok(restored) => restored,
+            Err(source) => {
+                return Err(ExecError::PostCheckUnrestored {
+                    migration: plan.name().to_string(),
+                    failures,
+                    source: Box::new(source),
+                })
+            }
+        };
         let message = format!("post-check failed: {}", describe_failures(&failures));
         self.with_retries(plan, |store| {
             store.set_run_status(run.id, RunStatus::Failed, Some(&message))
