@@ -113,38 +113,40 @@ fn a_rollback_the_table_refuses_stops_at_that_batch_and_goes_on_later() {
     }
 }
 
-/// An expression that fails on a row's values (here `a` is 0 on row 2) fails on both
-/// PostgreSQL paths as it will again, and says so: by the server in a pushed-down batch, by
-/// mig's interpreter in a read-compute-write one (`lower` takes that path).
+/// An expression that fails on a row's values (here `a` is 0 on row 2) fails as it will
+/// again, and says so: on PostgreSQL by the server in a pushed-down batch and by mig's
+/// interpreter in a read-compute-write one (`lower` takes that path), on SQLite by mig's
+/// functions.
 #[test]
-fn an_expression_failing_on_a_row_says_it_will_fail_again_on_postgres() {
-    let Some(url) = common::postgres_url() else {
-        return;
-    };
+fn an_expression_failing_on_a_row_says_it_will_fail_again() {
+    let table = "CREATE TABLE t (id integer PRIMARY KEY, a integer, b integer, s text);\n\
+                 INSERT INTO t VALUES (1, 1, NULL, 'x'), (2, 0, NULL, 'y');\n";
     let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE t (id integer PRIMARY KEY, a integer, b integer, s text);\n\
-                   INSERT INTO t VALUES (1, 1, NULL, 'x'), (2, 0, NULL, 'y');\n",
+        sqlite: table,
+        postgres: table,
     };
     let spec = "backfill b on t {\n    set b = 100 / a\n}\n\
                 migrate measure on t {\n    set b = length(lower(s)) * (100 / a)\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
-    for migration in ["t.b", "measure"] {
-        let out = project.mig(&["run", migration]);
-        let said = stderr(&out);
-        assert_eq!(out.status.code(), Some(4), "{migration}: {said}");
-        let advice = format!(
-            "the spec's expression failed on a row of this batch, as it will again: fix the row \
-             and `mig run {migration}` resumes the run, or change the spec and start a new run \
-             with `mig run {migration} --restart`: "
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        for migration in ["t.b", "measure"] {
+            let out = project.mig(&["run", migration]);
+            let said = stderr(&out);
+            let which = format!("{} {migration}", backend.name());
+            assert_eq!(out.status.code(), Some(4), "{which}: {said}");
+            let advice = format!(
+                "the spec's expression failed on a row of this batch, as it will again: fix the \
+                 row and `mig run {migration}` resumes the run, or change the spec and start a \
+                 new run with `mig run {migration} --restart`: "
+            );
+            assert!(said.contains(&advice), "{which}: {said}");
+            assert!(said.contains("division by zero"), "{which}: {said}");
+        }
+        assert_eq!(
+            project.query("SELECT count(*) FROM t WHERE b IS NULL"),
+            ["2"]
         );
-        assert!(said.contains(&advice), "{migration}: {said}");
-        assert!(said.contains("division by zero"), "{migration}: {said}");
     }
-    assert_eq!(
-        project.query("SELECT count(*) FROM t WHERE b IS NULL"),
-        ["2"]
-    );
 }
 
 /// A post-check fails, and the rollback it starts is refused: the error names both, so the

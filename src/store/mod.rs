@@ -347,8 +347,8 @@ impl StoreError {
     }
 
     /// Whether the spec's expression failed on a row's values (division by zero, overflow):
-    /// running the batch again fails again, until the spec or the row changes. SQLite's
-    /// errors from mig's functions do not say so apart from others.
+    /// running the batch again fails again, until the spec or the row changes. On SQLite,
+    /// mig's functions raise these, and its store hands them on as `Eval`.
     pub fn is_data_error(&self) -> bool {
         match self {
             StoreError::Postgres(e) => e.code().is_some_and(|code| code.code().starts_with("22")),

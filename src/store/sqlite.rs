@@ -153,6 +153,7 @@ impl SqliteStore {
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| lock_error(e, started))?;
         let locked = Instant::now();
+        sqlite_functions::take_raised();
         match work(&self.conn) {
             Ok(value) => match self.conn.execute_batch("COMMIT") {
                 Ok(()) => Ok((value, locked.elapsed())),
@@ -163,7 +164,14 @@ impl SqliteStore {
             },
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
+                // SQLite's own error holds only the text of what mig's function raised.
+                match (e, sqlite_functions::take_raised()) {
+                    (
+                        StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, Some(text))),
+                        Some(raised),
+                    ) if text == raised.to_string() => Err(StoreError::Eval(raised)),
+                    (e, _) => Err(e),
+                }
             }
         }
     }

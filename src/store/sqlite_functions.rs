@@ -27,6 +27,7 @@ use crate::value::Value;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -125,8 +126,22 @@ fn from_sql_error(error: FromSqlError) -> rusqlite::Error {
     rusqlite::Error::UserFunctionError(Box::new(error))
 }
 
+thread_local! {
+    /// The last error one of mig's functions raised on this thread. SQLite hands it on as
+    /// text only; a batch that failed on it says that it will fail again (`take_raised`).
+    static RAISED: RefCell<Option<EvalError>> = const { RefCell::new(None) };
+}
+
 fn fail_with(result: Result<Value, EvalError>) -> rusqlite::Result<Value> {
-    result.map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+    result.map_err(|e| {
+        RAISED.with(|raised| *raised.borrow_mut() = Some(e.clone()));
+        rusqlite::Error::UserFunctionError(Box::new(e))
+    })
+}
+
+/// Takes the error mig's functions last raised on this thread, if any.
+pub fn take_raised() -> Option<EvalError> {
+    RAISED.with(|raised| raised.borrow_mut().take())
 }
 
 impl ToSql for Value {
