@@ -183,3 +183,79 @@ fn a_run_on_sqlite_cannot_see_other_connections_and_always_takes_shorter_batches
         "{plan}"
     );
 }
+
+/// The opening of a batch of the run `child` walks, as PostgreSQL shows it while `session`
+/// holds the run's row and the opening waits for it; then lets the run go on.
+fn blocked_opening(
+    project: &Project,
+    child: &mut std::process::Child,
+    session: &mut postgres::Client,
+) -> String {
+    let running = "SELECT count(*) FROM _mig_runs WHERE status = 'running' AND batches >= 1";
+    let waiting = "SELECT query FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock' AND query LIKE 'BEGIN; SET LOCAL lock_timeout%'";
+    // Named as mig's own sessions are, so that its polling does not count as busy.
+    let mut watch = project.postgres.as_ref().unwrap().client();
+    watch.batch_execute("SET application_name = 'mig'").unwrap();
+    let mut locked = false;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("mig ended ({status}) before a batch waited for the run's row");
+        }
+        let made: Option<String> = watch
+            .query_one("SELECT to_regclass('_mig_runs')::text", &[])
+            .unwrap()
+            .get(0);
+        if !locked && made.is_some() && watch.query_one(running, &[]).unwrap().get::<_, i64>(0) == 1
+        {
+            session
+                .batch_execute("BEGIN; SELECT 1 FROM _mig_runs WHERE status = 'running' FOR UPDATE")
+                .unwrap();
+            locked = true;
+        }
+        if let Some(row) = watch.query_opt(waiting, &[]).unwrap() {
+            session.batch_execute("COMMIT").unwrap();
+            return row.get(0);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A batch the throttle sizes for a busy database also writes gently (`backend_flush_after`,
+/// see README), which only the store can do: the engine must hand its `yielding` through.
+/// Seen from the server, in the opening of a batch held at the run's row lock.
+#[test]
+fn only_a_batch_sized_for_a_busy_database_opens_with_gentle_writes() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate double on t {\n    set n = id * 2\n    batch 1000\n    yield 1m\n    pause 300ms\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let db = project.postgres.as_ref().unwrap();
+    let gentle = "SET LOCAL backend_flush_after = '256kB'";
+
+    // Beside an application inside a transaction: every batch yields.
+    let mut application = db.client();
+    application
+        .batch_execute("BEGIN; SELECT 1; COMMIT")
+        .unwrap();
+    let mut busy = db.client();
+    busy.batch_execute("BEGIN; SELECT 1").unwrap();
+    let mut child = project.spawn_mig(&["run", "double"]);
+    let opening = blocked_opening(&project, &mut child, &mut application);
+    assert!(opening.contains(gentle), "{opening}");
+    assert!(child.wait().unwrap().success());
+    busy.batch_execute("COMMIT").unwrap();
+
+    // Alone: the session holding the run's row is named as mig's own, so it is not busy.
+    project.execute("UPDATE t SET n = id");
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut own = db.client();
+    own.batch_execute("SET application_name = 'mig'").unwrap();
+    let mut child = project.spawn_mig(&["run", "double", "--restart"]);
+    let opening = blocked_opening(&project, &mut child, &mut own);
+    assert!(opening.contains("SET LOCAL lock_timeout"), "{opening}");
+    assert!(!opening.contains(gentle), "{opening}");
+    assert!(child.wait().unwrap().success());
+    assert_all_doubled(&project);
+}
