@@ -3,7 +3,7 @@
 //! the spec and restart. It once said only that `mig run` resumes the run.
 mod common;
 
-use common::{backends, stderr, Backend, Project, Setup};
+use common::{backends, stderr, stdout, Backend, Project, Setup};
 
 /// Row 5's `a` is NULL, and `b` is NOT NULL.
 const TABLE: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER NOT NULL);\n\
@@ -179,6 +179,13 @@ fn a_failed_post_check_whose_rollback_is_refused_names_both() {
                  backup did not finish: the rollback of run 1 stopped at batch 3"
             ),
             "{}: {said}",
+            backend.name()
+        );
+        let status = stdout(&project.mig(&["status"]));
+        assert!(
+            status.contains("rolling_back")
+                && status.contains("(post-check failed: small failed on 2 rows)"),
+            "{}: {status}",
             backend.name()
         );
     }

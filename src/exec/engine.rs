@@ -592,6 +592,12 @@ impl Engine {
         if failures.is_empty() {
             return Ok(results);
         }
+        // Recorded before the rollback, so that `mig status` says why a run whose rollback
+        // stopped is `rolling_back`.
+        let message = format!("post-check failed: {}", describe_failures(&failures));
+        self.with_retries(plan, |store| {
+            store.set_run_status(run.id, RunStatus::RollingBack, Some(&message))
+        })?;
         let restored = match self.rollback_run(plan, run.id) {
             Ok(restored) => restored,
             Err(source) => {
@@ -602,7 +608,6 @@ impl Engine {
                 })
             }
         };
-        let message = format!("post-check failed: {}", describe_failures(&failures));
         self.with_retries(plan, |store| {
             store.set_run_status(run.id, RunStatus::Failed, Some(&message))
         })?;
