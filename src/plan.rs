@@ -262,8 +262,21 @@ pub fn spec_hash(migration: &Migration, key: &str) -> String {
     format!("{:016x}", hash.finish())
 }
 
+/// The spec `canonical_spec` wrote, as a spec file again: `table T key K` and a `migrate`
+/// block named `name` holding the sets and the filter. None when the text is not one
+/// `canonical_spec` wrote.
+pub fn spec_from_canonical(canonical: &str, name: &str) -> Option<String> {
+    let mut lines = canonical.lines();
+    let (table, key) = lines.next()?.strip_prefix("on ")?.split_once(" key ")?;
+    let body: Vec<&str> = lines.collect();
+    Some(format!(
+        "table {table} key {key}\nmigrate {name} on {table} {{\n{}\n}}\n",
+        body.join("\n")
+    ))
+}
+
 /// The canonical text the spec hash is taken over; stored with each run so a refused resume
-/// can say what changed.
+/// can say what changed, and a run whose spec was removed be rolled back.
 pub fn canonical_spec(migration: &Migration, key: &str) -> String {
     let mut text = format!("on {} key {}\n", migration.table, key);
     for a in &migration.sets {
@@ -273,4 +286,34 @@ pub fn canonical_spec(migration: &Migration, key: &str) -> String {
         text.push_str(&format!("where {filter}\n"));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{canonical_spec, spec_from_canonical};
+    use crate::compile::{compile, Migration, SourceFile};
+
+    fn migration(text: &str, name: &str) -> Migration {
+        let file = SourceFile {
+            path: "a.mig".into(),
+            text: text.into(),
+        };
+        let catalog = compile(&[file], None).expect("compiles");
+        catalog.migration(name).expect("declared").clone()
+    }
+
+    #[test]
+    fn a_recorded_spec_reads_back_as_the_spec_it_records() {
+        let spec = "backfill b on t {\n    set b = lower(s) || 'x'\n    where a > 1 and s is not null\n}\n\
+                    migrate m on t {\n    set a = a + 1\n    set s = null\n}\n";
+        for name in ["t.b", "m"] {
+            let canonical = canonical_spec(&migration(spec, name), "id");
+            let again = spec_from_canonical(&canonical, "recorded").expect("readable");
+            assert_eq!(
+                canonical_spec(&migration(&again, "recorded"), "id"),
+                canonical
+            );
+        }
+        assert_eq!(spec_from_canonical("set b = 1\n", "recorded"), None);
+    }
 }

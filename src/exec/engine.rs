@@ -4,7 +4,7 @@ use super::throttle::{Pace, Throttle, YieldReport};
 use crate::compile::{self, Catalog, Schema, SourceFile};
 use crate::config::{Config, Database};
 use crate::diagnostic::FileDiagnostics;
-use crate::plan::{canonical_spec, Plan, PlanError, RunOptions};
+use crate::plan::{canonical_spec, spec_from_canonical, Plan, PlanError, RunOptions};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError};
@@ -694,24 +694,15 @@ impl Engine {
     /// recorded (`_mig_runs.spec`: table, key, sets, filter), so a run whose spec was removed
     /// can still be rolled back; pause, lock timeout and retries are `mig.toml`'s.
     fn recorded_plan(&self, name: &str, run: &RunRecord) -> Result<Plan, ExecError> {
-        let mut lines = run.spec.lines();
-        let header = lines.next().unwrap_or_default();
-        let (table, key) = header
-            .strip_prefix("on ")
-            .and_then(|rest| rest.split_once(" key "))
-            .ok_or_else(|| {
-                ExecError::Unsupported(format!(
-                    "run {} of {name} recorded a spec mig cannot read back: {header}",
-                    run.id
-                ))
-            })?;
-        let body: Vec<&str> = lines.collect();
+        let text = spec_from_canonical(&run.spec, "recorded").ok_or_else(|| {
+            ExecError::Unsupported(format!(
+                "run {} of {name} recorded a spec mig cannot read back: {}",
+                run.id, run.spec
+            ))
+        })?;
         let source = SourceFile {
             path: format!("(the spec run {} of {name} recorded)", run.id),
-            text: format!(
-                "table {table} key {key}\nmigrate recorded on {table} {{\n{}\n}}\n",
-                body.join("\n")
-            ),
+            text,
         };
         let catalog = compile::compile(&[source], Some(&self.schema)).map_err(ExecError::Specs)?;
         let mut plan = Plan::build(
