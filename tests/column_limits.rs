@@ -5,7 +5,8 @@
 //! whose error said to resume it.
 mod common;
 
-use common::{backends, stderr, Backend, Project, Setup};
+use common::{backends, envelope, reply_to, stderr, Backend, Project, Setup};
+use serde_json::json;
 
 const SQLITE: &str = "CREATE TABLE gen (id INTEGER PRIMARY KEY, a INTEGER, \
      g INTEGER GENERATED ALWAYS AS (a * 2) STORED);\n\
@@ -68,6 +69,7 @@ fn a_generated_column_is_refused_as_a_set_target_before_any_run() {
         let error =
             format!("column `g` of `gen` is a generated column: {engine} computes its values");
         refused(&project, &backend, &["check"], &[(&error, "2:9")]);
+        refused(&project, &backend, &["plan", "set_g"], &[(&error, "2:9")]);
         refused(&project, &backend, &["run", "set_g"], &[(&error, "2:9")]);
         assert_eq!(project.query("SELECT g FROM gen ORDER BY id"), ["2", "4"]);
     }
@@ -124,7 +126,9 @@ fn postgres_columns_mig_cannot_read_write_or_walk_are_refused_by_check() {
 const LOGS: &str = "CREATE TABLE logs (line TEXT, grp INTEGER, n INTEGER);\n\
      INSERT INTO logs VALUES ('a', 1, NULL), ('b', 1, NULL), ('c', NULL, NULL);\n\
      CREATE TABLE tags (name TEXT NOT NULL UNIQUE, grp INTEGER, n INTEGER);\n\
-     INSERT INTO tags VALUES ('a', 1, NULL), ('b', 2, NULL);\n";
+     INSERT INTO tags VALUES ('a', 1, NULL), ('b', 2, NULL);\n\
+     CREATE TABLE parts (line TEXT NOT NULL, grp INTEGER, n INTEGER);\n\
+     CREATE UNIQUE INDEX parts_line ON parts (line) WHERE grp > 0;\n";
 
 #[test]
 fn a_declared_key_must_be_not_null_and_unique_by_the_schema() {
@@ -148,6 +152,11 @@ fn a_declared_key_must_be_not_null_and_unique_by_the_schema() {
             project.query("SELECT count(*) FROM logs WHERE n IS NULL"),
             ["3"]
         );
+
+        // A unique index over part of the table does not make the column a key.
+        project.write_spec("table parts key line\nbackfill n on parts {\n    set n = 2\n}\n");
+        let error = error.replace("`grp` of `logs`", "`line` of `parts`");
+        refused(&project, &backend, &["check"], &[(&error, "1:17")]);
 
         project.write_spec(good);
         let out = project.mig(&["run", "tags.n"]);
@@ -188,6 +197,11 @@ fn a_sqlite_primary_key_holding_null_is_refused_before_the_run_opens() {
         ["0"],
         "a run was opened"
     );
+    let (replies, _) = project.node(&[envelope(
+        json!({"type": "backfill", "msg_id": 1, "table": "users", "column": "n"}),
+    )]);
+    let refusal = reply_to(&replies, 1);
+    assert_eq!(refusal["code"], 22, "{refusal}");
 
     project.execute("DELETE FROM users WHERE email IS NULL");
     let out = project.mig(&["run", "users.n"]);

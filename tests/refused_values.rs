@@ -3,7 +3,8 @@
 //! the spec and restart. It once said only that `mig run` resumes the run.
 mod common;
 
-use common::{backends, stderr, stdout, Backend, Project, Setup};
+use common::{backends, envelope, reply_to, stderr, stdout, Backend, Project, Setup};
+use serde_json::json;
 
 /// Row 5's `a` is NULL, and `b` is NOT NULL.
 const TABLE: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER NOT NULL);\n\
@@ -35,6 +36,20 @@ fn a_batch_the_table_refuses_stops_the_run_saying_it_will_be_refused_again() {
             project.query("SELECT b FROM t ORDER BY id"),
             ["1", "2", "3", "4", "0", "0"],
             "{}: the refused batch was not rolled back whole",
+            backend.name()
+        );
+
+        let (replies, _) = project.node(&[envelope(
+            json!({"type": "migrate", "msg_id": 1, "table": "t", "name": "copy_a"}),
+        )]);
+        let refusal = reply_to(&replies, 1);
+        assert_eq!(refusal["code"], 13, "{}: {refusal}", backend.name());
+        assert!(
+            refusal["text"]
+                .as_str()
+                .unwrap()
+                .contains("the table refused a value the spec computed"),
+            "{}: {refusal}",
             backend.name()
         );
 
