@@ -88,7 +88,8 @@ struct Checker<'a> {
     /// migration may check a validation declared later or in another file.
     validations: HashMap<&'a str, Declared>,
     names: HashMap<String, Declared>,
-    key_overrides: HashMap<&'a str, (usize, Span)>,
+    /// Each table's declared key: where it is declared first, and the column.
+    key_overrides: HashMap<&'a str, (usize, Span, &'a str)>,
     /// The file being checked.
     file: usize,
     errors: Vec<Vec<Diagnostic>>,
@@ -113,10 +114,12 @@ impl<'a> Checker<'a> {
                             table: b.table.name.clone(),
                         });
                     }
-                    Item::TableKey { table, .. } => {
-                        key_overrides
-                            .entry(table.name.as_str())
-                            .or_insert((file, table.span));
+                    Item::TableKey { table, key, .. } => {
+                        key_overrides.entry(table.name.as_str()).or_insert((
+                            file,
+                            table.span,
+                            key.name.as_str(),
+                        ));
                     }
                     Item::Block(_) => {}
                 }
@@ -172,7 +175,7 @@ impl<'a> Checker<'a> {
     }
 
     fn table_key(&mut self, table: &Ident, key: &Ident) {
-        if let Some(&(file, span)) = self.key_overrides.get(table.name.as_str()) {
+        if let Some(&(file, span, _)) = self.key_overrides.get(table.name.as_str()) {
             if (file, span) != (self.file, table.span) {
                 let first = self.location(file, span);
                 self.error(
@@ -586,6 +589,24 @@ impl<'a> Checker<'a> {
                 continue;
             }
             written.insert(&column.name, column.span);
+            if self.walk_key(&block.table.name, table) == Some(column.name.as_str()) {
+                self.error(
+                    Diagnostic::new(
+                        column.span,
+                        format!(
+                            "column `{}` is the key mig walks `{}` by, so it cannot be set",
+                            column.name, block.table.name
+                        ),
+                    )
+                    .with_help(format!(
+                        "a row whose key changes moves behind or ahead of the run's checkpoint, \
+                         and is then missed or written again; declare `table {} key COLUMN` \
+                         naming another unique, non-null column to walk by",
+                        block.table.name
+                    )),
+                );
+                continue;
+            }
             if block.kind == BlockKind::Backfill {
                 if column.name != block.name.name {
                     self.error(
@@ -613,6 +634,18 @@ impl<'a> Checker<'a> {
                 let why = table.unwritable(&column.name);
                 self.column_limit(table, &column.name, column.span, why);
             }
+        }
+    }
+
+    /// The column a migration on `table` walks by: its declared key, else a single-column
+    /// primary key of the live schema.
+    fn walk_key(&self, table: &str, schema: Option<&'a TableSchema>) -> Option<&'a str> {
+        if let Some(&(_, _, key)) = self.key_overrides.get(table) {
+            return Some(key);
+        }
+        match schema?.primary_key.as_slice() {
+            [key] => Some(key.as_str()),
+            _ => None,
         }
     }
 
@@ -703,6 +736,33 @@ mod tests {
         );
         let fixed = format!("table log key id\n{spec}");
         assert!(compile(&[file("a.mig", &fixed)], Some(&schema)).is_ok());
+    }
+
+    #[test]
+    fn the_walk_key_cannot_be_set_whether_primary_or_declared() {
+        let schema = Schema {
+            tables: vec![TableSchema {
+                name: "codes".into(),
+                columns: vec!["code".into(), "serial".into(), "n".into()],
+                primary_key: vec!["code".into()],
+                ..TableSchema::default()
+            }],
+        };
+        let spec = "migrate lowkey on codes {\n  set code = lower(code)\n}\n";
+        let refused = "a.mig: column `code` is the key mig walks `codes` by, so it cannot be set";
+        assert_eq!(messages(&[file("a.mig", spec)], Some(&schema)), [refused]);
+        // Without a schema the primary key is unknown; the run compiles against the live one.
+        assert!(compile(&[file("a.mig", spec)], None).is_ok());
+        let walked_by_serial = format!("table codes key serial\n{spec}");
+        assert!(compile(&[file("a.mig", &walked_by_serial)], Some(&schema)).is_ok());
+        let declared =
+            "table codes key serial\nmigrate bump on codes {\n  set serial = serial + 1\n}\n";
+        let refused = "a.mig: column `serial` is the key mig walks `codes` by, so it cannot be set";
+        assert_eq!(
+            messages(&[file("a.mig", declared)], Some(&schema)),
+            [refused]
+        );
+        assert_eq!(messages(&[file("a.mig", declared)], None), [refused]);
     }
 
     #[test]
