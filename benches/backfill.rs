@@ -123,8 +123,6 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 
 /// Times one case on the table in `db`, set up as `mig`'s own `main` sets up SQLite.
 fn child(case: &str, db: &Path, rows: u64, batch: u64) {
-    // SAFETY: the child has started no thread yet.
-    unsafe { mig::store::sqlite::keep_statement_journals_in_memory() };
     let dir = db.parent().unwrap();
     let started = Instant::now();
     match case {

@@ -71,6 +71,9 @@ pub struct SqliteStore {
     /// Copies the WAL into the database file off the batch's path; `None` where SQLite
     /// does it itself (no file, not in WAL mode).
     checkpointer: Option<Checkpointer>,
+    /// Whether the connection keeps temporary files in memory (`temp_store`): see
+    /// `keep_temporary_files`.
+    temp_in_memory: bool,
 }
 
 impl Drop for SqliteStore {
@@ -135,6 +138,7 @@ impl SqliteStore {
             captured,
             batch_sql: None,
             checkpointer,
+            temp_in_memory: false,
         })
     }
 
@@ -148,6 +152,7 @@ impl SqliteStore {
         &mut self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<(T, Duration), StoreError> {
+        self.keep_temporary_files(true)?;
         let started = Instant::now();
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
@@ -174,6 +179,28 @@ impl SqliteStore {
                 }
             }
         }
+    }
+
+    /// Where SQLite keeps the connection's temporary files: in memory for write transactions,
+    /// on disk for validations.
+    ///
+    /// Every batch UPDATE calls functions, so SQLite keeps a statement journal for it (the
+    /// original of each page it changes, to undo the statement alone). Past 64 KiB it spills
+    /// that journal to a temporary file, which a batch of 1,000 rows did every time: about
+    /// 5 % of a backfill's time (BENCHMARKS.md). In memory the journal never spills, however
+    /// large the batch (raising the spill threshold instead made SQLite write the journal in
+    /// one call larger than its unix VFS writes, and every batch past 4 MiB failed with
+    /// "database or disk is full"). A batch's journal holds at most the pages the batch
+    /// changes; a validation's sort (the window of a `unique` check) holds the whole table,
+    /// so validations keep their temporary files on disk. SQLite reads the setting when a
+    /// transaction begins, and changes it only outside one.
+    fn keep_temporary_files(&mut self, in_memory: bool) -> Result<(), StoreError> {
+        if self.temp_in_memory != in_memory {
+            let mode = if in_memory { "MEMORY" } else { "FILE" };
+            self.conn.pragma_update(None, "temp_store", mode)?;
+            self.temp_in_memory = in_memory;
+        }
+        Ok(())
     }
 
     /// The SQL of `step`'s batches, rendered once per run rather than once per batch.
@@ -254,26 +281,6 @@ impl SqliteStore {
         )?;
         let names = stmt.query_map([table], |r| r.get::<_, String>(0))?;
         Ok(names.collect::<Result<_, _>>()?)
-    }
-}
-
-/// Every batch UPDATE calls functions, so SQLite keeps a statement journal for it (the
-/// original of each page it changes, to undo the statement alone), and a batch of 1,000
-/// rows changes more than the 64 KiB SQLite keeps in memory by default, so each batch wrote
-/// its journal to a temporary file: about 5 % of a backfill's time (BENCHMARKS.md). With
-/// this, up to 4 MiB stays in memory. A process-wide setting that SQLite takes only before
-/// its first use, from one thread: `mig`'s `main` calls this first thing. Called later, it
-/// changes nothing (SQLite answers SQLITE_MISUSE) and journals spill as before.
-///
-/// # Safety
-/// No other thread may be calling into SQLite while this runs: `sqlite3_config` is not
-/// thread-safe.
-pub unsafe fn keep_statement_journals_in_memory() {
-    const SPILL_BYTES: c_int = 4 * 1024 * 1024;
-    // SAFETY: SQLITE_CONFIG_STMTJRNL_SPILL takes one int, as passed; the caller keeps other
-    // threads out of SQLite.
-    unsafe {
-        ffi::sqlite3_config(ffi::SQLITE_CONFIG_STMTJRNL_SPILL, SPILL_BYTES);
     }
 }
 
@@ -1037,6 +1044,7 @@ impl Store for SqliteStore {
         if validations.is_empty() {
             return Ok(vec![]);
         }
+        self.keep_temporary_files(false)?;
         let mut params = vec![up_to.cloned().unwrap_or(Value::Null)];
         let table_columns = self.table_schema(table)?.columns;
         let mut unique_counts = Vec::new();
