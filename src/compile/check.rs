@@ -589,24 +589,6 @@ impl<'a> Checker<'a> {
                 continue;
             }
             written.insert(&column.name, column.span);
-            if self.walk_key(&block.table.name, table) == Some(column.name.as_str()) {
-                self.error(
-                    Diagnostic::new(
-                        column.span,
-                        format!(
-                            "column `{}` is the key mig walks `{}` by, so it cannot be set",
-                            column.name, block.table.name
-                        ),
-                    )
-                    .with_help(format!(
-                        "a row whose key changes moves behind or ahead of the run's checkpoint, \
-                         and is then missed or written again; declare `table {} key COLUMN` \
-                         naming another unique, non-null column to walk by",
-                        block.table.name
-                    )),
-                );
-                continue;
-            }
             if block.kind == BlockKind::Backfill {
                 if column.name != block.name.name {
                     self.error(
@@ -632,7 +614,27 @@ impl<'a> Checker<'a> {
             if let Some(table) = table {
                 self.column_exists(table, column);
                 let why = table.unwritable(&column.name);
-                self.column_limit(table, &column.name, column.span, why);
+                if why.is_some() {
+                    self.column_limit(table, &column.name, column.span, why);
+                    continue;
+                }
+            }
+            if self.walk_key(&block.table.name, table) == Some(column.name.as_str()) {
+                self.error(
+                    Diagnostic::new(
+                        column.span,
+                        format!(
+                            "column `{}` is the key mig walks `{}` by, so it cannot be set",
+                            column.name, block.table.name
+                        ),
+                    )
+                    .with_help(format!(
+                        "a row whose key changes moves behind or ahead of the run's checkpoint, \
+                         and is then missed or written again; declare `table {} key COLUMN` \
+                         naming another unique, non-null column to walk by",
+                        block.table.name
+                    )),
+                );
             }
         }
     }
