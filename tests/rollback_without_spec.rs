@@ -1,6 +1,7 @@
-//! A run can be rolled back after its spec left the specs folder: `mig rollback NAME` then
-//! reads the spec the run recorded (`_mig_runs.spec`: table, key, sets, filter). It once
-//! answered only "no migration named NAME", while the backup sat there.
+//! A run can be rolled back after its spec left the specs folder or was edited: `mig rollback
+//! NAME` then reads the spec the run recorded (`_mig_runs.spec`: table, key, sets, filter).
+//! It once answered only "no migration named NAME" while the backup sat there, and after an
+//! edit it restored by the spec as it was then, giving rows each other's old values.
 mod common;
 
 use common::{backends, stderr, stdout, Project, Setup};
@@ -42,6 +43,46 @@ fn a_run_whose_spec_was_removed_is_rolled_back_from_the_spec_it_recorded() {
             before,
             "{}",
             backend.name()
+        );
+    }
+}
+
+/// The run walked `tq` by `id` and backed up by `id`; the spec then declares `u` (unique,
+/// `1001 - id`) as the key. Restored by `u`, row 1 got row 1000's old value, and no conflict
+/// was reported, since every row held the value the run wrote.
+#[test]
+fn a_run_whose_spec_changed_key_is_rolled_back_by_the_key_it_recorded() {
+    let setup = Setup {
+        sqlite: "CREATE TABLE tq (id INTEGER PRIMARY KEY, u INTEGER NOT NULL UNIQUE, s TEXT);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+                 INSERT INTO tq SELECT i, 1001 - i, 'orig' || i FROM n;",
+        postgres: "CREATE TABLE tq (id integer PRIMARY KEY, u integer NOT NULL UNIQUE, s text);
+                   INSERT INTO tq SELECT i, 1001 - i, 'orig' || i FROM generate_series(1, 1000) AS i;",
+    };
+    let spec = "migrate mark on tq {\n    set s = 'X'\n    batch 100\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        let before = project.dump("tq");
+        let out = project.mig(&["run", "mark"]);
+        assert!(out.status.success(), "{}: {}", backend.name(), stderr(&out));
+
+        project.write_spec(&format!("table tq key u\n{spec}"));
+        let out = project.mig(&["rollback", "mark"]);
+        assert!(out.status.success(), "{}: {}", backend.name(), stderr(&out));
+        assert!(
+            stdout(&out).contains("mark: run 1 rolled back: 1000 rows restored, 0 conflicts"),
+            "{}: {}",
+            backend.name(),
+            stdout(&out)
+        );
+        let after = project.dump("tq");
+        let wrong: Vec<_> = after.iter().zip(&before).filter(|(a, b)| a != b).collect();
+        assert!(
+            wrong.is_empty(),
+            "{}: {} rows not restored, first {:?}",
+            backend.name(),
+            wrong.len(),
+            wrong.first()
         );
     }
 }

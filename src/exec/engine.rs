@@ -665,11 +665,11 @@ impl Engine {
             .rev()
             .filter(|r| r.migration == name && r.status != RunStatus::RolledBack)
             .collect();
-        let plan = match self.plan(name, &RunOptions::default()) {
+        let current = match self.plan(name, &RunOptions::default()) {
             Err(ExecError::Plan(PlanError::NoSuchMigration { .. })) if !candidates.is_empty() => {
-                self.recorded_plan(name, &candidates[0])?
+                None
             }
-            plan => plan?,
+            plan => Some(plan?),
         };
         // A rollback killed after its last batch has no backup left but still must be
         // marked done, rather than passing on to an older run.
@@ -680,6 +680,7 @@ impl Engine {
             {
                 continue;
             }
+            let plan = self.plan_of_run(name, &run, current.as_ref())?;
             let outcome = self.rollback_run(&plan, run.id)?;
             return Ok(RollbackSummary {
                 run_id: run.id,
@@ -690,9 +691,31 @@ impl Engine {
         Err(ExecError::NothingToRollBack(name.to_string()))
     }
 
-    /// The plan of a migration the specs no longer declare, from the spec its latest run
-    /// recorded (`_mig_runs.spec`: table, key, sets, filter), so a run whose spec was removed
-    /// can still be rolled back; pause, lock timeout and retries are `mig.toml`'s.
+    /// The plan that restores `run`: the current one where the run was made by the spec as
+    /// it is now, else the one its recorded spec gives with the current spec's pace. A spec
+    /// edited since (another key, another table) must not decide which rows a backup's
+    /// values go back to: keyed by the new key, every row would get another row's value.
+    fn plan_of_run(
+        &self,
+        name: &str,
+        run: &RunRecord,
+        current: Option<&Plan>,
+    ) -> Result<Plan, ExecError> {
+        if let Some(plan) = current.filter(|p| p.spec_hash == run.spec_hash) {
+            return Ok(plan.clone());
+        }
+        let mut plan = self.recorded_plan(name, run)?;
+        if let Some(current) = current {
+            plan.pause = current.pause;
+            plan.lock_timeout = current.lock_timeout;
+            plan.retries = current.retries;
+        }
+        Ok(plan)
+    }
+
+    /// The plan of a run from the spec it recorded (`_mig_runs.spec`: table, key, sets,
+    /// filter), so a run whose spec was edited or removed since can still be rolled back;
+    /// pause, lock timeout and retries are `mig.toml`'s.
     fn recorded_plan(&self, name: &str, run: &RunRecord) -> Result<Plan, ExecError> {
         let text = spec_from_canonical(&run.spec, "recorded").ok_or_else(|| {
             ExecError::Unsupported(format!(
