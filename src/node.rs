@@ -54,37 +54,43 @@ impl Refusal {
 
 impl From<ExecError> for Refusal {
     fn from(e: ExecError) -> Refusal {
-        let code = match &e {
-            ExecError::Plan(PlanError::ZeroOption { .. })
-            | ExecError::AmbiguousMigrate { .. }
-            | ExecError::TooManyWorkers { .. } => ErrorCode::Malformed,
-            ExecError::Plan(PlanError::NoSuchMigration { .. } | PlanError::NoSuchTable(_))
-            | ExecError::NoSuchValidation { .. }
-            | ExecError::NothingOnTable { .. } => ErrorCode::NotFound,
-            ExecError::Plan(PlanError::NoUsableKey { .. })
-            | ExecError::PostCheckFailed { .. }
-            | ExecError::NotIdempotent { .. }
-            | ExecError::SpecChanged { .. }
-            | ExecError::RollbackUnfinished { .. }
-            | ExecError::Store(StoreError::RunMoved { .. })
-            | ExecError::NothingToRollBack(_)
-            | ExecError::NullKeys { .. } => ErrorCode::PreconditionFailed,
-            ExecError::LockTimeout { .. } | ExecError::Store(StoreError::LockTimeout { .. }) => {
-                ErrorCode::TemporarilyUnavailable
-            }
-            ExecError::Specs(_)
-            | ExecError::SpecsFolder { .. }
-            | ExecError::Demo(_)
-            | ExecError::Unsupported(_)
-            | ExecError::BatchFailed { .. }
-            | ExecError::RollbackFailed { .. }
-            | ExecError::PostCheckUnrestored { .. }
-            | ExecError::Store(_) => ErrorCode::Internal,
-        };
         Refusal {
-            code,
+            code: code_of(&e),
             text: e.to_string(),
         }
+    }
+}
+
+/// The protocol's code for `e`: an error that stopped a run's post-checks is coded by what
+/// stopped them.
+fn code_of(e: &ExecError) -> ErrorCode {
+    match e {
+        ExecError::PostCheckUnfinished { source, .. } => code_of(source),
+        ExecError::Plan(PlanError::ZeroOption { .. })
+        | ExecError::AmbiguousMigrate { .. }
+        | ExecError::TooManyWorkers { .. } => ErrorCode::Malformed,
+        ExecError::Plan(PlanError::NoSuchMigration { .. } | PlanError::NoSuchTable(_))
+        | ExecError::NoSuchValidation { .. }
+        | ExecError::NothingOnTable { .. } => ErrorCode::NotFound,
+        ExecError::Plan(PlanError::NoUsableKey { .. })
+        | ExecError::PostCheckFailed { .. }
+        | ExecError::NotIdempotent { .. }
+        | ExecError::SpecChanged { .. }
+        | ExecError::RollbackUnfinished { .. }
+        | ExecError::Store(StoreError::RunMoved { .. })
+        | ExecError::NothingToRollBack(_)
+        | ExecError::NullKeys { .. } => ErrorCode::PreconditionFailed,
+        ExecError::LockTimeout { .. } | ExecError::Store(StoreError::LockTimeout { .. }) => {
+            ErrorCode::TemporarilyUnavailable
+        }
+        ExecError::Specs(_)
+        | ExecError::SpecsFolder { .. }
+        | ExecError::Demo(_)
+        | ExecError::Unsupported(_)
+        | ExecError::BatchFailed { .. }
+        | ExecError::RollbackFailed { .. }
+        | ExecError::PostCheckUnrestored { .. }
+        | ExecError::Store(_) => ErrorCode::Internal,
     }
 }
 

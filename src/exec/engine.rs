@@ -49,6 +49,12 @@ pub enum ExecError {
         failures: Vec<ValidationResult>,
         source: Box<ExecError>,
     },
+    #[error("run {run_id} of {migration} wrote all its batches but its post-checks did not run to the end: {source}; the run is `checking`: `mig run {migration}` runs the checks again (fix what stopped them first), `mig rollback {migration}` restores its rows")]
+    PostCheckUnfinished {
+        migration: String,
+        run_id: i64,
+        source: Box<ExecError>,
+    },
     #[error("{migration} is not idempotent: run {run} changed the state again; the table was restored to its state before run 1 ({restored} rows restored, {conflicts} conflicts)")]
     NotIdempotent {
         migration: String,
@@ -180,6 +186,19 @@ fn line_diff(was: &str, now: &str) -> String {
         }
     }
     out
+}
+
+/// `e`, from a run's post-checks, as an error that says the run is left `checking`, unless
+/// the checks ran to their verdict: a failure and its rollback say so themselves.
+fn unfinished_checks(plan: &Plan, run_id: i64, e: ExecError) -> ExecError {
+    match e {
+        ExecError::PostCheckFailed { .. } | ExecError::PostCheckUnrestored { .. } => e,
+        source => ExecError::PostCheckUnfinished {
+            migration: plan.name().to_string(),
+            run_id,
+            source: Box::new(source),
+        },
+    }
 }
 
 fn describe_failures(failures: &[ValidationResult]) -> String {
@@ -332,8 +351,10 @@ impl Engine {
         self.finish_run(plan, &run, resumed, started, pace)
     }
 
-    /// Marks the run completed and runs its post-checks, unless another worker of a shared
-    /// run did first, and sums it up.
+    /// Marks the run completed, or `checking` until its post-checks pass, unless another
+    /// worker of a shared run did first, and sums it up. A run whose checks are cut short
+    /// (killed, or a check that fails to evaluate) stays `checking`, and the next `mig run`
+    /// runs them again: marked completed first, it was left changed with no check applied.
     fn finish_run(
         &mut self,
         plan: &Plan,
@@ -342,9 +363,23 @@ impl Engine {
         started: Instant,
         pace: Pace,
     ) -> Result<RunSummary, ExecError> {
-        let completed_here = self.with_retries(plan, |store| store.complete_run(run.id))?;
-        let checks = if completed_here {
-            Some(self.post_checks(plan, run)?)
+        let checks_pending = !plan.checks.is_empty() && run.checkpoint.is_some();
+        let then = if checks_pending {
+            RunStatus::Checking
+        } else {
+            RunStatus::Completed
+        };
+        let moved_here = self.with_retries(plan, |store| store.complete_run(run.id, then))?;
+        let checks = if moved_here {
+            let results = self
+                .post_checks(plan, run)
+                .map_err(|e| unfinished_checks(plan, run.id, e))?;
+            if checks_pending {
+                self.with_retries(plan, |store| {
+                    store.set_run_status(run.id, RunStatus::Completed, None)
+                })?;
+            }
+            Some(results)
         } else {
             plan.checks.is_empty().then(Vec::new)
         };
@@ -460,8 +495,10 @@ impl Engine {
                 run_id: run.id,
             });
         }
-        let unfinished = mine().find(|r| r.status == RunStatus::Running).cloned();
-        if let Some(run) = unfinished {
+        let unfinished = mine()
+            .find(|r| matches!(r.status, RunStatus::Running | RunStatus::Checking))
+            .cloned();
+        if let Some(mut run) = unfinished {
             if restart {
                 self.with_retries(plan, |store| {
                     store.set_run_status(
@@ -478,6 +515,14 @@ impl Engine {
                     now: canonical_spec(&plan.migration, &plan.key),
                 });
             } else {
+                if run.status == RunStatus::Checking {
+                    // Back to running: rows written since its last batch are walked too,
+                    // and the post-checks run again at its end.
+                    self.with_retries(plan, |store| {
+                        store.set_run_status(run.id, RunStatus::Running, None)
+                    })?;
+                    run.status = RunStatus::Running;
+                }
                 return Ok((run, true));
             }
         }

@@ -96,6 +96,8 @@ pub struct BatchOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
     Running,
+    /// Every batch is done; the post-checks have yet to pass (or to fail and restore it).
+    Checking,
     Completed,
     Failed,
     RollingBack,
@@ -106,6 +108,7 @@ impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
+            RunStatus::Checking => "checking",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::RollingBack => "rolling_back",
@@ -124,6 +127,7 @@ impl RunStatus {
     pub fn parse(text: &str) -> Option<RunStatus> {
         [
             RunStatus::Running,
+            RunStatus::Checking,
             RunStatus::Completed,
             RunStatus::Failed,
             RunStatus::RollingBack,
@@ -221,11 +225,12 @@ pub trait Store: Send {
         status: RunStatus,
         message: Option<&str>,
     ) -> Result<(), StoreError>;
-    /// Marks run `run_id` completed if it is still running; whether this call did. Workers
-    /// sharing a run all reach its end, and only the one that completes it may run the
-    /// post-checks (and the rollback when one fails): two rollbacks of one run would each
-    /// take the other's restored rows for the application's changes.
-    fn complete_run(&mut self, run_id: i64) -> Result<bool, StoreError>;
+    /// Moves run `run_id` on from `running` to `then` (`completed`, or `checking` while its
+    /// post-checks run) if it is still running; whether this call did. Workers sharing a
+    /// run all reach its end, and only the one that moves it on may run the post-checks
+    /// (and the rollback when one fails): two rollbacks of one run would each take the
+    /// other's restored rows for the application's changes.
+    fn complete_run(&mut self, run_id: i64, then: RunStatus) -> Result<bool, StoreError>;
 
     /// Runs one batch as one transaction: write the changed rows, back up their old values,
     /// advance the run's checkpoint and totals. All of it or none of it. Fails with

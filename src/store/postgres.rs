@@ -1655,12 +1655,16 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    fn complete_run(&mut self, run_id: i64) -> Result<bool, StoreError> {
+    fn complete_run(&mut self, run_id: i64, then: RunStatus) -> Result<bool, StoreError> {
         let sql = format!(
-            "UPDATE _mig_runs SET status = 'completed', updated_at = {NOW}, finished_at = {NOW} \
+            "UPDATE _mig_runs SET status = $2, updated_at = {NOW}, \
+             finished_at = CASE WHEN $3 THEN {NOW} END \
              WHERE id = $1 AND status = 'running'"
         );
-        Ok(self.client.execute(sql.as_str(), &[&run_id])? == 1)
+        let changed = self
+            .client
+            .execute(sql.as_str(), &[&run_id, &then.as_str(), &then.is_final()])?;
+        Ok(changed == 1)
     }
 
     fn run_batch(

@@ -875,15 +875,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn complete_run(&mut self, run_id: i64) -> Result<bool, StoreError> {
+    fn complete_run(&mut self, run_id: i64, then: RunStatus) -> Result<bool, StoreError> {
         let sql = format!(
-            "UPDATE _mig_runs SET status = 'completed', updated_at = {NOW}, finished_at = {NOW} \
+            "UPDATE _mig_runs SET status = ?2, updated_at = {NOW}, \
+             finished_at = CASE WHEN ?3 THEN {NOW} END \
              WHERE id = ?1 AND status = 'running'"
         );
         let started = Instant::now();
         let changed = self
             .conn
-            .execute(&sql, params![run_id])
+            .execute(&sql, params![run_id, then.as_str(), then.is_final()])
             .map_err(|e| lock_error(e, started))?;
         Ok(changed == 1)
     }
