@@ -456,3 +456,45 @@ fn two_rollbacks_of_one_run_at_once_restore_it_once_and_find_no_conflicts() {
         ["rolled_back"]
     );
 }
+
+/// A session holding the table's ACCESS EXCLUSIVE lock (an `ALTER TABLE`, say) stops a run
+/// as a held row does. The run's first statement was prepared, and a table without
+/// statistics counted, before the batch transaction set its lock timeout: `mig` waited as
+/// long as the lock was held, then ran.
+#[test]
+fn a_table_locked_by_another_session_stops_the_run_within_the_lock_timeout() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    let mut holder = project.postgres.as_ref().unwrap().client();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    // Released once mig has answered, or after 15 s, so that a mig that waits for it still
+    // ends the test.
+    let (answered, wait) = std::sync::mpsc::channel::<()>();
+    let releaser = std::thread::spawn(move || {
+        let _ = wait.recv_timeout(Duration::from_secs(15));
+        holder.batch_execute("ROLLBACK").unwrap();
+    });
+
+    let out = project.mig(&["run", "t.b"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let (replies, _) = project.node(&[envelope(
+        json!({"type": "backfill", "msg_id": 1, "table": "t", "column": "b"}),
+    )]);
+    assert_eq!(reply_to(&replies, 1)["code"], 11, "{replies:?}");
+    answered.send(()).unwrap();
+    releaser.join().unwrap();
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
+        ["0"]
+    );
+}

@@ -432,6 +432,28 @@ impl PostgresStore {
         result.map_err(|e| contention(e, started))
     }
 
+    /// Runs `work` outside a batch transaction with the session's lock waits bounded by
+    /// `mig.toml`'s lock timeout, as a batch's are by its own: preparing a statement or
+    /// counting a table takes a lock on it, and behind an `ALTER TABLE` (or any session
+    /// holding the table's ACCESS EXCLUSIVE lock) it waited as long as that session did,
+    /// however short the spec's `lock_timeout`. A wait cut short is contention, which the
+    /// engine retries.
+    fn waiting_at_most_lock_timeout<T>(
+        &mut self,
+        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        self.client.batch_execute(&format!(
+            "SET lock_timeout = '{}ms'",
+            self.lock_timeout.as_millis().max(1)
+        ))?;
+        let result = work(&mut self.client);
+        let reset = self.client.batch_execute("RESET lock_timeout");
+        let value = result.map_err(|e| contention(e.into(), started))?;
+        reset?;
+        Ok(value)
+    }
+
     fn step_plan(&self, step: &BatchStep) -> Result<BatchPlan, StoreError> {
         let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
         let mut set_types = Vec::new();
@@ -705,7 +727,7 @@ impl PostgresStore {
         if let Some(statement) = self.prepared.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(sql)?;
+        let statement = self.waiting_at_most_lock_timeout(|client| client.prepare(sql))?;
         self.prepared.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
@@ -1570,7 +1592,9 @@ impl Store for PostgresStore {
 
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError> {
         let sql = format!("SELECT count(*) FROM {}", quote_ident(table));
-        let n: i64 = self.client.query_one(sql.as_str(), &[])?.get(0);
+        let n: i64 = self
+            .waiting_at_most_lock_timeout(|client| client.query_one(sql.as_str(), &[]))?
+            .get(0);
         Ok(n as u64)
     }
 
