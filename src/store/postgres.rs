@@ -143,9 +143,13 @@ const OTHERS_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
 /// holds rows locked, and the planner, guessing at a bound it cannot see, sometimes picks one.
 /// With an index there, these settings leave it none. Then the plan depends on no value of a
 /// batch, so each prepared statement is planned once per connection, not at every batch
-/// (a tenth of a backfill's time on `pgbench_accounts`, BENCHMARKS.md).
+/// (a tenth of a backfill's time on `pgbench_accounts`, BENCHMARKS.md). No statement is
+/// compiled (`jit`): where one must scan a table all the same (a foreign key cascading into
+/// a table with no index on its referencing column), the disabled scan's cost passes
+/// `jit_above_cost`, and each cascaded row paid a compilation with the batch's rows locked
+/// (a batch of 100 such rows 5 s instead of 0.3 s, README).
 const BATCH_PLANS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
-     SET LOCAL plan_cache_mode = force_generic_plan";
+     SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL jit = off";
 
 /// How a yielding batch writes: the data pages it dirties go to the disk every 256 kB rather
 /// than piling up in the kernel's cache. Piled up, they go out in bursts, and an application
@@ -255,9 +259,12 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("mig");
         }
-        let client = config
+        let mut client = config
             .connect(NoTls)
             .map_err(|e| open_error(postgres_message(&e)))?;
+        // Backups keep values as text: with fewer digits (`extra_float_digits` below 1, a
+        // setting a database or role may carry) a real or double came back rounded.
+        client.batch_execute("SET extra_float_digits = 3")?;
         let mut store = PostgresStore {
             client,
             lock_timeout,
