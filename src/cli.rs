@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
 use crate::plan::RunOptions;
+use crate::store::StoreError;
 use crate::value::Value;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -181,13 +182,21 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
             })
             .collect::<Result<_, _>>()?
     };
+    // Specs are checked on their own where the database cannot be opened; a database that
+    // opens but whose schema cannot be read is an error, not a check without it.
     let schema = match exec::read_schema(&config) {
         Ok(schema) => Some(schema),
-        Err(e) => {
+        Err(e @ ExecError::Store(StoreError::Open { .. })) => {
             println!(
                 "note: the database is not reachable, so tables and columns are not checked: {e}"
             );
             None
+        }
+        Err(e) => {
+            return Err(Failure {
+                exit_code: 4,
+                text: format!("cannot read the database's schema to check the specs against: {e}"),
+            })
         }
     };
     let catalog = compile::compile(&sources, schema.as_ref()).map_err(|d| {

@@ -307,7 +307,8 @@ impl PostgresStore {
              LEFT JOIN pg_collation co ON co.oid = a.attcollation AND co.oid <> 100 \
              LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
              LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
-             WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') \
+             WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
+               AND c.relkind IN ('r', 'p') \
                AND c.relname NOT LIKE '\\_mig\\_%' \
              ORDER BY c.relname, a.attnum",
             &[],

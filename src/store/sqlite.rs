@@ -785,9 +785,13 @@ fn failure_terms(
 impl Store for SqliteStore {
     fn schema(&mut self) -> Result<Schema, StoreError> {
         let names: Vec<String> = {
+            // Virtual tables are left out: mig cannot walk them, and reading the columns of
+            // one whose module (an extension: sqlite-vec, spatialite) this process lacks
+            // fails, which once failed every command on every table of the database.
             let mut stmt = self.conn.prepare(
                 "SELECT name FROM sqlite_master WHERE type = 'table' \
-                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_mig\\_%' ESCAPE '\\' ORDER BY name",
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_mig\\_%' ESCAPE '\\' \
+                 AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
             )?;
             let rows = stmt.query_map([], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?

@@ -1,0 +1,78 @@
+//! Databases laid out as DBAs lay them out: on PostgreSQL a schema whose name needs quoting
+//! as the search path's first, on SQLite a virtual table of an extension mig has not loaded.
+//! Each once stopped every command: `mig check` said the database was unreachable (and
+//! exited 0 without checking anything), `mig run` failed on the schema.
+mod common;
+
+use common::{postgres_url, stderr, stdout, Backend, Project, Setup};
+
+#[test]
+fn a_search_path_schema_whose_name_needs_quoting_is_read_and_migrated() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE SCHEMA \"Sales\";
+                   CREATE TABLE \"Sales\".orders (id integer PRIMARY KEY, qty integer, total integer);
+                   INSERT INTO \"Sales\".orders SELECT i, i, NULL FROM generate_series(1, 30) AS i;
+                   DO $$ BEGIN
+                       EXECUTE format('ALTER DATABASE %I SET search_path = \"Sales\"', current_database());
+                   END $$;",
+    };
+    let spec = "backfill total on orders {\n    set total = qty * 10\n    batch 7\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &setup, spec);
+    let out = project.mig(&["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("checked against the live schema"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = project.mig(&["run", "orders.total"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM \"Sales\".orders WHERE total = qty * 10"),
+        ["30"]
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM \"Sales\"._mig_runs"),
+        ["1"],
+        "mig's tables live beside the table, in the search path's first schema"
+    );
+    let out = project.mig(&["rollback", "orders.total"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM \"Sales\".orders WHERE total IS NULL"),
+        ["30"]
+    );
+}
+
+/// The virtual table is declared as an extension declares one; this process has no such
+/// module, so reading its columns fails.
+#[test]
+fn a_virtual_table_of_an_extension_mig_lacks_is_passed_over() {
+    let project = Project::sqlite(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);
+         INSERT INTO t VALUES (1, 1, NULL), (2, 2, NULL);
+         PRAGMA writable_schema = ON;
+         INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql)
+             VALUES ('table', 'vt', 'vt', 0, 'CREATE VIRTUAL TABLE vt USING vec0(embedding float[4])');
+         PRAGMA writable_schema = OFF;",
+        "backfill b on t {\n    set b = a * 2\n}\n",
+    );
+    let out = project.mig(&["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("checked against the live schema"),
+        "{}",
+        stdout(&out)
+    );
+    let out = project.mig(&["run", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b = a * 2"),
+        ["2"]
+    );
+}
