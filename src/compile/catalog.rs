@@ -125,6 +125,9 @@ pub struct TableSchema {
     pub primary_key: Vec<String>,
     /// What mig cannot do with some of the columns; a column not here has no limits.
     pub limits: BTreeMap<String, ColumnLimits>,
+    /// Tables that inherit from this one (PostgreSQL's table inheritance, not partitions):
+    /// a statement on this table reaches their rows too.
+    pub inherited_by: Vec<String>,
 }
 
 /// What mig cannot do with a column, each with its reason as the end of a sentence that

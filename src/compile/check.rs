@@ -296,6 +296,26 @@ impl<'a> Checker<'a> {
 
     /// A migration walks its table by one key column: its primary key or a declared override.
     fn walkable(&mut self, table: &TableSchema, at: &Ident) {
+        if !table.inherited_by.is_empty() {
+            let children: Vec<String> = table
+                .inherited_by
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect();
+            self.error(
+                Diagnostic::new(
+                    at.span,
+                    format!(
+                        "table `{}` has tables that inherit from it ({}): every statement on it \
+                         reaches their rows too, whose keys its own key does not cover",
+                        table.name,
+                        children.join(", ")
+                    ),
+                )
+                .with_help("migrate each inheriting table by a spec of its own; mig does not migrate a table other tables inherit from"),
+            );
+            return;
+        }
         if self.key_overrides.contains_key(table.name.as_str()) {
             return;
         }

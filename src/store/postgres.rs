@@ -354,6 +354,21 @@ impl PostgresStore {
             key.sort();
             table.primary_key = key.into_iter().map(|(_, c)| c).collect();
         }
+        // Partitions are not inheriting tables here: a partitioned table's key covers them.
+        let inheriting = self.client.query(
+            "SELECT p.relname::text, ch.relname::text FROM pg_inherits i \
+             JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class ch ON ch.oid = i.inhrelid \
+             WHERE p.relkind = 'r' \
+               AND p.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
+             ORDER BY 1, 2",
+            &[],
+        )?;
+        for row in inheriting {
+            let parent: String = row.get(0);
+            if let Some(table) = tables.iter_mut().find(|t| t.name == parent) {
+                table.inherited_by.push(row.get(1));
+            }
+        }
         Ok(Schema { tables })
     }
 
