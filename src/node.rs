@@ -76,6 +76,7 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::PostCheckFailed { .. }
         | ExecError::NotIdempotent { .. }
         | ExecError::SpecChanged { .. }
+        | ExecError::LimitChanged { .. }
         | ExecError::RollbackUnfinished { .. }
         | ExecError::Store(StoreError::RunMoved { .. })
         | ExecError::NothingToRollBack(_)

@@ -55,6 +55,13 @@ pub enum ExecError {
         run_id: i64,
         source: Box<ExecError>,
     },
+    #[error("run {run_id} of {migration} stopped at its checkpoint with {}, and this run asks for {}; resume it with the limit it started with (`mig run {migration}{}`; the node's `total_rows`), or start a new run with `mig run {migration} --restart`", row_limit(*.was), row_limit(*.now), .was.map(|n| format!(" --limit {n}")).unwrap_or_default())]
+    LimitChanged {
+        migration: String,
+        run_id: i64,
+        was: Option<u64>,
+        now: Option<u64>,
+    },
     #[error("{migration} is not idempotent: run {run} changed the state again; the table was restored to its state before run 1 ({restored} rows restored, {conflicts} conflicts)")]
     NotIdempotent {
         migration: String,
@@ -198,6 +205,13 @@ fn unfinished_checks(plan: &Plan, run_id: i64, e: ExecError) -> ExecError {
             run_id,
             source: Box::new(source),
         },
+    }
+}
+
+fn row_limit(limit: Option<u64>) -> String {
+    match limit {
+        Some(n) => format!("a row limit of {n}"),
+        None => "no row limit".to_string(),
     }
 }
 
@@ -513,6 +527,15 @@ impl Engine {
                     run_id: run.id,
                     was: run.spec.clone(),
                     now: canonical_spec(&plan.migration, &plan.key),
+                });
+            } else if run.row_limit != plan.limit {
+                // A run's limit counts its rows from its start: resumed under another, or
+                // none, it silently processed more or fewer rows than either asked for.
+                return Err(ExecError::LimitChanged {
+                    migration: plan.name().to_string(),
+                    run_id: run.id,
+                    was: run.row_limit,
+                    now: plan.limit,
                 });
             } else {
                 if run.status == RunStatus::Checking {
