@@ -15,6 +15,7 @@ fn schema_project() -> tempfile::TempDir {
         "CREATE TABLE users (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, full_name TEXT);
          CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, total REAL, status TEXT);
          CREATE TABLE pairs (a INTEGER, b INTEGER, PRIMARY KEY (a, b));
+         CREATE TABLE accounts (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, balance INTEGER);
          CREATE TABLE readings (id REAL PRIMARY KEY, serial INTEGER, mood TEXT, doubled INTEGER,
              amount NUMERIC, level INTEGER);",
     )
@@ -100,5 +101,29 @@ fn without_a_reachable_database_tables_are_not_checked_and_it_says_so() {
         stdout(&out).starts_with("note: the database is not reachable"),
         "{}",
         stdout(&out)
+    );
+}
+
+/// One column of a composite primary key repeats its values, so it is no key to walk by:
+/// keyset batches over it skip or repeat the rows that share a value across a batch's end.
+/// SQLite marks every column of such a key as part of the primary key, which once passed
+/// for a key of its own.
+#[test]
+fn a_column_of_a_composite_primary_key_is_not_a_declared_key() {
+    let project = schema_project();
+    let spec = project.path().join("pairs.mig");
+    std::fs::write(
+        &spec,
+        "table pairs key a\nmigrate bump on pairs {\n    set b = b + 1\n}\n",
+    )
+    .unwrap();
+    let out = mig_check(project.path(), &spec.display().to_string());
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(
+            "column `a` of `pairs` is not both NOT NULL and unique by an index of its own"
+        ),
+        "{}",
+        stderr(&out)
     );
 }

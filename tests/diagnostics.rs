@@ -77,6 +77,7 @@ fn schema() -> Schema {
             ),
             table("orders", &["id", "user_id", "total", "status"], &["id"]),
             table("pairs", &["a", "b"], &["a", "b"]),
+            table("accounts", &["id", "code", "balance"], &["id"]),
             readings(),
         ],
     }

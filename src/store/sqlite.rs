@@ -241,20 +241,22 @@ impl SqliteStore {
                 r.get::<_, bool>(3)?,
             ))
         })?;
+        let rows: Vec<(String, i64, i64, bool)> = rows.collect::<Result<_, _>>()?;
         let unique = self.uniquely_indexed(name)?;
         let mut schema = TableSchema {
             name: name.to_string(),
             ..TableSchema::default()
         };
+        let key_width = rows.iter().filter(|(_, pk, _, _)| *pk > 0).count();
         let mut key: Vec<(i64, String)> = Vec::new();
-        for row in rows {
-            let (column, pk, hidden, not_null) = row?;
+        for (column, pk, hidden, not_null) in rows {
             if pk > 0 {
                 key.push((pk, column.clone()));
             }
             // A primary key walks as it always has: SQLite lets a non-integer one hold NULL,
-            // but a table keyed so is its own choice, not a column a spec picked.
-            let keys = pk > 0 || (not_null && unique.contains(&column));
+            // but a table keyed so is its own choice, not a column a spec picked. One column
+            // of a composite key is no key: its values repeat.
+            let keys = (pk > 0 && key_width == 1) || (not_null && unique.contains(&column));
             let limits = ColumnLimits {
                 unwritable: (hidden > 0)
                     .then(|| "is a generated column: SQLite computes its values".into()),
