@@ -247,26 +247,21 @@ fn lock<W: Write>(out: &Arc<Mutex<Replies<W>>>) -> std::sync::MutexGuard<'_, Rep
     out.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Runs queued requests in order. A panic answers error 13 and the engine is opened anew,
-/// since the panic may have left it mid-way through a request.
+/// Runs queued requests in order, each on an engine opened for it, as a `mig` command would
+/// be: it reads the specs and the schema as they are now, on a connection of its own. One
+/// engine kept for the node's life answered from the specs and tables of its first request,
+/// and once its PostgreSQL connection was lost (a server restart, `pg_terminate_backend`)
+/// every later request failed with "connection closed". A panic answers error 13.
 fn work<W: Write>(
     queue: mpsc::Receiver<Job>,
     out: Arc<Mutex<Replies<W>>>,
     config: Config,
     handler: Handler,
 ) {
-    let mut engine: Option<Engine> = None;
     for job in queue {
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let engine = match &mut engine {
-                Some(e) => e,
-                None => engine.insert(Engine::open(config.clone()).map_err(Refusal::from)?),
-            };
-            handler(engine, &job.request)
-        }));
-        let reply = outcome.unwrap_or_else(|panic| {
-            engine = None;
-            Err(internal_error(panic))
+        let reply = guarded(|| {
+            let mut engine = Engine::open(config.clone()).map_err(Refusal::from)?;
+            handler(&mut engine, &job.request)
         });
         lock(&out).answer(&job.frame, job.msg_id.as_ref(), reply);
     }
