@@ -65,7 +65,9 @@ impl From<ExecError> for Refusal {
 /// stopped them.
 fn code_of(e: &ExecError) -> ErrorCode {
     match e {
-        ExecError::PostCheckUnfinished { source, .. } => code_of(source),
+        ExecError::PostCheckUnfinished { source, .. } | ExecError::RepeatFailed { source, .. } => {
+            code_of(source)
+        }
         ExecError::Plan(PlanError::ZeroOption { .. })
         | ExecError::AmbiguousMigrate { .. }
         | ExecError::TooManyWorkers { .. } => ErrorCode::Malformed,

@@ -62,6 +62,14 @@ pub enum ExecError {
         was: Option<u64>,
         now: Option<u64>,
     },
+    #[error("run {run} of {migration} failed: {}; the table was restored to its state before run 1 ({restored} rows restored, {conflicts} conflicts)", failure_only(source))]
+    RepeatFailed {
+        migration: String,
+        run: u64,
+        source: Box<ExecError>,
+        restored: u64,
+        conflicts: u64,
+    },
     #[error("{migration} is not idempotent: run {run} changed the state again; the table was restored to its state before run 1 ({restored} rows restored, {conflicts} conflicts)")]
     NotIdempotent {
         migration: String,
@@ -205,6 +213,17 @@ fn unfinished_checks(plan: &Plan, run_id: i64, e: ExecError) -> ExecError {
             run_id,
             source: Box::new(source),
         },
+    }
+}
+
+/// What went wrong in `e`, without the advice on resuming a run that has been undone since.
+fn failure_only(e: &ExecError) -> String {
+    match e {
+        ExecError::BatchFailed { batch, source, .. } => format!("batch {batch}: {source}"),
+        ExecError::LockTimeout { retries, source } => {
+            format!("lock timeout after {retries} retries: {source}")
+        }
+        other => other.to_string(),
     }
 }
 
@@ -861,7 +880,15 @@ impl Engine {
         let mut first_checksum = None;
         let mut unchanged = true;
         for n in 1..=runs.max(1) {
-            let summary = self.run(plan, false, progress)?;
+            let summary = match self.run(plan, false, progress) {
+                Ok(summary) => summary,
+                // Verifying idempotence is one request: failed part way, it leaves the table
+                // as it found it, not with run 1 applied and a part of run 2.
+                Err(source) if idempotent && n > 1 => {
+                    return Err(self.undo_failed_repeat(plan, &summaries, n, source));
+                }
+                Err(e) => return Err(e),
+            };
             summaries.push(summary);
             let checksum = self.store.checksum(plan.table(), &plan.key, &columns)?;
             match first_checksum {
@@ -883,23 +910,65 @@ impl Engine {
     }
 
     fn undo_runs(&mut self, plan: &Plan, summaries: &[RunSummary], run: u64) -> ExecError {
+        let run_ids: Vec<i64> = summaries.iter().rev().map(|s| s.run_id).collect();
+        match self.roll_back_runs(plan, &run_ids) {
+            Ok((restored, conflicts)) => ExecError::NotIdempotent {
+                migration: plan.name().to_string(),
+                run,
+                restored,
+                conflicts,
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// Restores the runs of a repeated request after run `run` failed with `source`: the
+    /// failed run's committed batches (a post-check failure has restored them already),
+    /// then the completed runs, newest first.
+    fn undo_failed_repeat(
+        &mut self,
+        plan: &Plan,
+        summaries: &[RunSummary],
+        run: u64,
+        source: ExecError,
+    ) -> ExecError {
+        let last_done = summaries.last().map_or(0, |s| s.run_id);
+        let failed: Vec<i64> = match self.store.runs() {
+            Ok(runs) => runs
+                .iter()
+                .filter(|r| r.migration == plan.name() && r.id > last_done)
+                .filter(|r| r.status != RunStatus::RolledBack)
+                .map(|r| r.id)
+                .collect(),
+            Err(e) => return e.into(),
+        };
+        let run_ids: Vec<i64> = failed
+            .into_iter()
+            .rev()
+            .chain(summaries.iter().rev().map(|s| s.run_id))
+            .collect();
+        match self.roll_back_runs(plan, &run_ids) {
+            Ok((restored, conflicts)) => ExecError::RepeatFailed {
+                migration: plan.name().to_string(),
+                run,
+                source: Box::new(source),
+                restored,
+                conflicts,
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// Rolls back `run_ids` in the order given; the rows restored and the conflicts.
+    fn roll_back_runs(&mut self, plan: &Plan, run_ids: &[i64]) -> Result<(u64, u64), ExecError> {
         let mut restored = 0;
         let mut conflicts = 0;
-        for s in summaries.iter().rev() {
-            match self.rollback_run(plan, s.run_id) {
-                Ok(outcome) => {
-                    restored += outcome.restored;
-                    conflicts += outcome.conflict_keys.len() as u64;
-                }
-                Err(e) => return e,
-            }
+        for &run_id in run_ids {
+            let outcome = self.rollback_run(plan, run_id)?;
+            restored += outcome.restored;
+            conflicts += outcome.conflict_keys.len() as u64;
         }
-        ExecError::NotIdempotent {
-            migration: plan.name().to_string(),
-            run,
-            restored,
-            conflicts,
-        }
+        Ok((restored, conflicts))
     }
 }
 
