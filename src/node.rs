@@ -70,7 +70,8 @@ fn code_of(e: &ExecError) -> ErrorCode {
         }
         ExecError::Plan(PlanError::ZeroOption { .. })
         | ExecError::AmbiguousMigrate { .. }
-        | ExecError::TooManyWorkers { .. } => ErrorCode::Malformed,
+        | ExecError::TooManyWorkers { .. }
+        | ExecError::NotShareable(_) => ErrorCode::Malformed,
         ExecError::Plan(PlanError::NoSuchMigration { .. } | PlanError::NoSuchTable(_))
         | ExecError::NoSuchValidation { .. }
         | ExecError::NothingOnTable { .. } => ErrorCode::NotFound,

@@ -115,11 +115,43 @@ fn workers_on_sqlite_are_refused_clearly() {
         SPEC,
     );
     let out = project.mig(&["run", "bump", "--workers", "2"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("workers need PostgreSQL"),
         "{}",
         stderr(&out)
+    );
+    assert_eq!(project.query("SELECT count(*) FROM _mig_runs"), ["0"]);
+}
+
+/// Workers share pushed-down steps only. A step on the read-compute-write path (`upper`,
+/// which only the interpreter computes) is refused before its run opens: refused once the
+/// workers started, it left a run `running` with nothing done.
+#[test]
+fn workers_refuse_a_read_compute_write_step_before_its_run_opens() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE w (id integer PRIMARY KEY, a text, b text);
+                   INSERT INTO w SELECT i, 'x' || i, NULL FROM generate_series(1, 20) AS i;",
+    };
+    let spec = "backfill b on w {\n    set b = upper(a)\n    batch 5\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &setup, spec);
+    let out = project.mig(&["run", "w.b", "--workers", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("workers share pushed-down steps only"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(project.query("SELECT count(*) FROM _mig_runs"), ["0"]);
+    let out = project.mig(&["run", "w.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT id || ':' || status FROM _mig_runs"),
+        ["1:completed"]
     );
 }
 

@@ -34,6 +34,9 @@ pub enum ExecError {
     Demo(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A run that workers cannot share, told before it opens.
+    #[error("{0}")]
+    NotShareable(String),
     #[error("--workers {workers} needs {workers} connections and the server takes {free} more now (max_connections, less the sessions open and those reserved for superusers)")]
     TooManyWorkers { workers: u64, free: u64 },
     #[error("post-check failed for {migration}: {}; the run's {restored} updated rows were restored from the backup ({conflicts} conflicts)", describe_failures(.failures))]
@@ -489,10 +492,14 @@ impl Engine {
     /// had finished would start the migration over), and whether it existed.
     pub fn open_shared_run(&mut self, plan: &Plan, workers: u64) -> Result<(i64, bool), ExecError> {
         if plan.limit.is_some() {
-            return Err(ExecError::Unsupported(
+            return Err(ExecError::NotShareable(
                 "a row limit cannot be shared between workers; run without --limit".into(),
             ));
         }
+        self.store.shareable(&plan.step()).map_err(|e| match e {
+            StoreError::Unsupported(why) => ExecError::NotShareable(why),
+            other => other.into(),
+        })?;
         // Counted before the run opens: workers the server turns away would fail one by one
         // while the others run, and the run would end with a heap of connection errors.
         // This connection closes before the workers open theirs, so it counts as free.

@@ -242,6 +242,14 @@ pub trait Store: Send {
         step: &BatchStep,
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError>;
+    /// Whether workers can share `step`'s runs, asked before a shared run opens: refused
+    /// only once its workers started, it was left open with nothing done.
+    fn shareable(&self, step: &BatchStep) -> Result<(), StoreError> {
+        let _ = step;
+        Err(StoreError::Unsupported(
+            "this database has one writer at a time: workers need PostgreSQL".into(),
+        ))
+    }
     /// Runs one batch of a run that several workers share (in one process or many): claims
     /// the next `request.limit` keys from the database, or takes over a claim whose worker
     /// died, so every row is processed once. `request.after` and `batch_no` are the store's

@@ -1445,6 +1445,14 @@ fn with_length(table: &str, columns: &[&Column]) -> Option<String> {
     (!named.is_empty()).then(|| named.join(" or "))
 }
 
+fn not_shareable() -> StoreError {
+    StoreError::Unsupported(
+        "workers share pushed-down steps only; this step takes the read-compute-write path \
+         (`mig plan` says why): run it without --workers"
+            .into(),
+    )
+}
+
 /// Lock timeout, deadlock and serialization failure: contention the engine retries.
 fn contention(e: StoreError, started: Instant) -> StoreError {
     match &e {
@@ -1739,6 +1747,13 @@ impl Store for PostgresStore {
         }
     }
 
+    fn shareable(&self, step: &BatchStep) -> Result<(), StoreError> {
+        match self.step_plan(step)?.path {
+            Path::Pushdown(_) => Ok(()),
+            _ => Err(not_shareable()),
+        }
+    }
+
     fn run_shared_batch(
         &mut self,
         step: &BatchStep,
@@ -1746,10 +1761,7 @@ impl Store for PostgresStore {
     ) -> Result<BatchOutcome, StoreError> {
         let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
         let Path::Pushdown(sql) = self.step_plan(step)?.path else {
-            return Err(StoreError::Unsupported(
-                "workers share pushed-down steps only; this step takes the read-compute-write path"
-                    .into(),
-            ));
+            return Err(not_shareable());
         };
         let key = quote_ident(&step.key);
         let table = quote_ident(&step.table);
