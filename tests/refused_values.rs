@@ -104,7 +104,8 @@ fn a_rollback_the_table_refuses_stops_at_that_batch_and_goes_on_later() {
                 "the rollback of run 1 stopped at batch 2, which it left as the run wrote it \
                  (the one later batch is restored: 2 rows); the table refuses the old values, \
                  as it will until the rows or its constraints change (one added since the run, \
-                 such as NOT NULL after a backfill?): "
+                 such as NOT NULL after a backfill?), or until `mig run` with `--restart` gives \
+                 the rollback up, keeping the run's values: "
             ) && said.contains("; `mig rollback t.b` goes on from there"),
             "{}: {said}",
             backend.name()
@@ -124,6 +125,62 @@ fn a_rollback_the_table_refuses_stops_at_that_batch_and_goes_on_later() {
             ["6"],
             "{}",
             backend.name()
+        );
+    }
+}
+
+/// A rollback the table refuses can be given up: `mig run NAME --restart` marks the run
+/// `failed`, keeps the rows it had not restored as the run wrote them (and their backup),
+/// and starts a new run. Before, the run stayed `rolling_back` and both `mig run` and
+/// `mig run --restart` refused, until the constraint went or `_mig_runs` was edited.
+#[test]
+fn a_rollback_the_table_refuses_can_be_given_up_by_a_restart() {
+    let setup = Setup {
+        sqlite: UNFILLED,
+        postgres: UNFILLED,
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 2\n}\n";
+    for backend in backends() {
+        let name = backend.name();
+        let project = Project::on(&backend, &setup, spec);
+        let out = project.mig(&["run", "t.b"]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        project.execute(match backend {
+            Backend::Sqlite => {
+                "CREATE TRIGGER keep_b BEFORE UPDATE OF b ON t WHEN NEW.b IS NULL \
+                 BEGIN SELECT RAISE(ABORT, 'b stays set'); END;"
+            }
+            Backend::Postgres(_) => "ALTER TABLE t ALTER COLUMN b SET NOT NULL;",
+        });
+        assert_eq!(
+            project.mig(&["rollback", "t.b"]).status.code(),
+            Some(4),
+            "{name}"
+        );
+
+        let out = project.mig(&["run", "t.b"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("or give it up with `mig run t.b --restart`"),
+            "{name}: {}",
+            stderr(&out)
+        );
+        let out = project.mig(&["run", "t.b", "--restart"]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("6 rows processed, 0 updated"),
+            "{name}: {}",
+            stdout(&out)
+        );
+        assert_eq!(
+            project.query("SELECT id || ':' || status FROM _mig_runs ORDER BY id"),
+            ["1:failed", "2:completed"],
+            "{name}"
+        );
+        assert_eq!(
+            project.query("SELECT count(*) FROM t WHERE b = a * 2"),
+            ["6"],
+            "{name}"
         );
     }
 }

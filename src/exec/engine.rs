@@ -87,7 +87,7 @@ pub enum ExecError {
         was: String,
         now: String,
     },
-    #[error("the rollback of run {run_id} of {migration} is unfinished; finish it with `mig rollback {migration}` before running it again")]
+    #[error("the rollback of run {run_id} of {migration} is unfinished; finish it with `mig rollback {migration}` before running it again, or give it up with `mig run {migration} --restart`, which leaves the rows it has not restored as the run wrote them")]
     RollbackUnfinished { migration: String, run_id: i64 },
     #[error("nothing to roll back for {0}: no run of it updated rows that are still backed up")]
     NothingToRollBack(String),
@@ -154,7 +154,8 @@ fn restored_before(later_batches: usize, restored: u64) -> String {
 fn rollback_advice(source: &StoreError) -> &'static str {
     if source.is_constraint_violation() {
         "; the table refuses the old values, as it will until the rows or its constraints \
-         change (one added since the run, such as NOT NULL after a backfill?)"
+         change (one added since the run, such as NOT NULL after a backfill?), or until \
+         `mig run` with `--restart` gives the rollback up, keeping the run's values"
     } else {
         ""
     }
@@ -530,10 +531,21 @@ impl Engine {
         let runs = self.store.runs()?;
         let mine = || runs.iter().rev().filter(|r| r.migration == plan.name());
         if let Some(run) = mine().find(|r| r.status == RunStatus::RollingBack) {
-            return Err(ExecError::RollbackUnfinished {
-                migration: plan.name().to_string(),
-                run_id: run.id,
-            });
+            if !restart {
+                return Err(ExecError::RollbackUnfinished {
+                    migration: plan.name().to_string(),
+                    run_id: run.id,
+                });
+            }
+            // A rollback the table refuses (a constraint added since the run) cannot finish
+            // until the table changes; without this, only an edit of `_mig_runs` got past it.
+            self.with_retries(plan, |store| {
+                store.set_run_status(
+                    run.id,
+                    RunStatus::Failed,
+                    Some("rollback given up by --restart; the rows it had not restored keep the run's values, and their backup is kept"),
+                )
+            })?;
         }
         let unfinished = mine()
             .find(|r| matches!(r.status, RunStatus::Running | RunStatus::Checking))
