@@ -335,12 +335,14 @@ fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
     let duration = summaries.iter().map(|s| s.duration).max()?;
     let longest_batch = summaries.iter().map(|s| s.longest_batch).max()?;
     let yielded = summaries.iter().map(|s| s.yielded).sum();
+    let processed_now = summaries.iter().map(|s| s.processed_now).sum();
     let checks = summaries.iter().find_map(|s| s.checks.clone());
     let last = summaries
         .into_iter()
         .max_by_key(|s| (s.processed, s.batches))?;
     Some(RunSummary {
         resumed,
+        processed_now,
         duration,
         longest_batch,
         yielded,
@@ -360,7 +362,7 @@ fn print_summary(s: &RunSummary) {
         s.updated,
         s.batches,
         secs,
-        s.processed as f64 / secs.max(1e-9),
+        s.processed_now as f64 / secs.max(1e-9),
         s.longest_batch.as_secs_f64() * 1000.0
     );
     if let Some(y) = s.yielded {

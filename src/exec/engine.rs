@@ -271,6 +271,8 @@ pub struct RunSummary {
     pub updated: u64,
     pub batches: i64,
     pub resumed: bool,
+    /// The rows this call processed, of `processed`: a resumed run's earlier ones are not.
+    pub processed_now: u64,
     pub duration: Duration,
     /// The longest any of this call's batch transactions held its locks.
     pub longest_batch: Duration,
@@ -427,6 +429,7 @@ impl Engine {
             updated: run.updated,
             batches: run.batches,
             resumed,
+            processed_now: pace.rows,
             duration: started.elapsed(),
             longest_batch: pace.longest_batch,
             yielded: pace.yielded,

@@ -27,6 +27,8 @@ pub struct Throttle {
     busy_size: Option<u64>,
     report: YieldReport,
     longest: Duration,
+    /// The rows this call's batches processed.
+    rows: u64,
 }
 
 /// What `yield` did in a run.
@@ -50,6 +52,8 @@ impl std::iter::Sum for YieldReport {
 
 /// How a call's batches went, for its summary.
 pub struct Pace {
+    /// The rows the batches processed (a resumed run's earlier rows are not among them).
+    pub rows: u64,
     /// The longest any batch held its transaction.
     pub longest_batch: Duration,
     /// What `yield` did; `None` when the spec does not yield.
@@ -67,6 +71,7 @@ impl Throttle {
             busy_size: None,
             report: YieldReport::default(),
             longest: Duration::ZERO,
+            rows: 0,
         }
     }
 
@@ -88,6 +93,7 @@ impl Throttle {
     /// sleeps the pause.
     pub fn after_batch(&mut self, rows: u64, held: Duration) {
         self.longest = self.longest.max(held);
+        self.rows += rows;
         self.learn(rows, held);
         if !self.pause.is_zero() {
             std::thread::sleep(self.pause);
@@ -97,6 +103,7 @@ impl Throttle {
     /// How the batches so far went.
     pub fn pace(&self) -> Pace {
         Pace {
+            rows: self.rows,
             longest_batch: self.longest,
             yielded: self.yield_after.map(|_| self.report),
         }
@@ -167,6 +174,19 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    /// A resumed run's summary gives the rate of this call's rows: counting the rows of the
+    /// calls before it as well once reported 4,322,606 rows/s for a run resumed near its end.
+    #[test]
+    fn the_pace_counts_the_rows_of_this_calls_batches_only() {
+        let mut throttle = Throttle::new(Duration::ZERO, None, 100);
+        assert_eq!(throttle.pace().rows, 0);
+        throttle.after_batch(100, ms(2));
+        throttle.after_batch(37, ms(5));
+        let pace = throttle.pace();
+        assert_eq!(pace.rows, 137);
+        assert_eq!(pace.longest_batch, ms(5));
     }
 
     #[test]
