@@ -127,3 +127,37 @@ fn a_column_of_a_composite_primary_key_is_not_a_declared_key() {
         stderr(&out)
     );
 }
+
+/// Output into a pipe nobody reads any more (`mig check | head -1` once head is done) ends
+/// the process quietly, as SIGPIPE ends any command-line tool; it once panicked with a
+/// backtrace ("failed printing to stdout: Broken pipe").
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // Its number on Linux, where mig runs.
+    const SIGPIPE: i32 = 13;
+    let project = schema_project();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(common::MIG)
+        .args([
+            "--config",
+            &project.path().join("mig.toml").display().to_string(),
+            "check",
+            "specs/users.mig",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("MIG_DATABASE_URL")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc_sigpipe()),
+        "{:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out), "");
+}
