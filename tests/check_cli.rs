@@ -154,7 +154,7 @@ fn output_into_a_closed_pipe_ends_quietly() {
         .unwrap();
     assert_eq!(
         out.status.signal(),
-        Some(libc_sigpipe()),
+        Some(SIGPIPE),
         "{:?}: {}",
         out.status,
         stderr(&out)
