@@ -81,7 +81,7 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::SpecChanged { .. }
         | ExecError::LimitChanged { .. }
         | ExecError::RollbackUnfinished { .. }
-        | ExecError::Store(StoreError::RunMoved { .. })
+        | ExecError::Store(StoreError::RunMoved { .. } | StoreError::SharedRun { .. })
         | ExecError::NothingToRollBack(_)
         | ExecError::NullKeys { .. } => ErrorCode::PreconditionFailed,
         ExecError::LockTimeout { .. } | ExecError::Store(StoreError::LockTimeout { .. }) => {

@@ -625,9 +625,9 @@ impl Engine {
                 .with_retries(plan, |store| store.run_batch(&step, &request))
                 .map_err(|e| match e {
                     // Another process moved the run on: nothing failed, this one stops.
-                    ExecError::Store(source @ StoreError::RunMoved { .. }) => {
-                        ExecError::Store(source)
-                    }
+                    ExecError::Store(
+                        source @ (StoreError::RunMoved { .. } | StoreError::SharedRun { .. }),
+                    ) => ExecError::Store(source),
                     ExecError::Store(source) => ExecError::BatchFailed {
                         migration: plan.name().to_string(),
                         run_id: run.id,

@@ -56,6 +56,8 @@ pub enum StoreError {
         status: String,
         checkpoint: Value,
     },
+    #[error("run {run_id} is shared by workers (its key ranges are in _mig_claims), so one process alone does not walk it; this one stopped without writing: resume the run with --workers")]
+    SharedRun { run_id: i64 },
 }
 
 /// What one batch transaction does: walk `table` by `key`, set `sets` where the new value

@@ -2278,11 +2278,9 @@ fn check_run_position(
         // A shared run's checkpoint is its highest finished key, not a line below which
         // every claim is done: walking on from it alone could skip a claim, or write one
         // a worker holds.
-        return Err(StoreError::Unsupported(format!(
-            "run {} is shared by workers (its key ranges are in _mig_claims): \
-             resume it with `mig run NAME --workers N`",
-            request.run_id
-        )));
+        return Err(StoreError::SharedRun {
+            run_id: request.run_id,
+        });
     }
     let status = row.get(0).unwrap_or_default().to_string();
     let checkpoint = match (row.get(1), row.get(2)) {
