@@ -487,6 +487,11 @@ fn a_table_locked_by_another_session_stops_the_run_within_the_lock_timeout() {
         stdout(&out),
         stderr(&out)
     );
+    assert!(
+        stderr(&out).contains("another transaction holds a lock this batch needs"),
+        "{}",
+        stderr(&out)
+    );
     let (replies, _) = project.node(&[envelope(
         json!({"type": "backfill", "msg_id": 1, "table": "t", "column": "b"}),
     )]);
