@@ -599,3 +599,28 @@ fn hostile_names_and_numbers_on_the_command_line_are_refused() {
     }
     assert_eq!(logical_dump(&project.db_path()), before);
 }
+
+/// A `migrate`, `plan` or `rollback` naming only a table runs the table's one `migrate`
+/// block; where the table has only a backfill, the answer says so and how a backfill is
+/// named (it once said "no backfill or migrate on table", of a table with a backfill).
+#[test]
+fn a_request_naming_only_a_table_that_has_only_a_backfill_is_told_how_to_name_it() {
+    let project = Project::sqlite(
+        "CREATE TABLE w (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);",
+        "backfill b on w {\n    set b = a\n}\n",
+    );
+    let (replies, _) = project.node(&[
+        envelope(json!({"type": "migrate", "msg_id": 1, "table": "w"})),
+        envelope(json!({"type": "rollback", "msg_id": 2, "table": "w"})),
+    ]);
+    for msg_id in [1, 2] {
+        let reply = reply_to(&replies, msg_id);
+        assert_eq!(reply["code"], NOT_FOUND, "{reply}");
+        assert_eq!(
+            reply["text"],
+            "table `w` has no `migrate` block, which a request naming only `table` runs \
+             (a backfill is named by `table` and `column`) (known: w.b)",
+            "{reply}"
+        );
+    }
+}

@@ -18,7 +18,7 @@ pub enum ExecError {
     Plan(#[from] PlanError),
     #[error("no validation named `{name}`{}", on_table(.table))]
     NoSuchValidation { name: String, table: Option<String> },
-    #[error("no backfill or migrate on table `{table}`{}", known_names(.known))]
+    #[error("table `{table}` has no `migrate` block, which a request naming only `table` runs (a backfill is named by `table` and `column`){}", known_names(.known))]
     NothingOnTable { table: String, known: Vec<String> },
     #[error("table `{table}` has {count} migrate blocks ({}): name one", .names.join(", "))]
     AmbiguousMigrate {
