@@ -3,10 +3,8 @@
 //! `node::MAX_LINE_BYTES` are skipped without being held in memory.
 mod common;
 
-use common::{envelope, Project};
+use common::{envelope, LiveNode, Project};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 
 /// A status request, the valid line sent after each garbage line.
 fn status(msg_id: u64) -> Vec<u8> {
@@ -103,70 +101,6 @@ fn garbage() -> Vec<(Vec<u8>, Option<&'static str>)> {
     ]
 }
 
-struct Node {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Node {
-    fn start(project: &Project) -> Node {
-        let mut child = project
-            .command(&["node"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Node {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn send(&mut self, line: &[u8]) {
-        self.stdin.write_all(line).unwrap();
-        self.stdin.write_all(b"\n").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    /// The next reply line; the node answers garbage and status on its reader thread, so
-    /// replies come in the order the lines were sent.
-    fn reply(&mut self) -> Value {
-        let mut line = String::new();
-        assert!(
-            self.stdout.read_line(&mut line).unwrap() > 0,
-            "the node closed stdout"
-        );
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {line}"))
-    }
-
-    /// Peak resident memory of the node process so far, in kB.
-    fn peak_memory_kb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no VmHWM in {status}"))
-    }
-
-    /// Closes stdin and waits: the node must exit cleanly. Returns stderr.
-    fn finish(self) -> String {
-        drop(self.stdin);
-        let output = self.child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "node exited with {}",
-            output.status
-        );
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    }
-}
-
 fn body(reply: &Value) -> &Value {
     reply.get("body").unwrap_or(reply)
 }
@@ -174,7 +108,7 @@ fn body(reply: &Value) -> &Value {
 #[test]
 fn every_garbage_line_is_answered_or_logged_and_the_node_reads_on() {
     let project = Project::demo();
-    let mut node = Node::start(&project);
+    let mut node = LiveNode::start(&project);
     let lines = garbage();
     let mut logged_only = 0;
     for (i, (line, expected)) in lines.iter().enumerate() {
@@ -213,7 +147,7 @@ fn every_garbage_line_is_answered_or_logged_and_the_node_reads_on() {
 #[test]
 fn replies_to_broken_envelopes_go_back_to_the_sender() {
     let project = Project::demo();
-    let mut node = Node::start(&project);
+    let mut node = LiveNode::start(&project);
     node.send(br#"{"src":"c1","dest":"n1","body":"status"}"#);
     let reply = node.reply();
     assert_eq!(reply["dest"], "c1", "{reply}");
@@ -228,7 +162,7 @@ fn replies_to_broken_envelopes_go_back_to_the_sender() {
 #[test]
 fn a_line_over_the_limit_is_skipped_without_being_held_in_memory() {
     let project = Project::demo();
-    let mut node = Node::start(&project);
+    let mut node = LiveNode::start(&project);
     node.send(&status(1));
     assert_eq!(body(&node.reply())["in_reply_to"], 1);
     let baseline = node.peak_memory_kb();

@@ -4,52 +4,16 @@
 //! PostgreSQL connection was lost, every later request failed with "connection closed".
 mod common;
 
-use common::{backends, envelope, postgres_url, Backend, Project, Setup};
+use common::{backends, envelope, postgres_url, Backend, LiveNode, Project, Setup};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{ChildStdin, ChildStdout, Stdio};
 
 const TABLE: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT);
      INSERT INTO t VALUES (1, 'x', NULL), (2, 'y', NULL);";
 
-/// A node whose stdin and stdout the test holds, to act on the database between requests.
-struct Node {
-    child: std::process::Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Node {
-    fn start(project: &Project) -> Node {
-        let mut child = project
-            .command(&["node"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Node {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn ask(&mut self, body: Value) -> Value {
-        writeln!(self.stdin, "{}", envelope(body)).unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        serde_json::from_str::<Value>(&line).unwrap()["body"].clone()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Sends `body` in an envelope and answers the reply's body.
+fn ask(node: &mut LiveNode, body: Value) -> Value {
+    node.send(envelope(body).as_bytes());
+    node.reply()["body"].clone()
 }
 
 fn backfill(msg_id: u64) -> Value {
@@ -69,14 +33,15 @@ fn a_spec_edited_while_the_node_runs_is_the_one_its_next_request_runs() {
             &setup,
             "backfill b on t {\n    set b = upper(a)\n}\n",
         );
-        let mut node = Node::start(&project);
-        let plan = node.ask(
+        let mut node = LiveNode::start(&project);
+        let plan = ask(
+            &mut node,
             json!({"type": "plan", "msg_id": 1, "kind": "backfill", "table": "t", "column": "b"}),
         );
         assert_eq!(plan["type"], "plan", "{name}: {plan}");
 
         project.write_spec("backfill b on t {\n    set b = a || '!'\n}\n");
-        let done = node.ask(backfill(2));
+        let done = ask(&mut node, backfill(2));
         assert_eq!(done["type"], "backfill_complete", "{name}: {done}");
         assert_eq!(
             project.query("SELECT b FROM t ORDER BY id"),
@@ -100,15 +65,17 @@ fn a_node_whose_postgres_connection_was_killed_answers_its_next_request() {
         &setup,
         "backfill b on t {\n    set b = upper(a)\n}\n",
     );
-    let mut node = Node::start(&project);
-    let plan = node
-        .ask(json!({"type": "plan", "msg_id": 1, "kind": "backfill", "table": "t", "column": "b"}));
+    let mut node = LiveNode::start(&project);
+    let plan = ask(
+        &mut node,
+        json!({"type": "plan", "msg_id": 1, "kind": "backfill", "table": "t", "column": "b"}),
+    );
     assert_eq!(plan["type"], "plan", "{plan}");
     project.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND application_name = 'mig'",
     );
-    let done = node.ask(backfill(2));
+    let done = ask(&mut node, backfill(2));
     assert_eq!(done["type"], "backfill_complete", "{done}");
     assert_eq!(project.query("SELECT b FROM t ORDER BY id"), ["X", "Y"]);
 }

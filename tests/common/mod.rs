@@ -574,3 +574,69 @@ pub struct Setup {
     pub sqlite: &'static str,
     pub postgres: &'static str,
 }
+
+/// A `mig node` whose stdin and stdout the test holds, to send a line, read the reply and
+/// act on the database in between.
+pub struct LiveNode {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl LiveNode {
+    pub fn start(project: &Project) -> LiveNode {
+        let mut child = project
+            .command(&["node"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        LiveNode {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    pub fn send(&mut self, line: &[u8]) {
+        self.stdin.write_all(line).unwrap();
+        self.stdin.write_all(b"\n").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The next reply line; the node answers garbage and status on its reader thread, so
+    /// replies come in the order the lines were sent.
+    pub fn reply(&mut self) -> Value {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut self.stdout, &mut line).unwrap() > 0,
+            "the node closed stdout"
+        );
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {line}"))
+    }
+
+    /// Peak resident memory of the node process so far, in kB.
+    pub fn peak_memory_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM in {status}"))
+    }
+
+    /// Closes stdin and waits: the node must exit cleanly. Returns stderr.
+    pub fn finish(self) -> String {
+        drop(self.stdin);
+        let output = self.child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "node exited with {}",
+            output.status
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+}
