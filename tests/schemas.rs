@@ -125,3 +125,55 @@ fn a_table_others_inherit_from_is_refused_and_a_partitioned_one_is_not() {
         ["30"]
     );
 }
+
+/// `mig check` checks specs without the schema only where the database cannot be opened.
+/// Here it opens, but the role may not read a catalog table mig reads (`pg_inherits`,
+/// revoked from PUBLIC as some hardened databases do): an error, exit 4, where it once
+/// printed "the database is not reachable" and exited 0 with nothing checked against it.
+#[test]
+fn a_schema_that_cannot_be_read_fails_mig_check() {
+    let Some(admin) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE t (id integer PRIMARY KEY, a integer, b integer);",
+    };
+    let project = Project::on(
+        &Backend::Postgres(admin.clone()),
+        &setup,
+        "backfill b on t {\n    set b = a\n}\n",
+    );
+    let db = project.postgres.as_ref().unwrap();
+    let role = format!("{}_reader", db.name);
+    db.client()
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA public TO {role}; \
+             GRANT ALL ON t TO {role}; REVOKE SELECT ON pg_catalog.pg_inherits FROM PUBLIC;"
+        ))
+        .unwrap();
+    let as_role = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    assert_ne!(as_role, db.url, "the test URL names its user: {}", db.url);
+    let out = project
+        .command(&["check"])
+        .env("MIG_DATABASE_URL", &as_role)
+        .output()
+        .unwrap();
+    let role_gone = |admin: &str| {
+        let mut client = postgres::Client::connect(admin, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+            .unwrap();
+    };
+    let said = stderr(&out);
+    drop(project);
+    role_gone(&admin);
+    assert_eq!(out.status.code(), Some(4), "{}{said}", stdout(&out));
+    assert!(
+        said.contains("cannot read the database's schema to check the specs against")
+            && said.contains("permission denied"),
+        "{said}"
+    );
+}
