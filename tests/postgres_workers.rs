@@ -171,6 +171,9 @@ fn a_claim_left_by_a_stopped_worker_is_taken_over_and_done_once() {
         "the range with the locked row stays claimed and undone"
     );
     lock.release();
+    // Retries and lock timeout are not part of the run's spec: the workers resume it with
+    // room to wait for each other on the run's row, which every batch locks.
+    project.write_spec(&spec.replace("retries 0", "retries 5"));
     let out = project.mig(&["run", "bump", "--workers", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -420,6 +423,9 @@ fn a_run_stopped_alone_is_resumed_by_workers_from_its_checkpoint() {
         "stopped alone before the locked row"
     );
 
+    // Retries and lock timeout are not part of the run's spec: the workers resume it with
+    // room to wait for each other on the run's row, which every batch locks.
+    project.write_spec(&spec.replace("retries 0", "retries 5"));
     let out = project.mig(&["run", "bump", "--workers", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
