@@ -79,3 +79,42 @@ fn a_node_whose_postgres_connection_was_killed_answers_its_next_request() {
     assert_eq!(done["type"], "backfill_complete", "{done}");
     assert_eq!(project.query("SELECT b FROM t ORDER BY id"), ["X", "Y"]);
 }
+
+/// `status` is answered on the thread that reads requests. Behind a session holding
+/// `_mig_runs` locked whole it waited as long as the lock was held, and the node read no
+/// request meanwhile; it now answers error 11 after the lock timeout and reads on.
+#[test]
+fn status_behind_a_locked_runs_table_answers_within_the_lock_timeout() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: TABLE,
+    };
+    let project = Project::on(
+        &Backend::Postgres(url),
+        &setup,
+        "backfill b on t {\n    set b = upper(a)\n}\n",
+    );
+    assert!(project.mig(&["run", "t.b"]).status.success());
+    let mut holder = project.postgres.as_ref().unwrap().client();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE _mig_runs IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    // Released once the node has answered, or after 15 s, so that a node that waits for
+    // the lock still ends the test.
+    let (answered, wait) = std::sync::mpsc::channel::<()>();
+    let releaser = std::thread::spawn(move || {
+        let _ = wait.recv_timeout(std::time::Duration::from_secs(15));
+        holder.batch_execute("ROLLBACK").unwrap();
+    });
+    let mut node = LiveNode::start(&project);
+    let refused = ask(&mut node, json!({"type": "status", "msg_id": 1}));
+    // The releaser may have let go already, if the node waited it out.
+    let _ = answered.send(());
+    releaser.join().unwrap();
+    assert_eq!(refused["code"], 11, "{refused}");
+    let status = ask(&mut node, json!({"type": "status", "msg_id": 2}));
+    assert_eq!(status["runs"][0]["state"], "completed", "{status}");
+}

@@ -1658,11 +1658,14 @@ impl Store for PostgresStore {
         if !exists {
             return Ok(vec![]);
         }
-        self.client
-            .query("SELECT * FROM _mig_runs ORDER BY id", &[])?
-            .iter()
-            .map(read_run)
-            .collect()
+        // Bounded like a batch's waits: the node answers `status` on the thread that reads
+        // its requests, which a session holding `_mig_runs` locked would otherwise stop.
+        self.waiting_at_most_lock_timeout(|client| {
+            client.query("SELECT * FROM _mig_runs ORDER BY id", &[])
+        })?
+        .iter()
+        .map(read_run)
+        .collect()
     }
 
     fn start_run(
