@@ -16,29 +16,35 @@ fn ask(node: &mut LiveNode, body: Value) -> Value {
     node.reply()["body"].clone()
 }
 
+/// A project on `backend` whose table `t` the spec backfills with `upper(a)`.
+fn upper_case_project(backend: &Backend) -> Project {
+    let setup = Setup {
+        sqlite: TABLE,
+        postgres: TABLE,
+    };
+    Project::on(
+        backend,
+        &setup,
+        "backfill b on t {\n    set b = upper(a)\n}\n",
+    )
+}
+
+fn plan(msg_id: u64) -> Value {
+    json!({"type": "plan", "msg_id": msg_id, "kind": "backfill", "table": "t", "column": "b"})
+}
+
 fn backfill(msg_id: u64) -> Value {
     json!({"type": "backfill", "msg_id": msg_id, "table": "t", "column": "b"})
 }
 
 #[test]
 fn a_spec_edited_while_the_node_runs_is_the_one_its_next_request_runs() {
-    let setup = Setup {
-        sqlite: TABLE,
-        postgres: TABLE,
-    };
     for backend in backends() {
         let name = backend.name();
-        let project = Project::on(
-            &backend,
-            &setup,
-            "backfill b on t {\n    set b = upper(a)\n}\n",
-        );
+        let project = upper_case_project(&backend);
         let mut node = LiveNode::start(&project);
-        let plan = ask(
-            &mut node,
-            json!({"type": "plan", "msg_id": 1, "kind": "backfill", "table": "t", "column": "b"}),
-        );
-        assert_eq!(plan["type"], "plan", "{name}: {plan}");
+        let planned = ask(&mut node, plan(1));
+        assert_eq!(planned["type"], "plan", "{name}: {planned}");
 
         project.write_spec("backfill b on t {\n    set b = a || '!'\n}\n");
         let done = ask(&mut node, backfill(2));
@@ -56,21 +62,10 @@ fn a_node_whose_postgres_connection_was_killed_answers_its_next_request() {
     let Some(url) = postgres_url() else {
         return;
     };
-    let setup = Setup {
-        sqlite: "",
-        postgres: TABLE,
-    };
-    let project = Project::on(
-        &Backend::Postgres(url),
-        &setup,
-        "backfill b on t {\n    set b = upper(a)\n}\n",
-    );
+    let project = upper_case_project(&Backend::Postgres(url));
     let mut node = LiveNode::start(&project);
-    let plan = ask(
-        &mut node,
-        json!({"type": "plan", "msg_id": 1, "kind": "backfill", "table": "t", "column": "b"}),
-    );
-    assert_eq!(plan["type"], "plan", "{plan}");
+    let planned = ask(&mut node, plan(1));
+    assert_eq!(planned["type"], "plan", "{planned}");
     project.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND application_name = 'mig'",
@@ -88,33 +83,13 @@ fn status_behind_a_locked_runs_table_answers_within_the_lock_timeout() {
     let Some(url) = postgres_url() else {
         return;
     };
-    let setup = Setup {
-        sqlite: "",
-        postgres: TABLE,
-    };
-    let project = Project::on(
-        &Backend::Postgres(url),
-        &setup,
-        "backfill b on t {\n    set b = upper(a)\n}\n",
-    );
+    let project = upper_case_project(&Backend::Postgres(url));
     assert!(project.mig(&["run", "t.b"]).status.success());
-    let mut holder = project.postgres.as_ref().unwrap().client();
-    holder
-        .batch_execute("BEGIN; LOCK TABLE _mig_runs IN ACCESS EXCLUSIVE MODE")
-        .unwrap();
-    // Released once the node has answered, or after 15 s, so that a node that waits for
-    // the lock still ends the test.
-    let (answered, wait) = std::sync::mpsc::channel::<()>();
-    let releaser = std::thread::spawn(move || {
-        let _ = wait.recv_timeout(std::time::Duration::from_secs(15));
-        holder.batch_execute("ROLLBACK").unwrap();
-    });
+    let lock = project.postgres.as_ref().unwrap().lock_table("_mig_runs");
     let mut node = LiveNode::start(&project);
     let refused = ask(&mut node, json!({"type": "status", "msg_id": 1}));
-    // The releaser may have let go already, if the node waited it out.
-    let _ = answered.send(());
-    releaser.join().unwrap();
     assert_eq!(refused["code"], 11, "{refused}");
+    lock.release();
     let status = ask(&mut node, json!({"type": "status", "msg_id": 2}));
     assert_eq!(status["runs"][0]["state"], "completed", "{status}");
 }

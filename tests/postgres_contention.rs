@@ -467,17 +467,7 @@ fn a_table_locked_by_another_session_stops_the_run_within_the_lock_timeout() {
         return;
     };
     let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
-    let mut holder = project.postgres.as_ref().unwrap().client();
-    holder
-        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
-        .unwrap();
-    // Released once mig has answered, or after 15 s, so that a mig that waits for it still
-    // ends the test.
-    let (answered, wait) = std::sync::mpsc::channel::<()>();
-    let releaser = std::thread::spawn(move || {
-        let _ = wait.recv_timeout(Duration::from_secs(15));
-        holder.batch_execute("ROLLBACK").unwrap();
-    });
+    let lock = project.postgres.as_ref().unwrap().lock_table("t");
 
     let out = project.mig(&["run", "t.b"]);
     assert_eq!(
@@ -496,8 +486,7 @@ fn a_table_locked_by_another_session_stops_the_run_within_the_lock_timeout() {
         json!({"type": "backfill", "msg_id": 1, "table": "t", "column": "b"}),
     )]);
     assert_eq!(reply_to(&replies, 1)["code"], 11, "{replies:?}");
-    answered.send(()).unwrap();
-    releaser.join().unwrap();
+    lock.release();
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
         ["0"]

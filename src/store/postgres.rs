@@ -92,6 +92,11 @@ CREATE TABLE IF NOT EXISTS _mig_conflicts (
 );
 ";
 
+/// The namespace of the connection's current schema (`search_path`'s first). By name, not
+/// `current_schema()::regnamespace`, which reads the name back as SQL and folds `"Sales"`
+/// to `sales`.
+const CURRENT_SCHEMA: &str = "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())";
+
 /// The time now as the SQLite store writes it, so `status` reads the same on both.
 const NOW: &str =
     "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
@@ -294,7 +299,7 @@ impl PostgresStore {
         // The base type is spelled for typmod -1, not NULL: without one, `format_type` spells
         // `bpchar` as `character`, which a cast reads as `character(1)`.
         let rows = self.client.query(
-            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
+            &format!("SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
                     format_type(a.atttypid, -1), t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4, \
                     a.attgenerated::text, a.attidentity::text, \
                     coalesce(' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname), ''), \
@@ -307,10 +312,9 @@ impl PostgresStore {
              LEFT JOIN pg_collation co ON co.oid = a.attcollation AND co.oid <> 100 \
              LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
              LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
-             WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
-               AND c.relkind IN ('r', 'p') \
+             WHERE c.relnamespace = {CURRENT_SCHEMA} AND c.relkind IN ('r', 'p') \
                AND c.relname NOT LIKE '\\_mig\\_%' \
-             ORDER BY c.relname, a.attnum",
+             ORDER BY c.relname, a.attnum"),
             &[],
         )?;
         let mut tables: Vec<TableSchema> = Vec::new();
@@ -356,11 +360,11 @@ impl PostgresStore {
         }
         // Partitions are not inheriting tables here: a partitioned table's key covers them.
         let inheriting = self.client.query(
-            "SELECT p.relname::text, ch.relname::text FROM pg_inherits i \
-             JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class ch ON ch.oid = i.inhrelid \
-             WHERE p.relkind = 'r' \
-               AND p.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
-             ORDER BY 1, 2",
+            &format!(
+                "SELECT p.relname::text, ch.relname::text FROM pg_inherits i \
+                 JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class ch ON ch.oid = i.inhrelid \
+                 WHERE p.relkind = 'r' AND p.relnamespace = {CURRENT_SCHEMA} ORDER BY 1, 2"
+            ),
             &[],
         )?;
         for row in inheriting {

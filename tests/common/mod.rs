@@ -109,14 +109,28 @@ impl ScratchDatabase {
 
     /// Locks row `id` of table `t` (`FOR UPDATE`) from a connection of its own, in a
     /// transaction left open until the lock is released or dropped.
-    pub fn lock_row(&self, id: i64) -> RowLock {
+    pub fn lock_row(&self, id: i64) -> HeldLock {
         let mut client = self.client();
         client
             .batch_execute(&format!(
                 "BEGIN; SELECT 1 FROM t WHERE id = {id} FOR UPDATE"
             ))
             .unwrap();
-        RowLock(client)
+        HeldLock(client)
+    }
+
+    /// Locks `table` whole (ACCESS EXCLUSIVE, as `ALTER TABLE` does) from a connection of its
+    /// own, in a transaction left open until the lock is released or dropped, or for 15 s at
+    /// most: the server then ends the session, so a mig that waits for the lock still ends.
+    pub fn lock_table(&self, table: &str) -> HeldLock {
+        let mut client = self.client();
+        client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = '15s'; \
+                 BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .unwrap();
+        HeldLock(client)
     }
 
     /// Returns once some session of this database waits for a lock: a batch is blocked
@@ -136,10 +150,11 @@ impl ScratchDatabase {
     }
 }
 
-/// A row lock `ScratchDatabase::lock_row` holds; closing its connection releases it too.
-pub struct RowLock(postgres::Client);
+/// A lock `ScratchDatabase::lock_row` or `lock_table` holds; closing its connection releases
+/// it too.
+pub struct HeldLock(postgres::Client);
 
-impl RowLock {
+impl HeldLock {
     pub fn release(mut self) {
         self.0.batch_execute("ROLLBACK").unwrap();
     }
@@ -340,15 +355,19 @@ impl Project {
         self.command(args).output().unwrap()
     }
 
-    /// Sends `lines` to `mig node`, closes stdin, returns every stdout line as JSON.
-    pub fn node(&self, lines: &[String]) -> (Vec<Value>, String) {
-        let mut child = self
-            .command(&["node"])
+    /// `mig node` in the project folder, its stdin, stdout and stderr piped to the caller.
+    pub fn spawn_node(&self) -> std::process::Child {
+        self.command(&["node"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Sends `lines` to `mig node`, closes stdin, returns every stdout line as JSON.
+    pub fn node(&self, lines: &[String]) -> (Vec<Value>, String) {
+        let mut child = self.spawn_node();
         {
             let mut stdin = child.stdin.take().unwrap();
             for line in lines {
@@ -585,13 +604,7 @@ pub struct LiveNode {
 
 impl LiveNode {
     pub fn start(project: &Project) -> LiveNode {
-        let mut child = project
-            .command(&["node"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = project.spawn_node();
         let stdin = child.stdin.take().unwrap();
         let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         LiveNode {
