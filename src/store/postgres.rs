@@ -305,7 +305,8 @@ impl PostgresStore {
                     coalesce(' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname), ''), \
                     a.attnotnull AND EXISTS (SELECT 1 FROM pg_index u WHERE u.indrelid = c.oid \
                         AND u.indisunique AND u.indisvalid AND u.indnkeyatts = 1 AND u.indkey[0] = a.attnum \
-                        AND u.indpred IS NULL AND u.indexprs IS NULL) \
+                        AND u.indpred IS NULL AND u.indexprs IS NULL), \
+                    c.relkind = 'r' AND c.relhassubclass \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              JOIN pg_type t ON t.oid = a.atttypid \
@@ -319,8 +320,10 @@ impl PostgresStore {
         )?;
         let mut tables: Vec<TableSchema> = Vec::new();
         let mut keys: Vec<Vec<(i32, String)>> = Vec::new();
+        let mut any_inherited = false;
         self.tables.clear();
         for row in rows {
+            any_inherited |= row.get::<_, bool>(10);
             let (table, column): (String, String) = (row.get(0), row.get(1));
             let typname: String = row.get(4);
             let position: i32 = row.get(5);
@@ -359,6 +362,11 @@ impl PostgresStore {
             table.primary_key = key.into_iter().map(|(_, c)| c).collect();
         }
         // Partitions are not inheriting tables here: a partitioned table's key covers them.
+        // `relhassubclass` spares reading `pg_inherits`, which hardened databases may revoke,
+        // where no plain table has ever had a child.
+        if !any_inherited {
+            return Ok(Schema { tables });
+        }
         let inheriting = self.client.query(
             &format!(
                 "SELECT p.relname::text, ch.relname::text FROM pg_inherits i \
