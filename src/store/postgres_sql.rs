@@ -353,6 +353,7 @@ impl Renderer<'_> {
                 (format!("char_length({arg})::int8"), SqlType::Int, total)
             }
             Function::Replace => {
+                null_keeps_failures(name, &args)?;
                 let texts = args
                     .iter()
                     .map(|a| text_only(a, name))
@@ -539,6 +540,23 @@ fn short_circuit_safe<'p>(
     }
 }
 
+/// PostgreSQL's planner folds a strict operator or function with a NULL literal operand to
+/// NULL without evaluating the other operands; eval evaluates them, so one that fails
+/// (`a / b + null` where b is 0) must fail in both.
+fn null_keeps_failures<'p>(
+    op: &str,
+    all: impl IntoIterator<Item = &'p Pushed> + Clone,
+) -> Result<(), NotPushed> {
+    let has_null = all.clone().into_iter().any(|p| p.ty == SqlType::Null);
+    if has_null && all.into_iter().any(|p| !p.total) {
+        refuse(format!(
+            "`{op}` of NULL and an operand that can fail: PostgreSQL folds it to NULL without evaluating the operand, where eval fails"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// `p` as type `ty` (after `unify`).
 fn typed(p: &Pushed, ty: SqlType) -> String {
     match (p.ty, ty) {
@@ -560,6 +578,9 @@ fn comparable(p: &Pushed, ty: SqlType) -> String {
 fn binary(op: BinaryOp, left: &Pushed, right: &Pushed) -> Result<Pushed, NotPushed> {
     let symbol = op.symbol();
     let total = left.total && right.total;
+    if !matches!(op, BinaryOp::And | BinaryOp::Or) {
+        null_keeps_failures(symbol, [left, right])?;
+    }
     let (sql, ty, total) = match op {
         BinaryOp::And | BinaryOp::Or => {
             short_circuit_safe(symbol, [left, right])?;
@@ -688,5 +709,9 @@ mod tests {
         assert!(reason("n > 0 or n / n = 1").contains("can fail"));
         assert!(reason("coalesce(n, n * n)").contains("can fail"));
         assert!(push("n > 0 or s = t").0.is_ok());
+        assert!(reason("n / n + null").contains("folds it to NULL"));
+        assert!(reason("null || n % n").contains("folds it to NULL"));
+        assert!(reason("replace(s || (n / n), null, t)").contains("folds it to NULL"));
+        assert!(push("n + null").0.is_ok());
     }
 }
