@@ -262,3 +262,51 @@ fn a_failed_post_check_whose_rollback_is_refused_names_both() {
         );
     }
 }
+
+/// SQLite lets a table declare what a constraint violation does (`ON CONFLICT REPLACE`):
+/// with it, a batch that lower-cased an e-mail into another row's deleted that row, and the
+/// rollback restored the one it wrote but not the one deleted. mig's writes abort instead.
+#[test]
+fn a_sqlite_conflict_clause_of_the_table_never_deletes_a_row() {
+    let table = "CREATE TABLE users (id INTEGER PRIMARY KEY, \
+                 email TEXT UNIQUE ON CONFLICT REPLACE, \
+                 name TEXT NOT NULL ON CONFLICT REPLACE DEFAULT 'anon');
+                 INSERT INTO users VALUES (1, 'Ann@Example.com', 'Ann'), \
+                 (2, 'ann@example.com', 'Bob'), (3, 'bob@example.com', 'Cy');";
+    let setup = Setup {
+        sqlite: table,
+        postgres: "",
+    };
+    let spec = "migrate lower_email on users {\n    set email = lower(email)\n}\n\n\
+                migrate drop_bob on users {\n    set name = nullif(name, 'Bob')\n}\n\n\
+                migrate mark on users {\n    set email = email || '#'\n}\n";
+    let project = Project::on(&Backend::Sqlite, &setup, spec);
+    let everything = "SELECT id || ':' || email || ':' || name FROM users ORDER BY id";
+    let before = project.query(everything);
+
+    let out = project.mig(&["run", "lower_email"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("UNIQUE"), "{}", stderr(&out));
+    assert_eq!(project.query(everything), before, "a row was deleted");
+
+    let out = project.mig(&["run", "drop_bob"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("NOT NULL"), "{}", stderr(&out));
+    assert_eq!(
+        project.query(everything),
+        before,
+        "a NULL became the default"
+    );
+
+    // Restoring an old value another row took since would have deleted that row.
+    let out = project.mig(&["run", "mark"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    project.execute("INSERT INTO users VALUES (4, 'bob@example.com', 'Dee')");
+    let out = project.mig(&["rollback", "mark"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT name FROM users WHERE email = 'bob@example.com'"),
+        ["Dee"],
+        "the application's row was deleted"
+    );
+}

@@ -525,7 +525,7 @@ fn batch_sql(step: &BatchStep, text_columns: &BTreeSet<String>) -> BatchSql {
     };
     let update = |sql: &UpdateSql, after: &str| {
         format!(
-            "UPDATE {table} SET {} WHERE {after} AND {key} <= ?2 AND {}",
+            "UPDATE OR ABORT {table} SET {} WHERE {after} AND {key} <= ?2 AND {}",
             sql.assignments, sql.condition
         )
     };
@@ -1124,7 +1124,10 @@ impl Store for SqliteStore {
                         .enumerate()
                         .map(|(i, n)| format!("{n} = ?{}", i + 2))
                         .collect();
-                    let update = format!("UPDATE {table} SET {} WHERE {key} = ?1", sets.join(", "));
+                    let update = format!(
+                        "UPDATE OR ABORT {table} SET {} WHERE {key} = ?1",
+                        sets.join(", ")
+                    );
                     let mut values = vec![&row_key];
                     values.extend(columns.iter().map(|(_, old, _)| old));
                     conn.prepare_cached(&update)?
