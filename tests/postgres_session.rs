@@ -2,7 +2,7 @@
 //! session settings of a database cannot change about a run.
 mod common;
 
-use common::{postgres_url, stderr, Backend, Project, Setup};
+use common::{postgres_url, stderr, stdout, Backend, Project, Setup};
 
 /// A trigger on the migrated table records the settings its UPDATE ran under: no statement
 /// of a batch is compiled (`jit`), whatever the database's default. A foreign key cascading
@@ -62,5 +62,103 @@ fn floats_are_restored_exactly_whatever_digits_the_database_prints() {
         project
             .query("SELECT count(*) FROM f WHERE x IS DISTINCT FROM x0 OR y IS DISTINCT FROM y0"),
         ["0"]
+    );
+}
+
+/// A bytea's text form follows `bytea_output`. Changed between a run and its rollback (here
+/// by the database's default), every restored row looked changed by the application: "0
+/// rows restored, 5 conflicts", and the backup gone.
+#[test]
+fn bytea_is_restored_whatever_output_the_database_chooses_between_run_and_rollback() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE b (id bigint PRIMARY KEY, v bytea, src bytea, v0 bytea);
+                   INSERT INTO b SELECT i, NULL, decode(lpad(to_hex(i), 4, '0') || 'ff00', 'hex'), NULL
+                   FROM generate_series(1, 5) AS i;",
+    };
+    let spec = "backfill v on b {\n    set v = src\n    batch 2\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &setup, spec);
+    let out = project.mig(&["run", "b.v"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    project.execute(
+        "DO $$ BEGIN
+             EXECUTE format('ALTER DATABASE %I SET bytea_output = escape', current_database());
+         END $$;",
+    );
+    let out = project.mig(&["rollback", "b.v"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("5 rows restored, 0 conflicts"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM b WHERE v IS NOT NULL"),
+        ["0"]
+    );
+}
+
+/// A column in a case-insensitive collation: PostgreSQL's `=` holds 'ABC' equal to 'abc',
+/// mig compares bytes as its interpreter does. The run skipped a change of case alone, and
+/// the rollback took an application's change of case for the run's value and overwrote it.
+#[test]
+fn a_case_insensitive_column_is_compared_by_bytes_in_run_and_rollback() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+                   CREATE TABLE t (id bigint PRIMARY KEY, code text COLLATE ci, src text);
+                   INSERT INTO t VALUES (1, 'abc', 'ABC'), (2, 'old', 'New');",
+    };
+    let spec = "migrate copy on t {\n    set code = src\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &setup, spec);
+    let out = project.mig(&["run", "copy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT code FROM t ORDER BY id"),
+        ["ABC", "New"]
+    );
+    project.execute("UPDATE t SET code = 'NEW' WHERE id = 2");
+    let out = project.mig(&["rollback", "copy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 rows restored, 1 conflicts"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        project.query("SELECT code FROM t ORDER BY id"),
+        ["abc", "NEW"]
+    );
+}
+
+/// `replace` searches bytes, as the interpreter does: on a column in a nondeterministic
+/// collation PostgreSQL refused the pushed-down search ("nondeterministic collations are not
+/// supported for substring searches") and every batch failed.
+#[test]
+fn replace_on_a_case_insensitive_column_searches_bytes() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+                   CREATE TABLE t (id bigint PRIMARY KEY, code text COLLATE ci, out text);
+                   INSERT INTO t VALUES (1, 'aAa', NULL), (2, 'bab', NULL);",
+    };
+    let spec = "backfill out on t {\n    set out = replace(code, 'a', 'z')\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &setup, spec);
+    let out = project.mig(&["plan", "t.out"]);
+    assert!(stdout(&out).contains("path: pushdown"), "{}", stdout(&out));
+    let out = project.mig(&["run", "t.out"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT out FROM t ORDER BY id"),
+        ["zAz", "bzb"]
     );
 }

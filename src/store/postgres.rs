@@ -267,9 +267,11 @@ impl PostgresStore {
         let mut client = config
             .connect(NoTls)
             .map_err(|e| open_error(postgres_message(&e)))?;
-        // Backups keep values as text: with fewer digits (`extra_float_digits` below 1, a
-        // setting a database or role may carry) a real or double came back rounded.
-        client.batch_execute("SET extra_float_digits = 3")?;
+        // Backups keep values as text, so the text forms are pinned against what a database
+        // or role may set: with fewer digits (`extra_float_digits` below 1) a real or double
+        // came back rounded; a bytea's follows `bytea_output`, and one written under `hex`
+        // and compared under `escape` looked changed by the application.
+        client.batch_execute("SET extra_float_digits = 3; SET bytea_output = hex")?;
         let mut store = PostgresStore {
             client,
             lock_timeout,
@@ -571,7 +573,13 @@ impl PostgresStore {
             }
             let column = quote_ident(column);
             assignments.push(format!("{column} = {}", pushed.sql));
-            differs.push(format!("({}) IS DISTINCT FROM t.{column}", pushed.sql));
+            // Bytes, as eval compares: in a case-insensitive collation 'ABC' would not
+            // differ from 'abc', and the row would keep its old value.
+            let bytes = if ty.is_text() { " COLLATE \"C\"" } else { "" };
+            differs.push(format!(
+                "(({}){bytes}) IS DISTINCT FROM t.{column}",
+                pushed.sql
+            ));
             present.push(format!("({}) IS NOT NULL", pushed.sql));
             old_nulls.push(format!("t.{column} IS NULL"));
         }
@@ -2116,7 +2124,11 @@ impl Store for PostgresStore {
                 names.push(format!("o{i}"));
                 names.push(format!("n{i}"));
                 sets.push(format!("{quoted} = _mig_record.o{i}::{base_type}"));
-                unchanged.push(format!("t.{quoted}::text IS NOT DISTINCT FROM _mig_record.n{i}"));
+                // In bytes: in the column's collation an application's change of case
+                // alone would pass for the value the run wrote, and be overwritten.
+                unchanged.push(format!(
+                    "(t.{quoted}::text COLLATE \"C\") IS NOT DISTINCT FROM _mig_record.n{i}"
+                ));
                 current.push(format!("t.{quoted}::text"));
                 values.push(column_of(i, &old));
                 values.push(column_of(i, &new));

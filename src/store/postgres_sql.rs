@@ -358,8 +358,14 @@ impl Renderer<'_> {
                     .iter()
                     .map(|a| text_only(a, name))
                     .collect::<Result<Vec<_>, _>>()?;
+                // Bytes, as eval searches; a column's nondeterministic (case-insensitive)
+                // collation made PostgreSQL refuse the search outright.
                 (
-                    format!("replace({})", texts.join(", ")),
+                    format!(
+                        "replace(({}) COLLATE \"C\", {})",
+                        texts[0],
+                        texts[1..].join(", ")
+                    ),
                     SqlType::Text,
                     total,
                 )
