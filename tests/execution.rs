@@ -242,6 +242,32 @@ fn a_case_only_change_is_written_even_under_a_nocase_column() {
     assert_eq!(project.dump("people"), before);
 }
 
+/// `unique` finds duplicates in bytes, as `=` in an `expect` compares, whatever the column's
+/// collation: under NOCASE (SQLite) or a case-insensitive ICU collation (PostgreSQL) 'Abc'
+/// and 'aBC' counted as one value, and a run's post-check failed and restored the run.
+#[test]
+fn unique_counts_values_by_bytes_under_a_case_insensitive_collation() {
+    let setup = Setup {
+        sqlite: "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT COLLATE NOCASE);
+                 INSERT INTO t VALUES (1, 'Abc'), (2, 'aBC'), (3, 'x'), (4, 'x');",
+        postgres: "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+                   CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT COLLATE ci);
+                   INSERT INTO t VALUES (1, 'Abc'), (2, 'aBC'), (3, 'x'), (4, 'x');",
+    };
+    let spec = "validate u on t {\n    unique s\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        let out = project.mig(&["validate", "u"]);
+        assert!(
+            stdout(&out).contains("u: FAILED (2 failed rows)"),
+            "{}: only the two 'x' repeat: {}{}",
+            backend.name(),
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
 #[test]
 fn a_spec_lock_timeout_wins_over_the_config_default() {
     let project = Project::sqlite(

@@ -1072,9 +1072,20 @@ impl PostgresStore {
                     Check::Unique(columns) => {
                         let alias = unique_count_alias(windows.len(), &names);
                         let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+                        // Duplicates in bytes, as `=` in an `expect` compares: in a
+                        // case-insensitive collation 'Abc' and 'aBC' were one value.
+                        let by: Vec<String> = columns
+                            .iter()
+                            .map(|c| match lookup(c) {
+                                Some((quoted, ty)) if ty.is_text() => {
+                                    format!("{quoted} COLLATE \"C\"")
+                                }
+                                _ => quote_ident(c),
+                            })
+                            .collect();
                         windows.push(format!(
                             ", count(*) OVER (PARTITION BY {}) AS {alias}",
-                            cols.join(", ")
+                            by.join(", ")
                         ));
                         let present: Vec<String> =
                             cols.iter().map(|c| format!("{c} IS NOT NULL")).collect();

@@ -1065,7 +1065,12 @@ impl Store for SqliteStore {
         let windows: Vec<String> = unique_counts
             .iter()
             .map(|(columns, alias)| {
-                let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+                // Duplicates in bytes, as `=` in an `expect` compares: under a column's
+                // NOCASE collation 'Abc' and 'aBC' were one value.
+                let cols: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{} COLLATE BINARY", quote_ident(c)))
+                    .collect();
                 format!(
                     ", count(*) OVER (PARTITION BY {}) AS {alias}",
                     cols.join(", ")
