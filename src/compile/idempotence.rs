@@ -36,18 +36,26 @@ pub fn idempotence(column: &str, value: &Expr, siblings: &[&str]) -> Idempotence
     ))
 }
 
-/// `column`, or a function from `lower upper trim abs round` applied to such a value:
-/// each is a projection (f(f(x)) = f(x)) and they commute, so any nesting of them is too.
+/// `column`, or a function from `lower upper trim abs round` applied to such a value: each
+/// is a projection (f(f(x)) = f(x)), and nested they stay one where they commute: trim, abs
+/// and round with each other and with a case mapping. `lower` and `upper` do not commute
+/// (`lower(upper('ẞ'))` is 'ß', and run again 'ss'), so a value mixing them is not proven.
 fn projection_of(column: &str, value: &Expr) -> bool {
+    let mut cases = Vec::new();
+    normalises(column, value, &mut cases) && cases.windows(2).all(|w| w[0] == w[1])
+}
+
+/// Whether `value` is `column` under projections only, noting its case mappings in `cases`.
+fn normalises(column: &str, value: &Expr, cases: &mut Vec<Function>) -> bool {
     match &value.kind {
         ExprKind::Column(c) => c == column,
-        ExprKind::Call { function, args } => {
-            let projection = matches!(
-                Function::lookup(&function.name),
-                Some(Function::Lower | Function::Upper | Function::Trim | Function::Abs)
-            ) || (Function::lookup(&function.name) == Some(Function::Round)
-                && args.len() == 1);
-            projection && args.len() == 1 && projection_of(column, &args[0])
+        ExprKind::Call { function, args } if args.len() == 1 => {
+            match Function::lookup(&function.name) {
+                Some(case @ (Function::Lower | Function::Upper)) => cases.push(case),
+                Some(Function::Trim | Function::Abs | Function::Round) => {}
+                _ => return false,
+            }
+            normalises(column, &args[0], cases)
         }
         _ => false,
     }
@@ -179,7 +187,7 @@ mod tests {
             "upper(e)",
             "trim(e)",
             "lower(trim(e))",
-            "upper(trim(lower(e)))",
+            "upper(trim(upper(e)))",
             "abs(e)",
         ] {
             assert!(
@@ -187,6 +195,20 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    /// `lower(upper(e))` on 'ẞ' writes 'ß', and run again 'ss': case mappings of both kinds
+    /// in one value are not proven, whichever way round.
+    #[test]
+    fn lower_and_upper_together_are_not_proven() {
+        for value in ["lower(upper(e))", "upper(trim(lower(e)))"] {
+            assert!(
+                matches!(verdict("e", value), Idempotence::Unknown(_)),
+                "{value}"
+            );
+        }
+        let once = "ẞ".to_uppercase().to_lowercase();
+        assert_ne!(once.to_uppercase().to_lowercase(), once);
     }
 
     #[test]
