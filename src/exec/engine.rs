@@ -135,6 +135,19 @@ fn resume_advice(migration: &str, source: &StoreError) -> String {
              row and `mig run {migration}` resumes the run, or change the spec and start a new \
              run with `mig run {migration} --restart`"
         )
+    } else if source.is_refused_by_table() {
+        format!(
+            "the table refused the batch (a trigger raised, or a row-level security policy \
+             refused a row), as it will again: fix the rows or the table and `mig run \
+             {migration}` resumes the run, or change the spec and start a new run with `mig \
+             run {migration} --restart`"
+        )
+    } else if source.is_too_large() {
+        format!(
+            "the batch was more than PostgreSQL takes at once (a backup record over 1 GB, of \
+             large values?), as it will be again: resume it with fewer rows a batch, `mig run \
+             {migration} --batch N`"
+        )
     } else {
         format!("`mig run {migration}` resumes it")
     }

@@ -37,6 +37,10 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Unsupported(String),
+    /// A value the spec computed that the column's type cannot hold (a real into a bigint
+    /// column, a double beyond `real`'s range).
+    #[error("{0}")]
+    Unwritable(String),
     /// The first run on a database could not make mig's own tables there.
     #[error(
         "cannot create mig's state tables (_mig_runs, _mig_backup, _mig_claims, \
@@ -367,8 +371,28 @@ impl StoreError {
     pub fn is_data_error(&self) -> bool {
         match self {
             StoreError::Postgres(e) => e.code().is_some_and(|code| code.code().starts_with("22")),
-            StoreError::Eval(_) => true,
+            StoreError::Eval(_) | StoreError::Unwritable(_) => true,
             _ => false,
+        }
+    }
+
+    /// Whether PostgreSQL refused the batch for what the table does with its rows, which it
+    /// will do again: a trigger that raised, a row-level security policy.
+    pub fn is_refused_by_table(&self) -> bool {
+        self.sqlstate()
+            .is_some_and(|code| code == "P0001" || code == "42501")
+    }
+
+    /// Whether the batch was more than PostgreSQL takes at once (an array or a value over
+    /// 1 GB, as the backup record of a batch of large values can be).
+    pub fn is_too_large(&self) -> bool {
+        self.sqlstate().is_some_and(|code| code == "54000")
+    }
+
+    fn sqlstate(&self) -> Option<&str> {
+        match self {
+            StoreError::Postgres(e) => e.code().map(|code| code.code()),
+            _ => None,
         }
     }
 }

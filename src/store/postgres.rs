@@ -1420,9 +1420,15 @@ fn as_param(value: &Value) -> &(dyn ToSql + Sync) {
 /// row changes; a value the column cannot hold is an error, never a silent conversion.
 fn coerce(value: Value, ty: ColumnType, column: &str) -> Result<Value, StoreError> {
     let refused = |value: &Value| {
-        StoreError::Unsupported(format!(
-            "cannot write {} {value} into column `{column}` ({ty:?})",
-            eval::type_name(value)
+        // A real's shortest form: 1e300 is not written out in 301 digits.
+        let shown = match value {
+            Value::Real(r) => format!("{r:?}"),
+            other => other.to_string(),
+        };
+        StoreError::Unwritable(format!(
+            "cannot write {} {shown} into column `{column}` ({})",
+            eval::type_name(value),
+            ty.sql_name()
         ))
     };
     Ok(match (ty, value) {
@@ -1434,7 +1440,11 @@ fn coerce(value: Value, ty: ColumnType, column: &str) -> Result<Value, StoreErro
         (ColumnType::Float8, Value::Integer(i)) => Value::Real(i as f64),
         (ColumnType::Float8, Value::Real(r)) => Value::Real(r),
         (ColumnType::Float4, Value::Integer(i)) => Value::Real(f64::from(i as f32)),
-        (ColumnType::Float4, Value::Real(r)) if (r as f32).is_finite() || !r.is_finite() => {
+        // Out of `real`'s range either way is refused, as PostgreSQL's own cast refuses it:
+        // too large for it, or so small it would be written as 0.
+        (ColumnType::Float4, Value::Real(r))
+            if ((r as f32).is_finite() || !r.is_finite()) && ((r as f32) != 0.0 || r == 0.0) =>
+        {
             Value::Real(f64::from(r as f32))
         }
         (ColumnType::Text | ColumnType::Varchar | ColumnType::Bpchar, v @ Value::Text(_)) => v,
@@ -2336,7 +2346,7 @@ fn check_run_position(
 
 #[cfg(test)]
 mod tests {
-    use super::{opening, stores_alike, with_length, Column, ColumnType, NullOldMisses};
+    use super::{coerce, opening, stores_alike, with_length, Column, ColumnType, NullOldMisses};
     use crate::value::Value;
     use std::time::Duration;
 
@@ -2351,6 +2361,28 @@ mod tests {
             computed: None,
             collate: String::new(),
             unique_not_null: true,
+        }
+    }
+
+    /// A double beyond `real`'s range is refused both ways, as PostgreSQL's cast refuses
+    /// it; 1e-50 was written as 0 (and -1e-50 as -0). The message names the SQL type and
+    /// the value in its short form.
+    #[test]
+    fn a_real_column_refuses_what_it_cannot_hold_either_way() {
+        for (value, written) in [(0.5, 0.5), (-0.0, -0.0), (1e-40, f64::from(1e-40_f32))] {
+            match coerce(Value::Real(value), ColumnType::Float4, "r4") {
+                Ok(Value::Real(r)) => assert_eq!(r.to_bits(), written.to_bits(), "{value}"),
+                other => panic!("{value}: {other:?}"),
+            }
+        }
+        for value in [1e-50, -1e-50, 1e300] {
+            let refused = coerce(Value::Real(value), ColumnType::Float4, "r4")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                refused.contains(&format!("real {value:?} into column `r4` (real)")),
+                "{refused}"
+            );
         }
     }
 

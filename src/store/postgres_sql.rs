@@ -68,6 +68,23 @@ impl ColumnType {
         })
     }
 
+    /// The type as PostgreSQL names it, for messages.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            ColumnType::Int2 => "smallint",
+            ColumnType::Int4 => "integer",
+            ColumnType::Int8 => "bigint",
+            ColumnType::Float4 => "real",
+            ColumnType::Float8 => "double precision",
+            ColumnType::Numeric => "numeric",
+            ColumnType::Text => "text",
+            ColumnType::Varchar => "character varying",
+            ColumnType::Bpchar => "character",
+            ColumnType::Bool => "boolean",
+            ColumnType::Bytea => "bytea",
+        }
+    }
+
     pub fn is_integer(self) -> bool {
         matches!(self, ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8)
     }
