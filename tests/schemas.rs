@@ -201,3 +201,70 @@ fn pg_inherits_is_read_only_where_a_table_has_children() {
     };
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Row-level security that applies to mig's role hides rows from its batches: a policy that
+/// let the role read every row but update only some made `mig run` retry its first batch
+/// forever (its locking read found no row, a plain read found rows after the checkpoint),
+/// and with larger batches it passed over the hidden rows and reported the run complete.
+/// Refused before the first batch; the table's owner (here the superuser) runs it.
+#[test]
+fn row_level_security_over_mig_s_role_is_refused_before_a_batch() {
+    let Some(admin) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE t (id integer PRIMARY KEY, mine boolean, v text);
+                   INSERT INTO t SELECT i, i > 10, 'v' || i FROM generate_series(1, 20) AS i;
+                   ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+                   CREATE POLICY see_all ON t FOR SELECT USING (true);
+                   CREATE POLICY change_mine ON t FOR UPDATE USING (mine);",
+    };
+    let project = Project::on(
+        &Backend::Postgres(admin.clone()),
+        &setup,
+        "migrate up on t {\n    set v = v || '!'\n    batch 5\n}\n",
+    );
+    let db = project.postgres.as_ref().unwrap();
+    let role = format!("{}_tenant", db.name);
+    db.client()
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA public TO {role}; \
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};"
+        ))
+        .unwrap();
+    let as_role = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let checked = project
+        .command(&["check"])
+        .env("MIG_DATABASE_URL", &as_role)
+        .output()
+        .unwrap();
+    // Asserted before `mig run`, which without the refusal never ended.
+    assert_eq!(checked.status.code(), Some(2), "{}", stdout(&checked));
+    let out = project
+        .command(&["run", "up"])
+        .env("MIG_DATABASE_URL", &as_role)
+        .output()
+        .unwrap();
+    let untouched = project.query("SELECT count(*) FROM t WHERE v LIKE '%!'");
+    let by_owner = project.mig(&["run", "up"]);
+    let changed = project.query("SELECT count(*) FROM t WHERE v LIKE '%!'");
+    drop(project);
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+        .unwrap();
+
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("table `t` has row-level security that applies to mig's role")
+            && said.contains("BYPASSRLS"),
+        "{said}"
+    );
+    assert_eq!(untouched, ["0"]);
+    assert!(by_owner.status.success(), "{}", stderr(&by_owner));
+    assert_eq!(changed, ["20"]);
+}

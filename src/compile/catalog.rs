@@ -128,6 +128,9 @@ pub struct TableSchema {
     /// Tables that inherit from this one (PostgreSQL's table inheritance, not partitions):
     /// a statement on this table reaches their rows too.
     pub inherited_by: Vec<String>,
+    /// PostgreSQL row-level security applies to mig's role here: its batches would not see
+    /// the rows a policy keeps from it, and would skip them.
+    pub row_security: bool,
 }
 
 /// What mig cannot do with a column, each with its reason as the end of a sentence that

@@ -296,6 +296,21 @@ impl<'a> Checker<'a> {
 
     /// A migration walks its table by one key column: its primary key or a declared override.
     fn walkable(&mut self, table: &TableSchema, at: &Ident) {
+        if table.row_security {
+            self.error(
+                Diagnostic::new(
+                    at.span,
+                    format!(
+                        "table `{}` has row-level security that applies to mig's role: its \
+                         batches would pass over the rows a policy keeps from them, and its \
+                         checks would not see them",
+                        table.name
+                    ),
+                )
+                .with_help("run mig as the table's owner (without FORCE ROW LEVEL SECURITY) or as a role with BYPASSRLS"),
+            );
+            return;
+        }
         if !table.inherited_by.is_empty() {
             let children: Vec<String> = table
                 .inherited_by

@@ -308,7 +308,7 @@ impl PostgresStore {
                     a.attnotnull AND EXISTS (SELECT 1 FROM pg_index u WHERE u.indrelid = c.oid \
                         AND u.indisunique AND u.indisvalid AND u.indnkeyatts = 1 AND u.indkey[0] = a.attnum \
                         AND u.indpred IS NULL AND u.indexprs IS NULL), \
-                    c.relkind = 'r' AND c.relhassubclass \
+                    c.relkind = 'r' AND c.relhassubclass, row_security_active(c.oid) \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              JOIN pg_type t ON t.oid = a.atttypid \
@@ -332,6 +332,7 @@ impl PostgresStore {
             if tables.last().is_none_or(|t| t.name != table) {
                 tables.push(TableSchema {
                     name: table.clone(),
+                    row_security: row.get(11),
                     ..TableSchema::default()
                 });
                 keys.push(vec![]);
