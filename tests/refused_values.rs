@@ -350,3 +350,42 @@ fn a_trigger_that_raises_or_a_value_of_another_type_says_it_will_fail_again() {
         "{said}"
     );
 }
+
+/// `mig plan` tells what `mig run` will do with the migration's stopped run: resume it at
+/// its checkpoint, or, under a changed spec, refuse to. It once described a fresh run over
+/// the whole table either way.
+#[test]
+fn plan_names_the_stopped_run_and_what_run_will_do_with_it() {
+    let setup = Setup {
+        sqlite: TABLE,
+        postgres: TABLE,
+    };
+    for backend in backends() {
+        let project = Project::on(
+            &backend,
+            &setup,
+            "migrate copy_a on t {\n    set b = a\n    batch 2\n}\n",
+        );
+        let out = project.mig(&["run", "copy_a"]);
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        let plan = stdout(&project.mig(&["plan", "copy_a"]));
+        assert!(
+            plan.contains(
+                "run 1 is unfinished at checkpoint 4 (4 rows processed, 4 updated): `mig run` \
+                 resumes it there"
+            ),
+            "{}: {plan}",
+            backend.name()
+        );
+        project.write_spec("migrate copy_a on t {\n    set b = coalesce(a, 0)\n    batch 2\n}\n");
+        let plan = stdout(&project.mig(&["plan", "copy_a"]));
+        assert!(
+            plan.contains(
+                "run 1 stopped at checkpoint 4 under another spec: `mig run` refuses to resume \
+                 it; `mig run copy_a --restart` abandons it"
+            ),
+            "{}: {plan}",
+            backend.name()
+        );
+    }
+}

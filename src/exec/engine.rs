@@ -120,6 +120,44 @@ pub enum ExecError {
     Store(#[from] StoreError),
 }
 
+/// What `mig run` does with `run` of `plan`'s migration when it is unfinished, in words for
+/// `mig plan`: the checkpoint it resumes from, or why it will not resume it. None when the
+/// run is over.
+fn unfinished_run(plan: &Plan, run: &RunRecord) -> Option<String> {
+    let at = run
+        .checkpoint
+        .as_ref()
+        .map_or("before its first batch".to_string(), |c| {
+            format!("at checkpoint {c}")
+        });
+    let id = run.id;
+    let name = plan.name();
+    Some(match run.status {
+        RunStatus::RollingBack => format!(
+            "run {id} is being rolled back and its rollback is unfinished: `mig run` refuses to \
+             start until `mig rollback {name}` finishes it (`mig run {name} --restart` gives it up)"
+        ),
+        RunStatus::Running | RunStatus::Checking if run.spec_hash != plan.spec_hash => format!(
+            "run {id} stopped {at} under another spec: `mig run` refuses to resume it; `mig run \
+             {name} --restart` abandons it (its backup is kept) and starts a new run"
+        ),
+        RunStatus::Running | RunStatus::Checking if run.row_limit != plan.limit => format!(
+            "run {id} stopped {at} under another row limit: `mig run` refuses to resume it with \
+             this one; `mig run {name} --restart` abandons it and starts a new run"
+        ),
+        RunStatus::Checking => format!(
+            "run {id} walked its table and its post-checks did not finish: `mig run` resumes it \
+             {at}, walking the rows written since, and runs the checks again"
+        ),
+        RunStatus::Running => format!(
+            "run {id} is unfinished {at} ({} rows processed, {} updated): `mig run` resumes it \
+             there, and the batch counts below are for the whole table",
+            run.processed, run.updated
+        ),
+        _ => return None,
+    })
+}
+
 /// How a run stopped by a failed batch goes on: a table that refused the values the batch
 /// wrote refuses them again until the spec or the rows change.
 fn resume_advice(migration: &str, source: &StoreError) -> String {
@@ -351,7 +389,18 @@ impl Engine {
 
     pub fn describe(&mut self, plan: &Plan) -> Result<Vec<String>, ExecError> {
         let rows = self.store.size(plan.table())?;
-        Ok(plan.describe(self.store.as_ref(), rows))
+        let mut lines = plan.describe(self.store.as_ref(), rows);
+        let runs = self.store.runs()?;
+        let unfinished = runs
+            .iter()
+            .rev()
+            .filter(|r| r.migration == plan.name())
+            .find_map(|run| unfinished_run(plan, run));
+        if let Some(line) = unfinished {
+            let at = lines.len().min(3);
+            lines.insert(at, line);
+        }
+        Ok(lines)
     }
 
     /// The name of the one migrate block on `table`, for requests that name only the table.
