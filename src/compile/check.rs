@@ -6,6 +6,7 @@ use super::catalog::{
 };
 use super::idempotence::idempotence;
 use crate::diagnostic::{Diagnostic, FileDiagnostics};
+use crate::exec::eval;
 use crate::syntax::ast::{
     Block, BlockKind, Expr, ExprKind, Function, Ident, Item, Span, SpecFile, StatementKind,
 };
@@ -469,6 +470,36 @@ impl<'a> Checker<'a> {
             }
             _ => {}
         });
+        self.constant_failures(expr);
+    }
+
+    /// A part that reads no column computes the same value for every row: where that fails
+    /// (`1 / 0`, an overflow, text added to a number), every batch would fail on its first
+    /// row. Parts already reported (an unknown function, a wrong argument count, a bad
+    /// pattern) are left alone.
+    fn constant_failures(&mut self, expr: &Expr) {
+        let (mut reads_a_column, mut well_formed) = (false, true);
+        expr.walk(&mut |e| match &e.kind {
+            ExprKind::Column(_) => reads_a_column = true,
+            ExprKind::Call { function, args } => {
+                well_formed &= Function::lookup(&function.name).is_some_and(|f| {
+                    let (min, max) = f.arity();
+                    args.len() >= min && max.is_none_or(|max| args.len() <= max)
+                });
+            }
+            ExprKind::Matches { pattern, .. } => well_formed &= regex::Regex::new(pattern).is_ok(),
+            _ => {}
+        });
+        if reads_a_column {
+            for child in expr.children() {
+                self.constant_failures(child);
+            }
+        } else if let (true, Err(e)) = (well_formed, eval::eval(expr, &Vec::new())) {
+            self.error(
+                Diagnostic::new(expr.span, format!("this part fails for every row: {e}"))
+                    .with_help("it reads no column, so it computes the same failure for every row and a run would stop at its first batch"),
+            );
+        }
     }
 
     fn call(&mut self, function: &Ident, got: usize) {

@@ -297,27 +297,26 @@ impl Expr {
     /// Calls `visit` on this expression and every expression inside it, parents first.
     pub fn walk<'e>(&'e self, visit: &mut impl FnMut(&'e Expr)) {
         visit(self);
+        for child in self.children() {
+            child.walk(visit);
+        }
+    }
+
+    /// The operands, in source order.
+    pub fn children(&self) -> Vec<&Expr> {
         match &self.kind {
-            ExprKind::Column(_) | ExprKind::Literal(_) => {}
+            ExprKind::Column(_) | ExprKind::Literal(_) => vec![],
             ExprKind::Unary { operand, .. }
             | ExprKind::IsNull { operand, .. }
-            | ExprKind::Matches { operand, .. } => operand.walk(visit),
-            ExprKind::Binary { left, right, .. } => {
-                left.walk(visit);
-                right.walk(visit);
-            }
+            | ExprKind::Matches { operand, .. } => vec![operand],
+            ExprKind::Binary { left, right, .. } => vec![left, right],
             ExprKind::InList { operand, list, .. } => {
-                operand.walk(visit);
-                list.iter().for_each(|e| e.walk(visit));
+                std::iter::once(&**operand).chain(list).collect()
             }
             ExprKind::Between {
                 operand, low, high, ..
-            } => {
-                operand.walk(visit);
-                low.walk(visit);
-                high.walk(visit);
-            }
-            ExprKind::Call { args, .. } => args.iter().for_each(|e| e.walk(visit)),
+            } => vec![operand, low, high],
+            ExprKind::Call { args, .. } => args.iter().collect(),
         }
     }
 
