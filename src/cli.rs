@@ -398,10 +398,28 @@ fn validate(config: Config, names: Vec<String>) -> Result<(), Failure> {
     } else {
         names
     };
-    let results = engine.validate(None, &names)?;
+    // One that cannot be evaluated is reported, and the others still are.
+    let (mut names, mut unevaluated) = (names, Vec::new());
+    let results = loop {
+        match engine.validate(None, &names) {
+            Err(e @ ExecError::ValidationUnevaluated { .. }) => {
+                if let ExecError::ValidationUnevaluated { name, .. } = &e {
+                    names.retain(|n| n != name);
+                }
+                unevaluated.push(e.to_string());
+            }
+            other => break other?,
+        }
+    };
     for r in &results {
         let verdict = if r.passed { "passed" } else { "FAILED" };
         println!("{}: {verdict} ({} failed rows)", r.name, r.failed_rows);
+    }
+    if !unevaluated.is_empty() {
+        return Err(Failure {
+            exit_code: 4,
+            text: unevaluated.join("\nerror: "),
+        });
     }
     if results.iter().all(|r| r.passed) {
         Ok(())

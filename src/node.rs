@@ -94,6 +94,7 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::BatchFailed { .. }
         | ExecError::RollbackFailed { .. }
         | ExecError::PostCheckUnrestored { .. }
+        | ExecError::ValidationUnevaluated { .. }
         | ExecError::Store(_) => ErrorCode::Internal,
     }
 }

@@ -414,3 +414,39 @@ fn text_that_is_not_utf8_stops_the_run_at_its_batch_with_nothing_half_written() 
         "batch 1 whole, batch 2 not begun"
     );
 }
+
+/// A validation whose `expect` fails to evaluate on some row is named, with where it is
+/// declared, and the others are still reported; it once stopped `mig validate` with the
+/// bare database error and no result at all.
+#[test]
+fn a_validation_that_cannot_be_evaluated_is_named_and_the_others_reported() {
+    let table = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER);
+                 INSERT INTO t VALUES (1, 1), (2, 0), (3, NULL);";
+    let setup = Setup {
+        sqlite: table,
+        postgres: table,
+    };
+    let spec = "validate bad on t {\n    expect 1 / a > 0\n}\n\n\
+                validate ok1 on t {\n    not_null a\n}\n\n\
+                validate ok2 on t {\n    expect id > 0\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        let out = project.mig(&["validate"]);
+        assert_eq!(out.status.code(), Some(4), "{}", backend.name());
+        assert!(
+            stdout(&out).contains("ok1: FAILED (1 failed rows)")
+                && stdout(&out).contains("ok2: passed (0 failed rows)"),
+            "{}: {}",
+            backend.name(),
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains("validation `bad` (specs/")
+                && stderr(&out).contains("could not be evaluated: ")
+                && stderr(&out).contains("division by zero"),
+            "{}: {}",
+            backend.name(),
+            stderr(&out)
+        );
+    }
+}

@@ -18,6 +18,12 @@ pub enum ExecError {
     Plan(#[from] PlanError),
     #[error("no validation named `{name}`{}", on_table(.table))]
     NoSuchValidation { name: String, table: Option<String> },
+    #[error("validation `{name}` ({at}) could not be evaluated: {source}")]
+    ValidationUnevaluated {
+        name: String,
+        at: String,
+        source: StoreError,
+    },
     #[error("table `{table}` has no `migrate` block, which a request naming only `table` runs (a backfill is named by `table` and `column`){}", known_names(.known))]
     NothingOnTable { table: String, known: Vec<String> },
     #[error("table `{table}` has {count} migrate blocks ({}): name one", .names.join(", "))]
@@ -818,12 +824,43 @@ impl Engine {
                 .filter(|&i| chosen[i].table == t)
                 .collect();
             let group: Vec<&compile::Validation> = indexes.iter().map(|&i| &chosen[i]).collect();
-            let counts = self.store.validate(t, &key, &group, None)?;
+            let counts = match self.store.validate(t, &key, &group, None) {
+                Ok(counts) => counts,
+                Err(e) => return Err(self.unevaluated(t, &key, &group, e)),
+            };
             for (r, i) in results_of(&group, &counts).into_iter().zip(indexes) {
                 results[i] = Some(r);
             }
         }
         Ok(results.into_iter().flatten().collect())
+    }
+
+    /// The error of validations of one table that failed to evaluate together (an `expect`
+    /// dividing by zero on some row), naming the first that fails alone.
+    fn unevaluated(
+        &mut self,
+        table: &str,
+        key: &str,
+        group: &[&compile::Validation],
+        together: StoreError,
+    ) -> ExecError {
+        let named = |v: &compile::Validation, source| ExecError::ValidationUnevaluated {
+            name: v.name.clone(),
+            at: format!(
+                "{}:{}:{}",
+                v.origin.path, v.origin.span.line, v.origin.span.col
+            ),
+            source,
+        };
+        if let [only] = group {
+            return named(only, together);
+        }
+        for v in group {
+            if let Err(alone) = self.store.validate(table, key, &[*v], None) {
+                return named(v, alone);
+            }
+        }
+        together.into()
     }
 
     /// Finishes the migration's interrupted rollback if there is one; otherwise restores the
