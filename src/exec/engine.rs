@@ -22,7 +22,7 @@ pub enum ExecError {
     ValidationUnevaluated {
         name: String,
         at: String,
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("table `{table}` has no `migrate` block, which a request naming only `table` runs (a backfill is named by `table` and `column`){}", known_names(.known))]
     NothingOnTable { table: String, known: Vec<String> },
@@ -850,7 +850,7 @@ impl Engine {
                 "{}:{}:{}",
                 v.origin.path, v.origin.span.line, v.origin.span.col
             ),
-            source,
+            source: Box::new(source),
         };
         if let [only] = group {
             return named(only, together);
