@@ -257,12 +257,40 @@ impl Region {
 
     /// An `operand` (`||`, `+ -`, `* / %`, unary minus).
     fn operand(&self, pair: Pair<Rule>) -> Result<(Expr, usize), Diagnostic> {
-        self.fold(pair.into_inner(), |p| self.primary(p))
+        let (pairs, minus_signs) = take_minus_of_big_integers(pair.into_inner());
+        self.fold(pairs.into_iter(), |p| {
+            match minus_signs
+                .iter()
+                .find(|(at, _)| *at == p.as_span().start())
+            {
+                Some((_, minus)) => self.negative_integer(minus, &p),
+                None => self.primary(p),
+            }
+        })
     }
 
-    fn fold(
+    /// A minus sign and digits that do not fit in 64 bits without it, read as one literal,
+    /// as PostgreSQL does, so `-9223372036854775808` is `i64::MIN`.
+    fn negative_integer(
         &self,
-        pairs: Pairs<Rule>,
+        minus: &Pair<Rule>,
+        digits: &Pair<Rule>,
+    ) -> Result<(Expr, usize), Diagnostic> {
+        let span = Span {
+            end: self.span(digits).end,
+            ..self.span(minus)
+        };
+        let written = format!("-{}", digits.as_str());
+        let value = written
+            .parse()
+            .map_err(|_| integer_too_big(span, &written))?;
+        let kind = ExprKind::Literal(Literal::Integer(value));
+        Ok((Expr { kind, span }, 1))
+    }
+
+    fn fold<'i>(
+        &self,
+        pairs: impl Iterator<Item = Pair<'i, Rule>>,
         primary: impl FnMut(Pair<Rule>) -> Result<(Expr, usize), Diagnostic>,
     ) -> Result<(Expr, usize), Diagnostic> {
         PRATT
@@ -409,15 +437,7 @@ impl Region {
             Rule::null_lit => leaf(ExprKind::Literal(Literal::Null)),
             Rule::integer => match pair.as_str().parse() {
                 Ok(n) => leaf(ExprKind::Literal(Literal::Integer(n))),
-                Err(_) => Err(Diagnostic::new(
-                    span,
-                    format!("integer `{}` does not fit in 64 bits", pair.as_str()),
-                )
-                .with_help(format!(
-                    "integers range from {} to {}",
-                    i64::MIN,
-                    i64::MAX
-                ))),
+                Err(_) => Err(integer_too_big(span, pair.as_str())),
             },
             Rule::real => match pair.as_str().parse::<f64>() {
                 Ok(r) if r.is_finite() => leaf(ExprKind::Literal(Literal::Real(r))),
@@ -429,6 +449,32 @@ impl Region {
             rule => unreachable!("not a primary: {rule:?}"),
         }
     }
+}
+
+/// Minus signs read as part of the integer literal after them, keyed by where its digits start.
+type MinusSigns<'i> = Vec<(usize, Pair<'i, Rule>)>;
+
+/// The pairs of an operand without each unary minus that stands right before digits too big
+/// for a positive `i64`, and those minus signs.
+fn take_minus_of_big_integers(pairs: Pairs<Rule>) -> (Vec<Pair<Rule>>, MinusSigns) {
+    let mut kept: Vec<Pair<Rule>> = Vec::new();
+    let mut minus_signs = Vec::new();
+    for pair in pairs {
+        let negated_big = pair.as_rule() == Rule::integer
+            && pair.as_str().parse::<i64>().is_err()
+            && kept.last().is_some_and(|p| p.as_rule() == Rule::neg_op);
+        if negated_big {
+            let minus = kept.pop().expect("a minus sign was just seen");
+            minus_signs.push((pair.as_span().start(), minus));
+        }
+        kept.push(pair);
+    }
+    (kept, minus_signs)
+}
+
+fn integer_too_big(span: Span, written: &str) -> Diagnostic {
+    Diagnostic::new(span, format!("integer `{written}` does not fit in 64 bits"))
+        .with_help(format!("integers range from {} to {}", i64::MIN, i64::MAX))
 }
 
 fn deeper(depth: usize, span: Span) -> Result<usize, Diagnostic> {
@@ -1124,6 +1170,49 @@ mod tests {
             (d[0].span.col, d[0].message.as_str()),
             (24, "number `99999999999999999999` is too large")
         );
+    }
+
+    #[test]
+    fn the_smallest_integer_is_its_digits_negated() {
+        let min = "Integer(-9223372036854775808)";
+        parses_as("-9223372036854775808", min);
+        parses_as("- 9223372036854775808", min);
+        parses_as("-09223372036854775808", min);
+        parses_as("a - -9223372036854775808", &format!("(a - {min})"));
+        parses_as("- -9223372036854775808", &format!("(-{min})"));
+        let e = expr("x * -9223372036854775808");
+        assert_eq!(e.to_string(), "x * (-9223372036854775808)");
+        assert_eq!(shape(&expr(&e.to_string())), shape(&e));
+        let e = expr("- -9223372036854775808");
+        assert_eq!(e.to_string(), "-(-9223372036854775808)");
+        assert_eq!(shape(&expr(&e.to_string())), shape(&e));
+        let ExprKind::Binary { right, .. } = expr("a = - 9223372036854775808").kind else {
+            panic!("a comparison");
+        };
+        assert_eq!(
+            (right.span.col, right.span.end - right.span.start),
+            (11, 21)
+        );
+        for (source, col, written) in [
+            ("a - 9223372036854775808", 28, "9223372036854775808"),
+            ("- 9223372036854775809", 24, "-9223372036854775809"),
+            ("- -99999999999999999999", 26, "-99999999999999999999"),
+            (
+                "--9223372036854775808\n 9223372036854775808",
+                2,
+                "9223372036854775808",
+            ),
+        ] {
+            let d = parse(&format!("migrate m on t {{ where {source} }}")).expect_err(source);
+            assert_eq!(
+                (d[0].span.col, d[0].message.as_str()),
+                (
+                    col,
+                    format!("integer `{written}` does not fit in 64 bits").as_str()
+                ),
+                "{source}"
+            );
+        }
     }
 
     #[test]
