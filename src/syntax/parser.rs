@@ -740,10 +740,8 @@ fn syntax_error(
                     "statements: set, where, batch, pause, yield, lock_timeout, retries, \
                      check, not_null, unique, expect",
                 )
-            } else if found_is_comparison(&source[at..]) && !positives.contains(&Rule::compare_op) {
-                diagnostic.with_help(
-                    "comparisons do not chain: write `a < b and b < c`, or use parentheses",
-                )
+            } else if let Some(help) = misplaced_comparison(&source[..at], &source[at..], &words) {
+                diagnostic.with_help(help)
             } else {
                 diagnostic
             }
@@ -751,8 +749,28 @@ fn syntax_error(
     }
 }
 
-fn found_is_comparison(rest: &str) -> bool {
-    rest.starts_with(['=', '<', '>']) || rest.starts_with("!=")
+/// Help for a comparison operator where the parser expected something else, by what came
+/// before it: a whole comparison (they do not chain), `set` (its column is missing), another
+/// `=` (`==`), or nothing that could be its left side.
+fn misplaced_comparison(before: &str, rest: &str, words: &[&str]) -> Option<String> {
+    let op = ["<=", ">=", "<>", "!=", "=", "<", ">"]
+        .into_iter()
+        .find(|op| rest.starts_with(op))?;
+    let before = before.trim_end();
+    let previous_word = &before[before.trim_end_matches(is_ident_char).len()..];
+    if words.contains(&"an operator") {
+        Some("comparisons do not chain: write `a < b and b < c`, or use parentheses".into())
+    } else if words.contains(&"a name") && previous_word.eq_ignore_ascii_case("set") {
+        Some("`set` names the column it writes before `=`: `set COLUMN = expression`".into())
+    } else if !words.contains(&"an expression") {
+        None
+    } else if op == "=" && before.ends_with('=') {
+        Some("write one `=`: it both assigns (`set a = 1`) and compares (`where a = 1`)".into())
+    } else {
+        Some(format!(
+            "`{op}` compares two values and the one before it is missing, as in `a {op} 1`"
+        ))
+    }
 }
 
 fn is_reserved(word: &str) -> bool {
@@ -1155,6 +1173,43 @@ mod tests {
     fn comparisons_do_not_chain() {
         let d = parse("validate v on t { expect a < b < c }").expect_err("chained");
         assert_eq!((d[0].span.col, d[0].help.is_some()), (32, true));
+    }
+
+    #[test]
+    fn a_misplaced_comparison_gets_help_that_fits_it() {
+        let help = |body: &str| {
+            let d = parse(&format!("migrate m on t {{\n    {body}\n}}")).expect_err(body);
+            d[0].help.clone()
+        };
+        let chain = "comparisons do not chain: write `a < b and b < c`, or use parentheses";
+        let one_equals =
+            "write one `=`: it both assigns (`set a = 1`) and compares (`where a = 1`)";
+        for (body, want) in [
+            (
+                "set = 1",
+                Some("`set` names the column it writes before `=`: `set COLUMN = expression`"),
+            ),
+            (
+                "SET\n = 1",
+                Some("`set` names the column it writes before `=`: `set COLUMN = expression`"),
+            ),
+            (
+                "where = 1",
+                Some("`=` compares two values and the one before it is missing, as in `a = 1`"),
+            ),
+            (
+                "where a and <= 1",
+                Some("`<=` compares two values and the one before it is missing, as in `a <= 1`"),
+            ),
+            ("set y == 1", Some(one_equals)),
+            ("where y = = 1", Some(one_equals)),
+            ("where a < b < c", Some(chain)),
+            ("set y = a = b = c", Some(chain)),
+            ("batch = 5", None),
+            ("check = v", None),
+        ] {
+            assert_eq!(help(body).as_deref(), want, "{body}");
+        }
     }
 
     #[test]
