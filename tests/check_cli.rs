@@ -104,6 +104,32 @@ fn without_a_reachable_database_tables_are_not_checked_and_it_says_so() {
     );
 }
 
+/// A tab in the echoed line is shown as spaces, and the caret is placed by the same count,
+/// so it sits under the token at fault; the caret once counted a tab as one column while the
+/// terminal showed it as several, which put it left of the token. The column in `-->` still
+/// counts a tab as one character.
+#[test]
+fn the_caret_sits_under_the_token_in_a_tab_indented_spec() {
+    let project = schema_project();
+    let spec = project.path().join("tabs.mig");
+    std::fs::write(
+        &spec,
+        "backfill full_name on users {\n\tset full_name =\temal\n}\n",
+    )
+    .unwrap();
+    let out = mig_check(project.path(), &spec.display().to_string());
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let rendered = stderr(&out);
+    let lines: Vec<&str> = rendered.lines().collect();
+    assert_eq!(
+        lines[1],
+        format!(" --> {}:2:18", spec.display()),
+        "{rendered}"
+    );
+    assert_eq!(lines[3], "2 |     set full_name =    emal", "{rendered}");
+    assert_eq!(lines[4], "  |                        ^^^^", "{rendered}");
+}
+
 /// One column of a composite primary key repeats its values, so it is no key to walk by:
 /// keyset batches over it skip or repeat the rows that share a value across a batch's end.
 /// SQLite marks every column of such a key as part of the primary key, which once passed
