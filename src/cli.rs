@@ -171,10 +171,7 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
             .iter()
             .map(|p| {
                 std::fs::read_to_string(p)
-                    .map(|text| SourceFile {
-                        path: p.display().to_string(),
-                        text,
-                    })
+                    .map(|text| SourceFile::from_disk(p.display().to_string(), text))
                     .map_err(|e| Failure {
                         exit_code: 2,
                         text: format!("cannot read {}: {e}", p.display()),

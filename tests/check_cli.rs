@@ -104,6 +104,40 @@ fn without_a_reachable_database_tables_are_not_checked_and_it_says_so() {
     );
 }
 
+/// Editors on Windows start a UTF-8 file with a byte-order mark. It is no part of the spec:
+/// such a file checks as it would without it, and columns on its first line count from the
+/// first character the editor shows. It was once the error "expected `backfill`, ...,
+/// found `\u{feff}`", naming a character nobody sees.
+#[test]
+fn a_spec_starting_with_a_byte_order_mark_is_read_without_it() {
+    let project = schema_project();
+    let good = project.path().join("bom.mig");
+    let users =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/users.mig"))
+            .unwrap();
+    std::fs::write(&good, format!("\u{feff}{users}")).unwrap();
+    let out = mig_check(project.path(), &good.display().to_string());
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let bad = project.path().join("bad.mig");
+    std::fs::write(
+        &bad,
+        "\u{feff}backfill full_name users { set full_name = email }\n",
+    )
+    .unwrap();
+    let out = mig_check(project.path(), &bad.display().to_string());
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: expected `on`, found `users`\n --> {}:1:20\n  |\n\
+             1 | backfill full_name users {{ set full_name = email }}\n  |                    ^^^^^\n\n\
+             error: could not compile: 1 error in 1 file\n",
+            bad.display()
+        )
+    );
+}
+
 /// A tab in the echoed line is shown as spaces, and the caret is placed by the same count,
 /// so it sits under the token at fault; the caret once counted a tab as one column while the
 /// terminal showed it as several, which put it left of the token. The column in `-->` still

@@ -1053,10 +1053,7 @@ pub fn read_specs(dir: &Path) -> Result<Vec<SourceFile>, ExecError> {
                 .file_name()
                 .map(|d| Path::new(d).join(p.file_name().unwrap_or_default()))
                 .unwrap_or_else(|| p.clone());
-            Ok(SourceFile {
-                path: shown.display().to_string(),
-                text,
-            })
+            Ok(SourceFile::from_disk(shown.display().to_string(), text))
         })
         .collect()
 }

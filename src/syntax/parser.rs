@@ -718,6 +718,9 @@ fn syntax_error(
             let found_words = match source[at..].chars().next() {
                 None => "end of file".to_string(),
                 Some('\n' | '\r') => "end of line".to_string(),
+                Some('\u{feff}') => {
+                    "a byte-order mark (U+FEFF), which only a file's start may hold".to_string()
+                }
                 Some(c) if c.is_whitespace() => "a space".to_string(),
                 Some(_) => format!("`{found}`"),
             };
@@ -1158,6 +1161,17 @@ mod tests {
         assert_eq!(
             errors("x"),
             ["1:1: expected `backfill`, `migrate`, `validate` or `table`, found `x`"]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_inside_a_file_is_named() {
+        assert_eq!(
+            errors("backfill a on t { set a = 1 }\n\u{feff}backfill b on t { set b = 1 }"),
+            [
+                "2:1: expected `backfill`, `migrate`, `validate` or `table`, \
+              found a byte-order mark (U+FEFF), which only a file's start may hold"
+            ]
         );
     }
 
