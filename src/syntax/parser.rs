@@ -392,13 +392,27 @@ impl Region {
                 let kind = ExprKind::Matches {
                     operand,
                     pattern_span: self.span(&text),
-                    pattern: text_value(&text),
+                    pattern: self.text_value(&text)?,
                 };
                 (kind, 0)
             }
             rule => unreachable!("not a predicate suffix: {rule:?}"),
         };
         Ok((Expr { kind, span }, deeper(depth.max(inner_depth), span)?))
+    }
+
+    /// The value of a `'text'` literal: `''` stands for one quote, as in SQL. A NUL is
+    /// refused here, where its place is known: PostgreSQL text cannot hold one, so a run
+    /// would otherwise fail on the server with no word of where it came from.
+    fn text_value(&self, pair: &Pair<Rule>) -> Result<String, Diagnostic> {
+        let quoted = pair.as_str();
+        if let Some(at) = quoted.find('\0') {
+            return Err(Diagnostic::new(
+                span_inside(self.span(pair), quoted, at),
+                "text literals cannot hold NUL (U+0000): PostgreSQL text cannot store it",
+            ));
+        }
+        Ok(quoted[1..quoted.len() - 1].replace("''", "'"))
     }
 
     fn primary(&self, pair: Pair<Rule>) -> Result<(Expr, usize), Diagnostic> {
@@ -431,7 +445,7 @@ impl Region {
                 Ok((Expr { kind, span }, deeper(depth, span)?))
             }
             Rule::column => leaf(ExprKind::Column(pair.as_str().to_string())),
-            Rule::text => leaf(ExprKind::Literal(Literal::Text(text_value(&pair)))),
+            Rule::text => leaf(ExprKind::Literal(Literal::Text(self.text_value(&pair)?))),
             Rule::true_lit => leaf(ExprKind::Literal(Literal::Bool(true))),
             Rule::false_lit => leaf(ExprKind::Literal(Literal::Bool(false))),
             Rule::null_lit => leaf(ExprKind::Literal(Literal::Null)),
@@ -506,12 +520,6 @@ fn binary_op(symbol: &str) -> BinaryOp {
         "%" => BinaryOp::Mod,
         other => unreachable!("not a binary operator: {other}"),
     }
-}
-
-/// The value of a `'text'` literal: `''` stands for one quote, as in SQL.
-fn text_value(pair: &Pair<Rule>) -> String {
-    let quoted = pair.as_str();
-    quoted[1..quoted.len() - 1].replace("''", "'")
 }
 
 /// The byte offset of the first place where parentheses and prefix operators nest deeper than
@@ -816,6 +824,25 @@ fn closing_quote(quoted: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// The one-character span at byte `at` of `text`, a token that `outer` spans.
+fn span_inside(outer: Span, text: &str, at: usize) -> Span {
+    let before = &text[..at];
+    let (line, col) = match before.rfind('\n') {
+        Some(newline) => (
+            outer.line + before.matches('\n').count(),
+            before[newline + 1..].chars().count() + 1,
+        ),
+        None => (outer.line, outer.col + before.chars().count()),
+    };
+    let start = outer.start + at;
+    Span {
+        start,
+        end: start + text[at..].chars().next().map_or(1, char::len_utf8),
+        line,
+        col,
+    }
 }
 
 /// A span of `len` bytes at byte `at` of `source`, with its line and character column.
@@ -1172,6 +1199,23 @@ mod tests {
                 "2:1: expected `backfill`, `migrate`, `validate` or `table`, \
               found a byte-order mark (U+FEFF), which only a file's start may hold"
             ]
+        );
+    }
+
+    #[test]
+    fn a_nul_in_a_text_literal_is_refused_where_it_stands() {
+        let nul = "text literals cannot hold NUL (U+0000): PostgreSQL text cannot store it";
+        assert_eq!(
+            errors("migrate m on t {\n  set x = s || 'a\0b'\n}"),
+            [format!("2:18: {nul}")]
+        );
+        assert_eq!(
+            errors("validate v on t {\n  expect s matches 'é\n\0'\n}"),
+            [format!("3:1: {nul}")]
+        );
+        assert_eq!(
+            errors("-- \0 in a comment\nmigrate m on t { set x = '\0' }"),
+            [format!("2:27: {nul}")]
         );
     }
 
