@@ -144,6 +144,12 @@ impl From<ExecError> for Failure {
                 text: String::new(),
             };
         }
+        if let ExecError::UnreadableSpecs(_) = &e {
+            return Failure {
+                exit_code: 2,
+                text: e.to_string(),
+            };
+        }
         Refusal::from(e).into()
     }
 }
