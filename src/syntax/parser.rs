@@ -730,6 +730,10 @@ fn syntax_error(
                     "a byte-order mark (U+FEFF), which only a file's start may hold".to_string()
                 }
                 Some(c) if c.is_whitespace() => "a space".to_string(),
+                // Shown between backticks, a control character is invisible or garbles the line.
+                Some(c) if c.is_control() => {
+                    format!("the control character U+{:04X}", u32::from(c))
+                }
                 Some(_) => format!("`{found}`"),
             };
             let diagnostic = Diagnostic::new(
@@ -1216,6 +1220,18 @@ mod tests {
         assert_eq!(
             errors("-- \0 in a comment\nmigrate m on t { set x = '\0' }"),
             [format!("2:27: {nul}")]
+        );
+    }
+
+    #[test]
+    fn a_control_character_is_named_by_its_code_point() {
+        assert_eq!(
+            errors("migrate m on t { set x = \0 }"),
+            ["1:26: expected an expression, found the control character U+0000"]
+        );
+        assert_eq!(
+            errors("migrate m on t { set x = a \u{7} }"),
+            ["1:28: expected an operator, a statement or `}`, found the control character U+0007"]
         );
     }
 
