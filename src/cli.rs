@@ -6,6 +6,7 @@
 
 use crate::compile::{self, Idempotence, SourceFile};
 use crate::config::Config;
+use crate::diagnostic::FileDiagnostics;
 use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
 use crate::plan::RunOptions;
@@ -14,7 +15,7 @@ use crate::value::Value;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -144,6 +145,12 @@ impl From<ExecError> for Failure {
                 text: String::new(),
             };
         }
+        if let ExecError::UnreadableSpecs(_) = &e {
+            return Failure {
+                exit_code: 2,
+                text: e.to_string(),
+            };
+        }
         Refusal::from(e).into()
     }
 }
@@ -164,24 +171,7 @@ impl From<Refusal> for Failure {
 }
 
 fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
-    let sources = if files.is_empty() {
-        exec::read_specs(&config.specs)?
-    } else {
-        files
-            .iter()
-            .map(|p| {
-                std::fs::read_to_string(p)
-                    .map(|text| SourceFile {
-                        path: p.display().to_string(),
-                        text,
-                    })
-                    .map_err(|e| Failure {
-                        exit_code: 2,
-                        text: format!("cannot read {}: {e}", p.display()),
-                    })
-            })
-            .collect::<Result<_, _>>()?
-    };
+    let (sources, reported) = check_sources(&config, files)?;
     // Specs are checked on their own where the database cannot be opened; a database that
     // opens but whose schema cannot be read is an error, not a check without it.
     let schema = match exec::read_schema(&config) {
@@ -199,14 +189,14 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
             })
         }
     };
-    let catalog = compile::compile(&sources, schema.as_ref()).map_err(|d| {
-        eprint!("{}", compile::render_diagnostics(&d));
-        Failure {
-            exit_code: 2,
-            text: String::new(),
-        }
-    })?;
-    for m in &catalog.migrations {
+    let catalog =
+        compile::compile(&sources, schema.as_ref()).map_err(|all| refuse_specs(all, &reported))?;
+    let is_reported = |path: &String| reported.contains(path);
+    for m in catalog
+        .migrations
+        .iter()
+        .filter(|m| is_reported(&m.origin.path))
+    {
         println!("{} {} on {}", kind_word(m.kind), m.name, m.table);
         for a in &m.sets {
             let mark = match a.idempotence {
@@ -222,15 +212,25 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
             );
         }
     }
-    for v in &catalog.validations {
+    let validations: Vec<_> = catalog
+        .validations
+        .iter()
+        .filter(|v| is_reported(&v.origin.path))
+        .collect();
+    for v in &validations {
         println!("validate {} on {}", v.name, v.table);
     }
+    let migrations = catalog
+        .migrations
+        .iter()
+        .filter(|m| is_reported(&m.origin.path))
+        .count();
     println!(
         "ok: {} file{}, {} migrations, {} validations{}",
-        sources.len(),
-        if sources.len() == 1 { "" } else { "s" },
-        catalog.migrations.len(),
-        catalog.validations.len(),
+        reported.len(),
+        if reported.len() == 1 { "" } else { "s" },
+        migrations,
+        validations.len(),
         if schema.is_some() {
             ", checked against the live schema"
         } else {
@@ -238,6 +238,75 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
         }
     );
     Ok(())
+}
+
+/// The specs `mig check` compiles, and the paths of those it reports on. Files named on the
+/// command line are checked in the context of the specs folder, as a run will see them: the
+/// folder's other files come first, so a name declared twice is reported in the named file.
+/// A file named twice, or named and in the folder, is read once.
+fn check_sources(
+    config: &Config,
+    files: &[PathBuf],
+) -> Result<(Vec<SourceFile>, Vec<String>), Failure> {
+    let folder = match exec::read_specs(&config.specs) {
+        Err(ExecError::SpecsFolder { .. }) if !files.is_empty() && !config.specs.exists() => {
+            Vec::new()
+        }
+        folder => folder?,
+    };
+    if files.is_empty() {
+        let reported = folder.iter().map(|f| f.path.clone()).collect();
+        return Ok((folder, reported));
+    }
+    let mut named: Vec<(PathBuf, SourceFile)> = Vec::new();
+    for path in files {
+        let cannot_read = |e: std::io::Error| Failure {
+            exit_code: 2,
+            text: format!("cannot read {}: {e}", path.display()),
+        };
+        let real = path.canonicalize().map_err(cannot_read)?;
+        if named.iter().any(|(seen, _)| *seen == real) {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).map_err(cannot_read)?;
+        named.push((
+            real,
+            SourceFile::from_disk(path.display().to_string(), text),
+        ));
+    }
+    let in_folder = |f: &SourceFile| {
+        let file_name = Path::new(&f.path).file_name().unwrap_or_default();
+        config.specs.join(file_name).canonicalize().ok()
+    };
+    let mut sources: Vec<SourceFile> = folder
+        .into_iter()
+        .filter(|f| in_folder(f).is_none_or(|real| named.iter().all(|(n, _)| *n != real)))
+        .collect();
+    let reported = named.iter().map(|(_, f)| f.path.clone()).collect();
+    sources.extend(named.into_iter().map(|(_, f)| f));
+    Ok((sources, reported))
+}
+
+/// Prints the diagnostics of the reported files. Errors only in other files of the specs
+/// folder are named, not shown: they stop a run as surely, but `mig check FILE` is about FILE.
+fn refuse_specs(all: Vec<FileDiagnostics>, reported: &[String]) -> Failure {
+    let (mine, others): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|f| reported.contains(&f.path));
+    eprint!("{}", compile::render_diagnostics(&mine));
+    if mine.is_empty() {
+        let paths: Vec<&str> = others.iter().map(|f| f.path.as_str()).collect();
+        return Failure {
+            exit_code: 2,
+            text: format!(
+                "the specs folder does not compile: other files have errors ({}); `mig check` shows them",
+                paths.join(", ")
+            ),
+        };
+    }
+    Failure {
+        exit_code: 2,
+        text: String::new(),
+    }
 }
 
 fn kind_word(kind: compile::MigrationKind) -> &'static str {

@@ -45,7 +45,13 @@ impl FileDiagnostics {
     }
 }
 
-/// One diagnostic as text. The caret covers the span's part of its first line.
+/// Columns a tab takes in the echoed source line, as rustc shows it.
+const TAB_WIDTH: usize = 4;
+
+/// One diagnostic as text. The caret covers the span's part of its first line. Tabs in the
+/// echoed line are expanded to spaces and the caret is placed by the same count, so it sits
+/// under the span whatever tab width the terminal uses; the reported column still counts a
+/// tab as one character.
 pub fn render_one(path: &str, source: &str, d: &Diagnostic) -> String {
     let line_text = source
         .lines()
@@ -53,20 +59,18 @@ pub fn render_one(path: &str, source: &str, d: &Diagnostic) -> String {
         .unwrap_or("");
     let gutter = d.span.line.to_string().len();
     let pad = " ".repeat(gutter);
-    let caret_start = line_text
-        .char_indices()
-        .take_while(|(i, _)| *i < column_byte_offset(line_text, d.span.col))
-        .count();
+    let caret_start = display_width(&line_text[..column_byte_offset(line_text, d.span.col)]);
     let span_len = source
         .get(d.span.start..d.span.end)
-        .map(|s| s.lines().next().unwrap_or("").chars().count())
+        .map(|s| display_width(s.lines().next().unwrap_or("")))
         .unwrap_or(1)
         .max(1);
     let mut out = String::new();
     let _ = writeln!(out, "error: {}", d.message);
     let _ = writeln!(out, "{pad}--> {}:{}:{}", path, d.span.line, d.span.col);
     let _ = writeln!(out, "{pad} |");
-    let _ = writeln!(out, "{} | {}", d.span.line, line_text);
+    let echoed = line_text.replace('\t', &" ".repeat(TAB_WIDTH));
+    let _ = writeln!(out, "{} | {}", d.span.line, echoed);
     let _ = writeln!(
         out,
         "{pad} | {}{}",
@@ -77,6 +81,13 @@ pub fn render_one(path: &str, source: &str, d: &Diagnostic) -> String {
         let _ = writeln!(out, "{pad} = help: {help}");
     }
     out
+}
+
+/// The columns `text` takes once its tabs are expanded.
+fn display_width(text: &str) -> usize {
+    text.chars()
+        .map(|c| if c == '\t' { TAB_WIDTH } else { 1 })
+        .sum()
 }
 
 /// Byte offset in `line` of the 1-based character column `col`.
@@ -109,6 +120,28 @@ mod tests {
         assert_eq!(
             text,
             "error: batch size must be at least 1\n --> specs/a.mig:2:11\n  |\n2 |     batch 0\n  |           ^\n"
+        );
+    }
+
+    #[test]
+    fn caret_lines_up_under_a_tab_indented_span() {
+        let source = "backfill x on t {\n\tset x = a +\t!b\n}\n";
+        let start = source.find('!').unwrap();
+        let span = Span {
+            start,
+            end: start + 1,
+            line: 2,
+            col: 14,
+        };
+        let text = render_one(
+            "specs/a.mig",
+            source,
+            &Diagnostic::new(span, "expected an expression, found `!`"),
+        );
+        assert_eq!(
+            text,
+            "error: expected an expression, found `!`\n --> specs/a.mig:2:14\n  |\n\
+             2 |     set x = a +    !b\n  |                    ^\n"
         );
     }
 }

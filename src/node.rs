@@ -89,6 +89,7 @@ fn code_of(e: &ExecError) -> ErrorCode {
         }
         ExecError::Specs(_)
         | ExecError::SpecsFolder { .. }
+        | ExecError::UnreadableSpecs(_)
         | ExecError::Demo(_)
         | ExecError::Unsupported(_)
         | ExecError::BatchFailed { .. }

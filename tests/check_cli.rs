@@ -29,13 +29,14 @@ fn schema_project() -> tempfile::TempDir {
 }
 
 fn mig_check(project: &Path, file: &str) -> std::process::Output {
+    mig_check_files(project, &[file])
+}
+
+fn mig_check_files(project: &Path, files: &[&str]) -> std::process::Output {
+    let config = project.join("mig.toml").display().to_string();
     Command::new(common::MIG)
-        .args([
-            "--config",
-            &project.join("mig.toml").display().to_string(),
-            "check",
-            file,
-        ])
+        .args(["--config", &config, "check"])
+        .args(files)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("MIG_DATABASE_URL")
         .output()
@@ -101,6 +102,121 @@ fn without_a_reachable_database_tables_are_not_checked_and_it_says_so() {
         stdout(&out).starts_with("note: the database is not reachable"),
         "{}",
         stdout(&out)
+    );
+}
+
+/// Editors on Windows start a UTF-8 file with a byte-order mark. It is no part of the spec:
+/// such a file checks as it would without it, and columns on its first line count from the
+/// first character the editor shows. It was once the error "expected `backfill`, ...,
+/// found `\u{feff}`", naming a character nobody sees.
+#[test]
+fn a_spec_starting_with_a_byte_order_mark_is_read_without_it() {
+    let project = schema_project();
+    let good = project.path().join("bom.mig");
+    let users =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/users.mig"))
+            .unwrap();
+    std::fs::write(&good, format!("\u{feff}{users}")).unwrap();
+    let out = mig_check(project.path(), &good.display().to_string());
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let bad = project.path().join("bad.mig");
+    std::fs::write(
+        &bad,
+        "\u{feff}backfill full_name users { set full_name = email }\n",
+    )
+    .unwrap();
+    let out = mig_check(project.path(), &bad.display().to_string());
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: expected `on`, found `users`\n --> {}:1:20\n  |\n\
+             1 | backfill full_name users {{ set full_name = email }}\n  |                    ^^^^^\n\n\
+             error: could not compile: 1 error in 1 file\n",
+            bad.display()
+        )
+    );
+}
+
+/// A tab in the echoed line is shown as spaces, and the caret is placed by the same count,
+/// so it sits under the token at fault; the caret once counted a tab as one column while the
+/// terminal showed it as several, which put it left of the token. The column in `-->` still
+/// counts a tab as one character.
+#[test]
+fn the_caret_sits_under_the_token_in_a_tab_indented_spec() {
+    let project = schema_project();
+    let spec = project.path().join("tabs.mig");
+    std::fs::write(
+        &spec,
+        "backfill full_name on users {\n\tset full_name =\temal\n}\n",
+    )
+    .unwrap();
+    let out = mig_check(project.path(), &spec.display().to_string());
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let rendered = stderr(&out);
+    let lines: Vec<&str> = rendered.lines().collect();
+    assert_eq!(
+        lines[1],
+        format!(" --> {}:2:18", spec.display()),
+        "{rendered}"
+    );
+    assert_eq!(lines[3], "2 |     set full_name =    emal", "{rendered}");
+    assert_eq!(lines[4], "  |                        ^^^^", "{rendered}");
+}
+
+/// `mig check FILE` checks FILE as a run will see it, beside the other files of the specs
+/// folder, and reports on FILE alone. It once checked FILE on its own: a `check` naming a
+/// validation of another file was "unknown validation", and a file named twice was "declared
+/// twice" with itself.
+#[test]
+fn a_named_file_is_checked_in_the_context_of_the_specs_folder() {
+    let project = schema_project();
+    let specs = project.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    let a = specs.join("a.mig");
+    std::fs::write(
+        &a,
+        "backfill full_name on users {\n    set full_name = email\n    check v\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("b.mig"),
+        "validate v on users {\n    not_null email\n}\n",
+    )
+    .unwrap();
+    let a = a.display().to_string();
+    let also_a = specs.join(".").join("a.mig").display().to_string();
+    let only_a = "backfill users.full_name on users\n  \
+                  set full_name = email: idempotent (does not read `full_name`)\n\
+                  ok: 1 file, 1 migrations, 0 validations, checked against the live schema\n";
+    for files in [&[a.as_str()][..], &[&a, &a, &also_a]] {
+        let out = mig_check_files(project.path(), files);
+        assert!(out.status.success(), "{files:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), only_a, "{files:?}");
+    }
+
+    let outside = project.path().join("v.mig");
+    std::fs::write(&outside, "validate v on users {\n    unique email\n}\n").unwrap();
+    let out = mig_check(project.path(), &outside.display().to_string());
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).starts_with("error: `v` is declared twice"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(
+        specs.join("c.mig"),
+        "validate w on users {\n    not_null emal\n}\n",
+    )
+    .unwrap();
+    let out = mig_check(project.path(), &a);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: the specs folder does not compile: other files have errors (specs/c.mig); \
+         `mig check` shows them\n"
     );
 }
 

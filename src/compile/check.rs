@@ -23,6 +23,19 @@ pub struct SourceFile {
     pub text: String,
 }
 
+impl SourceFile {
+    /// A spec file as read from disk. A leading byte-order mark, which editors on Windows
+    /// write, is not part of the spec: it is dropped, so the first line's columns count from
+    /// what the editor shows.
+    pub fn from_disk(path: String, text: String) -> SourceFile {
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        };
+        SourceFile { path, text }
+    }
+}
+
 /// Parses and checks every file. The catalog keeps declaration order (files in the order
 /// given, items in file order). Errors are grouped per file, in input order, and within a
 /// file in source order. Items that parse are checked even in a file with syntax errors.

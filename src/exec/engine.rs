@@ -1,5 +1,6 @@
 //! The executor: one `Engine` per database, shared by the CLI and the node.
 
+use super::specs::{describe_unreadable, read_specs, UnreadableSpec};
 use super::throttle::{Pace, Throttle, YieldReport};
 use crate::compile::{self, Catalog, Schema, SourceFile};
 use crate::config::{Config, Database};
@@ -9,7 +10,6 @@ use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError};
 use crate::value::Value;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,8 @@ pub enum ExecError {
     Specs(Vec<FileDiagnostics>),
     #[error("cannot read specs folder {path}: {message}")]
     SpecsFolder { path: String, message: String },
+    #[error("{}", describe_unreadable(.0))]
+    UnreadableSpecs(Vec<UnreadableSpec>),
     #[error("cannot create the demo database: {0}")]
     Demo(String),
     #[error("{0}")]
@@ -1128,36 +1130,6 @@ fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
             config.defaults.lock_timeout,
         )?)),
     }
-}
-
-/// Every `.mig` file directly in `dir`, in name order, with paths shown relative to the
-/// project root's parent folder when possible.
-pub fn read_specs(dir: &Path) -> Result<Vec<SourceFile>, ExecError> {
-    let folder_error = |e: std::io::Error| ExecError::SpecsFolder {
-        path: dir.display().to_string(),
-        message: e.to_string(),
-    };
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(folder_error)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "mig"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).map_err(folder_error)?;
-            let shown = dir
-                .file_name()
-                .map(|d| Path::new(d).join(p.file_name().unwrap_or_default()))
-                .unwrap_or_else(|| p.clone());
-            Ok(SourceFile {
-                path: shown.display().to_string(),
-                text,
-            })
-        })
-        .collect()
 }
 
 /// The runs recorded in the configured database, read without compiling the specs, so it

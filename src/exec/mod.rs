@@ -1,9 +1,11 @@
 //! Stage 4: running plans. `engine` drives batches, post-checks, rollback and repeated runs
 //! over a `Store`; the node and the CLI both call it. `eval` gives every expression its one
-//! meaning; `throttle` spaces batches out (`pause`, `yield`).
+//! meaning; `throttle` spaces batches out (`pause`, `yield`); `specs` reads the specs folder.
 
 pub mod engine;
 pub mod eval;
+pub mod specs;
 pub mod throttle;
 
 pub use engine::*;
+pub use specs::read_specs;

@@ -257,12 +257,40 @@ impl Region {
 
     /// An `operand` (`||`, `+ -`, `* / %`, unary minus).
     fn operand(&self, pair: Pair<Rule>) -> Result<(Expr, usize), Diagnostic> {
-        self.fold(pair.into_inner(), |p| self.primary(p))
+        let (pairs, minus_signs) = take_minus_of_big_integers(pair.into_inner());
+        self.fold(pairs.into_iter(), |p| {
+            match minus_signs
+                .iter()
+                .find(|(at, _)| *at == p.as_span().start())
+            {
+                Some((_, minus)) => self.negative_integer(minus, &p),
+                None => self.primary(p),
+            }
+        })
     }
 
-    fn fold(
+    /// A minus sign and digits that do not fit in 64 bits without it, read as one literal,
+    /// as PostgreSQL does, so `-9223372036854775808` is `i64::MIN`.
+    fn negative_integer(
         &self,
-        pairs: Pairs<Rule>,
+        minus: &Pair<Rule>,
+        digits: &Pair<Rule>,
+    ) -> Result<(Expr, usize), Diagnostic> {
+        let span = Span {
+            end: self.span(digits).end,
+            ..self.span(minus)
+        };
+        let written = format!("-{}", digits.as_str());
+        let value = written
+            .parse()
+            .map_err(|_| integer_too_big(span, &written))?;
+        let kind = ExprKind::Literal(Literal::Integer(value));
+        Ok((Expr { kind, span }, 1))
+    }
+
+    fn fold<'i>(
+        &self,
+        pairs: impl Iterator<Item = Pair<'i, Rule>>,
         primary: impl FnMut(Pair<Rule>) -> Result<(Expr, usize), Diagnostic>,
     ) -> Result<(Expr, usize), Diagnostic> {
         PRATT
@@ -364,13 +392,27 @@ impl Region {
                 let kind = ExprKind::Matches {
                     operand,
                     pattern_span: self.span(&text),
-                    pattern: text_value(&text),
+                    pattern: self.text_value(&text)?,
                 };
                 (kind, 0)
             }
             rule => unreachable!("not a predicate suffix: {rule:?}"),
         };
         Ok((Expr { kind, span }, deeper(depth.max(inner_depth), span)?))
+    }
+
+    /// The value of a `'text'` literal: `''` stands for one quote, as in SQL. A NUL is
+    /// refused here, where its place is known: PostgreSQL text cannot hold one, so a run
+    /// would otherwise fail on the server with no word of where it came from.
+    fn text_value(&self, pair: &Pair<Rule>) -> Result<String, Diagnostic> {
+        let quoted = pair.as_str();
+        if let Some(at) = quoted.find('\0') {
+            return Err(Diagnostic::new(
+                span_inside(self.span(pair), quoted, at),
+                "text literals cannot hold NUL (U+0000): PostgreSQL text cannot store it",
+            ));
+        }
+        Ok(quoted[1..quoted.len() - 1].replace("''", "'"))
     }
 
     fn primary(&self, pair: Pair<Rule>) -> Result<(Expr, usize), Diagnostic> {
@@ -403,21 +445,13 @@ impl Region {
                 Ok((Expr { kind, span }, deeper(depth, span)?))
             }
             Rule::column => leaf(ExprKind::Column(pair.as_str().to_string())),
-            Rule::text => leaf(ExprKind::Literal(Literal::Text(text_value(&pair)))),
+            Rule::text => leaf(ExprKind::Literal(Literal::Text(self.text_value(&pair)?))),
             Rule::true_lit => leaf(ExprKind::Literal(Literal::Bool(true))),
             Rule::false_lit => leaf(ExprKind::Literal(Literal::Bool(false))),
             Rule::null_lit => leaf(ExprKind::Literal(Literal::Null)),
             Rule::integer => match pair.as_str().parse() {
                 Ok(n) => leaf(ExprKind::Literal(Literal::Integer(n))),
-                Err(_) => Err(Diagnostic::new(
-                    span,
-                    format!("integer `{}` does not fit in 64 bits", pair.as_str()),
-                )
-                .with_help(format!(
-                    "integers range from {} to {}",
-                    i64::MIN,
-                    i64::MAX
-                ))),
+                Err(_) => Err(integer_too_big(span, pair.as_str())),
             },
             Rule::real => match pair.as_str().parse::<f64>() {
                 Ok(r) if r.is_finite() => leaf(ExprKind::Literal(Literal::Real(r))),
@@ -429,6 +463,32 @@ impl Region {
             rule => unreachable!("not a primary: {rule:?}"),
         }
     }
+}
+
+/// Minus signs read as part of the integer literal after them, keyed by where its digits start.
+type MinusSigns<'i> = Vec<(usize, Pair<'i, Rule>)>;
+
+/// The pairs of an operand without each unary minus that stands right before digits too big
+/// for a positive `i64`, and those minus signs.
+fn take_minus_of_big_integers(pairs: Pairs<Rule>) -> (Vec<Pair<Rule>>, MinusSigns) {
+    let mut kept: Vec<Pair<Rule>> = Vec::new();
+    let mut minus_signs = Vec::new();
+    for pair in pairs {
+        let negated_big = pair.as_rule() == Rule::integer
+            && pair.as_str().parse::<i64>().is_err()
+            && kept.last().is_some_and(|p| p.as_rule() == Rule::neg_op);
+        if negated_big {
+            let minus = kept.pop().expect("a minus sign was just seen");
+            minus_signs.push((pair.as_span().start(), minus));
+        }
+        kept.push(pair);
+    }
+    (kept, minus_signs)
+}
+
+fn integer_too_big(span: Span, written: &str) -> Diagnostic {
+    Diagnostic::new(span, format!("integer `{written}` does not fit in 64 bits"))
+        .with_help(format!("integers range from {} to {}", i64::MIN, i64::MAX))
 }
 
 fn deeper(depth: usize, span: Span) -> Result<usize, Diagnostic> {
@@ -460,12 +520,6 @@ fn binary_op(symbol: &str) -> BinaryOp {
         "%" => BinaryOp::Mod,
         other => unreachable!("not a binary operator: {other}"),
     }
-}
-
-/// The value of a `'text'` literal: `''` stands for one quote, as in SQL.
-fn text_value(pair: &Pair<Rule>) -> String {
-    let quoted = pair.as_str();
-    quoted[1..quoted.len() - 1].replace("''", "'")
 }
 
 /// The byte offset of the first place where parentheses and prefix operators nest deeper than
@@ -672,7 +726,14 @@ fn syntax_error(
             let found_words = match source[at..].chars().next() {
                 None => "end of file".to_string(),
                 Some('\n' | '\r') => "end of line".to_string(),
+                Some('\u{feff}') => {
+                    "a byte-order mark (U+FEFF), which only a file's start may hold".to_string()
+                }
                 Some(c) if c.is_whitespace() => "a space".to_string(),
+                // Shown between backticks, a control character is invisible or garbles the line.
+                Some(c) if c.is_control() => {
+                    format!("the control character U+{:04X}", u32::from(c))
+                }
                 Some(_) => format!("`{found}`"),
             };
             let diagnostic = Diagnostic::new(
@@ -694,10 +755,8 @@ fn syntax_error(
                     "statements: set, where, batch, pause, yield, lock_timeout, retries, \
                      check, not_null, unique, expect",
                 )
-            } else if found_is_comparison(&source[at..]) && !positives.contains(&Rule::compare_op) {
-                diagnostic.with_help(
-                    "comparisons do not chain: write `a < b and b < c`, or use parentheses",
-                )
+            } else if let Some(help) = misplaced_comparison(&source[..at], &source[at..], &words) {
+                diagnostic.with_help(help)
             } else {
                 diagnostic
             }
@@ -705,8 +764,28 @@ fn syntax_error(
     }
 }
 
-fn found_is_comparison(rest: &str) -> bool {
-    rest.starts_with(['=', '<', '>']) || rest.starts_with("!=")
+/// Help for a comparison operator where the parser expected something else, by what came
+/// before it: a whole comparison (they do not chain), `set` (its column is missing), another
+/// `=` (`==`), or nothing that could be its left side.
+fn misplaced_comparison(before: &str, rest: &str, words: &[&str]) -> Option<String> {
+    let op = ["<=", ">=", "<>", "!=", "=", "<", ">"]
+        .into_iter()
+        .find(|op| rest.starts_with(op))?;
+    let before = before.trim_end();
+    let previous_word = &before[before.trim_end_matches(is_ident_char).len()..];
+    if words.contains(&"an operator") {
+        Some("comparisons do not chain: write `a < b and b < c`, or use parentheses".into())
+    } else if words.contains(&"a name") && previous_word.eq_ignore_ascii_case("set") {
+        Some("`set` names the column it writes before `=`: `set COLUMN = expression`".into())
+    } else if !words.contains(&"an expression") {
+        None
+    } else if op == "=" && before.ends_with('=') {
+        Some("write one `=`: it both assigns (`set a = 1`) and compares (`where a = 1`)".into())
+    } else {
+        Some(format!(
+            "`{op}` compares two values and the one before it is missing, as in `a {op} 1`"
+        ))
+    }
 }
 
 fn is_reserved(word: &str) -> bool {
@@ -749,6 +828,25 @@ fn closing_quote(quoted: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// The one-character span at byte `at` of `text`, a token that `outer` spans.
+fn span_inside(outer: Span, text: &str, at: usize) -> Span {
+    let before = &text[..at];
+    let (line, col) = match before.rfind('\n') {
+        Some(newline) => (
+            outer.line + before.matches('\n').count(),
+            before[newline + 1..].chars().count() + 1,
+        ),
+        None => (outer.line, outer.col + before.chars().count()),
+    };
+    let start = outer.start + at;
+    Span {
+        start,
+        end: start + text[at..].chars().next().map_or(1, char::len_utf8),
+        line,
+        col,
+    }
 }
 
 /// A span of `len` bytes at byte `at` of `source`, with its line and character column.
@@ -1098,6 +1196,46 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_inside_a_file_is_named() {
+        assert_eq!(
+            errors("backfill a on t { set a = 1 }\n\u{feff}backfill b on t { set b = 1 }"),
+            [
+                "2:1: expected `backfill`, `migrate`, `validate` or `table`, \
+              found a byte-order mark (U+FEFF), which only a file's start may hold"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_nul_in_a_text_literal_is_refused_where_it_stands() {
+        let nul = "text literals cannot hold NUL (U+0000): PostgreSQL text cannot store it";
+        assert_eq!(
+            errors("migrate m on t {\n  set x = s || 'a\0b'\n}"),
+            [format!("2:18: {nul}")]
+        );
+        assert_eq!(
+            errors("validate v on t {\n  expect s matches 'é\n\0'\n}"),
+            [format!("3:1: {nul}")]
+        );
+        assert_eq!(
+            errors("-- \0 in a comment\nmigrate m on t { set x = '\0' }"),
+            [format!("2:27: {nul}")]
+        );
+    }
+
+    #[test]
+    fn a_control_character_is_named_by_its_code_point() {
+        assert_eq!(
+            errors("migrate m on t { set x = \0 }"),
+            ["1:26: expected an expression, found the control character U+0000"]
+        );
+        assert_eq!(
+            errors("migrate m on t { set x = a \u{7} }"),
+            ["1:28: expected an operator, a statement or `}`, found the control character U+0007"]
+        );
+    }
+
+    #[test]
     fn reserved_words_are_not_columns() {
         let d = parse("migrate m on t { set a = null + in }").expect_err("in is reserved");
         assert_eq!(d[0].message, "expected an expression, found `in`");
@@ -1109,6 +1247,43 @@ mod tests {
     fn comparisons_do_not_chain() {
         let d = parse("validate v on t { expect a < b < c }").expect_err("chained");
         assert_eq!((d[0].span.col, d[0].help.is_some()), (32, true));
+    }
+
+    #[test]
+    fn a_misplaced_comparison_gets_help_that_fits_it() {
+        let help = |body: &str| {
+            let d = parse(&format!("migrate m on t {{\n    {body}\n}}")).expect_err(body);
+            d[0].help.clone()
+        };
+        let chain = "comparisons do not chain: write `a < b and b < c`, or use parentheses";
+        let one_equals =
+            "write one `=`: it both assigns (`set a = 1`) and compares (`where a = 1`)";
+        for (body, want) in [
+            (
+                "set = 1",
+                Some("`set` names the column it writes before `=`: `set COLUMN = expression`"),
+            ),
+            (
+                "SET\n = 1",
+                Some("`set` names the column it writes before `=`: `set COLUMN = expression`"),
+            ),
+            (
+                "where = 1",
+                Some("`=` compares two values and the one before it is missing, as in `a = 1`"),
+            ),
+            (
+                "where a and <= 1",
+                Some("`<=` compares two values and the one before it is missing, as in `a <= 1`"),
+            ),
+            ("set y == 1", Some(one_equals)),
+            ("where y = = 1", Some(one_equals)),
+            ("where a < b < c", Some(chain)),
+            ("set y = a = b = c", Some(chain)),
+            ("batch = 5", None),
+            ("check = v", None),
+        ] {
+            assert_eq!(help(body).as_deref(), want, "{body}");
+        }
     }
 
     #[test]
@@ -1124,6 +1299,49 @@ mod tests {
             (d[0].span.col, d[0].message.as_str()),
             (24, "number `99999999999999999999` is too large")
         );
+    }
+
+    #[test]
+    fn the_smallest_integer_is_its_digits_negated() {
+        let min = "Integer(-9223372036854775808)";
+        parses_as("-9223372036854775808", min);
+        parses_as("- 9223372036854775808", min);
+        parses_as("-09223372036854775808", min);
+        parses_as("a - -9223372036854775808", &format!("(a - {min})"));
+        parses_as("- -9223372036854775808", &format!("(-{min})"));
+        let e = expr("x * -9223372036854775808");
+        assert_eq!(e.to_string(), "x * (-9223372036854775808)");
+        assert_eq!(shape(&expr(&e.to_string())), shape(&e));
+        let e = expr("- -9223372036854775808");
+        assert_eq!(e.to_string(), "-(-9223372036854775808)");
+        assert_eq!(shape(&expr(&e.to_string())), shape(&e));
+        let ExprKind::Binary { right, .. } = expr("a = - 9223372036854775808").kind else {
+            panic!("a comparison");
+        };
+        assert_eq!(
+            (right.span.col, right.span.end - right.span.start),
+            (11, 21)
+        );
+        for (source, col, written) in [
+            ("a - 9223372036854775808", 28, "9223372036854775808"),
+            ("- 9223372036854775809", 24, "-9223372036854775809"),
+            ("- -99999999999999999999", 26, "-99999999999999999999"),
+            (
+                "--9223372036854775808\n 9223372036854775808",
+                2,
+                "9223372036854775808",
+            ),
+        ] {
+            let d = parse(&format!("migrate m on t {{ where {source} }}")).expect_err(source);
+            assert_eq!(
+                (d[0].span.col, d[0].message.as_str()),
+                (
+                    col,
+                    format!("integer `{written}` does not fit in 64 bits").as_str()
+                ),
+                "{source}"
+            );
+        }
     }
 
     #[test]

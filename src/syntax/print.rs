@@ -98,12 +98,14 @@ fn write_list(f: &mut fmt::Formatter<'_>, items: &[Expr]) -> fmt::Result {
 }
 
 /// An operand inside an operator: parenthesised unless it is atomic, so the printed text
-/// never depends on precedence rules.
+/// never depends on precedence rules. A negative literal is not atomic: after a unary minus
+/// its sign would start a `--` comment.
 struct Nested<'a>(&'a Expr);
 
 impl fmt::Display for Nested<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0.kind {
+            ExprKind::Literal(Literal::Integer(i)) if *i < 0 => write!(f, "({})", self.0),
             ExprKind::Column(_) | ExprKind::Literal(_) | ExprKind::Call { .. } => {
                 write!(f, "{}", self.0)
             }
