@@ -14,7 +14,7 @@ use crate::value::{self, Fnv, Value, ValueView};
 use rusqlite::{
     ffi, params, params_from_iter, Connection, ErrorCode, OptionalExtension, ParamsFromIter,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_int, c_void};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -242,7 +242,7 @@ impl SqliteStore {
             ))
         })?;
         let rows: Vec<(String, i64, i64, bool)> = rows.collect::<Result<_, _>>()?;
-        let unique = self.uniquely_indexed(name)?;
+        let unique = self.unique_index_collations(name)?;
         let mut schema = TableSchema {
             name: name.to_string(),
             ..TableSchema::default()
@@ -256,11 +256,16 @@ impl SqliteStore {
             // A primary key walks as it always has: SQLite lets a non-integer one hold NULL,
             // but a table keyed so is its own choice, not a column a spec picked. One column
             // of a composite key is no key: its values repeat.
-            let keys = (pk > 0 && key_width == 1) || (not_null && unique.contains(&column));
+            let keys = (pk > 0 && key_width == 1) || (not_null && unique.contains_key(&column));
+            let unwalkable = if keys {
+                self.collation_mismatch(name, &column, unique.get(&column))?
+            } else {
+                Some(NOT_A_KEY.into())
+            };
             let limits = ColumnLimits {
                 unwritable: (hidden > 0)
                     .then(|| "is a generated column: SQLite computes its values".into()),
-                unwalkable: (!keys).then(|| NOT_A_KEY.into()),
+                unwalkable,
                 ..ColumnLimits::default()
             };
             if limits != ColumnLimits::default() {
@@ -274,16 +279,101 @@ impl SqliteStore {
     }
 
     /// The columns of `table` that a unique index covers alone, whole (not partial) and by
-    /// name (not an expression).
-    fn uniquely_indexed(&self, table: &str) -> Result<BTreeSet<String>, StoreError> {
+    /// name (not an expression), each with the collations of those indexes (a primary key's
+    /// own index among them, except for an INTEGER PRIMARY KEY, which has none).
+    fn unique_index_collations(
+        &self,
+        table: &str,
+    ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT min(i.name) FROM pragma_index_list(?1) AS l, pragma_index_info(l.name) AS i \
-             WHERE l.\"unique\" AND NOT l.partial GROUP BY l.name \
+            "SELECT min(i.name), min(i.coll) FROM pragma_index_list(?1) AS l, \
+             pragma_index_xinfo(l.name) AS i \
+             WHERE l.\"unique\" AND NOT l.partial AND i.key GROUP BY l.name \
              HAVING count(*) = 1 AND min(i.cid) >= 0",
         )?;
-        let names = stmt.query_map([table], |r| r.get::<_, String>(0))?;
-        Ok(names.collect::<Result<_, _>>()?)
+        let rows = stmt.query_map([table], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut collations: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in rows {
+            let (column, collation) = row?;
+            collations.entry(column).or_default().push(collation);
+        }
+        Ok(collations)
     }
+
+    /// Why `column` cannot key a walk although an index makes it unique: every comparison of
+    /// a walk (`key > ?`, `ORDER BY key`, a rollback's `key = ?`) uses the column's collation,
+    /// but the index promises unique values only under its own. A NOCASE column whose values
+    /// are unique under BINARY holds 'ann' and 'Ann', which a walk takes for one key: a batch
+    /// skipped one of them and a rollback restored each one's old value into the other.
+    /// `indexes` is None for an INTEGER PRIMARY KEY, which holds integers only.
+    fn collation_mismatch(
+        &self,
+        table: &str,
+        column: &str,
+        indexes: Option<&Vec<String>>,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(indexes) = indexes else {
+            return Ok(None);
+        };
+        let compared = column_collation(&self.conn, table, column)?;
+        if indexes.iter().any(|c| c.eq_ignore_ascii_case(&compared)) {
+            return Ok(None);
+        }
+        let index = indexes.join(" or ");
+        Ok(Some(format!(
+            "is compared in collation {compared}, but the unique index that makes it a key \
+             compares in {index}: values unique under {index} can be equal under {compared} \
+             (NOCASE takes 'ann' and 'Ann' for one value), so keyset batches would skip rows \
+             and a rollback would restore one row's old values into another; declare the \
+             column COLLATE {index}, or make it unique under its own collation \
+             (CREATE UNIQUE INDEX … ({column} COLLATE {compared})), or name another key"
+        )))
+    }
+}
+
+/// The collation SQLite compares `column` of `table` in (BINARY unless declared), as SQLite
+/// itself resolves it: no pragma reports a column's collation.
+fn column_collation(conn: &Connection, table: &str, column: &str) -> Result<String, StoreError> {
+    let name = |s: &str| {
+        std::ffi::CString::new(s)
+            .map_err(|_| StoreError::Unsupported(format!("the name {s:?} holds a NUL character")))
+    };
+    let (c_table, c_column) = (name(table)?, name(column)?);
+    let mut collation: *const std::ffi::c_char = std::ptr::null();
+    // SAFETY: `conn.handle()` is a live connection; the names are NUL-terminated and outlive
+    // the call; the outputs SQLite does not set stay null, which it allows. The collation's
+    // text is SQLite's and lives until the next call on the connection, so it is copied
+    // before any.
+    let (code, found) = unsafe {
+        let code = ffi::sqlite3_table_column_metadata(
+            conn.handle(),
+            c"main".as_ptr(),
+            c_table.as_ptr(),
+            c_column.as_ptr(),
+            std::ptr::null_mut(),
+            &mut collation,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        let found = (!collation.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(collation)
+                .to_string_lossy()
+                .into_owned()
+        });
+        (code, found)
+    };
+    if code != ffi::SQLITE_OK {
+        return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(code),
+            Some(format!(
+                "cannot read the collation of column {column} of {table}"
+            )),
+        )));
+    }
+    Ok(found.unwrap_or_else(|| "BINARY".into()))
 }
 
 /// `mig_capture(column, key, old, new)` records one set column of a row the batch's UPDATE is
