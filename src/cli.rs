@@ -183,7 +183,8 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
             .collect::<Result<_, _>>()?
     };
     // Specs are checked on their own where the database cannot be opened; a database that
-    // opens but whose schema cannot be read is an error, not a check without it.
+    // opens but whose schema cannot be read is an error, not a check without it, and one
+    // locked past the lock timeout is "try again", as for every command.
     let schema = match exec::read_schema(&config) {
         Ok(schema) => Some(schema),
         Err(e @ ExecError::Store(StoreError::Open { .. })) => {
@@ -192,6 +193,7 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
             );
             None
         }
+        Err(e @ ExecError::Store(StoreError::LockTimeout { .. })) => return Err(e.into()),
         Err(e) => {
             return Err(Failure {
                 exit_code: 4,

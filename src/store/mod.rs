@@ -24,7 +24,7 @@ pub enum StoreError {
     #[error("{0}")]
     Eval(#[from] EvalError),
     /// Also PostgreSQL's deadlock and serialization failures: contention worth a retry.
-    #[error("another transaction holds a lock this batch needs (a row, the table, or on SQLite the database; waited {waited_ms} ms)")]
+    #[error("another transaction holds a lock mig needs (a row, the table, or on SQLite the database; waited {waited_ms} ms)")]
     LockTimeout { waited_ms: u128 },
     #[error("cannot open database {path}: {message}")]
     Open { path: String, message: String },

@@ -106,13 +106,17 @@ struct CapturedColumn {
 impl SqliteStore {
     /// Opens `path` for reading and writing. A file mig cannot write (read-only, or on a
     /// read-only mount) fails here, naming the file, since switching to WAL is a write.
+    /// Another connection's lock that outlasts `lock_timeout` is a lock timeout, as it is
+    /// for a batch: the database is there, only busy.
     pub fn open(path: &Path, lock_timeout: Duration) -> Result<SqliteStore, StoreError> {
         let cannot_open = |e: rusqlite::Error| StoreError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        let started = Instant::now();
         let conn = Connection::open(path).map_err(cannot_open)?;
         Self::with_connection(conn, lock_timeout).map_err(|e| match e {
+            StoreError::Sqlite(e) if is_busy(&e) => lock_error(e, started),
             StoreError::Sqlite(e) => cannot_open(e),
             other => other,
         })
@@ -560,6 +564,18 @@ fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     StoreError::Sqlite(e)
 }
 
+/// Runs `read`, taking a database that stayed busy for the busy timeout as a lock timeout:
+/// in rollback-journal mode a writer's lock keeps readers out too, and reads outside a batch
+/// (the schema, `mig status`, validations) waited for it as a batch does but then failed as
+/// internal errors, where a batch says "try again".
+fn reading<T>(read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let started = Instant::now();
+    read().map_err(|e| match e {
+        StoreError::Sqlite(e) => lock_error(e, started),
+        other => other,
+    })
+}
+
 /// The SQL of one batch, in two forms: `first` for a run's first batch (no checkpoint yet)
 /// and `next` for the batches after a checkpoint.
 struct BatchSql {
@@ -876,23 +892,25 @@ fn failure_terms(
 
 impl Store for SqliteStore {
     fn schema(&mut self) -> Result<Schema, StoreError> {
-        let names: Vec<String> = {
-            // Virtual tables are left out: mig cannot walk them, and reading the columns of
-            // one whose module (an extension: sqlite-vec, spatialite) this process lacks
-            // fails, which once failed every command on every table of the database.
-            let mut stmt = self.conn.prepare(
+        reading(|| {
+            let names: Vec<String> = {
+                // Virtual tables are left out: mig cannot walk them, and reading the columns of
+                // one whose module (an extension: sqlite-vec, spatialite) this process lacks
+                // fails, which once failed every command on every table of the database.
+                let mut stmt = self.conn.prepare(
                 "SELECT name FROM sqlite_master WHERE type = 'table' \
                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_mig\\_%' ESCAPE '\\' \
                  AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
             )?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let tables = names
-            .iter()
-            .map(|n| self.table_schema(n))
-            .collect::<Result<_, _>>()?;
-        Ok(Schema { tables })
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let tables = names
+                .iter()
+                .map(|n| self.table_schema(n))
+                .collect::<Result<_, _>>()?;
+            Ok(Schema { tables })
+        })
     }
 
     fn prepare_state(&mut self) -> Result<(), StoreError> {
@@ -903,36 +921,42 @@ impl Store for SqliteStore {
     }
 
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError> {
-        let sql = format!("SELECT count(*) FROM {}", quote_ident(table));
-        let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
-        Ok(n as u64)
+        reading(|| {
+            let sql = format!("SELECT count(*) FROM {}", quote_ident(table));
+            let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
     }
 
     /// Read through the key's index, where NULLs sort first: no scan of the table.
     fn null_keys(&mut self, table: &str, key: &str) -> Result<u64, StoreError> {
-        let sql = format!(
-            "SELECT count(*) FROM {} WHERE {} IS NULL",
-            quote_ident(table),
-            quote_ident(key)
-        );
-        let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
-        Ok(n as u64)
+        reading(|| {
+            let sql = format!(
+                "SELECT count(*) FROM {} WHERE {} IS NULL",
+                quote_ident(table),
+                quote_ident(key)
+            );
+            let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
     }
 
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError> {
-        let has_runs: bool = self.conn.query_row(
+        reading(|| {
+            let has_runs: bool = self.conn.query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_mig_runs'",
             [],
             |r| r.get(0),
         )?;
-        if !has_runs {
-            return Ok(vec![]);
-        }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT * FROM _mig_runs ORDER BY id")?;
-        let runs = stmt.query_map([], read_run)?.collect::<Result<_, _>>()?;
-        Ok(runs)
+            if !has_runs {
+                return Ok(vec![]);
+            }
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT * FROM _mig_runs ORDER BY id")?;
+            let runs = stmt.query_map([], read_run)?.collect::<Result<_, _>>()?;
+            Ok(runs)
+        })
     }
 
     fn start_run(
@@ -1138,47 +1162,49 @@ impl Store for SqliteStore {
         validations: &[&Validation],
         up_to: Option<&Value>,
     ) -> Result<Vec<u64>, StoreError> {
-        if validations.is_empty() {
-            return Ok(vec![]);
-        }
-        self.keep_temporary_files(false)?;
-        let mut params = vec![up_to.cloned().unwrap_or(Value::Null)];
-        let table_columns = self.table_schema(table)?.columns;
-        let mut unique_counts = Vec::new();
-        let sums: Vec<String> = validations
-            .iter()
-            .map(|v| {
-                let terms = failure_terms(v, &table_columns, &mut unique_counts, &mut params);
-                format!("coalesce(sum(CASE WHEN {terms} THEN 1 ELSE 0 END), 0)")
-            })
-            .collect();
-        let windows: Vec<String> = unique_counts
-            .iter()
-            .map(|(columns, alias)| {
-                let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-                format!(
-                    ", count(*) OVER (PARTITION BY {}) AS {alias}",
-                    cols.join(", ")
-                )
-            })
-            .collect();
-        let range = match up_to {
-            Some(_) => format!(" WHERE {} <= ?1", quote_ident(key)),
-            None => " WHERE ?1 IS NULL".to_string(),
-        };
-        let sql = format!(
-            "SELECT {} FROM (SELECT *{} FROM {}){range}",
-            sums.join(", "),
-            windows.concat(),
-            quote_ident(table)
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let counts = stmt.query_row(params_from_iter(&params), |row| {
-            (0..validations.len())
-                .map(|i| row.get::<_, i64>(i).map(|n| n as u64))
-                .collect::<rusqlite::Result<Vec<u64>>>()
-        })?;
-        Ok(counts)
+        reading(|| {
+            if validations.is_empty() {
+                return Ok(vec![]);
+            }
+            self.keep_temporary_files(false)?;
+            let mut params = vec![up_to.cloned().unwrap_or(Value::Null)];
+            let table_columns = self.table_schema(table)?.columns;
+            let mut unique_counts = Vec::new();
+            let sums: Vec<String> = validations
+                .iter()
+                .map(|v| {
+                    let terms = failure_terms(v, &table_columns, &mut unique_counts, &mut params);
+                    format!("coalesce(sum(CASE WHEN {terms} THEN 1 ELSE 0 END), 0)")
+                })
+                .collect();
+            let windows: Vec<String> = unique_counts
+                .iter()
+                .map(|(columns, alias)| {
+                    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+                    format!(
+                        ", count(*) OVER (PARTITION BY {}) AS {alias}",
+                        cols.join(", ")
+                    )
+                })
+                .collect();
+            let range = match up_to {
+                Some(_) => format!(" WHERE {} <= ?1", quote_ident(key)),
+                None => " WHERE ?1 IS NULL".to_string(),
+            };
+            let sql = format!(
+                "SELECT {} FROM (SELECT *{} FROM {}){range}",
+                sums.join(", "),
+                windows.concat(),
+                quote_ident(table)
+            );
+            let mut stmt = self.conn.prepare(&sql)?;
+            let counts = stmt.query_row(params_from_iter(&params), |row| {
+                (0..validations.len())
+                    .map(|i| row.get::<_, i64>(i).map(|n| n as u64))
+                    .collect::<rusqlite::Result<Vec<u64>>>()
+            })?;
+            Ok(counts)
+        })
     }
 
     fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError> {
@@ -1246,23 +1272,25 @@ impl Store for SqliteStore {
     }
 
     fn checksum(&mut self, table: &str, key: &str, columns: &[String]) -> Result<u64, StoreError> {
-        let mut names = vec![quote_ident(key)];
-        names.extend(columns.iter().map(|c| quote_ident(c)));
-        let sql = format!(
-            "SELECT {} FROM {} ORDER BY {}",
-            names.join(", "),
-            quote_ident(table),
-            quote_ident(key)
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query([])?;
-        let mut hash = Fnv::default();
-        while let Some(row) = rows.next()? {
-            for i in 0..names.len() {
-                hash.write_value(&row.get(i)?);
+        reading(|| {
+            let mut names = vec![quote_ident(key)];
+            names.extend(columns.iter().map(|c| quote_ident(c)));
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {}",
+                names.join(", "),
+                quote_ident(table),
+                quote_ident(key)
+            );
+            let mut stmt = self.conn.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            let mut hash = Fnv::default();
+            while let Some(row) = rows.next()? {
+                for i in 0..names.len() {
+                    hash.write_value(&row.get(i)?);
+                }
             }
-        }
-        Ok(hash.finish())
+            Ok(hash.finish())
+        })
     }
 }
 
