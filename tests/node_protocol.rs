@@ -165,7 +165,9 @@ fn plan_request_answers_the_steps() {
         "{steps:?}"
     );
     assert!(
-        steps.iter().any(|s| s.contains("UPDATE \"users\"")),
+        steps
+            .iter()
+            .any(|s| s.contains("UPDATE OR ABORT \"users\"")),
         "{steps:?}"
     );
 }
