@@ -1,12 +1,13 @@
-//! The embedded default store. WAL mode so readers (`status`, validations) never wait for a
-//! batch; each batch is one `BEGIN IMMEDIATE` transaction, so no other writer can change the
-//! batch's rows while it computes their new values, writes them and backs them up.
+//! The embedded default store. A run switches the database to WAL, so readers (the
+//! application's, `status`, validations) never wait for a batch; each batch is one
+//! `BEGIN IMMEDIATE` transaction, so no other writer can change the batch's rows while it
+//! computes their new values, writes them and backs them up.
 
 use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
-    ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
-    BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
+    ensure_run_position, legend, quote_ident, unique_count_alias, Access, BatchOutcome,
+    BatchRequest, BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
 };
 use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
 use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
@@ -104,31 +105,41 @@ struct CapturedColumn {
 }
 
 impl SqliteStore {
-    /// Opens `path` for reading and writing. A file mig cannot write (read-only, or on a
-    /// read-only mount) fails here, naming the file, since switching to WAL is a write.
-    /// Another connection's lock that outlasts `lock_timeout` is a lock timeout, as it is
-    /// for a batch: the database is there, only busy.
-    pub fn open(path: &Path, lock_timeout: Duration) -> Result<SqliteStore, StoreError> {
+    /// Opens `path`; for writing, it switches the database to WAL. A file mig cannot write
+    /// (read-only, or on a read-only mount) fails here for writing, naming the file, since
+    /// switching to WAL is a write. Another connection's lock that outlasts `lock_timeout`
+    /// is a lock timeout, as it is for a batch: the database is there, only busy.
+    pub fn open(
+        path: &Path,
+        lock_timeout: Duration,
+        access: Access,
+    ) -> Result<SqliteStore, StoreError> {
         let cannot_open = |e: rusqlite::Error| StoreError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
         };
         let started = Instant::now();
         let conn = Connection::open(path).map_err(cannot_open)?;
-        Self::with_connection(conn, lock_timeout).map_err(|e| match e {
+        Self::with_connection(conn, lock_timeout, access).map_err(|e| match e {
             StoreError::Sqlite(e) if is_busy(&e) => lock_error(e, started),
             StoreError::Sqlite(e) => cannot_open(e),
             other => other,
         })
     }
 
+    /// WAL only for writing: the switch outlives mig (the journal mode is the database's, not
+    /// the connection's), and a command that only reads has no writes to keep the
+    /// application's readers from waiting for.
     pub fn with_connection(
         conn: Connection,
         lock_timeout: Duration,
+        access: Access,
     ) -> Result<SqliteStore, StoreError> {
         let patience = lock_timeout.min(MAX_BUSY_TIMEOUT);
         conn.busy_timeout(patience)?;
-        use_wal(&conn, patience)?;
+        if access == Access::Write {
+            use_wal(&conn, patience)?;
+        }
         // NORMAL is durable against a killed process in WAL mode; only an OS crash or power
         // loss may drop the last commits, and then the checkpoint is dropped with them.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -136,7 +147,10 @@ impl SqliteStore {
         let captured = Arc::new(Mutex::new(Captured::default()));
         register_capture(&conn, Arc::clone(&captured))?;
         register_unguarded(&conn, Arc::clone(&captured))?;
-        let checkpointer = Checkpointer::start(&conn);
+        let checkpointer = match access {
+            Access::Write => Checkpointer::start(&conn),
+            Access::Read => None,
+        };
         Ok(SqliteStore {
             conn,
             captured,
@@ -1102,6 +1116,19 @@ impl Store for SqliteStore {
         "SQLite shows mig no other connection: every batch counts as beside a busy one".into()
     }
 
+    fn describe_setup(&self) -> Option<String> {
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .ok()?;
+        (!mode.eq_ignore_ascii_case("wal")).then(|| {
+            format!(
+                "journal mode: the run switches the database from {mode} to WAL, and it stays \
+                 WAL after the run, so the application's readers do not wait for mig's writes"
+            )
+        })
+    }
+
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
         let sql = batch_sql(step, &self.text_columns(&step.table).unwrap_or_default());
         let mut lines = vec![
@@ -1406,7 +1433,8 @@ mod tests {
                     let (path, start) = (path.clone(), Arc::clone(&start));
                     std::thread::spawn(move || {
                         start.wait();
-                        let store = SqliteStore::open(&path, Duration::from_secs(2))?;
+                        let store =
+                            SqliteStore::open(&path, Duration::from_secs(2), Access::Write)?;
                         // Then writes, as a run does, while the others may still be opening.
                         for _ in 0..20 {
                             store.conn.execute_batch(
