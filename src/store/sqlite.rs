@@ -10,7 +10,7 @@ use super::{
     BatchRequest, BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
 };
 use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
-use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
+use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Literal, Span, UnaryOp};
 use crate::value::{self, Fnv, Value, ValueView};
 use rusqlite::{
     ffi, params, params_from_iter, Connection, ErrorCode, OptionalExtension, ParamsFromIter,
@@ -626,12 +626,12 @@ fn batch_sql(step: &BatchStep, text_columns: &BTreeSet<String>) -> BatchSql {
     let table = quote_ident(&step.table);
     let key = quote_ident(&step.key);
     let mut needs_text = BTreeSet::new();
-    let fast = write_sql(step, Concat::Unguarded(&mut needs_text));
+    let fast = write_sql(step, text_columns, Concat::Unguarded(&mut needs_text));
     let (write, rest_write) = if needs_text.is_empty() {
         (fast, None)
     } else {
         let holds_text = holds_text(&needs_text, text_columns);
-        let rest = write_sql(step, Concat::Registered);
+        let rest = write_sql(step, text_columns, Concat::Registered);
         (
             UpdateSql {
                 condition: format!("({holds_text} OR mig_unguarded()) AND {}", fast.condition),
@@ -700,15 +700,24 @@ struct UpdateSql {
 /// Over the batch's key range the UPDATE is a sequential pass that rewrites the changed rows
 /// in place. `IS NOT … COLLATE BINARY` compares with the column's affinity, as the stored
 /// value will be, and by bytes whatever the column's collation, so a case-only change is a
-/// change.
-fn write_sql(step: &BatchStep, mut concat: Concat<'_>) -> UpdateSql {
+/// change. A value that may be a real goes into a column of TEXT affinity through
+/// `mig_text_real`, so the column stores the interpreter's text form of it, not SQLite's.
+fn write_sql(
+    step: &BatchStep,
+    text_columns: &BTreeSet<String>,
+    mut concat: Concat<'_>,
+) -> UpdateSql {
     let key = quote_ident(&step.key);
     let mut params = vec![Value::Null; 2];
     let mut assignments = Vec::new();
     let mut differs = Vec::new();
-    for (i, (column, value)) in step.sets.iter().enumerate() {
-        let column = quote_ident(column);
-        let new = sqlite_functions::render_with(value, &quote_col, &mut params, concat.reborrow());
+    for (i, (name, value)) in step.sets.iter().enumerate() {
+        let column = quote_ident(name);
+        let mut new =
+            sqlite_functions::render_with(value, &quote_col, &mut params, concat.reborrow());
+        if text_columns.contains(name) && may_be_real(value, text_columns) {
+            new = format!("mig_text_real({new})");
+        }
         differs.push(differs_from_old(value, &column, &new));
         assignments.push(format!(
             "{column} = mig_capture({i}, {key}, {column}, {new})"
@@ -728,6 +737,41 @@ fn write_sql(step: &BatchStep, mut concat: Concat<'_>) -> UpdateSql {
         assignments: assignments.join(", "),
         condition,
         params,
+    }
+}
+
+/// Whether `value` may compute a real, reading reals only from literals and from columns
+/// that lack TEXT affinity (which stores a real as text). The rest are left unwrapped: a
+/// function call per row would cost a backfill's `||` chain, the common set, for nothing.
+fn may_be_real(value: &Expr, text_columns: &BTreeSet<String>) -> bool {
+    let real = |e: &Expr| may_be_real(e, text_columns);
+    match &value.kind {
+        ExprKind::Column(column) => !text_columns.contains(column),
+        ExprKind::Literal(literal) => matches!(literal, Literal::Real(_)),
+        ExprKind::Unary {
+            op: UnaryOp::Neg,
+            operand,
+        } => real(operand),
+        ExprKind::Binary { op, left, right } => {
+            matches!(
+                op,
+                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod
+            ) && (real(left) || real(right))
+        }
+        ExprKind::Call { function, args } => match Function::lookup(&function.name) {
+            Some(Function::Coalesce) => args.iter().any(real),
+            Some(Function::Nullif | Function::Abs | Function::Round) => {
+                args.first().is_some_and(real)
+            }
+            Some(_) => false,
+            None => true,
+        },
+        // Truth values and `not`: integers or NULL.
+        ExprKind::Unary { .. }
+        | ExprKind::IsNull { .. }
+        | ExprKind::InList { .. }
+        | ExprKind::Between { .. }
+        | ExprKind::Matches { .. } => false,
     }
 }
 
