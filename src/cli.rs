@@ -173,7 +173,8 @@ impl From<Refusal> for Failure {
 fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
     let (sources, reported) = check_sources(&config, files)?;
     // Specs are checked on their own where the database cannot be opened; a database that
-    // opens but whose schema cannot be read is an error, not a check without it.
+    // opens but whose schema cannot be read is an error, not a check without it, and one
+    // locked past the lock timeout is "try again", as for every command.
     let schema = match exec::read_schema(&config) {
         Ok(schema) => Some(schema),
         Err(e @ ExecError::Store(StoreError::Open { .. })) => {
@@ -182,6 +183,7 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
             );
             None
         }
+        Err(e @ ExecError::Store(StoreError::LockTimeout { .. })) => return Err(e.into()),
         Err(e) => {
             return Err(Failure {
                 exit_code: 4,
@@ -317,7 +319,7 @@ fn kind_word(kind: compile::MigrationKind) -> &'static str {
 }
 
 fn plan(config: Config, name: &str, options: RunOptions) -> Result<(), Failure> {
-    let mut engine = Engine::open(config)?;
+    let mut engine = Engine::open_to_read(config)?;
     let plan = engine.plan(name, &options)?;
     for line in engine.describe(&plan)? {
         println!("{line}");
@@ -456,7 +458,7 @@ fn print_summary(s: &RunSummary) {
 }
 
 fn validate(config: Config, names: Vec<String>) -> Result<(), Failure> {
-    let mut engine = Engine::open(config)?;
+    let mut engine = Engine::open_to_read(config)?;
     let names = if names.is_empty() {
         engine
             .catalog

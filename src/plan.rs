@@ -178,6 +178,9 @@ impl Plan {
                 count(self.retries, "retry", "retries")
             ),
         ];
+        if let Some(setup) = store.describe_setup() {
+            lines.push(format!("  {setup}"));
+        }
         if let Some(after) = self.yield_after {
             lines.push(format!(
                 "  yield {}: while another session is busy, batches are sized to take about {} each \

@@ -211,3 +211,62 @@ fn a_sqlite_primary_key_holding_null_is_refused_before_the_run_opens() {
         ["2"]
     );
 }
+
+/// A walk compares keys in the column's collation; a unique index in another collation does
+/// not make the column's values unique in it. `accounts` held 'ann' and 'Ann' under a
+/// BINARY primary key on a NOCASE column: a run in batches of 1 processed 2 rows and updated
+/// 4, and its rollback wrote each row's old note into its case-variant.
+#[test]
+fn a_sqlite_key_unique_only_in_another_collation_is_refused() {
+    let project = Project::sqlite(
+        "CREATE TABLE accounts (handle TEXT NOT NULL COLLATE NOCASE, note TEXT, \
+         PRIMARY KEY (handle COLLATE BINARY)) WITHOUT ROWID;\n\
+         INSERT INTO accounts VALUES ('ann', 'n1'), ('Ann', 'n2'), ('bob', 'n3'), ('BOB', 'n4');\n\
+         CREATE TABLE users (id INTEGER PRIMARY KEY, handle TEXT NOT NULL COLLATE NOCASE, \
+         note TEXT);\n\
+         CREATE UNIQUE INDEX users_handle ON users (handle COLLATE BINARY);\n\
+         INSERT INTO users (handle, note) VALUES ('ann', 'n1'), ('Ann', 'n2');\n\
+         CREATE TABLE agreed (handle TEXT NOT NULL COLLATE NOCASE PRIMARY KEY, note TEXT);\n\
+         INSERT INTO agreed VALUES ('ann', 'n1'), ('Bob', 'n2'), ('cy', 'n3');\n",
+        "migrate tag on accounts {\n    set note = 'migrated:' || handle\n    batch 1\n}\n",
+    );
+    let mismatch = "is compared in collation NOCASE, but the unique index that makes it a key \
+                    compares in BINARY: values unique under BINARY can be equal under NOCASE";
+    let error =
+        format!("table `accounts` cannot be walked by its primary key: column `handle` {mismatch}");
+    refused(&project, &Backend::Sqlite, &["check"], &[(&error, "1:16")]);
+    refused(
+        &project,
+        &Backend::Sqlite,
+        &["run", "tag"],
+        &[(&error, "1:16")],
+    );
+    assert!(stderr(&project.mig(&["check"])).contains(
+        "declare the column COLLATE BINARY, or make it unique under its own collation \
+         (CREATE UNIQUE INDEX … (handle COLLATE NOCASE)), or name another key"
+    ));
+    assert_eq!(
+        project
+            .query("SELECT group_concat(note, ' ') FROM (SELECT note FROM accounts ORDER BY note)"),
+        ["n1 n2 n3 n4"]
+    );
+
+    project.write_spec("table users key handle\nbackfill note on users {\n    set note = 'x'\n}\n");
+    let error = format!("column `handle` of `users` {mismatch}");
+    refused(&project, &Backend::Sqlite, &["check"], &[(&error, "1:17")]);
+
+    // A key unique in its own collation walks and rolls back exactly.
+    project.write_spec(
+        "migrate tag on agreed {\n    set note = 'migrated:' || handle\n    batch 1\n}\n",
+    );
+    let before = project.dump("agreed");
+    let out = project.mig(&["run", "tag"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM agreed WHERE note = 'migrated:' || handle"),
+        ["3"]
+    );
+    let out = project.mig(&["rollback", "tag"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(project.dump("agreed"), before);
+}

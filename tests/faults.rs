@@ -207,6 +207,48 @@ fn a_lock_held_past_lock_timeout_is_unavailable_and_a_later_run_resumes() {
     resumes_to(&project, &expected);
 }
 
+/// In rollback-journal mode an application's `BEGIN EXCLUSIVE` keeps every other connection
+/// out, readers too. Each command waits `lock_timeout` (200 ms here) and says "try again"
+/// (exit 3), as in WAL mode; opening the database once answered exit 4, "cannot open
+/// database", and `mig check` checked the specs without the schema.
+#[test]
+fn a_database_locked_in_rollback_journal_mode_is_unavailable_to_every_command() {
+    let project = Project::sqlite(
+        &setup(),
+        &format!("{SPEC}validate filled on t {{\n    not_null b\n}}\n"),
+    );
+    let holder = project.db();
+    assert_eq!(
+        holder
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "delete"
+    );
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; UPDATE t SET a = a WHERE id = 1")
+        .unwrap();
+    let commands: [&[&str]; 6] = [
+        &["run", "t.b"],
+        &["rollback", "t.b"],
+        &["plan", "t.b"],
+        &["validate"],
+        &["status"],
+        &["check"],
+    ];
+    for args in commands {
+        let out = project.mig(args);
+        assert_eq!(out.status.code(), Some(3), "mig {args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("another transaction holds a lock mig needs"),
+            "mig {args:?}: {}",
+            stderr(&out)
+        );
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+    let out = project.mig(&["run", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn a_lock_timeout_beyond_sqlites_limit_is_not_a_crash() {
     let project = project();

@@ -478,7 +478,7 @@ fn a_table_locked_by_another_session_stops_the_run_within_the_lock_timeout() {
         stderr(&out)
     );
     assert!(
-        stderr(&out).contains("another transaction holds a lock this batch needs"),
+        stderr(&out).contains("another transaction holds a lock mig needs"),
         "{}",
         stderr(&out)
     );

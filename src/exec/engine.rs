@@ -8,7 +8,9 @@ use crate::diagnostic::FileDiagnostics;
 use crate::plan::{canonical_spec, spec_from_canonical, Plan, PlanError, RunOptions};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError};
+use crate::store::{
+    Access, BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
+};
 use crate::value::Value;
 use std::time::{Duration, Instant};
 
@@ -368,8 +370,20 @@ impl Engine {
     /// Opens the configured database (creating the demo database if that is the one
     /// configured and it is missing), reads its schema and compiles the specs against it.
     pub fn open(config: Config) -> Result<Engine, ExecError> {
-        let mut store = open_store(&config)?;
-        store.prepare_state()?;
+        Engine::open_for(config, Access::Write)
+    }
+
+    /// Opens the database as `open` does, for a command that only reads it (`plan`,
+    /// `validate`): it changes nothing there, mig's own tables included.
+    pub fn open_to_read(config: Config) -> Result<Engine, ExecError> {
+        Engine::open_for(config, Access::Read)
+    }
+
+    fn open_for(config: Config, access: Access) -> Result<Engine, ExecError> {
+        let mut store = open_store(&config, access)?;
+        if access == Access::Write {
+            store.prepare_state()?;
+        }
         let schema = store.schema()?;
         let files = read_specs(&config.specs)?;
         let catalog = compile::compile(&files, Some(&schema)).map_err(ExecError::Specs)?;
@@ -1107,7 +1121,7 @@ fn results_of(validations: &[&compile::Validation], counts: &[u64]) -> Vec<Valid
         .collect()
 }
 
-fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
+fn open_store(config: &Config, access: Access) -> Result<Box<dyn Store>, ExecError> {
     match &config.database {
         Database::Sqlite(path) => {
             if config.is_demo_database() && !path.exists() {
@@ -1123,6 +1137,7 @@ fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
             Ok(Box::new(SqliteStore::open(
                 path,
                 config.defaults.lock_timeout,
+                access,
             )?))
         }
         Database::Postgres(url) => Ok(Box::new(PostgresStore::connect(
@@ -1135,10 +1150,10 @@ fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
 /// The runs recorded in the configured database, read without compiling the specs, so it
 /// works beside a running engine and with specs that do not compile.
 pub fn read_runs(config: &Config) -> Result<Vec<RunRecord>, ExecError> {
-    Ok(open_store(config)?.runs()?)
+    Ok(open_store(config, Access::Read)?.runs()?)
 }
 
 /// The live schema of the configured database, for `mig check`.
 pub fn read_schema(config: &Config) -> Result<Schema, ExecError> {
-    Ok(open_store(config)?.schema()?)
+    Ok(open_store(config, Access::Read)?.schema()?)
 }

@@ -24,7 +24,7 @@ pub enum StoreError {
     #[error("{0}")]
     Eval(#[from] EvalError),
     /// Also PostgreSQL's deadlock and serialization failures: contention worth a retry.
-    #[error("another transaction holds a lock this batch needs (a row, the table, or on SQLite the database; waited {waited_ms} ms)")]
+    #[error("another transaction holds a lock mig needs (a row, the table, or on SQLite the database; waited {waited_ms} ms)")]
     LockTimeout { waited_ms: u128 },
     #[error("cannot open database {path}: {message}")]
     Open { path: String, message: String },
@@ -197,6 +197,16 @@ impl RowCount {
 /// nothing measurable and still follows the application within a tenth of a second.
 pub const BUSY_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
+/// What a command will do with the database it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only read it (`status`, `check`, `plan`, `validate`): the database's own settings, such
+    /// as SQLite's journal mode, stay as the application chose them.
+    Read,
+    /// Run or roll back batches.
+    Write,
+}
+
 /// A database `mig` can migrate.
 pub trait Store: Send {
     /// The live tables, without mig's own `_mig_*` tables.
@@ -281,6 +291,11 @@ pub trait Store: Send {
     fn others_busy(&mut self) -> Result<Option<bool>, StoreError>;
     /// How `others_busy` tells, and how a yielding batch runs, as `mig plan` prints them.
     fn describe_busy(&self) -> String;
+    /// What a run changes in the database besides rows and mig's own tables, as `mig plan`
+    /// prints it; nothing by default.
+    fn describe_setup(&self) -> Option<String> {
+        None
+    }
     /// The statements `run_batch` executes, as `mig plan` prints them.
     fn describe_batch(&self, step: &BatchStep) -> Vec<String>;
 

@@ -1,20 +1,21 @@
-//! The embedded default store. WAL mode so readers (`status`, validations) never wait for a
-//! batch; each batch is one `BEGIN IMMEDIATE` transaction, so no other writer can change the
-//! batch's rows while it computes their new values, writes them and backs them up.
+//! The embedded default store. A run switches the database to WAL, so readers (the
+//! application's, `status`, validations) never wait for a batch; each batch is one
+//! `BEGIN IMMEDIATE` transaction, so no other writer can change the batch's rows while it
+//! computes their new values, writes them and backs them up.
 
 use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
-    ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
-    BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
+    ensure_run_position, legend, quote_ident, unique_count_alias, Access, BatchOutcome,
+    BatchRequest, BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
 };
 use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
-use crate::syntax::ast::{Expr, ExprKind, Span, UnaryOp};
+use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Literal, Span, UnaryOp};
 use crate::value::{self, Fnv, Value, ValueView};
 use rusqlite::{
     ffi, params, params_from_iter, Connection, ErrorCode, OptionalExtension, ParamsFromIter,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_int, c_void};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -104,27 +105,41 @@ struct CapturedColumn {
 }
 
 impl SqliteStore {
-    /// Opens `path` for reading and writing. A file mig cannot write (read-only, or on a
-    /// read-only mount) fails here, naming the file, since switching to WAL is a write.
-    pub fn open(path: &Path, lock_timeout: Duration) -> Result<SqliteStore, StoreError> {
+    /// Opens `path`; for writing, it switches the database to WAL. A file mig cannot write
+    /// (read-only, or on a read-only mount) fails here for writing, naming the file, since
+    /// switching to WAL is a write. Another connection's lock that outlasts `lock_timeout`
+    /// is a lock timeout, as it is for a batch: the database is there, only busy.
+    pub fn open(
+        path: &Path,
+        lock_timeout: Duration,
+        access: Access,
+    ) -> Result<SqliteStore, StoreError> {
         let cannot_open = |e: rusqlite::Error| StoreError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        let started = Instant::now();
         let conn = Connection::open(path).map_err(cannot_open)?;
-        Self::with_connection(conn, lock_timeout).map_err(|e| match e {
+        Self::with_connection(conn, lock_timeout, access).map_err(|e| match e {
+            StoreError::Sqlite(e) if is_busy(&e) => lock_error(e, started),
             StoreError::Sqlite(e) => cannot_open(e),
             other => other,
         })
     }
 
+    /// WAL only for writing: the switch outlives mig (the journal mode is the database's, not
+    /// the connection's), and a command that only reads has no writes to keep the
+    /// application's readers from waiting for.
     pub fn with_connection(
         conn: Connection,
         lock_timeout: Duration,
+        access: Access,
     ) -> Result<SqliteStore, StoreError> {
         let patience = lock_timeout.min(MAX_BUSY_TIMEOUT);
         conn.busy_timeout(patience)?;
-        use_wal(&conn, patience)?;
+        if access == Access::Write {
+            use_wal(&conn, patience)?;
+        }
         // NORMAL is durable against a killed process in WAL mode; only an OS crash or power
         // loss may drop the last commits, and then the checkpoint is dropped with them.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -132,7 +147,10 @@ impl SqliteStore {
         let captured = Arc::new(Mutex::new(Captured::default()));
         register_capture(&conn, Arc::clone(&captured))?;
         register_unguarded(&conn, Arc::clone(&captured))?;
-        let checkpointer = Checkpointer::start(&conn);
+        let checkpointer = match access {
+            Access::Write => Checkpointer::start(&conn),
+            Access::Read => None,
+        };
         Ok(SqliteStore {
             conn,
             captured,
@@ -242,7 +260,7 @@ impl SqliteStore {
             ))
         })?;
         let rows: Vec<(String, i64, i64, bool)> = rows.collect::<Result<_, _>>()?;
-        let unique = self.uniquely_indexed(name)?;
+        let unique = self.unique_index_collations(name)?;
         let mut schema = TableSchema {
             name: name.to_string(),
             ..TableSchema::default()
@@ -256,11 +274,16 @@ impl SqliteStore {
             // A primary key walks as it always has: SQLite lets a non-integer one hold NULL,
             // but a table keyed so is its own choice, not a column a spec picked. One column
             // of a composite key is no key: its values repeat.
-            let keys = (pk > 0 && key_width == 1) || (not_null && unique.contains(&column));
+            let keys = (pk > 0 && key_width == 1) || (not_null && unique.contains_key(&column));
+            let unwalkable = if keys {
+                self.collation_mismatch(name, &column, unique.get(&column))?
+            } else {
+                Some(NOT_A_KEY.into())
+            };
             let limits = ColumnLimits {
                 unwritable: (hidden > 0)
                     .then(|| "is a generated column: SQLite computes its values".into()),
-                unwalkable: (!keys).then(|| NOT_A_KEY.into()),
+                unwalkable,
                 ..ColumnLimits::default()
             };
             if limits != ColumnLimits::default() {
@@ -274,16 +297,101 @@ impl SqliteStore {
     }
 
     /// The columns of `table` that a unique index covers alone, whole (not partial) and by
-    /// name (not an expression).
-    fn uniquely_indexed(&self, table: &str) -> Result<BTreeSet<String>, StoreError> {
+    /// name (not an expression), each with the collations of those indexes (a primary key's
+    /// own index among them, except for an INTEGER PRIMARY KEY, which has none).
+    fn unique_index_collations(
+        &self,
+        table: &str,
+    ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT min(i.name) FROM pragma_index_list(?1) AS l, pragma_index_info(l.name) AS i \
-             WHERE l.\"unique\" AND NOT l.partial GROUP BY l.name \
+            "SELECT min(i.name), min(i.coll) FROM pragma_index_list(?1) AS l, \
+             pragma_index_xinfo(l.name) AS i \
+             WHERE l.\"unique\" AND NOT l.partial AND i.key GROUP BY l.name \
              HAVING count(*) = 1 AND min(i.cid) >= 0",
         )?;
-        let names = stmt.query_map([table], |r| r.get::<_, String>(0))?;
-        Ok(names.collect::<Result<_, _>>()?)
+        let rows = stmt.query_map([table], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut collations: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in rows {
+            let (column, collation) = row?;
+            collations.entry(column).or_default().push(collation);
+        }
+        Ok(collations)
     }
+
+    /// Why `column` cannot key a walk although an index makes it unique: every comparison of
+    /// a walk (`key > ?`, `ORDER BY key`, a rollback's `key = ?`) uses the column's collation,
+    /// but the index promises unique values only under its own. A NOCASE column whose values
+    /// are unique under BINARY holds 'ann' and 'Ann', which a walk takes for one key: a batch
+    /// skipped one of them and a rollback restored each one's old value into the other.
+    /// `indexes` is None for an INTEGER PRIMARY KEY, which holds integers only.
+    fn collation_mismatch(
+        &self,
+        table: &str,
+        column: &str,
+        indexes: Option<&Vec<String>>,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(indexes) = indexes else {
+            return Ok(None);
+        };
+        let compared = column_collation(&self.conn, table, column)?;
+        if indexes.iter().any(|c| c.eq_ignore_ascii_case(&compared)) {
+            return Ok(None);
+        }
+        let index = indexes.join(" or ");
+        Ok(Some(format!(
+            "is compared in collation {compared}, but the unique index that makes it a key \
+             compares in {index}: values unique under {index} can be equal under {compared} \
+             (NOCASE takes 'ann' and 'Ann' for one value), so keyset batches would skip rows \
+             and a rollback would restore one row's old values into another; declare the \
+             column COLLATE {index}, or make it unique under its own collation \
+             (CREATE UNIQUE INDEX … ({column} COLLATE {compared})), or name another key"
+        )))
+    }
+}
+
+/// The collation SQLite compares `column` of `table` in (BINARY unless declared), as SQLite
+/// itself resolves it: no pragma reports a column's collation.
+fn column_collation(conn: &Connection, table: &str, column: &str) -> Result<String, StoreError> {
+    let name = |s: &str| {
+        std::ffi::CString::new(s)
+            .map_err(|_| StoreError::Unsupported(format!("the name {s:?} holds a NUL character")))
+    };
+    let (c_table, c_column) = (name(table)?, name(column)?);
+    let mut collation: *const std::ffi::c_char = std::ptr::null();
+    // SAFETY: `conn.handle()` is a live connection; the names are NUL-terminated and outlive
+    // the call; the outputs SQLite does not set stay null, which it allows. The collation's
+    // text is SQLite's and lives until the next call on the connection, so it is copied
+    // before any.
+    let (code, found) = unsafe {
+        let code = ffi::sqlite3_table_column_metadata(
+            conn.handle(),
+            c"main".as_ptr(),
+            c_table.as_ptr(),
+            c_column.as_ptr(),
+            std::ptr::null_mut(),
+            &mut collation,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        let found = (!collation.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(collation)
+                .to_string_lossy()
+                .into_owned()
+        });
+        (code, found)
+    };
+    if code != ffi::SQLITE_OK {
+        return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(code),
+            Some(format!(
+                "cannot read the collation of column {column} of {table}"
+            )),
+        )));
+    }
+    Ok(found.unwrap_or_else(|| "BINARY".into()))
 }
 
 /// `mig_capture(column, key, old, new)` records one set column of a row the batch's UPDATE is
@@ -470,6 +578,18 @@ fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     StoreError::Sqlite(e)
 }
 
+/// Runs `read`, taking a database that stayed busy for the busy timeout as a lock timeout:
+/// in rollback-journal mode a writer's lock keeps readers out too, and reads outside a batch
+/// (the schema, `mig status`, validations) waited for it as a batch does but then failed as
+/// internal errors, where a batch says "try again".
+fn reading<T>(read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let started = Instant::now();
+    read().map_err(|e| match e {
+        StoreError::Sqlite(e) => lock_error(e, started),
+        other => other,
+    })
+}
+
 /// The SQL of one batch, in two forms: `first` for a run's first batch (no checkpoint yet)
 /// and `next` for the batches after a checkpoint.
 struct BatchSql {
@@ -506,12 +626,12 @@ fn batch_sql(step: &BatchStep, text_columns: &BTreeSet<String>) -> BatchSql {
     let table = quote_ident(&step.table);
     let key = quote_ident(&step.key);
     let mut needs_text = BTreeSet::new();
-    let fast = write_sql(step, Concat::Unguarded(&mut needs_text));
+    let fast = write_sql(step, text_columns, Concat::Unguarded(&mut needs_text));
     let (write, rest_write) = if needs_text.is_empty() {
         (fast, None)
     } else {
         let holds_text = holds_text(&needs_text, text_columns);
-        let rest = write_sql(step, Concat::Registered);
+        let rest = write_sql(step, text_columns, Concat::Registered);
         (
             UpdateSql {
                 condition: format!("({holds_text} OR mig_unguarded()) AND {}", fast.condition),
@@ -580,15 +700,24 @@ struct UpdateSql {
 /// Over the batch's key range the UPDATE is a sequential pass that rewrites the changed rows
 /// in place. `IS NOT … COLLATE BINARY` compares with the column's affinity, as the stored
 /// value will be, and by bytes whatever the column's collation, so a case-only change is a
-/// change.
-fn write_sql(step: &BatchStep, mut concat: Concat<'_>) -> UpdateSql {
+/// change. A value that may be a real goes into a column of TEXT affinity through
+/// `mig_text_real`, so the column stores the interpreter's text form of it, not SQLite's.
+fn write_sql(
+    step: &BatchStep,
+    text_columns: &BTreeSet<String>,
+    mut concat: Concat<'_>,
+) -> UpdateSql {
     let key = quote_ident(&step.key);
     let mut params = vec![Value::Null; 2];
     let mut assignments = Vec::new();
     let mut differs = Vec::new();
-    for (i, (column, value)) in step.sets.iter().enumerate() {
-        let column = quote_ident(column);
-        let new = sqlite_functions::render_with(value, &quote_col, &mut params, concat.reborrow());
+    for (i, (name, value)) in step.sets.iter().enumerate() {
+        let column = quote_ident(name);
+        let mut new =
+            sqlite_functions::render_with(value, &quote_col, &mut params, concat.reborrow());
+        if text_columns.contains(name) && may_be_real(value, text_columns) {
+            new = format!("mig_text_real({new})");
+        }
         differs.push(differs_from_old(value, &column, &new));
         assignments.push(format!(
             "{column} = mig_capture({i}, {key}, {column}, {new})"
@@ -608,6 +737,41 @@ fn write_sql(step: &BatchStep, mut concat: Concat<'_>) -> UpdateSql {
         assignments: assignments.join(", "),
         condition,
         params,
+    }
+}
+
+/// Whether `value` may compute a real, reading reals only from literals and from columns
+/// that lack TEXT affinity (which stores a real as text). The rest are left unwrapped: a
+/// function call per row would cost a backfill's `||` chain, the common set, for nothing.
+fn may_be_real(value: &Expr, text_columns: &BTreeSet<String>) -> bool {
+    let real = |e: &Expr| may_be_real(e, text_columns);
+    match &value.kind {
+        ExprKind::Column(column) => !text_columns.contains(column),
+        ExprKind::Literal(literal) => matches!(literal, Literal::Real(_)),
+        ExprKind::Unary {
+            op: UnaryOp::Neg,
+            operand,
+        } => real(operand),
+        ExprKind::Binary { op, left, right } => {
+            matches!(
+                op,
+                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod
+            ) && (real(left) || real(right))
+        }
+        ExprKind::Call { function, args } => match Function::lookup(&function.name) {
+            Some(Function::Coalesce) => args.iter().any(real),
+            Some(Function::Nullif | Function::Abs | Function::Round) => {
+                args.first().is_some_and(real)
+            }
+            Some(_) => false,
+            None => true,
+        },
+        // Truth values and `not`: integers or NULL.
+        ExprKind::Unary { .. }
+        | ExprKind::IsNull { .. }
+        | ExprKind::InList { .. }
+        | ExprKind::Between { .. }
+        | ExprKind::Matches { .. } => false,
     }
 }
 
@@ -786,23 +950,25 @@ fn failure_terms(
 
 impl Store for SqliteStore {
     fn schema(&mut self) -> Result<Schema, StoreError> {
-        let names: Vec<String> = {
-            // Virtual tables are left out: mig cannot walk them, and reading the columns of
-            // one whose module (an extension: sqlite-vec, spatialite) this process lacks
-            // fails, which once failed every command on every table of the database.
-            let mut stmt = self.conn.prepare(
+        reading(|| {
+            let names: Vec<String> = {
+                // Virtual tables are left out: mig cannot walk them, and reading the columns of
+                // one whose module (an extension: sqlite-vec, spatialite) this process lacks
+                // fails, which once failed every command on every table of the database.
+                let mut stmt = self.conn.prepare(
                 "SELECT name FROM sqlite_master WHERE type = 'table' \
                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_mig\\_%' ESCAPE '\\' \
                  AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
             )?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let tables = names
-            .iter()
-            .map(|n| self.table_schema(n))
-            .collect::<Result<_, _>>()?;
-        Ok(Schema { tables })
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let tables = names
+                .iter()
+                .map(|n| self.table_schema(n))
+                .collect::<Result<_, _>>()?;
+            Ok(Schema { tables })
+        })
     }
 
     fn prepare_state(&mut self) -> Result<(), StoreError> {
@@ -813,36 +979,42 @@ impl Store for SqliteStore {
     }
 
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError> {
-        let sql = format!("SELECT count(*) FROM {}", quote_ident(table));
-        let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
-        Ok(n as u64)
+        reading(|| {
+            let sql = format!("SELECT count(*) FROM {}", quote_ident(table));
+            let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
     }
 
     /// Read through the key's index, where NULLs sort first: no scan of the table.
     fn null_keys(&mut self, table: &str, key: &str) -> Result<u64, StoreError> {
-        let sql = format!(
-            "SELECT count(*) FROM {} WHERE {} IS NULL",
-            quote_ident(table),
-            quote_ident(key)
-        );
-        let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
-        Ok(n as u64)
+        reading(|| {
+            let sql = format!(
+                "SELECT count(*) FROM {} WHERE {} IS NULL",
+                quote_ident(table),
+                quote_ident(key)
+            );
+            let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
     }
 
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError> {
-        let has_runs: bool = self.conn.query_row(
+        reading(|| {
+            let has_runs: bool = self.conn.query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_mig_runs'",
             [],
             |r| r.get(0),
         )?;
-        if !has_runs {
-            return Ok(vec![]);
-        }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT * FROM _mig_runs ORDER BY id")?;
-        let runs = stmt.query_map([], read_run)?.collect::<Result<_, _>>()?;
-        Ok(runs)
+            if !has_runs {
+                return Ok(vec![]);
+            }
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT * FROM _mig_runs ORDER BY id")?;
+            let runs = stmt.query_map([], read_run)?.collect::<Result<_, _>>()?;
+            Ok(runs)
+        })
     }
 
     fn start_run(
@@ -988,6 +1160,19 @@ impl Store for SqliteStore {
         "SQLite shows mig no other connection: every batch counts as beside a busy one".into()
     }
 
+    fn describe_setup(&self) -> Option<String> {
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .ok()?;
+        (!mode.eq_ignore_ascii_case("wal")).then(|| {
+            format!(
+                "journal mode: the run switches the database from {mode} to WAL, and it stays \
+                 WAL after the run, so the application's readers do not wait for mig's writes"
+            )
+        })
+    }
+
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
         let sql = batch_sql(step, &self.text_columns(&step.table).unwrap_or_default());
         let mut lines = vec![
@@ -1048,52 +1233,54 @@ impl Store for SqliteStore {
         validations: &[&Validation],
         up_to: Option<&Value>,
     ) -> Result<Vec<u64>, StoreError> {
-        if validations.is_empty() {
-            return Ok(vec![]);
-        }
-        self.keep_temporary_files(false)?;
-        let mut params = vec![up_to.cloned().unwrap_or(Value::Null)];
-        let table_columns = self.table_schema(table)?.columns;
-        let mut unique_counts = Vec::new();
-        let sums: Vec<String> = validations
-            .iter()
-            .map(|v| {
-                let terms = failure_terms(v, &table_columns, &mut unique_counts, &mut params);
-                format!("coalesce(sum(CASE WHEN {terms} THEN 1 ELSE 0 END), 0)")
-            })
-            .collect();
-        let windows: Vec<String> = unique_counts
-            .iter()
-            .map(|(columns, alias)| {
-                // Duplicates in bytes, as `=` in an `expect` compares: under a column's
-                // NOCASE collation 'Abc' and 'aBC' were one value.
-                let cols: Vec<String> = columns
-                    .iter()
-                    .map(|c| format!("{} COLLATE BINARY", quote_ident(c)))
-                    .collect();
-                format!(
-                    ", count(*) OVER (PARTITION BY {}) AS {alias}",
-                    cols.join(", ")
-                )
-            })
-            .collect();
-        let range = match up_to {
-            Some(_) => format!(" WHERE {} <= ?1", quote_ident(key)),
-            None => " WHERE ?1 IS NULL".to_string(),
-        };
-        let sql = format!(
-            "SELECT {} FROM (SELECT *{} FROM {}){range}",
-            sums.join(", "),
-            windows.concat(),
-            quote_ident(table)
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let counts = stmt.query_row(params_from_iter(&params), |row| {
-            (0..validations.len())
-                .map(|i| row.get::<_, i64>(i).map(|n| n as u64))
-                .collect::<rusqlite::Result<Vec<u64>>>()
-        })?;
-        Ok(counts)
+        reading(|| {
+            if validations.is_empty() {
+                return Ok(vec![]);
+            }
+            self.keep_temporary_files(false)?;
+            let mut params = vec![up_to.cloned().unwrap_or(Value::Null)];
+            let table_columns = self.table_schema(table)?.columns;
+            let mut unique_counts = Vec::new();
+            let sums: Vec<String> = validations
+                .iter()
+                .map(|v| {
+                    let terms = failure_terms(v, &table_columns, &mut unique_counts, &mut params);
+                    format!("coalesce(sum(CASE WHEN {terms} THEN 1 ELSE 0 END), 0)")
+                })
+                .collect();
+            let windows: Vec<String> = unique_counts
+                .iter()
+                .map(|(columns, alias)| {
+                    // Duplicates in bytes, as `=` in an `expect` compares: under a column's
+                    // NOCASE collation 'Abc' and 'aBC' were one value.
+                    let cols: Vec<String> = columns
+                        .iter()
+                        .map(|c| format!("{} COLLATE BINARY", quote_ident(c)))
+                        .collect();
+                    format!(
+                        ", count(*) OVER (PARTITION BY {}) AS {alias}",
+                        cols.join(", ")
+                    )
+                })
+                .collect();
+            let range = match up_to {
+                Some(_) => format!(" WHERE {} <= ?1", quote_ident(key)),
+                None => " WHERE ?1 IS NULL".to_string(),
+            };
+            let sql = format!(
+                "SELECT {} FROM (SELECT *{} FROM {}){range}",
+                sums.join(", "),
+                windows.concat(),
+                quote_ident(table)
+            );
+            let mut stmt = self.conn.prepare(&sql)?;
+            let counts = stmt.query_row(params_from_iter(&params), |row| {
+                (0..validations.len())
+                    .map(|i| row.get::<_, i64>(i).map(|n| n as u64))
+                    .collect::<rusqlite::Result<Vec<u64>>>()
+            })?;
+            Ok(counts)
+        })
     }
 
     fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError> {
@@ -1161,23 +1348,25 @@ impl Store for SqliteStore {
     }
 
     fn checksum(&mut self, table: &str, key: &str, columns: &[String]) -> Result<u64, StoreError> {
-        let mut names = vec![quote_ident(key)];
-        names.extend(columns.iter().map(|c| quote_ident(c)));
-        let sql = format!(
-            "SELECT {} FROM {} ORDER BY {}",
-            names.join(", "),
-            quote_ident(table),
-            quote_ident(key)
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query([])?;
-        let mut hash = Fnv::default();
-        while let Some(row) = rows.next()? {
-            for i in 0..names.len() {
-                hash.write_value(&row.get(i)?);
+        reading(|| {
+            let mut names = vec![quote_ident(key)];
+            names.extend(columns.iter().map(|c| quote_ident(c)));
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {}",
+                names.join(", "),
+                quote_ident(table),
+                quote_ident(key)
+            );
+            let mut stmt = self.conn.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            let mut hash = Fnv::default();
+            while let Some(row) = rows.next()? {
+                for i in 0..names.len() {
+                    hash.write_value(&row.get(i)?);
+                }
             }
-        }
-        Ok(hash.finish())
+            Ok(hash.finish())
+        })
     }
 }
 
@@ -1293,7 +1482,8 @@ mod tests {
                     let (path, start) = (path.clone(), Arc::clone(&start));
                     std::thread::spawn(move || {
                         start.wait();
-                        let store = SqliteStore::open(&path, Duration::from_secs(2))?;
+                        let store =
+                            SqliteStore::open(&path, Duration::from_secs(2), Access::Write)?;
                         // Then writes, as a run does, while the others may still be opening.
                         for _ in 0..20 {
                             store.conn.execute_batch(

@@ -18,6 +18,7 @@
 //! | `mig_truth(x)` | a condition as `where` reads it: 1, 0 or NULL |
 //! | `mig_lower(...)` ... `mig_concat(...)` | the DSL function of the same name |
 //! | `mig_unknown_function(name)` | the error of calling a function that does not exist |
+//! | `mig_text_real(x)` | a real as the interpreter's text form, any other value as it is |
 //!
 //! `is [not] null` is rendered as SQLite's own `IS [NOT] NULL`, which means the same.
 
@@ -105,6 +106,16 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function("mig_unknown_function", 1, FLAGS, |ctx| {
         let name = ctx.get_raw(0).as_str().map_err(from_sql_error)?;
         fail_with(Err(EvalError::UnknownFunction(name.to_owned())))
+    })?;
+    // A real written into a column of TEXT affinity is stored as text, and SQLite's own
+    // conversion keeps 15 significant digits: 0.1 + 0.2 became '0.3' where PostgreSQL and
+    // `(0.1 + 0.2) || ''` give '0.30000000000000004'. Written through this, it is stored
+    // as the interpreter's text form.
+    conn.create_scalar_function("mig_text_real", 1, FLAGS, |ctx| {
+        Ok(match arg(ctx, 0)? {
+            Value::Real(r) => Value::Text(r.to_string()),
+            other => other,
+        })
     })?;
     for function in Function::ALL {
         conn.create_scalar_function(&call_function(function), VARIADIC, FLAGS, move |ctx| {
