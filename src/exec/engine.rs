@@ -544,7 +544,8 @@ impl Engine {
             batches: 0,
             expected,
         };
-        let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch);
+        let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
+            .resting(self.store.locks_every_writer_out());
         loop {
             let request = BatchRequest {
                 run_id: run.id,
@@ -689,7 +690,8 @@ impl Engine {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<(RunRecord, Pace), ExecError> {
         let step = plan.step();
-        let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch);
+        let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
+            .resting(self.store.locks_every_writer_out());
         loop {
             let remaining = run
                 .row_limit

@@ -285,6 +285,11 @@ pub trait Store: Send {
     fn free_connections(&mut self) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }
+    /// Whether a batch holds a lock every other writer of the whole database waits for
+    /// (SQLite's one write lock), rather than locks on the rows it writes.
+    fn locks_every_writer_out(&self) -> bool {
+        false
+    }
     /// Whether another session is working on the database now (not idle, or idle only a
     /// moment; not one of mig's own), which a run's `yield` gives way to; `None` where this
     /// store cannot see other sessions.

@@ -1156,6 +1156,10 @@ impl Store for SqliteStore {
         Ok(None)
     }
 
+    fn locks_every_writer_out(&self) -> bool {
+        true
+    }
+
     fn describe_busy(&self) -> String {
         "SQLite shows mig no other connection: every batch counts as beside a busy one".into()
     }
