@@ -79,6 +79,7 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::PostCheckFailed { .. }
         | ExecError::NotIdempotent { .. }
         | ExecError::SpecChanged { .. }
+        | ExecError::KeyChanged { .. }
         | ExecError::LimitChanged { .. }
         | ExecError::RollbackUnfinished { .. }
         | ExecError::Store(StoreError::RunMoved { .. } | StoreError::SharedRun { .. })

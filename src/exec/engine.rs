@@ -97,6 +97,13 @@ pub enum ExecError {
         was: String,
         now: String,
     },
+    #[error("run {run_id} of {migration} stopped at checkpoint {checkpoint}, taken in the order key `{key}` had then; the key has changed type since, so the checkpoint no longer tells which rows are done: resume refused. Start a new run with `mig run {migration} --restart` (the stopped run's backup is kept for rollback)")]
+    KeyChanged {
+        migration: String,
+        run_id: i64,
+        key: String,
+        checkpoint: Value,
+    },
     #[error("the rollback of run {run_id} of {migration} is unfinished; finish it with `mig rollback {migration}` before running it again, or give it up with `mig run {migration} --restart`, which leaves the rows it has not restored as the run wrote them")]
     RollbackUnfinished { migration: String, run_id: i64 },
     #[error("nothing to roll back for {0}: no run of it updated rows that are still backed up")]
@@ -662,6 +669,17 @@ impl Engine {
                     run_id: run.id,
                     was: run.row_limit,
                     now: plan.limit,
+                });
+            } else if run
+                .checkpoint
+                .as_ref()
+                .is_some_and(|c| !self.store.checkpoint_fits(plan.table(), &plan.key, c))
+            {
+                return Err(ExecError::KeyChanged {
+                    migration: plan.name().to_string(),
+                    run_id: run.id,
+                    key: plan.key.clone(),
+                    checkpoint: run.checkpoint.clone().unwrap_or(Value::Null),
                 });
             } else {
                 if run.status == RunStatus::Checking {

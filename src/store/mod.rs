@@ -285,6 +285,13 @@ pub trait Store: Send {
     fn free_connections(&mut self) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }
+    /// Whether `checkpoint`, taken by a run that stopped, is still a key of `table`'s `key`
+    /// column's type: an integer checkpoint of a key made text since orders rows otherwise,
+    /// and a resumed run would walk some twice and skip others. True where the store
+    /// cannot tell (SQLite keys take any type).
+    fn checkpoint_fits(&self, _table: &str, _key: &str, _checkpoint: &Value) -> bool {
+        true
+    }
     /// Whether a batch holds a lock every other writer of the whole database waits for
     /// (SQLite's one write lock), rather than locks on the rows it writes.
     fn locks_every_writer_out(&self) -> bool {

@@ -1792,6 +1792,14 @@ impl Store for PostgresStore {
         }
     }
 
+    fn checkpoint_fits(&self, table: &str, key: &str, checkpoint: &Value) -> bool {
+        match (self.column_type(table, key), checkpoint) {
+            (Ok((ty, _)), Value::Integer(_)) => ty.is_integer(),
+            (Ok((ty, _)), Value::Text(_)) => !ty.is_integer(),
+            _ => true,
+        }
+    }
+
     fn shareable(&self, step: &BatchStep) -> Result<(), StoreError> {
         match self.step_plan(step)?.path {
             Path::Pushdown(_) => Ok(()),
