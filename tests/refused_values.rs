@@ -389,3 +389,22 @@ fn plan_names_the_stopped_run_and_what_run_will_do_with_it() {
         );
     }
 }
+
+/// A row holding text that is not UTF-8 (SQLite stores what it is given) fails its batch
+/// again on every resume: the message says so, where it once said that `mig run` resumes it.
+#[test]
+fn text_that_is_not_utf8_says_it_will_fail_again() {
+    let project = Project::sqlite(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, label TEXT);
+         INSERT INTO t VALUES (1, 'a'), (2, CAST(x'ff41' AS TEXT)), (3, 'c');",
+        "migrate mark on t {\n    set label = label || '!'\n}\n",
+    );
+    let out = project.mig(&["run", "mark"]);
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("the spec's expression failed on a row of this batch, as it will again")
+            && said.contains("not valid UTF-8"),
+        "{said}"
+    );
+}

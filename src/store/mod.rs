@@ -399,6 +399,10 @@ impl StoreError {
         match self {
             StoreError::Postgres(e) => e.code().is_some_and(|code| code.code().starts_with("22")),
             StoreError::Eval(_) | StoreError::Unwritable(_) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, Some(text))) => {
+                text == sqlite::NOT_UTF8
+            }
+            StoreError::Sqlite(rusqlite::Error::Utf8Error(_)) => true,
             _ => false,
         }
     }

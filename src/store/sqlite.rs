@@ -502,6 +502,10 @@ unsafe extern "C" fn release_captured(data: *mut c_void) {
     drop(unsafe { Arc::from_raw(data as *const Mutex<Captured>) });
 }
 
+/// What `mig_capture` raises for a row holding text that is not UTF-8: the row's fault, so a
+/// resumed batch meets it again (`StoreError::is_data_error`).
+pub const NOT_UTF8: &str = "mig_capture: a key, old or new value is text that is not valid UTF-8";
+
 /// An SQLite value as mig's borrowed value; text that is not UTF-8 is refused, as `Value`
 /// refuses it.
 ///
@@ -516,9 +520,7 @@ unsafe fn raw_view<'a>(value: *mut ffi::sqlite3_value) -> Result<ValueView<'a>, 
             ffi::SQLITE_TEXT => {
                 let text = ffi::sqlite3_value_text(value);
                 let bytes = raw_bytes(text, ffi::sqlite3_value_bytes(value));
-                ValueView::Text(std::str::from_utf8(bytes).map_err(|_| {
-                    "mig_capture: a key, old or new value is text that is not valid UTF-8"
-                })?)
+                ValueView::Text(std::str::from_utf8(bytes).map_err(|_| NOT_UTF8)?)
             }
             ffi::SQLITE_BLOB => {
                 let blob = ffi::sqlite3_value_blob(value);
