@@ -129,38 +129,24 @@ fn a_table_others_inherit_from_is_refused_and_a_partitioned_one_is_not() {
 /// Runs `mig ARGS` as a role that may not read `pg_inherits` (revoked from PUBLIC, as some
 /// hardened databases do), in a database holding `tables` and a spec backfilling `t.b`.
 fn as_role_denied_pg_inherits(tables: &'static str, args: &[&str]) -> Option<std::process::Output> {
-    let admin = postgres_url()?;
     let setup = Setup {
         sqlite: "",
         postgres: tables,
     };
     let project = Project::on(
-        &Backend::Postgres(admin.clone()),
+        &Backend::Postgres(postgres_url()?),
         &setup,
         "backfill b on t {\n    set b = a\n}\n",
     );
     let db = project.postgres.as_ref().unwrap();
-    let role = format!("{}_reader", db.name);
-    db.client()
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA public TO {role}; \
-             GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; \
-             REVOKE SELECT ON pg_catalog.pg_inherits FROM PUBLIC;"
-        ))
-        .unwrap();
-    let as_role = db
-        .url
-        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
-    assert_ne!(as_role, db.url, "the test URL names its user: {}", db.url);
+    let role = db.role(
+        "reader",
+        "REVOKE SELECT ON pg_catalog.pg_inherits FROM PUBLIC;",
+    );
     let out = project
         .command(args)
-        .env("MIG_DATABASE_URL", &as_role)
+        .env("MIG_DATABASE_URL", &role.url)
         .output()
-        .unwrap();
-    drop(project);
-    let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    client
-        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
         .unwrap();
     Some(out)
 }
@@ -209,7 +195,7 @@ fn pg_inherits_is_read_only_where_a_table_has_children() {
 /// Refused before the first batch; the table's owner (here the superuser) runs it.
 #[test]
 fn row_level_security_over_mig_s_role_is_refused_before_a_batch() {
-    let Some(admin) = postgres_url() else {
+    let Some(url) = postgres_url() else {
         return;
     };
     let setup = Setup {
@@ -221,41 +207,26 @@ fn row_level_security_over_mig_s_role_is_refused_before_a_batch() {
                    CREATE POLICY change_mine ON t FOR UPDATE USING (mine);",
     };
     let project = Project::on(
-        &Backend::Postgres(admin.clone()),
+        &Backend::Postgres(url),
         &setup,
         "migrate up on t {\n    set v = v || '!'\n    batch 5\n}\n",
     );
-    let db = project.postgres.as_ref().unwrap();
-    let role = format!("{}_tenant", db.name);
-    db.client()
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA public TO {role}; \
-             GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};"
-        ))
-        .unwrap();
-    let as_role = db
-        .url
-        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let role = project.postgres.as_ref().unwrap().role("tenant", "");
     let checked = project
         .command(&["check"])
-        .env("MIG_DATABASE_URL", &as_role)
+        .env("MIG_DATABASE_URL", &role.url)
         .output()
         .unwrap();
     // Asserted before `mig run`, which without the refusal never ended.
     assert_eq!(checked.status.code(), Some(2), "{}", stdout(&checked));
     let out = project
         .command(&["run", "up"])
-        .env("MIG_DATABASE_URL", &as_role)
+        .env("MIG_DATABASE_URL", &role.url)
         .output()
         .unwrap();
     let untouched = project.query("SELECT count(*) FROM t WHERE v LIKE '%!'");
     let by_owner = project.mig(&["run", "up"]);
     let changed = project.query("SELECT count(*) FROM t WHERE v LIKE '%!'");
-    drop(project);
-    let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    client
-        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
-        .unwrap();
 
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");

@@ -150,6 +150,52 @@ impl ScratchDatabase {
     }
 }
 
+/// A login role for a test that runs mig as someone other than the admin. Dropped with what
+/// it was granted in its database when the test ends, however the test ends.
+pub struct TestRole {
+    admin_url: String,
+    database_url: String,
+    name: String,
+    /// The database's URL as this role.
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    /// A login role named after this database and `suffix`, granted the public schema and
+    /// every table in it; `extra` then runs as the admin in this database.
+    pub fn role(&self, suffix: &str, extra: &str) -> TestRole {
+        let name = format!("{}_{suffix}", self.name);
+        self.client()
+            .batch_execute(&format!(
+                "CREATE ROLE {name} LOGIN; GRANT ALL ON SCHEMA public TO {name}; \
+                 GRANT ALL ON ALL TABLES IN SCHEMA public TO {name}; {extra}"
+            ))
+            .unwrap();
+        let url = self
+            .url
+            .replacen("postgres://postgres@", &format!("postgres://{name}@"), 1);
+        assert_ne!(url, self.url, "the test URL names its user: {}", self.url);
+        TestRole {
+            admin_url: self.admin_url.clone(),
+            database_url: self.url.clone(),
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        // Its grants go first, where the database is still there; then the role.
+        if let Ok(mut db) = postgres::Client::connect(&self.database_url, postgres::NoTls) {
+            let _ = db.batch_execute(&format!("DROP OWNED BY {}", self.name));
+        }
+        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.name));
+        }
+    }
+}
+
 /// A lock `ScratchDatabase::lock_row` or `lock_table` holds; closing its connection releases
 /// it too.
 pub struct HeldLock(postgres::Client);
