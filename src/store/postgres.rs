@@ -307,7 +307,7 @@ impl PostgresStore {
                     coalesce(' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname), ''), \
                     a.attnotnull AND EXISTS (SELECT 1 FROM pg_index u WHERE u.indrelid = c.oid \
                         AND u.indisunique AND u.indisvalid AND u.indnkeyatts = 1 AND u.indkey[0] = a.attnum \
-                        AND u.indpred IS NULL AND u.indexprs IS NULL), \
+                        AND u.indpred IS NULL AND u.indexprs IS NULL AND u.indcollation[0] = a.attcollation), \
                     c.relkind = 'r' AND c.relhassubclass, row_security_active(c.oid) \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
