@@ -502,3 +502,30 @@ fn more_workers_than_the_server_takes_connections_are_refused_before_the_run_ope
         "no run opened"
     );
 }
+
+/// `mig plan` on a shared run that stopped says that `mig run` alone refuses it and
+/// `--workers` resumes it; it once said `mig run` would resume it at its checkpoint.
+#[test]
+fn plan_says_a_stopped_shared_run_resumes_with_workers() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE w (id bigint PRIMARY KEY, n bigint, b bigint);
+                   INSERT INTO w SELECT i, CASE WHEN i = 1500 THEN 0 ELSE i END, NULL
+                   FROM generate_series(1, 3000) AS i;",
+    };
+    let spec = "migrate wm on w {\n    set b = 10 / n\n    batch 100\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &setup, spec);
+    let out = project.mig(&["run", "wm", "--workers", "2"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let plan = stdout(&project.mig(&["plan", "wm"]));
+    assert!(
+        plan.contains("run 1 is unfinished and shared by workers")
+            && plan.contains("`mig run wm` alone refuses it; `mig run wm --workers N` resumes it"),
+        "{plan}"
+    );
+    let out = project.mig(&["run", "wm"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}

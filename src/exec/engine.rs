@@ -162,6 +162,12 @@ fn unfinished_run(plan: &Plan, run: &RunRecord) -> Option<String> {
             "run {id} stopped {at} under another row limit: `mig run` refuses to resume it with \
              this one; `mig run {name} --restart` abandons it and starts a new run"
         ),
+        RunStatus::Running if run.shared => format!(
+            "run {id} is unfinished and shared by workers ({} rows processed, {} updated): `mig \
+             run {name}` alone refuses it; `mig run {name} --workers N` resumes it, claiming the \
+             key ranges not yet done",
+            run.processed, run.updated
+        ),
         RunStatus::Checking => format!(
             "run {id} walked its table and its post-checks did not finish: `mig run` resumes it \
              {at}, walking the rows written since, and runs the checks again"

@@ -161,6 +161,8 @@ pub struct RunRecord {
     pub started_at: String,
     pub updated_at: String,
     pub message: Option<String>,
+    /// Workers claim its key ranges (PostgreSQL): only `--workers` resume it.
+    pub shared: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -1624,6 +1624,7 @@ fn read_run(row: &Row) -> Result<RunRecord, StoreError> {
         started_at: row.try_get("started_at")?,
         updated_at: row.try_get("updated_at")?,
         message: row.try_get("message")?,
+        shared: row.try_get::<_, Option<String>>("claimed")?.is_some(),
     })
 }
 

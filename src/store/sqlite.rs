@@ -903,6 +903,7 @@ fn read_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         started_at: row.get("started_at")?,
         updated_at: row.get("updated_at")?,
         message: row.get("message")?,
+        shared: false,
     })
 }
 
