@@ -227,7 +227,10 @@ fn a_sqlite_key_unique_only_in_another_collation_is_refused() {
          CREATE UNIQUE INDEX users_handle ON users (handle COLLATE BINARY);\n\
          INSERT INTO users (handle, note) VALUES ('ann', 'n1'), ('Ann', 'n2');\n\
          CREATE TABLE agreed (handle TEXT NOT NULL COLLATE NOCASE PRIMARY KEY, note TEXT);\n\
-         INSERT INTO agreed VALUES ('ann', 'n1'), ('Bob', 'n2'), ('cy', 'n3');\n",
+         INSERT INTO agreed VALUES ('ann', 'n1'), ('Bob', 'n2'), ('cy', 'n3');\n\
+         CREATE TABLE strict (k TEXT NOT NULL, note TEXT);\n\
+         CREATE UNIQUE INDEX strict_k ON strict (k COLLATE NOCASE);\n\
+         INSERT INTO strict VALUES ('ann', 'n1'), ('Bob', 'n2');\n",
         "migrate tag on accounts {\n    set note = 'migrated:' || handle\n    batch 1\n}\n",
     );
     let mismatch = "is compared in collation NOCASE, but the unique index that makes it a key \
@@ -269,4 +272,20 @@ fn a_sqlite_key_unique_only_in_another_collation_is_refused() {
     let out = project.mig(&["rollback", "tag"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(project.dump("agreed"), before);
+
+    // Values unique under NOCASE are distinct in bytes: a BINARY column keys a walk
+    // whatever collation its unique index compares in.
+    project.write_spec(
+        "table strict key k
+backfill note on strict {
+    set note = k
+}
+",
+    );
+    let out = project.mig(&["run", "strict.note"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM strict WHERE note = k"),
+        ["2"]
+    );
 }

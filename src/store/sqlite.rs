@@ -336,14 +336,19 @@ impl SqliteStore {
             return Ok(None);
         };
         let compared = column_collation(&self.conn, table, column)?;
-        if indexes.iter().any(|c| c.eq_ignore_ascii_case(&compared)) {
+        // Values unique under any collation are distinct in bytes, so a BINARY column is a
+        // key whatever collation its unique index compares in.
+        if compared.eq_ignore_ascii_case("BINARY")
+            || indexes.iter().any(|c| c.eq_ignore_ascii_case(&compared))
+        {
             return Ok(None);
         }
         let index = indexes.join(" or ");
         Ok(Some(format!(
             "is compared in collation {compared}, but the unique index that makes it a key \
              compares in {index}: values unique under {index} can be equal under {compared} \
-             (NOCASE takes 'ann' and 'Ann' for one value), so keyset batches would skip rows \
+             ({compared} takes some values that differ under {index} for one, as NOCASE takes \
+             'ann' and 'Ann'), so keyset batches would skip rows \
              and a rollback would restore one row's old values into another; declare the \
              column COLLATE {index}, or make it unique under its own collation \
              (CREATE UNIQUE INDEX … ({column} COLLATE {compared})), or name another key"
