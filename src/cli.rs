@@ -266,7 +266,7 @@ fn check_sources(
             exit_code: 2,
             text: format!("cannot read {}: {e}", path.display()),
         };
-        let real = path.canonicalize().map_err(cannot_read)?;
+        let real = entry(path).map_err(cannot_read)?;
         if named.iter().any(|(seen, _)| *seen == real) {
             continue;
         }
@@ -278,7 +278,7 @@ fn check_sources(
     }
     let in_folder = |f: &SourceFile| {
         let file_name = Path::new(&f.path).file_name().unwrap_or_default();
-        config.specs.join(file_name).canonicalize().ok()
+        entry(&config.specs.join(file_name)).ok()
     };
     let mut sources: Vec<SourceFile> = folder
         .into_iter()
@@ -287,6 +287,20 @@ fn check_sources(
     let reported = named.iter().map(|(_, f)| f.path.clone()).collect();
     sources.extend(named.into_iter().map(|(_, f)| f));
     Ok((sources, reported))
+}
+
+/// Which entry of which folder `path` is, however its folder is spelled. The entry itself is
+/// not followed: a symbolic link in the specs folder to a named file is a second file, as a
+/// run reads it.
+fn entry(path: &Path) -> std::io::Result<PathBuf> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.canonicalize()?,
+        _ => std::env::current_dir()?,
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("not a file name"))?;
+    Ok(folder.join(name))
 }
 
 /// Prints the diagnostics of the reported files. Errors only in other files of the specs

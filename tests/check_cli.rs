@@ -218,6 +218,17 @@ fn a_named_file_is_checked_in_the_context_of_the_specs_folder() {
         "error: the specs folder does not compile: other files have errors (specs/c.mig); \
          `mig check` shows them\n"
     );
+    std::fs::remove_file(specs.join("c.mig")).unwrap();
+
+    // A symbolic link in the folder to the named file is a second file, as a run reads it.
+    std::os::unix::fs::symlink("a.mig", specs.join("link.mig")).unwrap();
+    let out = mig_check(project.path(), &a);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("is declared twice"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// One column of a composite primary key repeats its values, so it is no key to walk by:
