@@ -94,6 +94,7 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::Demo(_)
         | ExecError::Unsupported(_)
         | ExecError::BatchFailed { .. }
+        | ExecError::SharedBatchFailed { .. }
         | ExecError::RollbackFailed { .. }
         | ExecError::PostCheckUnrestored { .. }
         | ExecError::ValidationUnevaluated { .. }

@@ -503,8 +503,10 @@ fn more_workers_than_the_server_takes_connections_are_refused_before_the_run_ope
     );
 }
 
-/// `mig plan` on a shared run that stopped says that `mig run` alone refuses it and
-/// `--workers` resumes it; it once said `mig run` would resume it at its checkpoint.
+/// A shared run stopped by a batch that fails again: the error says so and names
+/// `--workers`, and `mig plan` says that `mig run` alone refuses the run and `--workers`
+/// resumes it. The error was the bare database error, and the plan said `mig run` would
+/// resume the run at its checkpoint.
 #[test]
 fn plan_says_a_stopped_shared_run_resumes_with_workers() {
     let Some(url) = postgres_url() else {
@@ -520,6 +522,16 @@ fn plan_says_a_stopped_shared_run_resumes_with_workers() {
     let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "wm", "--workers", "2"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    // The failed batch's error says, as a lone run's does, that it will fail again.
+    assert!(
+        stderr(&out).contains(
+            "shared by workers, failed and was rolled back; its key range stays to do, for the \
+             workers that resume the run, and the spec's expression failed on a row of this \
+             batch, as it will again: fix the row and `mig run wm --workers N` resumes the run"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let plan = stdout(&project.mig(&["plan", "wm"]));
     assert!(
         plan.contains("run 1 is unfinished and shared by workers")

@@ -116,11 +116,18 @@ pub enum ExecError {
     },
     #[error("lock timeout after {retries} retries; the run stopped at its checkpoint and resumes from there: {source}")]
     LockTimeout { retries: u64, source: StoreError },
-    #[error("batch {batch} of run {run_id} failed and was rolled back; the run stopped at its checkpoint and {}: {source}", resume_advice(migration, source))]
+    #[error("batch {batch} of run {run_id} failed and was rolled back; the run stopped at its checkpoint and {}: {source}", resume_advice(migration, &format!("mig run {migration}"), source))]
     BatchFailed {
         migration: String,
         run_id: i64,
         batch: i64,
+        source: Box<StoreError>,
+    },
+    /// A worker's claimed batch: its claim stays undone, for a worker to take when the run resumes.
+    #[error("a batch of run {run_id}, shared by workers, failed and was rolled back; its key range stays to do, for the workers that resume the run, and {}: {source}", resume_advice(migration, &format!("mig run {migration} --workers N"), source))]
+    SharedBatchFailed {
+        migration: String,
+        run_id: i64,
         source: Box<StoreError>,
     },
     #[error("the rollback of run {run_id} stopped at batch {batch}, which it left as the run wrote it{}{}: {source}; `mig rollback {migration}` goes on from there", restored_before(*later_batches, *restored), rollback_advice(source))]
@@ -183,34 +190,34 @@ fn unfinished_run(plan: &Plan, run: &RunRecord) -> Option<String> {
 
 /// How a run stopped by a failed batch goes on: a table that refused the values the batch
 /// wrote refuses them again until the spec or the rows change.
-fn resume_advice(migration: &str, source: &StoreError) -> String {
+fn resume_advice(migration: &str, resume: &str, source: &StoreError) -> String {
     if source.is_constraint_violation() {
         format!(
             "the table refused a value the spec computed, as it will again: fix the rows it \
-             names and `mig run {migration}` resumes the run, or change the spec and start a \
-             new run with `mig run {migration} --restart`"
+             names and `{resume}` resumes the run, or change the spec and start a new run \
+             with `mig run {migration} --restart`"
         )
     } else if source.is_data_error() {
         format!(
             "the spec's expression failed on a row of this batch, as it will again: fix the \
-             row and `mig run {migration}` resumes the run, or change the spec and start a new \
-             run with `mig run {migration} --restart`"
+             row and `{resume}` resumes the run, or change the spec and start a new run with \
+             `mig run {migration} --restart`"
         )
     } else if source.is_refused_by_table() {
         format!(
             "the table refused the batch (a trigger raised, or a row-level security policy \
-             refused a row), as it will again: fix the rows or the table and `mig run \
-             {migration}` resumes the run, or change the spec and start a new run with `mig \
-             run {migration} --restart`"
+             refused a row), as it will again: fix the rows or the table and `{resume}` \
+             resumes the run, or change the spec and start a new run with `mig run \
+             {migration} --restart`"
         )
     } else if source.is_too_large() {
         format!(
             "the batch was more than PostgreSQL takes at once (a backup record over 1 GB, of \
-             large values?), as it will be again: resume it with fewer rows a batch, `mig run \
-             {migration} --batch N`"
+             large values?), as it will be again: resume it with fewer rows a batch, \
+             `{resume} --batch N`"
         )
     } else {
-        format!("`mig run {migration}` resumes it")
+        format!("`{resume}` resumes it")
     }
 }
 
@@ -567,8 +574,19 @@ impl Engine {
                 limit: throttle.next_size(self.store.as_mut())?,
                 yielding: throttle.yielding(),
             };
-            let outcome =
-                self.with_retries(plan, |store| store.run_shared_batch(&step, &request))?;
+            let outcome = self
+                .with_retries(plan, |store| store.run_shared_batch(&step, &request))
+                .map_err(|e| match e {
+                    ExecError::Store(
+                        source @ (StoreError::RunMoved { .. } | StoreError::SharedRun { .. }),
+                    ) => ExecError::Store(source),
+                    ExecError::Store(source) => ExecError::SharedBatchFailed {
+                        migration: plan.name().to_string(),
+                        run_id: run.id,
+                        source: Box::new(source),
+                    },
+                    other => other,
+                })?;
             if outcome.processed == 0 {
                 break;
             }
