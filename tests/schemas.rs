@@ -227,6 +227,19 @@ fn row_level_security_over_mig_s_role_is_refused_before_a_batch() {
     let untouched = project.query("SELECT count(*) FROM t WHERE v LIKE '%!'");
     let by_owner = project.mig(&["run", "up"]);
     let changed = project.query("SELECT count(*) FROM t WHERE v LIKE '%!'");
+    // A validation would count only the rows the policy shows the role.
+    project.write_spec("validate marked on t {\n    expect v <> 'v1!'\n}\n");
+    let validated = project
+        .command(&["validate", "marked"])
+        .env("MIG_DATABASE_URL", &role.url)
+        .output()
+        .unwrap();
+    assert_eq!(validated.status.code(), Some(2), "{}", stdout(&validated));
+    assert!(
+        stderr(&validated).contains("table `t` has row-level security"),
+        "{}",
+        stderr(&validated)
+    );
 
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");

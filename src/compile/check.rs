@@ -310,19 +310,7 @@ impl<'a> Checker<'a> {
 
     /// A migration walks its table by one key column: its primary key or a declared override.
     fn walkable(&mut self, table: &TableSchema, at: &Ident) {
-        if table.row_security {
-            self.error(
-                Diagnostic::new(
-                    at.span,
-                    format!(
-                        "table `{}` has row-level security that applies to mig's role: its \
-                         batches would pass over the rows a policy keeps from them, and its \
-                         checks would not see them",
-                        table.name
-                    ),
-                )
-                .with_help("run mig as the table's owner (without FORCE ROW LEVEL SECURITY) or as a role with BYPASSRLS"),
-            );
+        if self.hidden_by_row_security(table, at.span) {
             return;
         }
         if !table.inherited_by.is_empty() {
@@ -542,7 +530,31 @@ impl<'a> Checker<'a> {
         ));
     }
 
+    /// An error at `at` where PostgreSQL row-level security applies to mig's role on
+    /// `table`: batches would pass over the rows a policy keeps from them, and checks would
+    /// count only the rows it shows.
+    fn hidden_by_row_security(&mut self, table: &TableSchema, at: Span) -> bool {
+        if table.row_security {
+            self.error(
+                Diagnostic::new(
+                    at,
+                    format!(
+                        "table `{}` has row-level security that applies to mig's role: its \
+                         batches would pass over the rows a policy keeps from them, and its \
+                         checks would not see them",
+                        table.name
+                    ),
+                )
+                .with_help("run mig as the table's owner (without FORCE ROW LEVEL SECURITY) or as a role with BYPASSRLS"),
+            );
+        }
+        table.row_security
+    }
+
     fn validation(&mut self, name: String, block: &Block, table: Option<&TableSchema>) {
+        if let Some(table) = table {
+            self.hidden_by_row_security(table, block.table.span);
+        }
         let mut checks = Vec::new();
         for statement in &block.statements {
             let columns = |list: &[Ident]| list.iter().map(|c| c.name.clone()).collect();
