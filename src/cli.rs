@@ -558,6 +558,13 @@ fn rollback(config: Config, name: &str) -> Result<(), Failure> {
             conflict_list(&summary.conflict_keys, summary.run_id)
         );
     }
+    if summary.rewritten > 0 {
+        println!(
+            "  {} restored rows hold another value than their backup: a trigger of the table \
+             rewrote the old values as they were written back",
+            summary.rewritten
+        );
+    }
     Ok(())
 }
 

@@ -162,3 +162,39 @@ fn replace_on_a_case_insensitive_column_searches_bytes() {
         ["zAz", "bzb"]
     );
 }
+
+/// A BEFORE UPDATE trigger that rewrites the set column rewrites the old values too as a
+/// rollback writes them back: the rollback says how many restored rows hold another value
+/// than their backup, where it once counted them restored and said nothing.
+#[test]
+fn a_rollback_says_when_a_trigger_rewrote_the_values_it_restored() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE t (id bigint PRIMARY KEY, code text);
+                   INSERT INTO t SELECT i, ' Code' || i || ' ' FROM generate_series(1, 5) AS i;
+                   CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS $$
+                   BEGIN NEW.code := upper(NEW.code); RETURN NEW; END $$;
+                   CREATE TRIGGER shout BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION shout();",
+    };
+    let spec = "migrate tidy on t {\n    set code = trim(code)\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &setup, spec);
+    let out = project.mig(&["run", "tidy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = project.mig(&["rollback", "tidy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "5 rows restored, 0 conflicts\n  5 restored rows hold another value than their \
+             backup: a trigger of the table rewrote the old values as they were written back"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        project.query("SELECT code FROM t WHERE id = 1"),
+        [" CODE1 "]
+    );
+}

@@ -369,6 +369,8 @@ pub struct RollbackSummary {
     pub run_id: i64,
     pub restored: u64,
     pub conflict_keys: Vec<Value>,
+    /// Restored rows a trigger of the table rewrote as their old values were written back.
+    pub rewritten: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -954,6 +956,7 @@ impl Engine {
                 run_id: run.id,
                 restored: outcome.restored,
                 conflict_keys: self.store.conflict_keys(run.id)?,
+                rewritten: outcome.rewritten,
             });
         }
         Err(ExecError::NothingToRollBack(name.to_string()))
@@ -1040,6 +1043,7 @@ impl Engine {
                 })?;
             total.restored += outcome.restored;
             total.conflict_keys.extend(outcome.conflict_keys);
+            total.rewritten += outcome.rewritten;
         }
         self.with_retries(plan, |store| {
             store.set_run_status(run_id, RunStatus::RolledBack, None)

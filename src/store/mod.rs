@@ -169,6 +169,9 @@ pub struct RunRecord {
 pub struct RollbackOutcome {
     pub restored: u64,
     pub conflict_keys: Vec<Value>,
+    /// Restored rows that hold another value than their backup's: a trigger of the table
+    /// rewrote the old value as it was written back (PostgreSQL; 0 where not seen).
+    pub rewritten: u64,
 }
 
 /// How many rows a table holds, counted or estimated.

@@ -2134,6 +2134,7 @@ impl Store for PostgresStore {
             let mut names = vec!["key".to_string()];
             let mut sets = Vec::new();
             let mut unchanged = Vec::new();
+            let mut restored_as_backed_up = Vec::new();
             let mut current = Vec::new();
             let mut values: Vec<Vec<Option<String>>> = Vec::new();
             for (i, column) in cols.iter().enumerate() {
@@ -2160,6 +2161,9 @@ impl Store for PostgresStore {
                 unchanged.push(format!(
                     "(t.{quoted}::text COLLATE \"C\") IS NOT DISTINCT FROM _mig_record.n{i}"
                 ));
+                restored_as_backed_up.push(format!(
+                    "(t.{quoted}::text COLLATE \"C\") IS NOT DISTINCT FROM _mig_record.o{i}"
+                ));
                 current.push(format!("t.{quoted}::text"));
                 values.push(column_of(i, &old));
                 values.push(column_of(i, &new));
@@ -2174,18 +2178,21 @@ impl Store for PostgresStore {
             let sql = format!(
                 "WITH _mig_record AS (SELECT * FROM unnest({}) AS _mig_record({})), \
                  _mig_restored AS (UPDATE {table} AS t SET {} FROM _mig_record \
-                 WHERE t.{key} = _mig_record.key::{key_sql_type} AND {} RETURNING _mig_record.key), \
+                 WHERE t.{key} = _mig_record.key::{key_sql_type} AND {} \
+                 RETURNING _mig_record.key, ({}) AS as_backed_up), \
                  _mig_conflicted AS (INSERT INTO _mig_conflicts (run_id, key, key_int, cols, old, written, current) \
                  SELECT $1, _mig_record.key, {key_int}, $3::text[], ARRAY[{}]::text[], ARRAY[{}]::text[], \
                  (SELECT ARRAY[{}]::text[] FROM {table} AS t WHERE t.{key} = _mig_record.key::{key_sql_type}) \
                  FROM _mig_record WHERE _mig_record.key NOT IN (SELECT key FROM _mig_restored) \
                  RETURNING key, key_int) \
                  SELECT (SELECT count(*) FROM _mig_restored), \
-                 ARRAY(SELECT key FROM _mig_conflicted ORDER BY key_int, key)",
+                 ARRAY(SELECT key FROM _mig_conflicted ORDER BY key_int, key), \
+                 (SELECT count(*) FROM _mig_restored WHERE NOT as_backed_up)",
                 arrays.join(", "),
                 names.join(", "),
                 sets.join(", "),
                 unchanged.join(" AND "),
+                restored_as_backed_up.join(" AND "),
                 olds.join(", "),
                 news.join(", "),
                 current.join(", ")
@@ -2204,6 +2211,7 @@ impl Store for PostgresStore {
                     .into_iter()
                     .map(|k| key_value(k, key_type))
                     .collect(),
+                rewritten: row.get::<_, i64>(2) as u64,
             })
         })
         .map_err(|e| self.name_too_long(step, e))
