@@ -112,3 +112,41 @@ fn a_rollback_into_a_column_narrowed_since_refuses_an_old_value_that_no_longer_f
         "every batch is still backed up"
     );
 }
+
+/// Spaces past a `varchar(n)`'s length are cut as PostgreSQL writes the value, so the value
+/// computed is not the value stored: compared uncut, every run found every row changed and
+/// wrote and backed it up again. On both paths a re-run now updates nothing.
+#[test]
+fn spaces_cut_by_a_varchar_do_not_make_every_run_write_again() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let setup = Setup {
+        sqlite: "",
+        postgres: "CREATE TABLE v (id bigint PRIMARY KEY, src text, vc varchar(4), lc varchar(4));
+                   INSERT INTO v SELECT i, 'ab', NULL, NULL FROM generate_series(1, 20) AS i;",
+    };
+    // `lower` only the interpreter computes: the read-compute-write path.
+    let spec = "migrate pad on v {\n    set vc = src || '   '\n    batch 7\n}\n\n\
+                migrate pad_lower on v {\n    set lc = lower(src) || '   '\n    batch 7\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &setup, spec);
+    for migration in ["pad", "pad_lower"] {
+        let first = project.mig(&["run", migration]);
+        assert!(first.status.success(), "{}", stderr(&first));
+        assert!(
+            stdout(&first).contains("20 rows processed, 20 updated"),
+            "{migration}: {}",
+            stdout(&first)
+        );
+        let again = project.mig(&["run", migration]);
+        assert!(
+            stdout(&again).contains("20 rows processed, 0 updated"),
+            "{migration}: {}",
+            stdout(&again)
+        );
+    }
+    assert_eq!(
+        project.query("SELECT count(*) FROM v WHERE vc = 'ab  ' AND lc = 'ab  '"),
+        ["20"]
+    );
+}

@@ -171,6 +171,15 @@ impl Column {
         self.ty.is_some_and(ColumnType::is_text) && self.sql_type != self.base_type
     }
 
+    /// A `varchar(n)`'s n, read from its catalog spelling (`character varying(4)`).
+    fn varchar_length(&self) -> Option<usize> {
+        if self.ty != Some(ColumnType::Varchar) || !self.has_length() {
+            return None;
+        }
+        let inner = self.sql_type.rsplit_once('(')?.1.strip_suffix(')')?;
+        inner.parse().ok()
+    }
+
     /// What mig cannot do with the column, for `mig check` and the run's own refusals.
     fn limits(&self) -> ColumnLimits {
         let Some(ty) = self.ty else {
@@ -495,12 +504,15 @@ impl PostgresStore {
     fn step_plan(&self, step: &BatchStep) -> Result<BatchPlan, StoreError> {
         let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
         let mut set_types = Vec::new();
+        let mut set_lengths = Vec::new();
         for (column, _) in &step.sets {
             let (ty, _) = self.column_type(&step.table, column)?;
-            if let Some(why) = self.column(&step.table, column)?.limits().unwritable {
+            let described = self.column(&step.table, column)?;
+            if let Some(why) = described.limits().unwritable {
                 return Err(limited(&step.table, column, &why));
             }
-            set_types.push((ty, self.column(&step.table, column)?.base_type.clone()));
+            set_types.push((ty, described.base_type.clone()));
+            set_lengths.push(described.varchar_length());
         }
         let mut needed: Vec<String> = Vec::new();
         let exprs = step.sets.iter().map(|(_, e)| e).chain(&step.filter);
@@ -530,6 +542,7 @@ impl PostgresStore {
             key_collate: self.column(&step.table, &step.key)?.collate.clone(),
             set_columns: step.sets.iter().map(|(c, _)| c.clone()).collect(),
             set_types,
+            set_lengths,
             needed,
             read_types,
         };
@@ -557,7 +570,12 @@ impl PostgresStore {
         let mut differs = Vec::new();
         let mut present = Vec::new();
         let mut old_nulls = Vec::new();
-        for ((column, value), (ty, _)) in step.sets.iter().zip(&shape.set_types) {
+        let sets = step
+            .sets
+            .iter()
+            .zip(&shape.set_types)
+            .zip(&shape.set_lengths);
+        for (((column, value), (ty, _)), length) in sets {
             let pushed = renderer.value(value)?;
             let fits = match pushed.ty {
                 super::postgres_sql::SqlType::Int => ty.is_integer(),
@@ -579,7 +597,7 @@ impl PostgresStore {
             let bytes = if ty.is_text() { " COLLATE \"C\"" } else { "" };
             differs.push(format!(
                 "(({}){bytes}) IS DISTINCT FROM t.{column}",
-                pushed.sql
+                as_stored(&pushed.sql, *length)
             ));
             present.push(format!("({}) IS NOT NULL", pushed.sql));
             old_nulls.push(format!("t.{column} IS NULL"));
@@ -874,9 +892,14 @@ impl PostgresStore {
                     }
                 }
                 let mut computed = Vec::with_capacity(step.sets.len());
-                for ((column, expr), (ty, _)) in step.sets.iter().zip(&shape.set_types) {
+                let sets = step
+                    .sets
+                    .iter()
+                    .zip(&shape.set_types)
+                    .zip(&shape.set_lengths);
+                for (((column, expr), (ty, _)), length) in sets {
                     let value = eval::eval(expr, &values)?;
-                    computed.push(coerce(value, *ty, column)?);
+                    computed.push(cut_trailing_spaces(coerce(value, *ty, column)?, *length));
                 }
                 let differs = step.sets.iter().zip(&computed).zip(&shape.set_types).any(
                     |(((column, _), new), (ty, _))| !stores_alike(*ty, values.column(column), new),
@@ -1133,6 +1156,8 @@ struct BatchShape {
     set_columns: Vec<String>,
     /// Per `set`, its column's type and its base type, to which new values are cast.
     set_types: Vec<(ColumnType, String)>,
+    /// Per `set`, n where its column is a `varchar(n)`.
+    set_lengths: Vec<Option<usize>>,
     /// The columns the expressions read, then the set columns.
     needed: Vec<String>,
     read_types: Vec<ColumnType>,
@@ -1459,6 +1484,32 @@ fn coerce(value: Value, ty: ColumnType, column: &str) -> Result<Value, StoreErro
         (ColumnType::Bytea, v @ Value::Blob(_)) => v,
         (_, v) => return Err(refused(&v)),
     })
+}
+
+/// A new value as a `varchar(n)` stores it, for the test of whether it changes: PostgreSQL
+/// cuts spaces past n as it writes (and refuses anything else past n, here as there);
+/// compared uncut, such a value was written and backed up again on every run.
+fn as_stored(sql: &str, length: Option<usize>) -> String {
+    match length {
+        Some(n) => format!("pg_catalog.varchar(({sql})::varchar, {}, false)", n + 4),
+        None => sql.to_string(),
+    }
+}
+
+/// `value` as a `varchar(length)` stores it: spaces past `length` cut, as PostgreSQL cuts
+/// them; a longer value of other characters is left for PostgreSQL to refuse.
+fn cut_trailing_spaces(value: Value, length: Option<usize>) -> Value {
+    match (value, length) {
+        (Value::Text(text), Some(n)) => {
+            let cut = text.char_indices().nth(n).map_or(text.len(), |(i, _)| i);
+            if text[cut..].chars().all(|c| c == ' ') {
+                Value::Text(text[..cut].to_string())
+            } else {
+                Value::Text(text)
+            }
+        }
+        (value, _) => value,
+    }
 }
 
 /// Whether writing `new` over `old` leaves the column as it is. A `char(n)` reads back
