@@ -221,6 +221,18 @@ fn resume_advice(migration: &str, resume: &str, source: &StoreError) -> String {
     }
 }
 
+/// A batch's error as `failed` words it, unless another process moved the run on: then
+/// nothing failed, and this process stops with that.
+fn batch_error(e: ExecError, failed: impl FnOnce(Box<StoreError>) -> ExecError) -> ExecError {
+    match e {
+        ExecError::Store(source @ (StoreError::RunMoved { .. } | StoreError::SharedRun { .. })) => {
+            ExecError::Store(source)
+        }
+        ExecError::Store(source) => failed(Box::new(source)),
+        other => other,
+    }
+}
+
 /// What a stopped rollback restored before the batch it stopped at (it goes newest first).
 fn restored_before(later_batches: usize, restored: u64) -> String {
     match later_batches {
@@ -578,16 +590,12 @@ impl Engine {
             };
             let outcome = self
                 .with_retries(plan, |store| store.run_shared_batch(&step, &request))
-                .map_err(|e| match e {
-                    ExecError::Store(
-                        source @ (StoreError::RunMoved { .. } | StoreError::SharedRun { .. }),
-                    ) => ExecError::Store(source),
-                    ExecError::Store(source) => ExecError::SharedBatchFailed {
+                .map_err(|e| {
+                    batch_error(e, |source| ExecError::SharedBatchFailed {
                         migration: plan.name().to_string(),
                         run_id: run.id,
-                        source: Box::new(source),
-                    },
-                    other => other,
+                        source,
+                    })
                 })?;
             if outcome.processed == 0 {
                 break;
@@ -753,18 +761,13 @@ impl Engine {
             };
             let outcome = self
                 .with_retries(plan, |store| store.run_batch(&step, &request))
-                .map_err(|e| match e {
-                    // Another process moved the run on: nothing failed, this one stops.
-                    ExecError::Store(
-                        source @ (StoreError::RunMoved { .. } | StoreError::SharedRun { .. }),
-                    ) => ExecError::Store(source),
-                    ExecError::Store(source) => ExecError::BatchFailed {
+                .map_err(|e| {
+                    batch_error(e, |source| ExecError::BatchFailed {
                         migration: plan.name().to_string(),
                         run_id: run.id,
                         batch: request.batch_no,
-                        source: Box::new(source),
-                    },
-                    other => other,
+                        source,
+                    })
                 })?;
             if outcome.processed == 0 {
                 return Ok((run, throttle.pace()));
