@@ -4,21 +4,19 @@
 //! stopped, and each further resume applied a non-idempotent set again to the same rows.
 mod common;
 
-use common::{postgres_url, stderr, Backend, Project, Setup};
+use common::{stderr, Project};
 
 #[test]
 fn a_run_whose_key_changed_type_since_it_stopped_is_not_resumed() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE t (id integer PRIMARY KEY, v text CHECK (length(v) < 6));
+    let spec = "migrate bang on t {\n    set v = v || '!'\n    batch 10\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id integer PRIMARY KEY, v text CHECK (length(v) < 6));
                    INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) AS i;
                    UPDATE t SET v = 'xxxxx' WHERE id = 35;",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "migrate bang on t {\n    set v = v || '!'\n    batch 10\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "bang"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let done = "SELECT count(*) FROM t WHERE v LIKE '%!'";

@@ -58,18 +58,16 @@ fn a_text_key_of_another_collation_than_the_databases_is_walked_to_its_end() {
 /// the rollback, comparing in the column's collation, take for one key. Refused as a key.
 #[test]
 fn a_declared_key_unique_only_in_another_collation_is_refused() {
-    let Some(url) = common::postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+    let spec = "table h key code\n\nmigrate mark on h {\n    set note = note || '!'\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
                    CREATE TABLE h (code text COLLATE ci NOT NULL, note text);
                    CREATE UNIQUE INDEX h_code ON h (code COLLATE \"C\");
                    INSERT INTO h VALUES ('abc', 'n1'), ('ABC', 'n2');",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "table h key code\n\nmigrate mark on h {\n    set note = note || '!'\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "mark"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(

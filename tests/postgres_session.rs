@@ -2,19 +2,16 @@
 //! session settings of a database cannot change about a run.
 mod common;
 
-use common::{postgres_url, stderr, stdout, Backend, Project, Setup};
+use common::{stderr, stdout, Project};
 
 /// A trigger on the migrated table records the settings its UPDATE ran under: no statement
 /// of a batch is compiled (`jit`), whatever the database's default. A foreign key cascading
 /// into a table without an index otherwise paid a compilation for every row (README).
 #[test]
 fn a_batch_compiles_no_statement_whatever_the_database_sets() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE t (id bigint PRIMARY KEY, a bigint, b bigint);
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id bigint PRIMARY KEY, a bigint, b bigint);
                    INSERT INTO t SELECT i, i, NULL FROM generate_series(1, 50) AS i;
                    CREATE TABLE seen (jit text);
                    CREATE FUNCTION note_settings() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -23,9 +20,10 @@ fn a_batch_compiles_no_statement_whatever_the_database_sets() {
                    DO $$ BEGIN
                        EXECUTE format('ALTER DATABASE %I SET jit = on', current_database());
                    END $$;",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "t.b"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -39,21 +37,19 @@ fn a_batch_compiles_no_statement_whatever_the_database_sets() {
 /// (`0.43333334` came back as `0.433333`).
 #[test]
 fn floats_are_restored_exactly_whatever_digits_the_database_prints() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE f (id bigint PRIMARY KEY, x double precision, y real,
+    let spec = "migrate halve on f {\n    set x = x / 2\n    set y = y / 2\n    batch 50\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE f (id bigint PRIMARY KEY, x double precision, y real,
                        x0 double precision, y0 real);
                    INSERT INTO f SELECT i, i / 3.0, i / 7.0, i / 3.0, i / 7.0
                    FROM generate_series(1, 200) AS i;
                    DO $$ BEGIN
                        EXECUTE format('ALTER DATABASE %I SET extra_float_digits = 0', current_database());
                    END $$;",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "migrate halve on f {\n    set x = x / 2\n    set y = y / 2\n    batch 50\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "halve"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = project.mig(&["rollback", "halve"]);
@@ -70,17 +66,15 @@ fn floats_are_restored_exactly_whatever_digits_the_database_prints() {
 /// rows restored, 5 conflicts", and the backup gone.
 #[test]
 fn bytea_is_restored_whatever_output_the_database_chooses_between_run_and_rollback() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE b (id bigint PRIMARY KEY, v bytea, src bytea, v0 bytea);
+    let spec = "backfill v on b {\n    set v = src\n    batch 2\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE b (id bigint PRIMARY KEY, v bytea, src bytea, v0 bytea);
                    INSERT INTO b SELECT i, NULL, decode(lpad(to_hex(i), 4, '0') || 'ff00', 'hex'), NULL
                    FROM generate_series(1, 5) AS i;",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "backfill v on b {\n    set v = src\n    batch 2\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "b.v"]);
     assert!(out.status.success(), "{}", stderr(&out));
     project.execute(
@@ -106,17 +100,15 @@ fn bytea_is_restored_whatever_output_the_database_chooses_between_run_and_rollba
 /// the rollback took an application's change of case for the run's value and overwrote it.
 #[test]
 fn a_case_insensitive_column_is_compared_by_bytes_in_run_and_rollback() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+    let spec = "migrate copy on t {\n    set code = src\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
                    CREATE TABLE t (id bigint PRIMARY KEY, code text COLLATE ci, src text);
                    INSERT INTO t VALUES (1, 'abc', 'ABC'), (2, 'old', 'New');",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "migrate copy on t {\n    set code = src\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "copy"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -142,17 +134,15 @@ fn a_case_insensitive_column_is_compared_by_bytes_in_run_and_rollback() {
 /// supported for substring searches") and every batch failed.
 #[test]
 fn replace_on_a_case_insensitive_column_searches_bytes() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+    let spec = "backfill out on t {\n    set out = replace(code, 'a', 'z')\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
                    CREATE TABLE t (id bigint PRIMARY KEY, code text COLLATE ci, out text);
                    INSERT INTO t VALUES (1, 'aAa', NULL), (2, 'bab', NULL);",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "backfill out on t {\n    set out = replace(code, 'a', 'z')\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["plan", "t.out"]);
     assert!(stdout(&out).contains("path: pushdown"), "{}", stdout(&out));
     let out = project.mig(&["run", "t.out"]);
@@ -168,19 +158,17 @@ fn replace_on_a_case_insensitive_column_searches_bytes() {
 /// than their backup, where it once counted them restored and said nothing.
 #[test]
 fn a_rollback_says_when_a_trigger_rewrote_the_values_it_restored() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE t (id bigint PRIMARY KEY, code text);
+    let spec = "migrate tidy on t {\n    set code = trim(code)\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id bigint PRIMARY KEY, code text);
                    INSERT INTO t SELECT i, ' Code' || i || ' ' FROM generate_series(1, 5) AS i;
                    CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS $$
                    BEGIN NEW.code := upper(NEW.code); RETURN NEW; END $$;
                    CREATE TRIGGER shout BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION shout();",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "migrate tidy on t {\n    set code = trim(code)\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "tidy"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = project.mig(&["rollback", "tidy"]);

@@ -129,16 +129,14 @@ fn workers_on_sqlite_are_refused_clearly() {
 /// workers started, it left a run `running` with nothing done.
 #[test]
 fn workers_refuse_a_read_compute_write_step_before_its_run_opens() {
-    let Some(url) = postgres_url() else {
+    let spec = "backfill b on w {\n    set b = upper(a)\n    batch 5\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE w (id integer PRIMARY KEY, a text, b text);
+                   INSERT INTO w SELECT i, 'x' || i, NULL FROM generate_series(1, 20) AS i;",
+        spec,
+    ) else {
         return;
     };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE w (id integer PRIMARY KEY, a text, b text);
-                   INSERT INTO w SELECT i, 'x' || i, NULL FROM generate_series(1, 20) AS i;",
-    };
-    let spec = "backfill b on w {\n    set b = upper(a)\n    batch 5\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "w.b", "--workers", "2"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
@@ -509,17 +507,15 @@ fn more_workers_than_the_server_takes_connections_are_refused_before_the_run_ope
 /// resume the run at its checkpoint.
 #[test]
 fn plan_says_a_stopped_shared_run_resumes_with_workers() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE w (id bigint PRIMARY KEY, n bigint, b bigint);
+    let spec = "migrate wm on w {\n    set b = 10 / n\n    batch 100\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE w (id bigint PRIMARY KEY, n bigint, b bigint);
                    INSERT INTO w SELECT i, CASE WHEN i = 1500 THEN 0 ELSE i END, NULL
                    FROM generate_series(1, 3000) AS i;",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "migrate wm on w {\n    set b = 10 / n\n    batch 100\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "wm", "--workers", "2"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     // The failed batch's error says, as a lone run's does, that it will fail again.

@@ -316,20 +316,18 @@ fn a_sqlite_conflict_clause_of_the_table_never_deletes_a_row() {
 /// only "`mig run NAME` resumes it".
 #[test]
 fn a_trigger_that_raises_or_a_value_of_another_type_says_it_will_fail_again() {
-    let Some(url) = common::postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE t (id bigint PRIMARY KEY, a bigint, s text, y bigint);
+    let spec = "migrate copy_a on t {\n    set y = a\n    batch 2\n}\n\n\
+                migrate copy_s on t {\n    set y = s\n    batch 2\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id bigint PRIMARY KEY, a bigint, s text, y bigint);
                    INSERT INTO t SELECT i, i, 'v' || i, NULL FROM generate_series(1, 6) AS i;
                    CREATE FUNCTION no_four() RETURNS trigger LANGUAGE plpgsql AS $$
                    BEGIN IF NEW.id = 4 THEN RAISE EXCEPTION 'row 4 is frozen'; END IF; RETURN NEW; END $$;
                    CREATE TRIGGER frozen BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION no_four();",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "migrate copy_a on t {\n    set y = a\n    batch 2\n}\n\n\
-                migrate copy_s on t {\n    set y = s\n    batch 2\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["run", "copy_a"]);
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{said}");

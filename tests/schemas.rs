@@ -8,20 +8,18 @@ use common::{postgres_url, stderr, stdout, Backend, Project, Setup};
 
 #[test]
 fn a_search_path_schema_whose_name_needs_quoting_is_read_and_migrated() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE SCHEMA \"Sales\";
+    let spec = "backfill total on orders {\n    set total = qty * 10\n    batch 7\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE SCHEMA \"Sales\";
                    CREATE TABLE \"Sales\".orders (id integer PRIMARY KEY, qty integer, total integer);
                    INSERT INTO \"Sales\".orders SELECT i, i, NULL FROM generate_series(1, 30) AS i;
                    DO $$ BEGIN
                        EXECUTE format('ALTER DATABASE %I SET search_path = \"Sales\"', current_database());
                    END $$;",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "backfill total on orders {\n    set total = qty * 10\n    batch 7\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let out = project.mig(&["check"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -83,12 +81,9 @@ fn a_virtual_table_of_an_extension_mig_lacks_is_passed_over() {
 /// a partitioned table, whose key covers its partitions, is migrated as before.
 #[test]
 fn a_table_others_inherit_from_is_refused_and_a_partitioned_one_is_not() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let setup = Setup {
-        sqlite: "",
-        postgres: "CREATE TABLE items (id integer PRIMARY KEY, v text);
+    let spec = "migrate shout on items {\n    set v = upper(v)\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE items (id integer PRIMARY KEY, v text);
                    CREATE TABLE items_archive () INHERITS (items);
                    INSERT INTO items VALUES (1, 'a'), (2, 'b');
                    INSERT INTO items_archive VALUES (1, 'x'), (3, 'y');
@@ -96,9 +91,10 @@ fn a_table_others_inherit_from_is_refused_and_a_partitioned_one_is_not() {
                    CREATE TABLE events_low PARTITION OF events FOR VALUES FROM (0) TO (10);
                    CREATE TABLE events_high PARTITION OF events FOR VALUES FROM (10) TO (100);
                    INSERT INTO events SELECT i, 'e' || i FROM generate_series(1, 30) AS i;",
+        spec,
+    ) else {
+        return;
     };
-    let spec = "migrate shout on items {\n    set v = upper(v)\n}\n";
-    let project = Project::on(&Backend::Postgres(url), &setup, spec);
     let before =
         project.query("SELECT tableoid::regclass || ':' || id || ':' || v FROM items ORDER BY 1");
     for command in [vec!["check"], vec!["run", "shout"]] {

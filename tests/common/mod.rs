@@ -308,6 +308,20 @@ impl Project {
         }
     }
 
+    /// A project on a scratch PostgreSQL database made by `setup_sql`, whose only spec file
+    /// holds `spec`; None where the PostgreSQL half of the tests is skipped.
+    pub fn postgres(setup_sql: &'static str, spec: &str) -> Option<Project> {
+        let setup = Setup {
+            sqlite: "",
+            postgres: setup_sql,
+        };
+        Some(Project::on(
+            &Backend::Postgres(postgres_url()?),
+            &setup,
+            spec,
+        ))
+    }
+
     /// Runs `sql` (no results) on the project's database, whichever it is.
     pub fn execute(&self, sql: &str) {
         match &self.postgres {
