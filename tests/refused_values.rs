@@ -406,3 +406,31 @@ fn text_that_is_not_utf8_says_it_will_fail_again() {
         "{said}"
     );
 }
+
+/// A batch more than PostgreSQL takes at once (SQLSTATE 54000, as a backup record over
+/// 1 GB gives) is resumed with fewer rows a batch, which the error says. The error comes
+/// from a trigger here: a test cannot afford a gigabyte of backup.
+#[test]
+fn a_batch_too_large_for_postgresql_says_to_resume_with_smaller_batches() {
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id bigint PRIMARY KEY, a bigint, y bigint);
+         INSERT INTO t SELECT i, i, NULL FROM generate_series(1, 6) AS i;
+         CREATE FUNCTION too_large() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'array size exceeds the maximum allowed' USING ERRCODE = '54000'; END $$;
+         CREATE TRIGGER too_large BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION too_large();",
+        "migrate copy_a on t {\n    set y = a\n}\n",
+    ) else {
+        return;
+    };
+    let out = project.mig(&["run", "copy_a"]);
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(
+        said.contains(
+            "the batch was more than PostgreSQL takes at once (a backup record over 1 GB, of \
+             large values?), as it will be again: resume it with fewer rows a batch, `mig run \
+             copy_a --batch N`"
+        ),
+        "{said}"
+    );
+}
