@@ -96,10 +96,14 @@ impl ColumnType {
         )
     }
 
-    /// The select-list spelling that reads `column` as a type `FromSql for Value` takes.
+    /// The select-list spelling that reads `column` as a type `FromSql for Value` takes. A
+    /// `char(n)` is read as PostgreSQL's own cast to text reads it, without the blanks it
+    /// pads values with: read padded, `status = 'A'` was false for the `'A  '` a `char(3)`
+    /// holds (true in PostgreSQL and on SQLite), and `set code = status` copied the blanks.
     pub fn read(self, column: &str) -> String {
         match self {
             ColumnType::Numeric => format!("{column}::float8"),
+            ColumnType::Bpchar => format!("{column}::text"),
             _ => column.to_string(),
         }
     }
