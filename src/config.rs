@@ -152,14 +152,53 @@ fn parse_url(url: &str, root: &Path) -> Result<Database, ConfigError> {
         .or_else(|| url.strip_prefix("sqlite:"))
     {
         if path.is_empty() {
-            return Err(ConfigError::BadUrl(url.to_string()));
+            return Err(ConfigError::BadUrl(without_password(url)));
         }
         return Ok(Database::Sqlite(root.join(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Database::Postgres(url.to_string()));
     }
-    Err(ConfigError::BadUrl(url.to_string()))
+    Err(ConfigError::BadUrl(without_password(url)))
+}
+
+/// `url` as mig prints it: a password in it (`postgres://user:secret@host`, or a
+/// `password=` parameter) replaced by `***`. Errors carry the URL to say which database
+/// failed, and they end up in terminals, CI logs and the node's replies.
+pub fn without_password(url: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let mut shown = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest
+                .split_once('/')
+                .map_or((rest, None), |(a, p)| (a, Some(p)));
+            let authority = match authority.rsplit_once('@') {
+                Some((user_info, host)) => match user_info.split_once(':') {
+                    Some((user, _)) => format!("{user}:***@{host}"),
+                    None => authority.to_string(),
+                },
+                None => authority.to_string(),
+            };
+            match path {
+                Some(path) => format!("{scheme}://{authority}/{path}"),
+                None => format!("{scheme}://{authority}"),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => param.to_string(),
+            })
+            .collect();
+        shown = format!("{shown}?{}", params.join("&"));
+    }
+    shown
 }
 
 fn defaults_from(raw: RawDefaults, root: &Path) -> Result<Defaults, ConfigError> {
@@ -209,6 +248,27 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_printed_url_shows_no_password() {
+        let cases = [
+            (
+                "postgres://u:s3cret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("postgresql://u:p@ss:w@h/db", "postgresql://u:***@h/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            (
+                "postgres://h/db?password=s3cret&sslmode=disable",
+                "postgres://h/db?password=***&sslmode=disable",
+            ),
+            ("postgres://u:x@h", "postgres://u:***@h"),
+            ("sqlite:db.sqlite", "sqlite:db.sqlite"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -296,3 +296,46 @@ fn a_lock_met_by_a_resumed_run_leaves_its_checkpoint_where_it_was() {
     batches_are_whole(&project);
     resumes_to(&project, &expected);
 }
+
+/// A password in the database URL never appears in what mig prints: errors carry the URL to
+/// say which database failed, and they end up in terminals, CI logs and the node's replies.
+/// Port 1 refuses the connection, so no PostgreSQL is needed.
+#[test]
+fn a_database_password_is_never_printed() {
+    let project = project();
+    let url = "postgres://mig:s3cret-pw@127.0.0.1:1/app?password=s3cret-pw";
+    let with_url = |args: &[&str], stdin: Option<&str>| {
+        let mut command = project.command(args);
+        command.env("MIG_DATABASE_URL", url);
+        match stdin {
+            None => command.output().unwrap(),
+            Some(input) => {
+                let mut child = command
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            }
+        }
+    };
+    let status_request = format!("{}\n", envelope(json!({"type": "status", "msg_id": 1})));
+    for out in [
+        with_url(&["status"], None),
+        with_url(&["check"], None),
+        with_url(&["run", "t.b"], None),
+        with_url(&["node"], Some(&status_request)),
+    ] {
+        let printed = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(printed.contains("mig:***@127.0.0.1:1"), "{printed}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+    }
+}

@@ -265,7 +265,7 @@ impl PostgresStore {
     /// of this one's name, so workers do not yield to one another.
     pub fn connect(url: &str, lock_timeout: Duration) -> Result<PostgresStore, StoreError> {
         let open_error = |message: String| StoreError::Open {
-            path: url.to_string(),
+            path: crate::config::without_password(url),
             message,
         };
         let mut config: postgres::Config =
