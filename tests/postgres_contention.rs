@@ -492,3 +492,38 @@ fn a_table_locked_by_another_session_stops_the_run_within_the_lock_timeout() {
         ["0"]
     );
 }
+
+/// The same lock held while a validation reads the table: `mig validate` and the node's
+/// `validate` waited as long as the lock was held (and every node request queued behind
+/// it), while every other command stopped within the lock timeout. Now a validation's wait
+/// for the table is bounded the same way: exit 3, error 11; the scan itself is not.
+#[test]
+fn a_validation_of_a_locked_table_stops_within_the_lock_timeout() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = format!("{SPEC}validate a_known on t {{\n    not_null a\n    expect a >= 0\n}}\n");
+    let project = Project::on(&Backend::Postgres(url), &TABLE, &spec);
+    let lock = project.postgres.as_ref().unwrap().lock_table("t");
+
+    let out = project.mig(&["validate", "a_known"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("another transaction holds a lock mig needs"),
+        "{}",
+        stderr(&out)
+    );
+    let (replies, _) = project.node(&[envelope(
+        json!({"type": "validate", "msg_id": 1, "table": "t", "validations": ["a_known"]}),
+    )]);
+    assert_eq!(reply_to(&replies, 1)["code"], 11, "{replies:?}");
+    lock.release();
+    let out = project.mig(&["validate", "a_known"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}

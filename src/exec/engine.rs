@@ -901,7 +901,9 @@ impl Engine {
     }
 
     /// The error of validations of one table that failed to evaluate together (an `expect`
-    /// dividing by zero on some row), naming the first that fails alone.
+    /// dividing by zero on some row), naming the first that fails alone. A lock the table
+    /// waited for is no fault of a validation: it is the error as it is (try again), and
+    /// trying each alone would wait for it once more each.
     fn unevaluated(
         &mut self,
         table: &str,
@@ -909,6 +911,9 @@ impl Engine {
         group: &[&compile::Validation],
         together: StoreError,
     ) -> ExecError {
+        if matches!(together, StoreError::LockTimeout { .. }) {
+            return together.into();
+        }
         let named = |v: &compile::Validation, source| ExecError::ValidationUnevaluated {
             name: v.name.clone(),
             at: format!(

@@ -501,6 +501,28 @@ impl PostgresStore {
         Ok(value)
     }
 
+    /// Runs `read`, a scan of a whole table (a validation, a checksum), in a transaction of
+    /// its own whose lock waits are bounded by `mig.toml`'s lock timeout. The scan takes as
+    /// long as it takes; only its wait for the table's lock is bounded: behind a session
+    /// holding the table's ACCESS EXCLUSIVE lock (an `ALTER TABLE`), `mig validate` and the
+    /// node's queue behind it waited as long as that session did.
+    fn reading<T>(
+        &mut self,
+        read: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let bounded = |e: StoreError| contention(e, started);
+        let mut tx = self.client.transaction().map_err(|e| bounded(e.into()))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            self.lock_timeout.as_millis().max(1)
+        ))
+        .map_err(|e| bounded(e.into()))?;
+        let value = read(&mut tx).map_err(bounded)?;
+        tx.commit().map_err(|e| bounded(e.into()))?;
+        Ok(value)
+    }
+
     fn step_plan(&self, step: &BatchStep) -> Result<BatchPlan, StoreError> {
         let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
         let mut set_types = Vec::new();
@@ -2091,7 +2113,7 @@ impl Store for PostgresStore {
                 .map(|t| format!("count(*) FILTER (WHERE {t})"))
                 .collect();
             let sql = format!("SELECT {} FROM {source}", sums.join(", "));
-            let row = self.client.query_one(sql.as_str(), &bound)?;
+            let row = self.reading(|tx| Ok(tx.query_one(sql.as_str(), &bound)?))?;
             return Ok((0..validations.len())
                 .map(|i| row.get::<_, i64>(i) as u64)
                 .collect());
@@ -2117,23 +2139,25 @@ impl Store for PostgresStore {
         select.extend(flags);
         select.extend(reads);
         let sql = format!("SELECT {} FROM {source}", select.join(", "));
-        let mut counts = vec![0u64; validations.len()];
-        let mut rows = self.client.query_raw(sql.as_str(), bound)?;
-        while let Some(row) = rows.next()? {
-            let columns: Vec<(String, Value)> = needed
-                .iter()
-                .enumerate()
-                .map(|(i, n)| Ok((n.clone(), row.try_get(1 + validations.len() + i)?)))
-                .collect::<Result<_, StoreError>>()?;
-            for (i, predicates) in interpreted.iter().enumerate() {
-                let mut failed: bool = row.try_get(1 + i)?;
-                for predicate in predicates {
-                    failed |= eval::is_true(&eval::eval(predicate, &columns)?)? == Some(false);
+        self.reading(|tx| {
+            let mut counts = vec![0u64; validations.len()];
+            let mut rows = tx.query_raw(sql.as_str(), bound)?;
+            while let Some(row) = rows.next()? {
+                let columns: Vec<(String, Value)> = needed
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| Ok((n.clone(), row.try_get(1 + validations.len() + i)?)))
+                    .collect::<Result<_, StoreError>>()?;
+                for (i, predicates) in interpreted.iter().enumerate() {
+                    let mut failed: bool = row.try_get(1 + i)?;
+                    for predicate in predicates {
+                        failed |= eval::is_true(&eval::eval(predicate, &columns)?)? == Some(false);
+                    }
+                    counts[i] += u64::from(failed);
                 }
-                counts[i] += u64::from(failed);
             }
-        }
-        Ok(counts)
+            Ok(counts)
+        })
     }
 
     fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError> {
@@ -2297,16 +2321,16 @@ impl Store for PostgresStore {
             quote_ident(table),
             quote_ident(key)
         );
-        let mut hash = Fnv::default();
-        let mut rows = self
-            .client
-            .query_raw(sql.as_str(), std::iter::empty::<&(dyn ToSql + Sync)>())?;
-        while let Some(row) = rows.next()? {
-            for i in 0..names.len() {
-                hash.write_value(&row.try_get(i)?);
+        self.reading(|tx| {
+            let mut hash = Fnv::default();
+            let mut rows = tx.query_raw(sql.as_str(), std::iter::empty::<&(dyn ToSql + Sync)>())?;
+            while let Some(row) = rows.next()? {
+                for i in 0..names.len() {
+                    hash.write_value(&row.try_get(i)?);
+                }
             }
-        }
-        Ok(hash.finish())
+            Ok(hash.finish())
+        })
     }
 }
 
