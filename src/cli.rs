@@ -59,6 +59,10 @@ enum Command {
         /// needed to run again after the spec changed under a checkpoint
         #[arg(long)]
         restart: bool,
+        /// Start a new run although a completed run of the migration changed the rows and a
+        /// set is not proven idempotent (`set n = n + 1`): it applies the sets again
+        #[arg(long)]
+        again: bool,
         /// Share the run between N workers in this process, and with every other `mig run
         /// --workers` on the same migration (PostgreSQL)
         #[arg(long, conflicts_with_all = ["limit", "restart"])]
@@ -106,14 +110,22 @@ pub fn main() -> ExitCode {
             batch,
             limit,
             restart,
+            again,
             workers: None,
-        } => run(config, &name, RunOptions { batch, limit }, restart),
+        } => run(config, &name, RunOptions { batch, limit }, restart, again),
         Command::Run {
             name,
             batch,
+            again,
             workers: Some(workers),
             ..
-        } => run_workers(config, &name, RunOptions { batch, limit: None }, workers),
+        } => run_workers(
+            config,
+            &name,
+            RunOptions { batch, limit: None },
+            workers,
+            again,
+        ),
         Command::Validate { names } => validate(config, names),
         Command::Status => status(config),
         Command::Rollback { name } => rollback(config, &name),
@@ -341,15 +353,37 @@ fn plan(config: Config, name: &str, options: RunOptions) -> Result<(), Failure> 
     Ok(())
 }
 
-fn run(config: Config, name: &str, options: RunOptions, restart: bool) -> Result<(), Failure> {
+fn run(
+    config: Config,
+    name: &str,
+    options: RunOptions,
+    restart: bool,
+    again: bool,
+) -> Result<(), Failure> {
     let mut engine = Engine::open(config)?;
     let plan = engine.plan(name, &options)?;
+    if !again {
+        refuse_applied_before(&mut engine, &plan)?;
+    }
     let mut reporter = Reporter::new(name);
     let summary = engine.run(&plan, restart, &mut |p| reporter.show(p));
     reporter.finish();
     let summary = summary?;
     print_summary(&summary);
     Ok(())
+}
+
+/// A new run that would apply a set not proven idempotent to rows a completed run already
+/// changed is refused (exit 1) unless asked for with `--again`: rerun by habit, or on the
+/// advice to resume after an error that came as the run completed, `set n = n + 1` added 2.
+fn refuse_applied_before(engine: &mut Engine, plan: &crate::plan::Plan) -> Result<(), Failure> {
+    match engine.applied_before(plan)? {
+        Some(why) => Err(Failure {
+            exit_code: 1,
+            text: why,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `workers` threads, each with its own connection, share one run; the summary is the run's
@@ -359,6 +393,7 @@ fn run_workers(
     name: &str,
     options: RunOptions,
     workers: u64,
+    again: bool,
 ) -> Result<(), Failure> {
     if workers == 0 {
         return Err(Failure {
@@ -369,6 +404,9 @@ fn run_workers(
     let (run_id, resumed) = {
         let mut engine = Engine::open(config.clone())?;
         let plan = engine.plan(name, &options)?;
+        if !again {
+            refuse_applied_before(&mut engine, &plan)?;
+        }
         engine.open_shared_run(&plan, workers)?
     };
     let progress = Mutex::new(WorkersProgress {

@@ -80,7 +80,7 @@ fn runs_plans_and_workers_never_read_the_whole_table() {
     assert_runs_without_a_table_scan(&project, &["plan", "t.b"]);
     assert_runs_without_a_table_scan(&project, &["run", "t.b"]);
     assert_runs_without_a_table_scan(&project, &["run", "bump"]);
-    assert_runs_without_a_table_scan(&project, &["run", "bump", "--restart"]);
+    assert_runs_without_a_table_scan(&project, &["run", "bump", "--restart", "--again"]);
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b = 2 * a AND n = id + 2"),
         ["20000"],

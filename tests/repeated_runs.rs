@@ -4,7 +4,7 @@
 //! neither the table before nor after run 1).
 mod common;
 
-use common::{backends, envelope, reply_to, Project, Setup};
+use common::{backends, envelope, reply_to, stderr, stdout, Project, Setup};
 use serde_json::json;
 
 const TABLE: &str = "CREATE TABLE z (id INTEGER PRIMARY KEY, a INTEGER);
@@ -50,5 +50,63 @@ fn a_later_run_that_fails_leaves_the_table_as_before_run_1() {
                 "{name}: {spec}"
             );
         }
+    }
+}
+
+/// `mig run bump` again after run 1 completed would add 1 a second time to every row, and
+/// did, without a word: rerun by habit, or on the advice to resume after an error that came
+/// as run 1 completed. A set not proven idempotent runs again only with `--again`; `mig plan`
+/// says so; a rollback of run 1 frees it. A proven set (`b = a`) runs again as it always did.
+#[test]
+fn a_completed_run_of_a_set_not_proven_idempotent_is_not_applied_twice_unasked() {
+    let setup = Setup {
+        sqlite: TABLE,
+        postgres: TABLE,
+    };
+    let spec = "migrate bump on z {\n    set a = a + 1\n    batch 2\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        let values = || project.query("SELECT a FROM z ORDER BY id");
+        assert!(project.mig(&["run", "bump"]).status.success());
+        assert_eq!(values(), ["11", "21", "31"], "{backend:?}");
+
+        let again = project.mig(&["run", "bump"]);
+        assert_eq!(
+            again.status.code(),
+            Some(1),
+            "{backend:?}: {}",
+            stdout(&again)
+        );
+        let why = stderr(&again);
+        assert!(
+            why.contains("run 1 of bump completed")
+                && why.contains("`set a = a + 1` is not idempotent")
+                && why.contains("mig run bump --again"),
+            "{backend:?}: {why}"
+        );
+        assert_eq!(
+            values(),
+            ["11", "21", "31"],
+            "{backend:?}: refused, nothing written"
+        );
+        let plan = stdout(&project.mig(&["plan", "bump"]));
+        assert!(plan.contains("--again"), "{backend:?}: {plan}");
+
+        let asked = project.mig(&["run", "bump", "--again"]);
+        assert!(asked.status.success(), "{backend:?}: {}", stderr(&asked));
+        assert_eq!(values(), ["12", "22", "32"], "{backend:?}");
+        assert!(project.mig(&["rollback", "bump"]).status.success());
+        assert_eq!(
+            project.mig(&["run", "bump"]).status.code(),
+            Some(1),
+            "{backend:?}: run 1 is still applied"
+        );
+        assert!(project.mig(&["rollback", "bump"]).status.success());
+        assert_eq!(values(), ["10", "20", "30"], "{backend:?}");
+        assert!(
+            project.mig(&["run", "bump"]).status.success(),
+            "{backend:?}"
+        );
+        assert_eq!(values(), ["11", "21", "31"], "{backend:?}");
     }
 }

@@ -188,6 +188,43 @@ fn unfinished_run(plan: &Plan, run: &RunRecord) -> Option<String> {
     })
 }
 
+/// The line that says a new run of `plan` would apply its sets a second time: `run`, of the
+/// same migration, completed and not rolled back, and a set of the plan not proven
+/// idempotent (`set n = n + 1`); None when a new run would change nothing that run changed.
+fn applied_before(plan: &Plan, run: &RunRecord) -> Option<String> {
+    if run.status != RunStatus::Completed {
+        return None;
+    }
+    let unproven: Vec<String> = plan
+        .migration
+        .sets
+        .iter()
+        .filter(|a| !matches!(a.idempotence, compile::Idempotence::Proven(_)))
+        .map(|a| {
+            format!(
+                "`set {} = {}` is {} ({})",
+                a.column,
+                a.value,
+                a.idempotence.verdict(),
+                a.idempotence.reason()
+            )
+        })
+        .collect();
+    if unproven.is_empty() {
+        return None;
+    }
+    let name = plan.name();
+    Some(format!(
+        "run {} of {name} completed ({} rows updated), and {}: a new run would apply it to \
+         those rows a second time. `mig rollback {name}` undoes run {}; `mig run {name} \
+         --again` starts a new run all the same",
+        run.id,
+        run.updated,
+        unproven.join(", "),
+        run.id
+    ))
+}
+
 /// How a run stopped by a failed batch goes on: a table that refused the values the batch
 /// wrote refuses them again until the spec or the rows change.
 fn resume_advice(migration: &str, resume: &str, source: &StoreError) -> String {
@@ -452,11 +489,29 @@ impl Engine {
             .rev()
             .filter(|r| r.migration == plan.name())
             .find_map(|run| unfinished_run(plan, run));
-        if let Some(line) = unfinished {
+        if let Some(line) = unfinished.or(self.applied_before(plan)?) {
             let at = lines.len().min(3);
             lines.insert(at, line);
         }
         Ok(lines)
+    }
+
+    /// Why a new run of `plan` would apply its sets to rows a completed run of the migration
+    /// already changed, as `mig run` refuses it without `--again`; None where it would not,
+    /// or where the migration has an unfinished run, which `mig run` resumes instead. The
+    /// most recent completed run counts even under later runs rolled back: rollback undoes
+    /// only the latest run that has a backup.
+    pub fn applied_before(&mut self, plan: &Plan) -> Result<Option<String>, ExecError> {
+        let runs = self.store.runs()?;
+        let mine: Vec<&RunRecord> = runs
+            .iter()
+            .rev()
+            .filter(|r| r.migration == plan.name())
+            .collect();
+        if mine.iter().any(|r| !r.status.is_final()) {
+            return Ok(None);
+        }
+        Ok(mine.into_iter().find_map(|run| applied_before(plan, run)))
     }
 
     /// The name of the one migrate block on `table`, for requests that name only the table.
