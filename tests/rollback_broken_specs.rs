@@ -4,7 +4,8 @@
 //! nothing back: the emergency undo depended on unrelated files compiling.
 mod common;
 
-use common::{backends, stderr, stdout, Backend, Project, Setup};
+use common::{backends, envelope, reply_to, stderr, stdout, Backend, Project, Setup};
+use serde_json::json;
 
 const TABLE: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);\n\
      INSERT INTO t VALUES (1, 1, NULL), (2, 2, NULL), (3, 3, NULL);\n";
@@ -79,6 +80,27 @@ fn mig_rollback_goes_on_beside_spec_files_that_do_not_compile() {
             let out = project.mig(&["status"]);
             assert!(out.status.success(), "{case}: {}", stderr(&out));
             assert!(stdout(&out).contains("run 1 t.b rolled_back"), "{case}");
+        }
+    }
+}
+
+#[test]
+fn a_node_rollback_goes_on_beside_spec_files_that_do_not_compile() {
+    for backend in backends() {
+        for (file, content, warning) in breakages() {
+            let project = after_a_run(&backend);
+            std::fs::write(project.path().join("specs").join(file), content).unwrap();
+            let (replies, log) = project.node(&[
+                envelope(json!({"type": "rollback", "msg_id": 1, "table": "t", "column": "b"})),
+                envelope(json!({"type": "status", "msg_id": 2})),
+            ]);
+            let case = format!("{} {file}", backend.name());
+            let rollback = reply_to(&replies, 1);
+            assert_eq!(rollback["type"], "rollback_complete", "{case}: {rollback}");
+            assert_eq!(rollback["rows_restored"], 3, "{case}");
+            assert!(log.contains(warning), "{case}: {log}");
+            assert!(restored(&project), "{case}");
+            assert_eq!(reply_to(&replies, 2)["type"], "status", "{case}");
         }
     }
 }
