@@ -582,7 +582,10 @@ fn status(config: Config) -> Result<(), Failure> {
 }
 
 fn rollback(config: Config, name: &str) -> Result<(), Failure> {
-    let mut engine = Engine::open(config)?;
+    let (mut engine, left_out) = Engine::open_to_roll_back(config)?;
+    for left in left_out {
+        eprintln!("warning: {left}");
+    }
     let summary = engine.rollback(name)?;
     println!(
         "{name}: run {} rolled back: {} rows restored, {} conflicts",

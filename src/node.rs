@@ -6,7 +6,7 @@
 use crate::compile::MigrationKind;
 use crate::config::Config;
 use crate::exec::{Engine, ExecError};
-use crate::plan::{PlanError, RunOptions};
+use crate::plan::{canonical_table, PlanError, RunOptions};
 use crate::store::{RunRecord, StoreError};
 use serde_json::{json, Map, Value as Json};
 use std::io::{BufRead, Write};
@@ -141,6 +141,14 @@ pub enum Target {
     Migrate { table: String, name: Option<String> },
 }
 
+impl Target {
+    fn table(&self) -> &str {
+        match self {
+            Target::Backfill { table, .. } | Target::Migrate { table, .. } => table,
+        }
+    }
+}
+
 /// Where a reply goes: inside an envelope, or as a bare body.
 #[derive(Debug, Clone, PartialEq)]
 enum Frame {
@@ -271,6 +279,14 @@ fn work<W: Write>(
                 Request::Plan { .. } | Request::Validate { .. } => {
                     Engine::open_to_read(config.clone())
                 }
+                Request::Rollback { .. } => {
+                    Engine::open_to_roll_back(config.clone()).map(|(engine, left_out)| {
+                        for left in left_out {
+                            eprintln!("mig node: warning: {left}");
+                        }
+                        engine
+                    })
+                }
                 _ => Engine::open(config.clone()),
             };
             let mut engine = engine.map_err(Refusal::from)?;
@@ -346,7 +362,7 @@ fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
             Ok(json!({"type": "plan", "migration": name, "steps": steps}))
         }
         Request::Rollback { target } => {
-            let name = resolve_target(engine, target)?;
+            let name = resolve_rollback(engine, target)?;
             let summary = engine.rollback(&name)?;
             Ok(json!({
                 "type": "rollback_complete",
@@ -465,6 +481,41 @@ fn resolve_target(engine: &Engine, target: &Target) -> Result<String, Refusal> {
     match target {
         Target::Backfill { table, column } => resolve_backfill(engine, table, column),
         Target::Migrate { table, name } => resolve_migrate(engine, table, name.as_deref()),
+    }
+}
+
+/// The migration a rollback request names: one the specs declare, or else one whose runs
+/// recorded it on `table`, since a rollback needs only the run's record and its spec may
+/// have been removed or no longer compile. A table's one migrate block is looked for among
+/// the recorded runs only where the specs declare none on it.
+fn resolve_rollback(engine: &mut Engine, target: &Target) -> Result<String, Refusal> {
+    let declared = resolve_target(engine, target);
+    let Err(refusal) = declared else {
+        return declared;
+    };
+    if refusal.code != ErrorCode::NotFound {
+        return Err(refusal);
+    }
+    check_table(engine, target.table())?;
+    let runs = engine.status()?;
+    let mut recorded: Vec<&str> = Vec::new();
+    for run in &runs {
+        let on_table = canonical_table(&run.spec) == Some(target.table());
+        let named = match target {
+            Target::Backfill { table, column } => run.migration == format!("{table}.{column}"),
+            Target::Migrate {
+                name: Some(name), ..
+            } => run.migration == *name,
+            // A backfill's name is `TABLE.COLUMN`; a migrate block's is one identifier.
+            Target::Migrate { name: None, .. } => !run.migration.contains('.'),
+        };
+        if on_table && named && !recorded.contains(&run.migration.as_str()) {
+            recorded.push(&run.migration);
+        }
+    }
+    match recorded.as_slice() {
+        [one] => Ok(one.to_string()),
+        _ => Err(refusal),
     }
 }
 

@@ -269,13 +269,26 @@ pub fn spec_hash(migration: &Migration, key: &str) -> String {
 /// block named `name` holding the sets and the filter. None when the text is not one
 /// `canonical_spec` wrote.
 pub fn spec_from_canonical(canonical: &str, name: &str) -> Option<String> {
-    let mut lines = canonical.lines();
-    let (table, key) = lines.next()?.strip_prefix("on ")?.split_once(" key ")?;
-    let body: Vec<&str> = lines.collect();
+    let (table, key) = canonical_head(canonical)?;
+    let body: Vec<&str> = canonical.lines().skip(1).collect();
     Some(format!(
         "table {table} key {key}\nmigrate {name} on {table} {{\n{}\n}}\n",
         body.join("\n")
     ))
+}
+
+/// The table a canonical spec names.
+pub fn canonical_table(canonical: &str) -> Option<&str> {
+    Some(canonical_head(canonical)?.0)
+}
+
+/// The table and key of a canonical spec's first line, `on TABLE key KEY`.
+fn canonical_head(canonical: &str) -> Option<(&str, &str)> {
+    canonical
+        .lines()
+        .next()?
+        .strip_prefix("on ")?
+        .split_once(" key ")
 }
 
 /// The canonical text the spec hash is taken over; stored with each run so a refused resume

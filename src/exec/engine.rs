@@ -1,6 +1,6 @@
 //! The executor: one `Engine` per database, shared by the CLI and the node.
 
-use super::specs::{describe_unreadable, read_specs, UnreadableSpec};
+use super::specs::{describe_unreadable, read_specs, read_specs_apart, LeftOut, UnreadableSpec};
 use super::throttle::{Pace, Throttle, YieldReport};
 use crate::compile::{self, Catalog, Schema, SourceFile};
 use crate::config::{Config, Database};
@@ -451,11 +451,7 @@ impl Engine {
     }
 
     fn open_for(config: Config, access: Access) -> Result<Engine, ExecError> {
-        let mut store = open_store(&config, access)?;
-        if access == Access::Write {
-            store.prepare_state()?;
-        }
-        let schema = store.schema()?;
+        let (store, schema) = connect(&config, access)?;
         let files = read_specs(&config.specs)?;
         let catalog = compile::compile(&files, Some(&schema)).map_err(ExecError::Specs)?;
         Ok(Engine {
@@ -464,6 +460,45 @@ impl Engine {
             schema,
             store,
         })
+    }
+
+    /// Opens the database as `open` does, for a rollback: the emergency undo needs only the
+    /// run's record, so spec files that cannot be read or do not compile are left out, and
+    /// returned, rather than stopping it. The catalog holds the files that compile without
+    /// them, which still give the migration's pace (`pause`, `lock_timeout`, `retries`).
+    pub fn open_to_roll_back(config: Config) -> Result<(Engine, Vec<LeftOut>), ExecError> {
+        let (store, schema) = connect(&config, Access::Write)?;
+        let mut left_out = Vec::new();
+        let mut files = match read_specs_apart(&config.specs) {
+            Ok((files, unreadable)) => {
+                left_out.extend(unreadable.into_iter().map(LeftOut::Unreadable));
+                files
+            }
+            Err(ExecError::SpecsFolder { path, message }) => {
+                left_out.push(LeftOut::Folder { path, message });
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        // Leaving a file out can break another (a `check` naming a validation it declared),
+        // so this repeats until what is left compiles. Each round drops at least one file,
+        // since every diagnostic names one of `files`, and no files compile.
+        let catalog = loop {
+            match compile::compile(&files, Some(&schema)) {
+                Ok(catalog) => break catalog,
+                Err(broken) => {
+                    files.retain(|f| broken.iter().all(|b| b.path != f.path));
+                    left_out.extend(broken.into_iter().map(LeftOut::DoesNotCompile));
+                }
+            }
+        };
+        let engine = Engine {
+            config,
+            catalog,
+            schema,
+            store,
+        };
+        Ok((engine, left_out))
     }
 
     pub fn store(&mut self) -> &mut dyn Store {
@@ -1230,6 +1265,17 @@ fn results_of(validations: &[&compile::Validation], counts: &[u64]) -> Vec<Valid
             failed_rows,
         })
         .collect()
+}
+
+/// The configured database, with mig's own tables made where the command writes, and its
+/// schema.
+fn connect(config: &Config, access: Access) -> Result<(Box<dyn Store>, Schema), ExecError> {
+    let mut store = open_store(config, access)?;
+    if access == Access::Write {
+        store.prepare_state()?;
+    }
+    let schema = store.schema()?;
+    Ok((store, schema))
 }
 
 fn open_store(config: &Config, access: Access) -> Result<Box<dyn Store>, ExecError> {

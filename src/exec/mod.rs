@@ -8,4 +8,4 @@ pub mod specs;
 pub mod throttle;
 
 pub use engine::*;
-pub use specs::read_specs;
+pub use specs::{read_specs, LeftOut};

@@ -2,6 +2,7 @@
 
 use super::engine::ExecError;
 use crate::compile::SourceFile;
+use crate::diagnostic::FileDiagnostics;
 use std::fmt;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -17,6 +18,43 @@ pub struct UnreadableSpec {
 impl fmt::Display for UnreadableSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.place, self.reason)
+    }
+}
+
+/// What a rollback went on without: it needs only the run's record, so a spec file that
+/// cannot be read or does not compile, or a specs folder that cannot be read, must not stop
+/// the undo.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeftOut {
+    Folder { path: String, message: String },
+    Unreadable(UnreadableSpec),
+    DoesNotCompile(FileDiagnostics),
+}
+
+impl fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LeftOut::Folder { path, message } => {
+                write!(f, "cannot read specs folder {path}: {message}")?;
+            }
+            LeftOut::Unreadable(spec) => write!(f, "cannot read spec file {spec}")?,
+            LeftOut::DoesNotCompile(file) => {
+                write!(f, "{}", file.path)?;
+                if let Some(first) = file.diagnostics.first() {
+                    let at = first.span;
+                    write!(f, ":{}:{}: {}", at.line, at.col, first.message)?;
+                }
+                match file.diagnostics.len().saturating_sub(1) {
+                    0 => {}
+                    1 => write!(f, " (and 1 more error)")?,
+                    more => write!(f, " (and {more} more errors)")?,
+                }
+            }
+        }
+        write!(
+            f,
+            "; the rollback goes on without it, as it needs only the run's record"
+        )
     }
 }
 
@@ -39,6 +77,17 @@ pub fn describe_unreadable(specs: &[UnreadableSpec]) -> String {
 /// skipped, as every other folder is. Files that cannot be read are all named in one error,
 /// so one bad file does not hide another.
 pub fn read_specs(dir: &Path) -> Result<Vec<SourceFile>, ExecError> {
+    let (files, unreadable) = read_specs_apart(dir)?;
+    if unreadable.is_empty() {
+        Ok(files)
+    } else {
+        Err(ExecError::UnreadableSpecs(unreadable))
+    }
+}
+
+/// The files `read_specs` reads, and apart from them those it cannot read, for a command
+/// that goes on without the latter.
+pub fn read_specs_apart(dir: &Path) -> Result<(Vec<SourceFile>, Vec<UnreadableSpec>), ExecError> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| ExecError::SpecsFolder {
             path: dir.display().to_string(),
@@ -63,11 +112,7 @@ pub fn read_specs(dir: &Path) -> Result<Vec<SourceFile>, ExecError> {
             Err(e) => unreadable.push(e),
         }
     }
-    if unreadable.is_empty() {
-        Ok(files)
-    } else {
-        Err(ExecError::UnreadableSpecs(unreadable))
-    }
+    Ok((files, unreadable))
 }
 
 fn read_spec(path: &Path, shown: &str) -> Result<String, UnreadableSpec> {
