@@ -217,7 +217,8 @@ impl Plan {
             lines.push("after the last batch: no post-checks".to_string());
         } else {
             lines.push(
-                "after the last batch, over the rows this run processed (a failure restores them from _mig_backup):"
+                "after the last batch, over every row up to the run's checkpoint, those the application \
+                 inserted below it too (a failure restores the run's rows from _mig_backup):"
                     .to_string(),
             );
             for v in &self.checks {
