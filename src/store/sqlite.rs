@@ -754,6 +754,9 @@ struct UpdateSql {
 /// value will be, and by bytes whatever the column's collation, so a case-only change is a
 /// change. A value that may be a real goes into a column of TEXT affinity through
 /// `mig_text_real`, so the column stores the interpreter's text form of it, not SQLite's.
+/// Every value goes into a column of REAL affinity through `mig_real_affinity`, so the real
+/// the column stores is what is compared and backed up (the comparison's own affinity
+/// would keep an integer an integer).
 fn write_sql(step: &BatchStep, affinities: &Affinities, mut concat: Concat<'_>) -> UpdateSql {
     let key = quote_ident(&step.key);
     let mut params = vec![Value::Null; 2];
@@ -765,6 +768,8 @@ fn write_sql(step: &BatchStep, affinities: &Affinities, mut concat: Concat<'_>) 
             sqlite_functions::render_with(value, &quote_col, &mut params, concat.reborrow());
         if affinities.is(name, Affinity::Text) && may_be_real(value, affinities) {
             new = format!("mig_text_real({new})");
+        } else if affinities.is(name, Affinity::Real) {
+            new = format!("mig_real_affinity({new})");
         }
         differs.push(differs_from_old(value, &column, &new));
         assignments.push(format!(
