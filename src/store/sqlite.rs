@@ -228,20 +228,23 @@ impl SqliteStore {
                 return Ok(Arc::clone(sql));
             }
         }
-        let sql = Arc::new(batch_sql(step, &self.text_columns(&step.table)?));
+        let sql = Arc::new(batch_sql(step, &self.affinities(&step.table)?));
         self.batch_sql = Some((step.clone(), Arc::clone(&sql)));
         Ok(sql)
     }
 
-    /// The columns of `table` with TEXT affinity: SQLite's rule is a declared type naming
-    /// CHAR, CLOB or TEXT, and not INT, which wins (LIKE ignores ASCII case, as the rule does).
-    fn text_columns(&self, table: &str) -> Result<BTreeSet<String>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT name FROM pragma_table_info(?1) WHERE type NOT LIKE '%INT%' \
-             AND (type LIKE '%CHAR%' OR type LIKE '%CLOB%' OR type LIKE '%TEXT%')",
-        )?;
-        let names = stmt.query_map([table], |r| r.get::<_, String>(0))?;
-        Ok(names.collect::<Result<_, _>>()?)
+    /// The type affinity of each column of `table`.
+    fn affinities(&self, table: &str) -> Result<Affinities, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, type FROM pragma_table_info(?1)")?;
+        let columns = stmt.query_map([table], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Affinity::of_declared(&r.get::<_, String>(1)?),
+            ))
+        })?;
+        Ok(Affinities(columns.collect::<Result<_, _>>()?))
     }
 
     fn table_schema(&self, name: &str) -> Result<TableSchema, StoreError> {
@@ -629,16 +632,58 @@ fn quote_col(name: &str) -> String {
     quote_ident(name)
 }
 
-fn batch_sql(step: &BatchStep, text_columns: &BTreeSet<String>) -> BatchSql {
+/// How a column converts the values it is given (SQLite's "type affinity").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Affinity {
+    Integer,
+    Text,
+    Blob,
+    Real,
+    Numeric,
+}
+
+impl Affinity {
+    /// SQLite's rules, the first that applies: a declared type naming INT, then CHAR, CLOB or
+    /// TEXT, then BLOB or none, then REAL, FLOA or DOUB; NUMERIC otherwise. (A STRICT table's
+    /// `ANY` keeps values as given, as BLOB does, but comes out NUMERIC here: mig treats only
+    /// TEXT and REAL apart.)
+    fn of_declared(declared: &str) -> Affinity {
+        let declared = declared.to_ascii_uppercase();
+        let names = |parts: &[&str]| parts.iter().any(|part| declared.contains(part));
+        if names(&["INT"]) {
+            Affinity::Integer
+        } else if names(&["CHAR", "CLOB", "TEXT"]) {
+            Affinity::Text
+        } else if declared.is_empty() || names(&["BLOB"]) {
+            Affinity::Blob
+        } else if names(&["REAL", "FLOA", "DOUB"]) {
+            Affinity::Real
+        } else {
+            Affinity::Numeric
+        }
+    }
+}
+
+/// The affinity of each column of a table, by name.
+#[derive(Default)]
+struct Affinities(BTreeMap<String, Affinity>);
+
+impl Affinities {
+    fn is(&self, column: &str, affinity: Affinity) -> bool {
+        self.0.get(column) == Some(&affinity)
+    }
+}
+
+fn batch_sql(step: &BatchStep, affinities: &Affinities) -> BatchSql {
     let table = quote_ident(&step.table);
     let key = quote_ident(&step.key);
     let mut needs_text = BTreeSet::new();
-    let fast = write_sql(step, text_columns, Concat::Unguarded(&mut needs_text));
+    let fast = write_sql(step, affinities, Concat::Unguarded(&mut needs_text));
     let (write, rest_write) = if needs_text.is_empty() {
         (fast, None)
     } else {
-        let holds_text = holds_text(&needs_text, text_columns);
-        let rest = write_sql(step, text_columns, Concat::Registered);
+        let holds_text = holds_text(&needs_text, affinities);
+        let rest = write_sql(step, affinities, Concat::Registered);
         (
             UpdateSql {
                 condition: format!("({holds_text} OR mig_unguarded()) AND {}", fast.condition),
@@ -681,12 +726,12 @@ fn batch_sql(step: &BatchStep, text_columns: &BTreeSet<String>) -> BatchSql {
 /// every text, so one comparison with the empty blob tells them apart; that costs about half
 /// of `typeof`, which any other column needs. Written as `c < x'' OR c IS NULL` rather than
 /// `(c < x'') IS NOT 0` so SQLite codes it as jumps, not as a value it then tests.
-fn holds_text(columns: &BTreeSet<String>, text_columns: &BTreeSet<String>) -> String {
+fn holds_text(columns: &BTreeSet<String>, affinities: &Affinities) -> String {
     let tests: Vec<String> = columns
         .iter()
         .map(|column| {
             let quoted = quote_ident(column);
-            if text_columns.contains(column) {
+            if affinities.is(column, Affinity::Text) {
                 format!("({quoted} < x'' OR {quoted} IS NULL)")
             } else {
                 format!("typeof({quoted}) IN ('null', 'text', 'integer')")
@@ -709,11 +754,10 @@ struct UpdateSql {
 /// value will be, and by bytes whatever the column's collation, so a case-only change is a
 /// change. A value that may be a real goes into a column of TEXT affinity through
 /// `mig_text_real`, so the column stores the interpreter's text form of it, not SQLite's.
-fn write_sql(
-    step: &BatchStep,
-    text_columns: &BTreeSet<String>,
-    mut concat: Concat<'_>,
-) -> UpdateSql {
+/// Every value goes into a column of REAL affinity through `mig_real_affinity`, so the real
+/// the column stores is what is compared and backed up (the comparison's own affinity
+/// would keep an integer an integer).
+fn write_sql(step: &BatchStep, affinities: &Affinities, mut concat: Concat<'_>) -> UpdateSql {
     let key = quote_ident(&step.key);
     let mut params = vec![Value::Null; 2];
     let mut assignments = Vec::new();
@@ -722,8 +766,10 @@ fn write_sql(
         let column = quote_ident(name);
         let mut new =
             sqlite_functions::render_with(value, &quote_col, &mut params, concat.reborrow());
-        if text_columns.contains(name) && may_be_real(value, text_columns) {
+        if affinities.is(name, Affinity::Text) && may_be_real(value, affinities) {
             new = format!("mig_text_real({new})");
+        } else if affinities.is(name, Affinity::Real) {
+            new = format!("mig_real_affinity({new})");
         }
         differs.push(differs_from_old(value, &column, &new));
         assignments.push(format!(
@@ -750,10 +796,10 @@ fn write_sql(
 /// Whether `value` may compute a real, reading reals only from literals and from columns
 /// that lack TEXT affinity (which stores a real as text). The rest are left unwrapped: a
 /// function call per row would cost a backfill's `||` chain, the common set, for nothing.
-fn may_be_real(value: &Expr, text_columns: &BTreeSet<String>) -> bool {
-    let real = |e: &Expr| may_be_real(e, text_columns);
+fn may_be_real(value: &Expr, affinities: &Affinities) -> bool {
+    let real = |e: &Expr| may_be_real(e, affinities);
     match &value.kind {
-        ExprKind::Column(column) => !text_columns.contains(column),
+        ExprKind::Column(column) => !affinities.is(column, Affinity::Text),
         ExprKind::Literal(literal) => matches!(literal, Literal::Real(_)),
         ExprKind::Unary {
             op: UnaryOp::Neg,
@@ -1186,7 +1232,7 @@ impl Store for SqliteStore {
     }
 
     fn describe_batch(&self, step: &BatchStep) -> Vec<String> {
-        let sql = batch_sql(step, &self.text_columns(&step.table).unwrap_or_default());
+        let sql = batch_sql(step, &self.affinities(&step.table).unwrap_or_default());
         let mut lines = vec![
             "BEGIN IMMEDIATE".to_string(),
             RUN_POSITION_SQL.to_string(),
@@ -1475,6 +1521,30 @@ fn record_conflict(
 mod tests {
     use super::*;
     use std::sync::Barrier;
+
+    #[test]
+    fn a_declared_type_has_the_affinity_sqlite_gives_it() {
+        for (declared, affinity) in [
+            ("INTEGER", Affinity::Integer),
+            ("unsigned big int", Affinity::Integer),
+            ("FLOATING POINT", Affinity::Integer),
+            ("VARCHAR(20)", Affinity::Text),
+            ("nchar(55)", Affinity::Text),
+            ("CLOB", Affinity::Text),
+            ("CHARBLOB", Affinity::Text),
+            ("", Affinity::Blob),
+            ("BLOB", Affinity::Blob),
+            ("BLOBREAL", Affinity::Blob),
+            ("REAL", Affinity::Real),
+            ("double precision", Affinity::Real),
+            ("Float", Affinity::Real),
+            ("NUMERIC", Affinity::Numeric),
+            ("DECIMAL(10,5)", Affinity::Numeric),
+            ("STRING", Affinity::Numeric),
+        ] {
+            assert_eq!(Affinity::of_declared(declared), affinity, "{declared:?}");
+        }
+    }
 
     /// The node opens a store per request thread: a `status` arriving with the first
     /// `backfill` opens the database while the backfill's store switches it to WAL and

@@ -19,6 +19,7 @@
 //! | `mig_lower(...)` ... `mig_concat(...)` | the DSL function of the same name |
 //! | `mig_unknown_function(name)` | the error of calling a function that does not exist |
 //! | `mig_text_real(x)` | a real as the interpreter's text form, any other value as it is |
+//! | `mig_real_affinity(x)` | `x` as a column of REAL affinity stores it |
 //!
 //! `is [not] null` is rendered as SQLite's own `IS [NOT] NULL`, which means the same.
 
@@ -27,9 +28,10 @@ use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Literal, UnaryOp};
 use crate::value::Value;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ToSql};
+use rusqlite::{ffi, Connection, ToSql};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::ffi::c_int;
 use std::fmt::Write;
 
 /// Every function here is pure, so SQLite may evaluate a constant call once per statement.
@@ -122,7 +124,61 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             fail_with(eval::call(function, &all_args(ctx)?))
         })?;
     }
-    Ok(())
+    register_real_affinity(conn)
+}
+
+/// `mig_real_affinity(x)`, through SQLite's C interface: only it reads text as a column's
+/// affinity does (`sqlite3_value_numeric_type`), and rusqlite's values do not reach it.
+///
+/// An UPDATE compares a new value with a column of REAL affinity after converting it as a
+/// NUMERIC column would, which keeps an integer an integer, while the column stores a real:
+/// 9007199254740993, stored as 9007199254740992.0, differed from what the column held, so
+/// every run wrote the row again and a rollback took the run's own value for a change.
+fn register_real_affinity(conn: &Connection) -> rusqlite::Result<()> {
+    // SAFETY: `conn.handle()` is the live connection `conn` owns; the function has no user
+    // data to release.
+    let code = unsafe {
+        ffi::sqlite3_create_function_v2(
+            conn.handle(),
+            c"mig_real_affinity".as_ptr(),
+            1,
+            ffi::SQLITE_UTF8 | ffi::SQLITE_DETERMINISTIC,
+            std::ptr::null_mut(),
+            Some(real_affinity),
+            None,
+            None,
+            None,
+        )
+    };
+    if code == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None))
+    }
+}
+
+/// The body of `mig_real_affinity`: SQLite's REAL affinity, which turns an integer, or text
+/// that looks like a number, into a real, and leaves anything else as it is.
+unsafe extern "C" fn real_affinity(
+    ctx: *mut ffi::sqlite3_context,
+    argc: c_int,
+    argv: *mut *mut ffi::sqlite3_value,
+) {
+    if argc != 1 {
+        return;
+    }
+    // SAFETY: SQLite calls this with `argc` (registered as 1) live argument values. Text that
+    // looks like a number is converted in place, as SQLite's own `sum` converts its argument;
+    // SQLite copies the result.
+    unsafe {
+        let value = *argv;
+        match ffi::sqlite3_value_numeric_type(value) {
+            ffi::SQLITE_INTEGER => {
+                ffi::sqlite3_result_double(ctx, ffi::sqlite3_value_int64(value) as f64)
+            }
+            _ => ffi::sqlite3_result_value(ctx, value),
+        }
+    }
 }
 
 fn arg(ctx: &Context<'_>, index: usize) -> rusqlite::Result<Value> {
@@ -489,6 +545,53 @@ mod tests {
         );
     }
     use rusqlite::params_from_iter;
+
+    /// Tricky values as SQL literals: integers a double cannot hold, text SQLite reads as a
+    /// number (spaces, exponents, beyond 64 bits) and text it does not.
+    const AFFINITY_CASES: [&str; 18] = [
+        "12",
+        "9007199254740993",
+        "-9223372036854775808",
+        "1.5",
+        "-0.0",
+        "'9007199254740993'",
+        "' 12 '",
+        "'1e5'",
+        "'3.0'",
+        "'9007199254740993.0'",
+        "'99999999999999999999'",
+        "'abc'",
+        "'12abc'",
+        "'0x10'",
+        "''",
+        "x'3132'",
+        "NULL",
+        "9223372036854775807",
+    ];
+
+    #[test]
+    fn real_affinity_gives_what_a_real_column_stores() {
+        let conn = Connection::open_in_memory().unwrap();
+        register(&conn).unwrap();
+        conn.execute_batch("CREATE TABLE t (r REAL)").unwrap();
+        for value in AFFINITY_CASES {
+            conn.execute_batch(&format!("DELETE FROM t; INSERT INTO t VALUES ({value})"))
+                .unwrap();
+            let shown = |sql: &str| format!("typeof({sql}) || ' ' || quote({sql})");
+            let (stored, converted): (String, String) = conn
+                .query_row(
+                    &format!(
+                        "SELECT {}, {} FROM t",
+                        shown("r"),
+                        shown(&format!("mig_real_affinity({value})"))
+                    ),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(converted, stored, "{value}");
+        }
+    }
 
     fn quote(name: &str) -> String {
         format!("\"{}\"", name.replace('"', "\"\""))
