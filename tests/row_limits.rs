@@ -30,9 +30,17 @@ fn a_stopped_run_resumes_only_under_the_limit_it_started_with() {
         assert_eq!(out.status.code(), Some(4), "{name}: {}", stderr(&out));
         project.execute("UPDATE w SET a = 1 WHERE id = 2");
 
-        for (args, asked) in [
-            (vec!["run", "w.b"], "no row limit"),
-            (vec!["run", "w.b", "--limit", "5"], "a row limit of 5"),
+        for (args, asked, restart) in [
+            (
+                vec!["run", "w.b"],
+                "no row limit",
+                "`mig run w.b --restart`",
+            ),
+            (
+                vec!["run", "w.b", "--limit", "5"],
+                "a row limit of 5",
+                "`mig run w.b --restart --limit 5`",
+            ),
         ] {
             let out = project.mig(&args);
             assert_eq!(
@@ -46,7 +54,7 @@ fn a_stopped_run_resumes_only_under_the_limit_it_started_with() {
                  resume it with the limit it started with (`mig run w.b --limit 3`"
             );
             assert!(
-                stderr(&out).contains(&said),
+                stderr(&out).contains(&said) && stderr(&out).contains(restart),
                 "{name} {args:?}: {}",
                 stderr(&out)
             );

@@ -68,7 +68,7 @@ pub enum ExecError {
         run_id: i64,
         source: Box<ExecError>,
     },
-    #[error("run {run_id} of {migration} stopped at its checkpoint with {}, and this run asks for {}; resume it with the limit it started with (`mig run {migration}{}`; the node's `total_rows`), or start a new run with `mig run {migration} --restart`", row_limit(*.was), row_limit(*.now), .was.map(|n| format!(" --limit {n}")).unwrap_or_default())]
+    #[error("run {run_id} of {migration} stopped at its checkpoint with {}, and this run asks for {}; resume it with the limit it started with (`mig run {migration}{}`; the node's `total_rows`), or start a new run with `mig run {migration} --restart{}`", row_limit(*.was), row_limit(*.now), .was.map(|n| format!(" --limit {n}")).unwrap_or_default(), .now.map(|n| format!(" --limit {n}")).unwrap_or_default())]
     LimitChanged {
         migration: String,
         run_id: i64,
@@ -242,8 +242,9 @@ fn resume_advice(migration: &str, resume: &str, source: &StoreError) -> String {
         )
     } else if source.is_refused_by_table() {
         format!(
-            "the table refused the batch (a trigger raised, or a row-level security policy \
-             refused a row), as it will again: fix the rows or the table and `{resume}` \
+            "the table refused the batch (a trigger raised, a row-level security policy \
+             refused a row, or mig's role lacks a privilege on the table: PostgreSQL's message says \
+             which), as it will again: fix the rows, the table or the grants and `{resume}` \
              resumes the run, or change the spec and start a new run with `mig run \
              {migration} --restart`"
         )
