@@ -10,7 +10,7 @@ use crate::diagnostic::FileDiagnostics;
 use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
 use crate::plan::RunOptions;
-use crate::store::StoreError;
+use crate::store::{RunStatus, StoreError};
 use crate::value::Value;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -360,7 +360,7 @@ fn run(
     restart: bool,
     again: bool,
 ) -> Result<(), Failure> {
-    let mut engine = Engine::open(config)?;
+    let mut engine = Engine::open(config.clone())?;
     let plan = engine.plan(name, &options)?;
     if !again {
         refuse_applied_before(&mut engine, &plan)?;
@@ -368,9 +368,60 @@ fn run(
     let mut reporter = Reporter::new(name);
     let summary = engine.run(&plan, restart, &mut |p| reporter.show(p));
     reporter.finish();
-    let summary = summary?;
+    let summary = match summary {
+        Err(e) if e.lost_connection() => return after_lost_connection(&config, plan.name(), e),
+        summary => summary?,
+    };
     print_summary(&summary);
     Ok(())
+}
+
+/// A run whose connection was lost: its last statement (a batch, or the update that marks
+/// the run completed) may have committed or not, so the database is asked again where the
+/// run stands. Told only "resume it", a probe's user ran a run that had completed a second
+/// time; a completed run is now said to be done (exit 0).
+fn after_lost_connection(config: &Config, name: &str, lost: ExecError) -> Result<(), Failure> {
+    let latest =
+        exec::read_runs(config).map(|runs| runs.into_iter().rev().find(|r| r.migration == name));
+    let run = match latest {
+        Ok(Some(run)) => run,
+        Ok(None) | Err(_) => {
+            return Err(Failure {
+                exit_code: 4,
+                text: format!(
+                    "{lost}\nthe connection to the database was lost, and where the run stands \
+                     cannot be read now: `mig status` says once the database answers"
+                ),
+            })
+        }
+    };
+    let state = format!(
+        "run {} of {name} is {} ({} rows processed, {} updated, checkpoint {})",
+        run.id,
+        run.status.as_str(),
+        run.processed,
+        run.updated,
+        run.checkpoint
+            .as_ref()
+            .map_or("-".to_string(), |c| c.to_string())
+    );
+    let next = match run.status {
+        RunStatus::Completed => {
+            eprintln!("warning: {lost}");
+            println!("{state}: the connection was lost as it finished, after its last batch");
+            return Ok(());
+        }
+        RunStatus::Running => format!("`mig run {name}` resumes it at its checkpoint"),
+        RunStatus::Checking => format!("`mig run {name}` runs its post-checks again"),
+        RunStatus::RollingBack => format!("`mig rollback {name}` finishes its rollback"),
+        RunStatus::Failed | RunStatus::RolledBack => "`mig status` shows it".to_string(),
+    };
+    Err(Failure {
+        exit_code: 4,
+        text: format!(
+            "{lost}\nthe connection to the database was lost; read again, {state}: {next}"
+        ),
+    })
 }
 
 /// A new run that would apply a set not proven idempotent to rows a completed run already

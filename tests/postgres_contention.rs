@@ -374,7 +374,12 @@ fn a_connection_killed_mid_run_leaves_whole_batches_and_a_later_run_resumes() {
     let reference = Project::on(&Backend::Postgres(url), &TABLE, spec);
     assert!(reference.mig(&["run", "t.b"]).status.success());
 
-    let run = project.spawn_mig(&["run", "t.b"]);
+    let run = project
+        .command(&["run", "t.b"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let database = &project.postgres.as_ref().unwrap().name;
     let running = |p: &Project| {
         p.query("SELECT count(*) FROM pg_tables WHERE tablename = '_mig_runs'") == ["1"]
@@ -393,6 +398,15 @@ fn a_connection_killed_mid_run_leaves_whole_batches_and_a_later_run_resumes() {
         out.status.code(),
         Some(4),
         "a lost connection is a database error"
+    );
+    // Where the run stands, read again on a new connection: the lost one's last statement
+    // may have committed or not.
+    assert!(
+        stderr(&out).contains(
+            "the connection to the database was lost; read again, run 1 of t.b is running"
+        ) && stderr(&out).contains("`mig run t.b` resumes it at its checkpoint"),
+        "{}",
+        stderr(&out)
     );
     batches_are_whole(&project);
     assert_ne!(

@@ -188,6 +188,22 @@ fn unfinished_run(plan: &Plan, run: &RunRecord) -> Option<String> {
     })
 }
 
+impl ExecError {
+    /// Whether the error is the loss of the database connection, however it was wrapped:
+    /// then the run's state is what the database recorded, which this process cannot know.
+    pub fn lost_connection(&self) -> bool {
+        match self {
+            ExecError::Store(e) => e.is_connection_lost(),
+            ExecError::BatchFailed { source, .. } | ExecError::SharedBatchFailed { source, .. } => {
+                source.is_connection_lost()
+            }
+            ExecError::PostCheckUnfinished { source, .. }
+            | ExecError::RepeatFailed { source, .. } => source.lost_connection(),
+            _ => false,
+        }
+    }
+}
+
 /// The line that says a new run of `plan` would apply its sets a second time: `run`, of the
 /// same migration, completed and not rolled back, and a set of the plan not proven
 /// idempotent (`set n = n + 1`); None when a new run would change nothing that run changed.

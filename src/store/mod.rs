@@ -425,6 +425,23 @@ impl StoreError {
         self.sqlstate().is_some_and(|code| code == "54000")
     }
 
+    /// Whether the connection to the database was lost (a server restart, an administrator's
+    /// `pg_terminate_backend`, a network reset): the last statement may or may not have
+    /// committed, so only the database can say where the run stands.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => {
+                e.is_closed()
+                    || e.code().is_some_and(|code| {
+                        let code = code.code();
+                        code.starts_with("08") || code == "57P01" || code == "57P02"
+                    })
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            _ => false,
+        }
+    }
+
     fn sqlstate(&self) -> Option<&str> {
         match self {
             StoreError::Postgres(e) => e.code().map(|code| code.code()),
