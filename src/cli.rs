@@ -163,6 +163,12 @@ impl From<ExecError> for Failure {
                 text: e.to_string(),
             };
         }
+        if let ExecError::Stopped { signal, .. } | ExecError::RollbackStopped { signal, .. } = &e {
+            return Failure {
+                exit_code: signal.exit_code(),
+                text: e.to_string(),
+            };
+        }
         Refusal::from(e).into()
     }
 }
@@ -365,6 +371,7 @@ fn run(
     if !again {
         refuse_applied_before(&mut engine, &plan)?;
     }
+    exec::stop::catch_signals();
     let mut reporter = Reporter::new(name);
     let summary = engine.run(&plan, restart, &mut |p| reporter.show(p));
     reporter.finish();
@@ -460,6 +467,7 @@ fn run_workers(
         }
         engine.open_shared_run(&plan, workers)?
     };
+    exec::stop::catch_signals();
     let progress = Mutex::new(WorkersProgress {
         reporter: Reporter::new(name),
         each: vec![None; workers as usize],
@@ -637,6 +645,7 @@ fn rollback(config: Config, name: &str) -> Result<(), Failure> {
     for left in left_out {
         eprintln!("warning: {left}");
     }
+    exec::stop::catch_signals();
     let summary = engine.rollback(name)?;
     println!(
         "{name}: run {} rolled back: {} rows restored, {} conflicts",

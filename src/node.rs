@@ -85,9 +85,10 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::Store(StoreError::RunMoved { .. } | StoreError::SharedRun { .. })
         | ExecError::NothingToRollBack(_)
         | ExecError::NullKeys { .. } => ErrorCode::PreconditionFailed,
-        ExecError::LockTimeout { .. } | ExecError::Store(StoreError::LockTimeout { .. }) => {
-            ErrorCode::TemporarilyUnavailable
-        }
+        ExecError::LockTimeout { .. }
+        | ExecError::Store(StoreError::LockTimeout { .. })
+        | ExecError::Stopped { .. }
+        | ExecError::RollbackStopped { .. } => ErrorCode::TemporarilyUnavailable,
         ExecError::Specs(_)
         | ExecError::SpecsFolder { .. }
         | ExecError::UnreadableSpecs(_)

@@ -255,3 +255,82 @@ fn node_rollback_reports_restored_rows_and_conflicts() {
     assert_eq!(done["conflicts"], 1);
     assert_eq!(done["conflict_keys"], json!([42]));
 }
+
+/// Sends `signal` (`INT`, `TERM`) to `child` once `sql` holds, and returns its output.
+fn signal_when(
+    project: &Project,
+    mut child: std::process::Child,
+    sql: &str,
+    signal: &str,
+) -> std::process::Output {
+    while project.query_i64(sql).unwrap_or(0) == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "mig ended before `{sql}` held"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait_with_output().unwrap()
+}
+
+fn spawn_with_stderr(project: &Project, args: &[&str]) -> std::process::Child {
+    project
+        .command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM stop a run or a rollback after the batch in flight and say
+/// where it stands and what goes on from there; they ended it silently before, the progress
+/// bar cut off. Then the run resumes to every row, and the rollback finishes to the table
+/// as it was.
+#[test]
+fn ctrl_c_and_sigterm_stop_between_batches_and_say_how_to_go_on() {
+    let project = Project::sqlite(&items(), SPEC);
+    let before = project.dump("items");
+
+    let run = spawn_with_stderr(&project, &["run", "items.label"]);
+    let out = signal_when(&project, run, "SELECT batches >= 5 FROM _mig_runs", "INT");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("stopped by SIGINT (Ctrl-C) after the batch in flight: run 1 of items.label stopped at checkpoint")
+            && said.contains("`mig run items.label` resumes it"),
+        "{said}"
+    );
+    assert_eq!(
+        project.query_i64("SELECT count(*) FROM items WHERE label IS NOT NULL"),
+        project.query_i64("SELECT updated FROM _mig_runs"),
+        "every committed batch whole"
+    );
+    assert!(project.mig(&["run", "items.label"]).status.success());
+    assert_eq!(
+        project.query_i64("SELECT count(*) FROM items WHERE label IS NULL"),
+        Some(0)
+    );
+
+    let rollback = spawn_with_stderr(&project, &["rollback", "items.label"]);
+    let out = signal_when(
+        &project,
+        rollback,
+        "SELECT count(*) >= 5 FROM items WHERE label IS NULL",
+        "TERM",
+    );
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "stopped by SIGTERM after the batch in flight: the rollback of run 1 restored"
+        ) && stderr(&out).contains("`mig rollback items.label` goes on from there"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(project.mig(&["rollback", "items.label"]).status.success());
+    assert_eq!(project.dump("items"), before);
+}

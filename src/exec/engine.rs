@@ -130,6 +130,24 @@ pub enum ExecError {
         run_id: i64,
         source: Box<StoreError>,
     },
+    #[error("stopped by {signal} after the batch in flight: run {run_id} of {migration} stopped at {at} ({processed} rows processed, {updated} updated); `{resume}` resumes it")]
+    Stopped {
+        signal: super::stop::Signal,
+        migration: String,
+        run_id: i64,
+        at: String,
+        processed: u64,
+        updated: u64,
+        resume: String,
+    },
+    #[error("stopped by {signal} after the batch in flight: the rollback of run {run_id} restored {restored} rows ({conflicts} conflicts) and has batches left; `mig rollback {migration}` goes on from there")]
+    RollbackStopped {
+        signal: super::stop::Signal,
+        migration: String,
+        run_id: i64,
+        restored: u64,
+        conflicts: usize,
+    },
     #[error("the rollback of run {run_id} stopped at batch {batch}, which it left as the run wrote it{}{}: {source}; `mig rollback {migration}` goes on from there", restored_before(*later_batches, *restored), rollback_advice(source))]
     RollbackFailed {
         migration: String,
@@ -202,6 +220,13 @@ impl ExecError {
             _ => false,
         }
     }
+}
+
+/// Where a run stopped, as its error says it.
+fn checkpoint_text(checkpoint: Option<&Value>) -> String {
+    checkpoint.map_or("before its first batch".to_string(), |c| {
+        format!("checkpoint {c}")
+    })
 }
 
 /// The line that says a new run of `plan` would apply its sets a second time: `run`, of the
@@ -688,6 +713,17 @@ impl Engine {
         let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
             .resting(self.store.locks_every_writer_out());
         loop {
+            if let Some(signal) = super::stop::requested() {
+                return Err(ExecError::Stopped {
+                    signal,
+                    migration: plan.name().to_string(),
+                    run_id: run.id,
+                    at: "the key ranges its workers have done".to_string(),
+                    processed: mine.processed,
+                    updated: mine.updated,
+                    resume: format!("mig run {} --workers N", plan.name()),
+                });
+            }
             let request = BatchRequest {
                 run_id: run.id,
                 batch_no: 0,
@@ -852,6 +888,17 @@ impl Engine {
         let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
             .resting(self.store.locks_every_writer_out());
         loop {
+            if let Some(signal) = super::stop::requested() {
+                return Err(ExecError::Stopped {
+                    signal,
+                    migration: plan.name().to_string(),
+                    run_id: run.id,
+                    at: checkpoint_text(run.checkpoint.as_ref()),
+                    processed: run.processed,
+                    updated: run.updated,
+                    resume: format!("mig run {}", plan.name()),
+                });
+            }
             let remaining = run
                 .row_limit
                 .map_or(u64::MAX, |l| l.saturating_sub(run.processed));
@@ -1140,6 +1187,15 @@ impl Engine {
             .into_iter()
             .enumerate()
         {
+            if let Some(signal) = super::stop::requested() {
+                return Err(ExecError::RollbackStopped {
+                    signal,
+                    migration: plan.name().to_string(),
+                    run_id,
+                    restored: total.restored,
+                    conflicts: total.conflict_keys.len(),
+                });
+            }
             if n > 0 && !plan.pause.is_zero() {
                 std::thread::sleep(plan.pause);
             }
