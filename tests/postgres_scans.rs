@@ -115,6 +115,13 @@ fn a_plan_gives_the_estimate_of_an_analyzed_table_and_counts_one_never_analyzed(
         plan.contains("about 20000 rows in the table now (the database's estimate, not a count)"),
         "{plan}"
     );
+    // The opening as a batch sends it: the lock timeout in force (mig.toml's 200 ms here),
+    // and the lock on the run's row that keeps two processes from writing one run.
+    assert!(
+        plan.contains("BEGIN; SET LOCAL lock_timeout = '200ms'; ")
+            && plan.contains("FROM _mig_runs WHERE id = <the run's id> FOR UPDATE"),
+        "{plan}"
+    );
     let never = Setup {
         sqlite: "",
         postgres:

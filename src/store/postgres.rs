@@ -1987,8 +1987,10 @@ impl Store for PostgresStore {
             Err(e) => return vec![format!("cannot run on PostgreSQL: {e}")],
         };
         let mut out = vec![format!(
-            "BEGIN; SET LOCAL lock_timeout = '…ms' (the step's); {}",
-            self.batch_settings
+            "{}; {} -- the run's row, locked: the batch writes only while the run is still \
+             running at the checkpoint this process knows",
+            opening(step.lock_timeout, &self.batch_settings, false, None),
+            run_position("<the run's id>")
         )];
         match plan.path {
             Path::Pushdown(sql) => {
@@ -2392,7 +2394,7 @@ fn run_moved(client: &mut Client, run_id: i64) -> StoreError {
 /// Reads run `run_id`'s position, and whether workers claimed from it, and locks its row
 /// until the batch commits: workers claim under the same lock, so a batch either commits
 /// before their first claim or finds the run shared.
-fn run_position(run_id: i64) -> String {
+fn run_position(run_id: impl std::fmt::Display) -> String {
     format!(
         "SELECT status, checkpoint_int, checkpoint_text, claimed IS NOT NULL \
          FROM _mig_runs WHERE id = {run_id} FOR UPDATE"
