@@ -121,28 +121,28 @@ fn verify_ca_accepts_the_authority_and_verify_full_also_checks_the_host_name() {
     assert!(!err.contains("hunter2"), "{err}");
 }
 
-/// A server certificate that the named authority did not sign is refused, password unsaid.
+/// A server certificate that the named authority did not sign is refused, password unsaid;
+/// under `require` too, which verifies the authority when given one, as libpq does.
 #[test]
-fn verify_full_refuses_a_certificate_another_authority_signed() {
+fn a_certificate_another_authority_signed_is_refused() {
     let Some(project) = Project::postgres(SETUP, SPEC) else {
         return;
     };
     let other = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/other_ca.pem");
-    let url = url_with(
-        &project,
-        &format!("sslmode=verify-full&sslrootcert={other}"),
-    )
-    .replace("postgres@", "postgres:hunter2@");
-    let out = project
-        .command(&["status"])
-        .env("MIG_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(err.contains("certificate verify failed"), "{err}");
-    assert!(err.contains("postgres:***@"), "{err}");
-    assert!(!err.contains("hunter2"), "{err}");
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let url = url_with(&project, &format!("sslmode={mode}&sslrootcert={other}"))
+            .replace("postgres@", "postgres:hunter2@");
+        let out = project
+            .command(&["status"])
+            .env("MIG_DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{mode}");
+        assert!(err.contains("certificate verify failed"), "{mode}: {err}");
+        assert!(err.contains("postgres:***@"), "{mode}: {err}");
+        assert!(!err.contains("hunter2"), "{mode}: {err}");
+    }
 }
 
 /// Verifying needs an authority to verify against; mig does not guess one.
