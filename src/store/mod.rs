@@ -4,6 +4,7 @@
 
 pub mod postgres;
 pub mod postgres_sql;
+mod postgres_tls;
 pub mod sqlite;
 mod sqlite_checkpointer;
 pub mod sqlite_functions;

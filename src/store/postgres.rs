@@ -26,6 +26,7 @@
 //! item, for the `t.` references in its scope.
 
 use super::postgres_sql::{ColumnType, NotPushed, Renderer};
+use super::postgres_tls::ClientTls;
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
     BatchStep, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
@@ -39,7 +40,7 @@ use bytes::BytesMut;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
-use postgres::{Client, NoTls, Row, SimpleQueryMessage, Statement};
+use postgres::{Client, Row, SimpleQueryMessage, Statement};
 use std::collections::HashMap;
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -268,13 +269,16 @@ impl PostgresStore {
             path: crate::config::without_password(url),
             message,
         };
-        let mut config: postgres::Config =
-            url.parse().map_err(|e| open_error(postgres_message(&e)))?;
+        let tls = ClientTls::from_url(url).map_err(|e| open_error(e.to_string()))?;
+        let mut config: postgres::Config = tls
+            .url
+            .parse()
+            .map_err(|e| open_error(postgres_message(&e)))?;
         if config.get_application_name().is_none() {
             config.application_name("mig");
         }
         let mut client = config
-            .connect(NoTls)
+            .connect(tls.connector)
             .map_err(|e| open_error(postgres_message(&e)))?;
         // Backups keep values as text, so the text forms are pinned against what a database
         // or role may set: with fewer digits (`extra_float_digits` below 1) a real or double
