@@ -333,7 +333,7 @@ fn kind_word(kind: compile::MigrationKind) -> &'static str {
 }
 
 fn plan(config: Config, name: &str, options: RunOptions) -> Result<(), Failure> {
-    let mut engine = Engine::open_to_read(config)?;
+    let mut engine = Engine::open(config)?;
     let plan = engine.plan(name, &options)?;
     for line in engine.describe(&plan)? {
         println!("{line}");
@@ -472,7 +472,7 @@ fn print_summary(s: &RunSummary) {
 }
 
 fn validate(config: Config, names: Vec<String>) -> Result<(), Failure> {
-    let mut engine = Engine::open_to_read(config)?;
+    let mut engine = Engine::open(config)?;
     let names = if names.is_empty() {
         engine
             .catalog

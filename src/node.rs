@@ -267,13 +267,7 @@ fn work<W: Write>(
 ) {
     for job in queue {
         let reply = guarded(|| {
-            let engine = match job.request {
-                Request::Plan { .. } | Request::Validate { .. } => {
-                    Engine::open_to_read(config.clone())
-                }
-                _ => Engine::open(config.clone()),
-            };
-            let mut engine = engine.map_err(Refusal::from)?;
+            let mut engine = Engine::open(config.clone())?;
             handler(&mut engine, &job.request)
         });
         lock(&out).answer(&job.frame, job.msg_id.as_ref(), reply);
