@@ -28,6 +28,11 @@ pub enum StoreError {
     LockTimeout { waited_ms: u128 },
     #[error("cannot open database {path}: {message}")]
     Open { path: String, message: String },
+    /// A PostgreSQL server that took the connection and did not finish its startup, or
+    /// answer its first statement, within `waited`: a hung server, a pgbouncer whose pool is
+    /// exhausted.
+    #[error("cannot open database {url}: no answer within {waited:?} (the server, or a pooler in front of it, took the connection but did not complete its startup; the URL's connect_timeout, in seconds, sets this wait)")]
+    ConnectTimeout { url: String, waited: Duration },
     /// PostgreSQL refused a value longer than a `varchar(n)` or `char(n)` column takes; its
     /// message names the type, `columns` the set columns it may be about.
     #[error("a value is too long for {columns}; PostgreSQL: {}", postgres::postgres_message(.source))]
