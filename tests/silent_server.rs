@@ -3,12 +3,15 @@
 //! waited for it without end: a command never returned, and the node, which answered
 //! `status` on the thread that reads its requests, stopped reading: no `init_ok`, not even an
 //! error for a malformed line. Connecting now gives up after the URL's `connect_timeout`
-//! (10 s without one).
+//! (10 s without one), and `status` waits off the reader.
 mod common;
 
 use common::{stderr, Project};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Long enough for mig to give up on a 1 s `connect_timeout` on a slow machine; a mig that
@@ -87,4 +90,57 @@ fn a_command_gives_up_on_a_server_that_never_answers() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn the_node_reads_on_while_status_waits_for_a_silent_server() {
+    let url = silent_server();
+    let project = project();
+    let mut node = Killed(Some(
+        project
+            .command(&["node"])
+            .env("MIG_DATABASE_URL", &url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let stdout = BufReader::new(node.child().stdout.take().unwrap());
+    let (lines, replies) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    let mut stdin = node.child().stdin.take().unwrap();
+    for line in [
+        r#"{"type":"status","msg_id":1}"#,
+        "not json",
+        r#"{"type":"init","msg_id":2,"node_id":"n1","node_ids":["n1"]}"#,
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let next = |what: &str| {
+        replies
+            .recv_timeout(GUARD)
+            .unwrap_or_else(|_| panic!("no reply {what} within {GUARD:?}"))
+    };
+
+    let malformed = next("to the malformed line");
+    assert_eq!(malformed["code"], 12, "{malformed}");
+    let init = next("to init");
+    assert_eq!(init["type"], "init_ok", "{init}");
+    assert_eq!(init["in_reply_to"], 2, "{init}");
+    let status = next("to status");
+    assert_eq!(status["in_reply_to"], 1, "{status}");
+    assert_eq!(status["code"], 13, "{status}");
+    assert!(
+        status["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("cannot open database {url}: no answer within 1s")),
+        "{status}"
+    );
 }

@@ -1799,8 +1799,8 @@ impl Store for PostgresStore {
         if !exists {
             return Ok(vec![]);
         }
-        // Bounded like a batch's waits: the node answers `status` on the thread that reads
-        // its requests, which a session holding `_mig_runs` locked would otherwise stop.
+        // Bounded like a batch's waits: a session holding `_mig_runs` locked would otherwise
+        // hold the node's `status`, and every `status` after it, as long as it held the lock.
         self.waiting_at_most_lock_timeout(|client| {
             client.query("SELECT * FROM _mig_runs ORDER BY id", &[])
         })?
