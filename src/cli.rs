@@ -177,7 +177,7 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
     // locked past the lock timeout is "try again", as for every command.
     let schema = match exec::read_schema(&config) {
         Ok(schema) => Some(schema),
-        Err(e @ ExecError::Store(StoreError::Open { .. })) => {
+        Err(e @ ExecError::Store(StoreError::Open { .. } | StoreError::ConnectTimeout { .. })) => {
             println!(
                 "note: the database is not reachable, so tables and columns are not checked: {e}"
             );

@@ -92,6 +92,30 @@ fn a_command_gives_up_on_a_server_that_never_answers() {
     }
 }
 
+/// As where no server listens, `mig check` checks the specs without the schema, and says why.
+#[test]
+fn check_checks_the_specs_alone_beside_a_server_that_never_answers() {
+    let url = silent_server();
+    let project = project();
+    let child = project
+        .command(&["check"])
+        .env("MIG_DATABASE_URL", &url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Killed(Some(child)).output("mig check");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        common::stdout(&out).contains(&format!(
+            "note: the database is not reachable, so tables and columns are not checked: \
+             cannot open database {url}: no answer within 1s"
+        )),
+        "{}",
+        common::stdout(&out)
+    );
+}
+
 #[test]
 fn the_node_reads_on_while_status_waits_for_a_silent_server() {
     let url = silent_server();
