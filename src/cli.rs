@@ -195,7 +195,7 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
     // locked past the lock timeout is "try again", as for every command.
     let schema = match exec::read_schema(&config) {
         Ok(schema) => Some(schema),
-        Err(e @ ExecError::Store(StoreError::Open { .. })) => {
+        Err(e @ ExecError::Store(StoreError::Open { .. } | StoreError::ConnectTimeout { .. })) => {
             println!(
                 "note: the database is not reachable, so tables and columns are not checked: {e}"
             );
@@ -351,7 +351,7 @@ fn kind_word(kind: compile::MigrationKind) -> &'static str {
 }
 
 fn plan(config: Config, name: &str, options: RunOptions) -> Result<(), Failure> {
-    let mut engine = Engine::open_to_read(config)?;
+    let mut engine = Engine::open(config)?;
     let plan = engine.plan(name, &options)?;
     for line in engine.describe(&plan)? {
         println!("{line}");
@@ -569,7 +569,7 @@ fn print_summary(s: &RunSummary) {
 }
 
 fn validate(config: Config, names: Vec<String>) -> Result<(), Failure> {
-    let mut engine = Engine::open_to_read(config)?;
+    let mut engine = Engine::open(config)?;
     let names = if names.is_empty() {
         engine
             .catalog

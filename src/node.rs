@@ -1,7 +1,8 @@
 //! `mig node`: JSON requests on stdin, one per line, in Jepsen Maelstrom framing; replies on
 //! stdout, logs on stderr. Requests that touch tables run one at a time, in order, on a
-//! worker thread; `init` and `status` are answered at once, so a long run never hides its
-//! own progress. A bad line is answered with an error and the node reads on.
+//! worker thread; `status` on a thread of its own, so a long run never hides its own
+//! progress; `init` and bad lines are answered by the reader at once, however slow the
+//! database. A bad line is answered with an error and the node reads on.
 
 use crate::compile::MigrationKind;
 use crate::config::Config;
@@ -19,8 +20,9 @@ use std::time::Instant;
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 const MAX_BATCH: u64 = 1_000_000;
 const MAX_RUNS: u64 = 100;
-/// Requests waiting for the worker; more are refused with error 11 rather than held, so a
-/// client cannot grow the node's memory without bound while a long run holds the worker.
+/// Requests waiting for the worker (or `status` requests for theirs); more are refused with
+/// error 11 rather than held, so a client cannot grow the node's memory without bound while
+/// a long run holds the worker.
 const MAX_QUEUED: usize = 64;
 /// Each named validation is a column of one scan, and SQLite allows 2,000 columns.
 const MAX_VALIDATIONS: usize = 256;
@@ -163,11 +165,15 @@ struct Incoming {
     body: Map<String, Json>,
 }
 
-/// A checked request waiting for the worker, without the body it was read from.
+/// A checked request waiting for the worker or the status thread, without the body it was
+/// read from.
 struct Job {
     frame: Frame,
     msg_id: Option<Json>,
     request: Request,
+    /// The node's id when the request was read, the src of its reply: a `status` read before
+    /// `init` is answered from the request's `dest`, however soon `init` follows it.
+    node_id: Option<String>,
 }
 
 /// Reads requests from `input` until it ends and answers each on `output`.
@@ -191,6 +197,11 @@ fn serve_with(
     let worker_out = Arc::clone(&out);
     let worker_config = config.clone();
     let worker = std::thread::spawn(move || work(queue, worker_out, worker_config, handler));
+    let (statuses, status_queue) = mpsc::sync_channel::<Job>(MAX_QUEUED);
+    let status_out = Arc::clone(&out);
+    let status_config = config.clone();
+    let status_worker =
+        std::thread::spawn(move || answer_statuses(status_queue, status_out, status_config));
     let mut input = input;
     loop {
         let line = match read_line(&mut input) {
@@ -227,24 +238,23 @@ fn serve_with(
                     json!({"type": "init_ok"}),
                 );
             }
-            Ok(Request::Status) => {
-                let reply = guarded(|| status_reply(&config));
-                lock(&out).answer(&incoming.frame, incoming.msg_id.as_ref(), reply);
-            }
             Ok(request) => {
+                let (queue, waiting_for) = match request {
+                    Request::Status => (&statuses, "status requests are already waiting"),
+                    _ => (&jobs, "requests are already waiting for the worker"),
+                };
                 let job = Job {
                     frame: incoming.frame,
                     msg_id: incoming.msg_id,
                     request,
+                    node_id: lock(&out).node_id.clone(),
                 };
-                match jobs.try_send(job) {
+                match queue.try_send(job) {
                     Ok(()) => {}
                     Err(mpsc::TrySendError::Full(job)) => {
                         let refusal = Refusal {
                             code: ErrorCode::TemporarilyUnavailable,
-                            text: format!(
-                                "{MAX_QUEUED} requests are already waiting for the worker; try again"
-                            ),
+                            text: format!("{MAX_QUEUED} {waiting_for}; try again"),
                         };
                         lock(&out).error(&job.frame, job.msg_id.as_ref(), &refusal);
                     }
@@ -254,8 +264,12 @@ fn serve_with(
         }
     }
     drop(jobs);
+    drop(statuses);
     if worker.join().is_err() {
         eprintln!("mig node: the worker thread died");
+    }
+    if status_worker.join().is_err() {
+        eprintln!("mig node: the status thread died");
     }
 }
 
@@ -276,10 +290,7 @@ fn work<W: Write>(
 ) {
     for job in queue {
         let reply = guarded(|| {
-            let engine = match job.request {
-                Request::Plan { .. } | Request::Validate { .. } => {
-                    Engine::open_to_read(config.clone())
-                }
+            let mut engine = match job.request {
                 Request::Rollback { .. } => {
                     Engine::open_to_roll_back(config.clone()).map(|(engine, left_out)| {
                         for left in left_out {
@@ -289,11 +300,26 @@ fn work<W: Write>(
                     })
                 }
                 _ => Engine::open(config.clone()),
-            };
-            let mut engine = engine.map_err(Refusal::from)?;
+            }
+            .map_err(Refusal::from)?;
             handler(&mut engine, &job.request)
         });
-        lock(&out).answer(&job.frame, job.msg_id.as_ref(), reply);
+        lock(&out).answer(&job, reply);
+    }
+}
+
+/// Answers `status` requests in order, each from a connection of its own. Not on the reader:
+/// a database slow to open (a server that takes the connection and never answers, a pooler
+/// holding its clients) held the reader as long, and the node answered nothing meanwhile,
+/// not `init`, not a malformed line. Not on the worker either, which a long run holds.
+fn answer_statuses<W: Write>(
+    queue: mpsc::Receiver<Job>,
+    out: Arc<Mutex<Replies<W>>>,
+    config: Config,
+) {
+    for job in queue {
+        let reply = guarded(|| status_reply(&config));
+        lock(&out).answer(&job, reply);
     }
 }
 
@@ -375,7 +401,7 @@ fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
         }
         Request::Init { .. } | Request::Status => Err(Refusal {
             code: ErrorCode::Internal,
-            text: "init and status are answered by the reader, not queued".into(),
+            text: "init and status are not the worker's: the reader answers init, a thread of its own status".into(),
         }),
     }
 }
@@ -898,6 +924,10 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Writes replies, one JSON line each, numbering them as Maelstrom expects.
+fn error_body(refusal: &Refusal) -> Json {
+    json!({"type": "error", "code": refusal.code as u8, "text": refusal.text})
+}
+
 struct Replies<W: Write> {
     output: W,
     node_id: Option<String>,
@@ -913,19 +943,27 @@ impl<W: Write> Replies<W> {
         }
     }
 
-    fn answer(&mut self, frame: &Frame, msg_id: Option<&Json>, reply: Result<Json, Refusal>) {
-        match reply {
-            Ok(body) => self.send(frame, msg_id, body),
-            Err(refusal) => self.error(frame, msg_id, &refusal),
-        }
+    /// The reply to a queued request, from the node's id as it was when the request was read.
+    fn answer(&mut self, job: &Job, reply: Result<Json, Refusal>) {
+        let body = reply.unwrap_or_else(|refusal| error_body(&refusal));
+        self.write(job.node_id.clone(), &job.frame, job.msg_id.as_ref(), body);
     }
 
     fn error(&mut self, frame: &Frame, msg_id: Option<&Json>, refusal: &Refusal) {
-        let body = json!({"type": "error", "code": refusal.code as u8, "text": refusal.text});
-        self.send(frame, msg_id, body);
+        self.send(frame, msg_id, error_body(refusal));
     }
 
-    fn send(&mut self, frame: &Frame, msg_id: Option<&Json>, mut body: Json) {
+    fn send(&mut self, frame: &Frame, msg_id: Option<&Json>, body: Json) {
+        self.write(self.node_id.clone(), frame, msg_id, body);
+    }
+
+    fn write(
+        &mut self,
+        node_id: Option<String>,
+        frame: &Frame,
+        msg_id: Option<&Json>,
+        mut body: Json,
+    ) {
         if let Json::Object(fields) = &mut body {
             if let Some(id) = msg_id.filter(|id| id.is_u64()) {
                 fields.insert("in_reply_to".into(), id.clone());
@@ -936,7 +974,7 @@ impl<W: Write> Replies<W> {
         let line = match frame {
             Frame::Bare => body,
             Frame::Envelope { src, dest } => json!({
-                "src": self.node_id.clone().unwrap_or_else(|| dest.clone()),
+                "src": node_id.unwrap_or_else(|| dest.clone()),
                 "dest": src,
                 "body": body,
             }),

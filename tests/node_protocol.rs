@@ -71,9 +71,13 @@ fn init_names_the_node_and_bare_bodies_get_bare_replies() {
         envelope(json!({"type": "status", "msg_id": 3})),
         json!({"type": "status", "msg_id": 4}).to_string(),
     ]);
+    let before = replies
+        .iter()
+        .find(|r| r["body"]["in_reply_to"] == 1)
+        .unwrap();
     assert_eq!(
-        replies[0]["src"], "migrations",
-        "before init, src is the request's dest"
+        before["src"], "migrations",
+        "read before init, a request is answered from its dest"
     );
     assert_eq!(reply_to(&replies, 2)["type"], "init_ok");
     let after = replies

@@ -75,7 +75,7 @@ fn a_node_whose_postgres_connection_was_killed_answers_its_next_request() {
     assert_eq!(project.query("SELECT b FROM t ORDER BY id"), ["X", "Y"]);
 }
 
-/// `status` is answered on the thread that reads requests. Behind a session holding
+/// `status` was answered on the thread that reads requests. Behind a session holding
 /// `_mig_runs` locked whole it waited as long as the lock was held, and the node read no
 /// request meanwhile; it now answers error 11 after the lock timeout and reads on.
 #[test]

@@ -8,9 +8,7 @@ use crate::diagnostic::FileDiagnostics;
 use crate::plan::{canonical_spec, spec_from_canonical, Plan, PlanError, RunOptions};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{
-    Access, BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
-};
+use crate::store::{BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError};
 use crate::value::Value;
 use std::time::{Duration, Instant};
 
@@ -482,18 +480,12 @@ pub struct Engine {
 impl Engine {
     /// Opens the configured database (creating the demo database if that is the one
     /// configured and it is missing), reads its schema and compiles the specs against it.
+    /// It writes nothing there: mig's own tables, and SQLite's switch to WAL, wait until a
+    /// run or a rollback is about to write (`Store::prepare_state`), so specs that do not
+    /// compile, or a request or command refused, leave the database as they found it.
     pub fn open(config: Config) -> Result<Engine, ExecError> {
-        Engine::open_for(config, Access::Write)
-    }
-
-    /// Opens the database as `open` does, for a command that only reads it (`plan`,
-    /// `validate`): it changes nothing there, mig's own tables included.
-    pub fn open_to_read(config: Config) -> Result<Engine, ExecError> {
-        Engine::open_for(config, Access::Read)
-    }
-
-    fn open_for(config: Config, access: Access) -> Result<Engine, ExecError> {
-        let (store, schema) = connect(&config, access)?;
+        let mut store = open_store(&config)?;
+        let schema = store.schema()?;
         let files = read_specs(&config.specs)?;
         let catalog = compile::compile(&files, Some(&schema)).map_err(ExecError::Specs)?;
         Ok(Engine {
@@ -509,7 +501,8 @@ impl Engine {
     /// returned, rather than stopping it. The catalog holds the files that compile without
     /// them, which still give the migration's pace (`pause`, `lock_timeout`, `retries`).
     pub fn open_to_roll_back(config: Config) -> Result<(Engine, Vec<LeftOut>), ExecError> {
-        let (store, schema) = connect(&config, Access::Write)?;
+        let mut store = open_store(&config)?;
+        let schema = store.schema()?;
         let mut left_out = Vec::new();
         let mut files = match read_specs_apart(&config.specs) {
             Ok((files, unreadable)) => {
@@ -791,6 +784,7 @@ impl Engine {
     /// The run to continue: the migration's unfinished run, or a new one.
     /// Refused while a rollback of the migration is unfinished: a new batch would write rows
     /// the rollback has yet to restore, and its backup would mix with the one being undone.
+    /// Every refusal comes before the first write, so a refused run writes nothing.
     fn open_run(&mut self, plan: &Plan, restart: bool) -> Result<(RunRecord, bool), ExecError> {
         let rows = self.store.null_keys(plan.table(), &plan.key)?;
         if rows > 0 {
@@ -802,28 +796,36 @@ impl Engine {
         }
         let runs = self.store.runs()?;
         let mine = || runs.iter().rev().filter(|r| r.migration == plan.name());
-        if let Some(run) = mine().find(|r| r.status == RunStatus::RollingBack) {
-            if !restart {
+        let rolling_back = mine().find(|r| r.status == RunStatus::RollingBack);
+        let unfinished = mine()
+            .find(|r| matches!(r.status, RunStatus::Running | RunStatus::Checking))
+            .cloned();
+        if !restart {
+            if let Some(run) = rolling_back {
                 return Err(ExecError::RollbackUnfinished {
                     migration: plan.name().to_string(),
                     run_id: run.id,
                 });
             }
-            // A rollback the table refuses (a constraint added since the run) cannot finish
-            // until the table changes; without this, only an edit of `_mig_runs` got past it.
-            self.with_retries(plan, |store| {
-                store.set_run_status(
-                    run.id,
-                    RunStatus::Failed,
-                    Some("rollback given up by --restart; the rows it had not restored keep the run's values, and their backup is kept"),
-                )
-            })?;
+            if let Some(run) = &unfinished {
+                self.resumable(plan, run)?;
+            }
         }
-        let unfinished = mine()
-            .find(|r| matches!(r.status, RunStatus::Running | RunStatus::Checking))
-            .cloned();
-        if let Some(mut run) = unfinished {
-            if restart {
+        self.store.prepare_state()?;
+        if restart {
+            if let Some(run) = rolling_back {
+                // A rollback the table refuses (a constraint added since the run) cannot
+                // finish until the table changes; without this, only an edit of `_mig_runs`
+                // got past it.
+                self.with_retries(plan, |store| {
+                    store.set_run_status(
+                        run.id,
+                        RunStatus::Failed,
+                        Some("rollback given up by --restart; the rows it had not restored keep the run's values, and their backup is kept"),
+                    )
+                })?;
+            }
+            if let Some(run) = &unfinished {
                 self.with_retries(plan, |store| {
                     store.set_run_status(
                         run.id,
@@ -831,50 +833,60 @@ impl Engine {
                         Some("abandoned by --restart; its backup is kept for rollback"),
                     )
                 })?;
-            } else if run.spec_hash != plan.spec_hash {
-                return Err(ExecError::SpecChanged {
-                    migration: plan.name().to_string(),
-                    run_id: run.id,
-                    was: run.spec.clone(),
-                    now: canonical_spec(&plan.migration, &plan.key),
-                });
-            } else if run.row_limit != plan.limit {
-                // A run's limit counts its rows from its start: resumed under another, or
-                // none, it silently processed more or fewer rows than either asked for.
-                return Err(ExecError::LimitChanged {
-                    migration: plan.name().to_string(),
-                    run_id: run.id,
-                    was: run.row_limit,
-                    now: plan.limit,
-                });
-            } else if run
-                .checkpoint
-                .as_ref()
-                .is_some_and(|c| !self.store.checkpoint_fits(plan.table(), &plan.key, c))
-            {
-                return Err(ExecError::KeyChanged {
-                    migration: plan.name().to_string(),
-                    run_id: run.id,
-                    key: plan.key.clone(),
-                    checkpoint: run.checkpoint.clone().unwrap_or(Value::Null),
-                });
-            } else {
-                if run.status == RunStatus::Checking {
-                    // Back to running: rows written since its last batch are walked too,
-                    // and the post-checks run again at its end.
-                    self.with_retries(plan, |store| {
-                        store.set_run_status(run.id, RunStatus::Running, None)
-                    })?;
-                    run.status = RunStatus::Running;
-                }
-                return Ok((run, true));
             }
+        } else if let Some(mut run) = unfinished {
+            if run.status == RunStatus::Checking {
+                // Back to running: rows written since its last batch are walked too, and the
+                // post-checks run again at its end.
+                self.with_retries(plan, |store| {
+                    store.set_run_status(run.id, RunStatus::Running, None)
+                })?;
+                run.status = RunStatus::Running;
+            }
+            return Ok((run, true));
         }
         let spec = canonical_spec(&plan.migration, &plan.key);
         let run = self.with_retries(plan, |store| {
             store.start_run(plan.name(), &plan.spec_hash, &spec, plan.limit)
         })?;
         Ok((run, false))
+    }
+
+    /// Refuses to resume `run` under what would make its checkpoint a lie: another spec,
+    /// another row limit, a key that changed type since.
+    fn resumable(&self, plan: &Plan, run: &RunRecord) -> Result<(), ExecError> {
+        if run.spec_hash != plan.spec_hash {
+            return Err(ExecError::SpecChanged {
+                migration: plan.name().to_string(),
+                run_id: run.id,
+                was: run.spec.clone(),
+                now: canonical_spec(&plan.migration, &plan.key),
+            });
+        }
+        if run.row_limit != plan.limit {
+            // A run's limit counts its rows from its start: resumed under another, or none,
+            // it silently processed more or fewer rows than either asked for.
+            return Err(ExecError::LimitChanged {
+                migration: plan.name().to_string(),
+                run_id: run.id,
+                was: run.row_limit,
+                now: plan.limit,
+            });
+        }
+        if let Some(checkpoint) = &run.checkpoint {
+            if !self
+                .store
+                .checkpoint_fits(plan.table(), &plan.key, checkpoint)
+            {
+                return Err(ExecError::KeyChanged {
+                    migration: plan.name().to_string(),
+                    run_id: run.id,
+                    key: plan.key.clone(),
+                    checkpoint: checkpoint.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn run_batches(
@@ -1176,6 +1188,7 @@ impl Engine {
     /// and `pause` apart, as the run throttled its batches. Each batch drops its backup as it
     /// commits, so a rollback killed mid-way resumes with the batches left.
     fn rollback_run(&mut self, plan: &Plan, run_id: i64) -> Result<RollbackOutcome, ExecError> {
+        self.store.prepare_state()?;
         self.with_retries(plan, |store| {
             store.set_run_status(run_id, RunStatus::RollingBack, None)
         })?;
@@ -1340,18 +1353,7 @@ fn results_of(validations: &[&compile::Validation], counts: &[u64]) -> Vec<Valid
         .collect()
 }
 
-/// The configured database, with mig's own tables made where the command writes, and its
-/// schema.
-fn connect(config: &Config, access: Access) -> Result<(Box<dyn Store>, Schema), ExecError> {
-    let mut store = open_store(config, access)?;
-    if access == Access::Write {
-        store.prepare_state()?;
-    }
-    let schema = store.schema()?;
-    Ok((store, schema))
-}
-
-fn open_store(config: &Config, access: Access) -> Result<Box<dyn Store>, ExecError> {
+fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
     match &config.database {
         Database::Sqlite(path) => {
             if config.is_demo_database() && !path.exists() {
@@ -1367,7 +1369,6 @@ fn open_store(config: &Config, access: Access) -> Result<Box<dyn Store>, ExecErr
             Ok(Box::new(SqliteStore::open(
                 path,
                 config.defaults.lock_timeout,
-                access,
             )?))
         }
         Database::Postgres(url) => Ok(Box::new(PostgresStore::connect(
@@ -1380,10 +1381,10 @@ fn open_store(config: &Config, access: Access) -> Result<Box<dyn Store>, ExecErr
 /// The runs recorded in the configured database, read without compiling the specs, so it
 /// works beside a running engine and with specs that do not compile.
 pub fn read_runs(config: &Config) -> Result<Vec<RunRecord>, ExecError> {
-    Ok(open_store(config, Access::Read)?.runs()?)
+    Ok(open_store(config)?.runs()?)
 }
 
 /// The live schema of the configured database, for `mig check`.
 pub fn read_schema(config: &Config) -> Result<Schema, ExecError> {
-    Ok(open_store(config, Access::Read)?.schema()?)
+    Ok(open_store(config)?.schema()?)
 }

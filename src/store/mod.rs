@@ -29,6 +29,11 @@ pub enum StoreError {
     LockTimeout { waited_ms: u128 },
     #[error("cannot open database {path}: {message}")]
     Open { path: String, message: String },
+    /// A PostgreSQL server that took the connection and did not finish its startup, or
+    /// answer its first statement, within `waited`: a hung server, a pgbouncer whose pool is
+    /// exhausted.
+    #[error("cannot open database {url}: no answer within {waited:?} (the server, or a pooler in front of it, took the connection but did not complete its startup; the URL's connect_timeout, in seconds, sets this wait)")]
+    ConnectTimeout { url: String, waited: Duration },
     /// PostgreSQL refused a value longer than a `varchar(n)` or `char(n)` column takes; its
     /// message names the type, `columns` the set columns it may be about.
     #[error("a value is too long for {columns}; PostgreSQL: {}", postgres::postgres_message(.source))]
@@ -203,21 +208,14 @@ impl RowCount {
 /// nothing measurable and still follows the application within a tenth of a second.
 pub const BUSY_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
-/// What a command will do with the database it opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Only read it (`status`, `check`, `plan`, `validate`): the database's own settings, such
-    /// as SQLite's journal mode, stay as the application chose them.
-    Read,
-    /// Run or roll back batches.
-    Write,
-}
-
 /// A database `mig` can migrate.
 pub trait Store: Send {
     /// The live tables, without mig's own `_mig_*` tables.
     fn schema(&mut self) -> Result<Schema, StoreError>;
-    /// Creates `_mig_runs`, `_mig_backup` and `_mig_conflicts` where missing.
+    /// Readies the database for a run's or a rollback's writes: creates `_mig_runs`,
+    /// `_mig_backup` and `_mig_conflicts` where missing (and on SQLite switches to WAL). Only
+    /// then: everything before it reads, so a request or command refused before its first
+    /// write leaves the database as the application had it.
     fn prepare_state(&mut self) -> Result<(), StoreError>;
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError>;
     /// The rows whose `key` is NULL, which a walk by it never reaches. Only SQLite lets a
@@ -233,6 +231,7 @@ pub trait Store: Send {
         Ok(RowCount::Exact(self.count_rows(table)?))
     }
 
+    /// Every run, oldest first; none where `_mig_runs` does not exist yet.
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError>;
     fn start_run(
         &mut self,

@@ -43,6 +43,7 @@ use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, Row, SimpleQueryMessage, Statement};
 use std::collections::HashMap;
 use std::error::Error;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const STATE_TABLES: &str = "
@@ -101,6 +102,16 @@ const CURRENT_SCHEMA: &str = "(SELECT oid FROM pg_namespace WHERE nspname = curr
 /// The time now as the SQLite store writes it, so `status` reads the same on both.
 const NOW: &str =
     "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+
+/// How long connecting may take, startup and first statement included, where the URL sets
+/// no `connect_timeout` (libpq's parameter, in seconds, which sets it otherwise).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Backups keep values as text, so the text forms are pinned against what a database or
+/// role may set: with fewer digits (`extra_float_digits` below 1) a real or double came
+/// back rounded; a bytea's follows `bytea_output`, and one written under `hex` and compared
+/// under `escape` looked changed by the application.
+const SESSION_SETTINGS: &str = "SET extra_float_digits = 3; SET bytea_output = hex";
 
 /// Taken while creating the state tables, so concurrent `mig` processes do not race.
 const STATE_LOCK: i64 = 0x6d69_675f_7374_6174;
@@ -260,6 +271,37 @@ pub struct PostgresStore {
     batch_settings: String,
 }
 
+/// Connects with `config` and sets the session up, giving up after `wait` (None): a server
+/// that takes the connection and never answers, or a pgbouncer holding its clients while its
+/// pool is exhausted (it completes the startup itself and then holds the first statement),
+/// otherwise held mig without end, and the node's `status` with it. The attempt goes on, on
+/// its own thread, until the server answers or the connection closes; its client is then
+/// dropped unused.
+fn connect_within(
+    config: postgres::Config,
+    tls: postgres_openssl::MakeTlsConnector,
+    wait: Duration,
+) -> Result<Client, Option<postgres::Error>> {
+    let (connected, answer) = mpsc::channel();
+    let attempt = std::thread::spawn(move || {
+        let client = config.connect(tls).and_then(|mut client| {
+            client.batch_execute(SESSION_SETTINGS)?;
+            Ok(client)
+        });
+        let _ = connected.send(client);
+    });
+    match answer.recv_timeout(wait) {
+        Ok(client) => client.map_err(Some),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(None),
+        // Only a panic ends the attempt without an answer: it is this call's, as it was when
+        // the attempt ran here.
+        Err(mpsc::RecvTimeoutError::Disconnected) => match attempt.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the attempt sends its answer before it ends"),
+        },
+    }
+}
+
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and reads the catalog. The session
     /// is application `mig` unless the URL names one: `others_busy` leaves out the sessions
@@ -277,14 +319,20 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("mig");
         }
-        let mut client = config
-            .connect(tls.connector)
-            .map_err(|e| open_error(postgres_message(&e)))?;
-        // Backups keep values as text, so the text forms are pinned against what a database
-        // or role may set: with fewer digits (`extra_float_digits` below 1) a real or double
-        // came back rounded; a bytea's follows `bytea_output`, and one written under `hex`
-        // and compared under `escape` looked changed by the application.
-        client.batch_execute("SET extra_float_digits = 3; SET bytea_output = hex")?;
+        let wait = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(CONNECT_TIMEOUT);
+        // The crate bounds only the socket's connect by this; set, it ends a connection
+        // attempt that `connect_within` gave up on where no server took it.
+        config.connect_timeout(wait);
+        let client = connect_within(config, tls.connector, wait).map_err(|e| match e {
+            Some(e) => open_error(postgres_message(&e)),
+            None => StoreError::ConnectTimeout {
+                url: crate::config::without_password(url),
+                waited: wait,
+            },
+        })?;
         let mut store = PostgresStore {
             client,
             lock_timeout,
@@ -1778,8 +1826,8 @@ impl Store for PostgresStore {
         if !exists {
             return Ok(vec![]);
         }
-        // Bounded like a batch's waits: the node answers `status` on the thread that reads
-        // its requests, which a session holding `_mig_runs` locked would otherwise stop.
+        // Bounded like a batch's waits: a session holding `_mig_runs` locked would otherwise
+        // hold the node's `status`, and every `status` after it, as long as it held the lock.
         self.waiting_at_most_lock_timeout(|client| {
             client.query("SELECT * FROM _mig_runs ORDER BY id", &[])
         })?

@@ -1,4 +1,5 @@
-//! The embedded default store. A run switches the database to WAL, so readers (the
+//! The embedded default store. A run (or rollback) switches the database to WAL as it is
+//! about to write, so readers (the
 //! application's, `status`, validations) never wait for a batch; each batch is one
 //! `BEGIN IMMEDIATE` transaction, so no other writer can change the batch's rows while it
 //! computes their new values, writes them and backs them up.
@@ -6,8 +7,8 @@
 use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
-    ensure_run_position, legend, quote_ident, unique_count_alias, Access, BatchOutcome,
-    BatchRequest, BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
+    ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
+    BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
 };
 use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Literal, Span, UnaryOp};
@@ -64,6 +65,10 @@ const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 pub struct SqliteStore {
     conn: Connection,
+    /// The database file, as errors name it.
+    path: String,
+    /// How long a lock held by another connection is waited for.
+    patience: Duration,
     /// What `mig_capture` recorded during the running batch's UPDATE.
     captured: Arc<Mutex<Captured>>,
     /// The SQL of the step the last batch ran, kept for the run's next batch: rendering it
@@ -105,41 +110,31 @@ struct CapturedColumn {
 }
 
 impl SqliteStore {
-    /// Opens `path`; for writing, it switches the database to WAL. A file mig cannot write
-    /// (read-only, or on a read-only mount) fails here for writing, naming the file, since
-    /// switching to WAL is a write. Another connection's lock that outlasts `lock_timeout`
-    /// is a lock timeout, as it is for a batch: the database is there, only busy.
-    pub fn open(
-        path: &Path,
-        lock_timeout: Duration,
-        access: Access,
-    ) -> Result<SqliteStore, StoreError> {
+    /// Opens `path` to read it: the journal mode and mig's tables wait for `prepare_state`.
+    /// Another connection's lock that outlasts `lock_timeout` is a lock timeout, as it is for
+    /// a batch: the database is there, only busy.
+    pub fn open(path: &Path, lock_timeout: Duration) -> Result<SqliteStore, StoreError> {
+        let named = path.display().to_string();
         let cannot_open = |e: rusqlite::Error| StoreError::Open {
-            path: path.display().to_string(),
+            path: named.clone(),
             message: e.to_string(),
         };
         let started = Instant::now();
         let conn = Connection::open(path).map_err(cannot_open)?;
-        Self::with_connection(conn, lock_timeout, access).map_err(|e| match e {
+        Self::with_connection(conn, named.clone(), lock_timeout).map_err(|e| match e {
             StoreError::Sqlite(e) if is_busy(&e) => lock_error(e, started),
             StoreError::Sqlite(e) => cannot_open(e),
             other => other,
         })
     }
 
-    /// WAL only for writing: the switch outlives mig (the journal mode is the database's, not
-    /// the connection's), and a command that only reads has no writes to keep the
-    /// application's readers from waiting for.
-    pub fn with_connection(
+    fn with_connection(
         conn: Connection,
+        path: String,
         lock_timeout: Duration,
-        access: Access,
     ) -> Result<SqliteStore, StoreError> {
         let patience = lock_timeout.min(MAX_BUSY_TIMEOUT);
         conn.busy_timeout(patience)?;
-        if access == Access::Write {
-            use_wal(&conn, patience)?;
-        }
         // NORMAL is durable against a killed process in WAL mode; only an OS crash or power
         // loss may drop the last commits, and then the checkpoint is dropped with them.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -147,15 +142,13 @@ impl SqliteStore {
         let captured = Arc::new(Mutex::new(Captured::default()));
         register_capture(&conn, Arc::clone(&captured))?;
         register_unguarded(&conn, Arc::clone(&captured))?;
-        let checkpointer = match access {
-            Access::Write => Checkpointer::start(&conn),
-            Access::Read => None,
-        };
         Ok(SqliteStore {
             conn,
+            path,
+            patience,
             captured,
             batch_sql: None,
-            checkpointer,
+            checkpointer: None,
             temp_in_memory: false,
         })
     }
@@ -1025,11 +1018,27 @@ impl Store for SqliteStore {
         })
     }
 
+    /// WAL only for writing: the switch outlives mig (the journal mode is the database's, not
+    /// the connection's), and a command that only reads, or is refused before it writes, has
+    /// no writes to keep the application's readers from waiting for. A file mig cannot write
+    /// (read-only, or on a read-only mount) fails here, naming the file, since switching to
+    /// WAL is a write.
     fn prepare_state(&mut self) -> Result<(), StoreError> {
         let started = Instant::now();
+        use_wal(&self.conn, self.patience).map_err(|e| match lock_error(e, started) {
+            StoreError::Sqlite(e) => StoreError::Open {
+                path: self.path.clone(),
+                message: e.to_string(),
+            },
+            busy => busy,
+        })?;
         self.conn
             .execute_batch(STATE_TABLES)
-            .map_err(|e| lock_error(e, started))
+            .map_err(|e| lock_error(e, started))?;
+        if self.checkpointer.is_none() {
+            self.checkpointer = Checkpointer::start(&self.conn);
+        }
+        Ok(())
     }
 
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError> {
@@ -1548,7 +1557,7 @@ mod tests {
 
     /// The node opens a store per request thread: a `status` arriving with the first
     /// `backfill` opens the database while the backfill's store switches it to WAL and
-    /// starts writing.
+    /// starts writing; and two `mig run`s may switch it at once.
     #[test]
     fn stores_opened_at_the_same_moment_wait_for_each_other() {
         for _ in 0..20 {
@@ -1564,8 +1573,8 @@ mod tests {
                     let (path, start) = (path.clone(), Arc::clone(&start));
                     std::thread::spawn(move || {
                         start.wait();
-                        let store =
-                            SqliteStore::open(&path, Duration::from_secs(2), Access::Write)?;
+                        let mut store = SqliteStore::open(&path, Duration::from_secs(2))?;
+                        store.prepare_state()?;
                         // Then writes, as a run does, while the others may still be opening.
                         for _ in 0..20 {
                             store.conn.execute_batch(

@@ -680,8 +680,9 @@ impl LiveNode {
         self.stdin.flush().unwrap();
     }
 
-    /// The next reply line; the node answers garbage and status on its reader thread, so
-    /// replies come in the order the lines were sent.
+    /// The next reply line. The node answers garbage at once on its reader thread and
+    /// statuses in order on a thread of their own, so a test that reads each reply before
+    /// it sends the next line reads them in the order it sent the lines.
     pub fn reply(&mut self) -> Value {
         let mut line = String::new();
         assert!(
