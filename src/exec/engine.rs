@@ -128,7 +128,7 @@ pub enum ExecError {
         run_id: i64,
         source: Box<StoreError>,
     },
-    #[error("stopped by {signal} after the batch in flight: run {run_id} of {migration} stopped at {at} ({processed} rows processed, {updated} updated); `{resume}` resumes it")]
+    #[error("stopped by {signal} after the batch in flight: run {run_id} of {migration} stopped {at} ({processed} rows processed, {updated} updated); `{resume}` resumes it")]
     Stopped {
         signal: super::stop::Signal,
         migration: String,
@@ -164,12 +164,7 @@ pub enum ExecError {
 /// `mig plan`: the checkpoint it resumes from, or why it will not resume it. None when the
 /// run is over.
 fn unfinished_run(plan: &Plan, run: &RunRecord) -> Option<String> {
-    let at = run
-        .checkpoint
-        .as_ref()
-        .map_or("before its first batch".to_string(), |c| {
-            format!("at checkpoint {c}")
-        });
+    let at = checkpoint_text(run.checkpoint.as_ref());
     let id = run.id;
     let name = plan.name();
     Some(match run.status {
@@ -220,10 +215,10 @@ impl ExecError {
     }
 }
 
-/// Where a run stopped, as its error says it.
+/// Where a run stopped, as `mig plan` and its errors say it.
 fn checkpoint_text(checkpoint: Option<&Value>) -> String {
     checkpoint.map_or("before its first batch".to_string(), |c| {
-        format!("checkpoint {c}")
+        format!("at checkpoint {c}")
     })
 }
 
@@ -711,7 +706,7 @@ impl Engine {
                     signal,
                     migration: plan.name().to_string(),
                     run_id: run.id,
-                    at: "the key ranges its workers have done".to_string(),
+                    at: "at the key ranges its workers have done".to_string(),
                     processed: mine.processed,
                     updated: mine.updated,
                     resume: format!("mig run {} --workers N", plan.name()),
