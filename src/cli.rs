@@ -294,10 +294,7 @@ fn check_sources(
             SourceFile::from_disk(path.display().to_string(), text),
         ));
     }
-    let in_folder = |f: &SourceFile| {
-        let file_name = Path::new(&f.path).file_name().unwrap_or_default();
-        entry(&config.specs.join(file_name)).ok()
-    };
+    let in_folder = |f: &SourceFile| entry(&exec::spec_file_path(&config.specs, &f.path)).ok();
     let mut sources: Vec<SourceFile> = folder
         .into_iter()
         .filter(|f| in_folder(f).is_none_or(|real| named.iter().all(|(n, _)| *n != real)))

@@ -10,4 +10,4 @@ pub mod stop;
 pub mod throttle;
 
 pub use engine::*;
-pub use specs::{read_specs, LeftOut};
+pub use specs::{read_specs, spec_file_path, LeftOut};
