@@ -87,9 +87,10 @@ fn every_unreadable_spec_is_named_at_once() {
     );
 }
 
-/// Only files are specs: a folder named `sub.mig` is skipped like any other folder.
+/// Only files are specs: a folder named `sub.mig` is walked like any other folder, never
+/// read as a spec.
 #[test]
-fn a_folder_named_like_a_spec_is_skipped() {
+fn a_folder_named_like_a_spec_is_no_spec() {
     let project = project();
     std::fs::create_dir(project.path().join("specs/sub.mig")).unwrap();
     let out = mig(project.path(), &["check"]);
