@@ -162,9 +162,10 @@ fn parse_url(url: &str, root: &Path) -> Result<Database, ConfigError> {
     Err(ConfigError::BadUrl(without_password(url)))
 }
 
-/// `url` as mig prints it: a password in it (`postgres://user:secret@host`, or a
-/// `password=` parameter) replaced by `***`. Errors carry the URL to say which database
-/// failed, and they end up in terminals, CI logs and the node's replies.
+/// `url` as mig prints it: a password in it (`postgres://user:secret@host`, a `password=`
+/// parameter, or `sslpassword=`, the passphrase of the client's key) replaced by `***`.
+/// Errors carry the URL to say which database failed, and they end up in terminals, CI logs
+/// and the node's replies.
 pub fn without_password(url: &str) -> String {
     let (base, query) = url
         .split_once('?')
@@ -192,13 +193,17 @@ pub fn without_password(url: &str) -> String {
         let params: Vec<String> = query
             .split('&')
             .map(|param| match param.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                Some((key, _)) if is_secret_parameter(key) => format!("{key}=***"),
                 _ => param.to_string(),
             })
             .collect();
         shown = format!("{shown}?{}", params.join("&"));
     }
     shown
+}
+
+fn is_secret_parameter(key: &str) -> bool {
+    key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sslpassword")
 }
 
 fn defaults_from(raw: RawDefaults, root: &Path) -> Result<Defaults, ConfigError> {
@@ -263,6 +268,10 @@ mod tests {
                 "postgres://h/db?password=***&sslmode=disable",
             ),
             ("postgres://u:x@h", "postgres://u:***@h"),
+            (
+                "postgres://h/db?sslkey=/k.pem&sslpassword=s3cret",
+                "postgres://h/db?sslkey=/k.pem&sslpassword=***",
+            ),
             ("sqlite:db.sqlite", "sqlite:db.sqlite"),
         ];
         for (url, shown) in cases {

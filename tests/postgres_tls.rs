@@ -145,9 +145,10 @@ fn a_certificate_another_authority_signed_is_refused() {
     }
 }
 
-/// Verifying needs an authority to verify against; mig does not guess one.
+/// Verifying needs an authority to verify against: the named one, else libpq's default
+/// `~/.postgresql/root.crt` (mig's home is the project folder: see `Project::command`).
 #[test]
-fn verify_full_without_sslrootcert_says_what_it_needs() {
+fn verify_full_without_an_authority_says_where_it_looked() {
     let Some(url) = postgres_url() else {
         return;
     };
@@ -159,10 +160,68 @@ fn verify_full_without_sslrootcert_says_what_it_needs() {
         .unwrap();
     let err = stderr(&out);
     assert!(!out.status.success());
+    let default = project.path().join(".postgresql/root.crt");
     assert!(
-        err.contains("sslmode=verify-full needs sslrootcert=PATH"),
+        err.contains(&format!(
+            "sslmode=verify-full needs the certificate of the authority that signed the \
+             server's, and its default file {} does not exist",
+            default.display()
+        )),
         "{err}"
     );
+    assert!(err.contains("sslrootcert=PATH"), "{err}");
+}
+
+/// `~/.postgresql/root.crt`, where it exists, is the authority `verify-ca` checks against,
+/// and `require` too, as libpq has it for compatibility with its older versions.
+#[test]
+fn the_authority_defaults_to_home_postgresql_root_crt() {
+    let Some(project) = Project::postgres(SETUP, SPEC) else {
+        return;
+    };
+    let folder = project.path().join(".postgresql");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(server_certificate(&project), folder.join("root.crt")).unwrap();
+    assert!(run_is_encrypted(
+        &project,
+        &url_with(&project, "sslmode=verify-ca")
+    ));
+
+    let other = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/other_ca.pem");
+    std::fs::copy(other, folder.join("root.crt")).unwrap();
+    let out = project
+        .command(&["status"])
+        .env("MIG_DATABASE_URL", url_with(&project, "sslmode=require"))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("certificate verify failed"), "{err}");
+}
+
+/// As libpq 16 has it: the system's authorities sign certificates for anyone's host
+/// names, so `sslrootcert=system` means `verify-full` and takes no weaker mode.
+#[test]
+fn sslrootcert_system_takes_no_mode_weaker_than_verify_full() {
+    let project = Project::sqlite("", "");
+    for mode in ["verify-ca", "require"] {
+        let out = project
+            .command(&["status"])
+            .env(
+                "MIG_DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:1/test?sslmode={mode}&sslrootcert=system"),
+            )
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{mode}");
+        assert!(
+            err.contains(&format!(
+                "sslmode={mode} cannot be used with sslrootcert=system"
+            )),
+            "{err}"
+        );
+    }
 }
 
 /// A server that answers the TLS request with `N` (no TLS), as one with `ssl = off` does:

@@ -399,13 +399,16 @@ impl Project {
     }
 
     /// `mig ARGS` in the project folder, reading its own `mig.toml` (never the caller's
-    /// `MIG_DATABASE_URL`), with no stdin; callers set the rest.
+    /// `MIG_DATABASE_URL`), with no stdin; callers set the rest. The project folder is its
+    /// home too: mig reads libpq's certificates under `~/.postgresql/`, and the caller's
+    /// are none of a test's business.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(MIG);
         command
             .args(args)
             .current_dir(self.path())
             .env_remove("MIG_DATABASE_URL")
+            .env("HOME", self.path())
             .stdin(Stdio::null());
         command
     }
