@@ -5,6 +5,7 @@ use super::catalog::{
     Assignment, Catalog, Check, Migration, MigrationKind, Origin, Schema, TableSchema, Validation,
 };
 use super::idempotence::idempotence;
+use super::types::{type_errors, Role};
 use crate::diagnostic::{Diagnostic, FileDiagnostics};
 use crate::exec::eval;
 use crate::syntax::ast::{
@@ -225,12 +226,13 @@ impl<'a> Checker<'a> {
         }
         self.statements_allowed(block);
         let expressions = block.statements.iter().filter_map(|s| match &s.kind {
-            StatementKind::Set { value, .. } => Some(value),
-            StatementKind::Where(e) | StatementKind::Expect(e) => Some(e),
+            StatementKind::Set { column, value } => Some((value, Role::Set(&column.name))),
+            StatementKind::Where(e) => Some((e, Role::Condition("where"))),
+            StatementKind::Expect(e) => Some((e, Role::Condition("expect"))),
             _ => None,
         });
-        for expr in expressions {
-            self.expression(expr, table);
+        for (expr, role) in expressions {
+            self.expression(expr, role, table);
         }
         match block.kind {
             BlockKind::Validate => self.validation(name, block, table),
@@ -445,7 +447,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn expression(&mut self, expr: &Expr, table: Option<&TableSchema>) {
+    fn expression(&mut self, expr: &Expr, role: Role, table: Option<&TableSchema>) {
         expr.walk(&mut |e| match &e.kind {
             ExprKind::Column(name) => {
                 if let Some(table) = table {
@@ -472,6 +474,9 @@ impl<'a> Checker<'a> {
             _ => {}
         });
         self.constant_failures(expr);
+        for error in type_errors(expr, role, table) {
+            self.error(error);
+        }
     }
 
     /// A part that reads no column computes the same value for every row: where that fails

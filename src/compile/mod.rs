@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod check;
 pub mod idempotence;
+pub mod types;
 
 pub use catalog::*;
 pub use check::{compile, render_diagnostics, SourceFile, MAX_RETRIES};
