@@ -282,8 +282,7 @@ impl Typer<'_> {
             Some(((subject, need), arg)) => {
                 let message = format!("{}; {}", subject.needs(*need), self.describe(arg));
                 let help = self.help(&[arg], *subject, " where its arguments are not NULL");
-                self.errors
-                    .push(Diagnostic::new(at, message).with_help(help));
+                self.report(at, message, help);
                 false
             }
             None => true,
@@ -308,21 +307,20 @@ impl Typer<'_> {
         let described: Vec<String> = culprits.iter().map(|o| self.describe(o)).collect();
         let message = format!("{}; {}", subject.needs(*need), described.join(" and "));
         let help = self.help(&culprits, subject, " where its operands are not NULL");
-        self.errors
-            .push(Diagnostic::new(at, message).with_help(help));
+        self.report(at, message, help);
         false
     }
 
     /// An operator that fails wherever this one operand is not NULL and of a kind it does
-    /// not take, whatever the other operands hold. True unless that is every such row.
+    /// not take, whatever the other operands hold. True when the operand can be of a kind it
+    /// takes, or is NULL on every row.
     fn alone(&mut self, at: Span, subject: Subject, need: Need, operand: &Operand) -> bool {
         if operand.kinds.is_empty() || operand.kinds.meets(need.accepts) {
             return true;
         }
         let message = format!("{}; {}", subject.needs(need), self.describe(operand));
         let help = self.help(&[operand], subject, &where_not_null(operand));
-        self.errors
-            .push(Diagnostic::new(at, message).with_help(help));
+        self.report(at, message, help);
         false
     }
 
@@ -341,8 +339,7 @@ impl Typer<'_> {
                 self.describe(right)
             );
             let help = self.help(&[left, right], subject, " where its operands are not NULL");
-            self.errors
-                .push(Diagnostic::new(at, message).with_help(help));
+            self.report(at, message, help);
         }
         alike
     }
@@ -375,8 +372,12 @@ impl Typer<'_> {
             Subject::Operator(&statement),
             &where_not_null(value),
         );
+        self.report(value.expr.span, message, help);
+    }
+
+    fn report(&mut self, at: Span, message: String, help: String) {
         self.errors
-            .push(Diagnostic::new(value.expr.span, message).with_help(help));
+            .push(Diagnostic::new(at, message).with_help(help));
     }
 
     /// `in` and `between` compare `operand` with each of `others` and stop at the first
