@@ -4,6 +4,7 @@
 use mig::compile::{
     compile, render_diagnostics, ColumnLimits, Idempotence, Schema, SourceFile, TableSchema,
 };
+use mig::store::sqlite::column_values;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -67,17 +68,32 @@ fn readings() -> TableSchema {
     readings
 }
 
+/// `table` with `text` columns declared TEXT, as the SQLite store reads them: of TEXT
+/// affinity, holding only text or blobs.
+fn with_text(mut table: TableSchema, text: &[&str]) -> TableSchema {
+    for column in text {
+        let values = column_values("TEXT").expect("TEXT is of TEXT affinity");
+        table.values.insert(column.to_string(), values);
+    }
+    table
+}
+
+/// The schema of `tests/check_cli.rs`'s SQLite database, where every golden spec is checked
+/// through the binary too.
 fn schema() -> Schema {
+    let users = ["id", "first_name", "last_name", "email", "full_name"];
     Schema {
         tables: vec![
-            table(
-                "users",
-                &["id", "first_name", "last_name", "email", "full_name"],
-                &["id"],
+            with_text(table("users", &users, &["id"]), &users[1..]),
+            with_text(
+                table("orders", &["id", "user_id", "total", "status"], &["id"]),
+                &["status"],
             ),
-            table("orders", &["id", "user_id", "total", "status"], &["id"]),
             table("pairs", &["a", "b"], &["a", "b"]),
-            table("accounts", &["id", "code", "balance"], &["id"]),
+            with_text(
+                table("accounts", &["id", "code", "balance"], &["id"]),
+                &["code"],
+            ),
             readings(),
         ],
     }

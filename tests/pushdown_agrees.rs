@@ -1,8 +1,12 @@
 //! An expression pushed down into SQLite gives exactly what the interpreter gives:
 //! the same value (reals bit for bit) or the same error. An expression the PostgreSQL store
-//! pushes down gives the interpreter's value there too, or fails where it fails.
+//! pushes down gives the interpreter's value there too, or fails where it fails. What `mig
+//! check` refuses for its operands' types fails in the interpreter wherever those operands
+//! are not NULL, and nothing the PostgreSQL store pushes down is refused.
 mod common;
 
+use mig::compile::types::{type_errors, Role};
+use mig::compile::{ColumnValues, TableSchema, ValueKinds};
 use mig::exec::eval::eval;
 use mig::store::postgres_sql::{ColumnType, Renderer};
 use mig::store::sqlite_functions::{register, render, render_predicate};
@@ -438,4 +442,141 @@ fn postgres_never_folds_away_an_operand_that_fails() {
             );
         }
     }
+}
+
+/// Columns typed as the stores type them: `a` an integer column, `b` a text one (as in
+/// PostgreSQL), `c` one of no certain type (SQLite's INTEGER affinity), `d` text or blobs
+/// (SQLite's TEXT affinity).
+fn typed_schema() -> TableSchema {
+    let values = |kinds: ValueKinds| ColumnValues {
+        kinds,
+        accepts: ValueKinds::ANY,
+        described: "a typed column".into(),
+        because: "is typed".into(),
+    };
+    TableSchema {
+        name: "r".into(),
+        columns: COLUMNS.map(String::from).to_vec(),
+        values: [
+            ("a", values(ValueKinds::INTEGER)),
+            ("b", values(ValueKinds::TEXT)),
+            ("d", values(ValueKinds::TEXT | ValueKinds::BLOB)),
+        ]
+        .into_iter()
+        .map(|(c, v)| (c.to_string(), v))
+        .collect(),
+        ..TableSchema::default()
+    }
+}
+
+/// A row `typed_schema` allows, its values mostly not NULL.
+fn row_of_typed_schema() -> impl Strategy<Value = Vec<Value>> {
+    let nullable = |s: BoxedStrategy<Value>| prop_oneof![1 => Just(Value::Null), 5 => s];
+    let blob = proptest::collection::vec(any::<u8>(), 0..3).prop_map(Value::Blob);
+    (
+        nullable(integer().prop_map(Value::Integer).boxed()),
+        nullable(text().prop_map(Value::Text).boxed()),
+        value(),
+        nullable(prop_oneof![text().prop_map(Value::Text), blob].boxed()),
+    )
+        .prop_map(|(a, b, c, d)| vec![a, b, c, d])
+}
+
+/// Whether `mig check` refuses `node` itself, not only a part of it: a part's errors are
+/// the same wherever the part stands.
+fn refused_here(node: &Expr, table: &TableSchema) -> bool {
+    let count = |e: &Expr| type_errors(e, Role::Set("x"), Some(table)).len();
+    count(node) > node.children().into_iter().map(count).sum::<usize>()
+}
+
+#[test]
+fn what_check_refuses_fails_wherever_its_operands_are_not_null() {
+    let table = typed_schema();
+    let tried = std::cell::Cell::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(3000));
+    runner
+        .run(&(expression(), row_of_typed_schema()), |(expr, row)| {
+            let named: Vec<(String, Value)> =
+                COLUMNS.iter().map(|c| c.to_string()).zip(row).collect();
+            let mut refused = Vec::new();
+            expr.walk(&mut |node| {
+                if refused_here(node, &table) {
+                    refused.push(node);
+                }
+            });
+            for node in refused {
+                let operands: Result<Vec<Value>, _> =
+                    node.children().iter().map(|c| eval(c, &named)).collect();
+                let Ok(operands) = operands else { continue };
+                if operands.iter().any(Value::is_null) {
+                    continue;
+                }
+                tried.set(tried.get() + 1);
+                let value = eval(node, &named);
+                prop_assert!(
+                    value.is_err(),
+                    "mig check refuses {node} but over {operands:?} it gives {value:?}"
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        tried.get() > 300,
+        "the generator must reach refused parts over values often enough to mean something: {}",
+        tried.get()
+    );
+}
+
+#[test]
+fn what_postgresql_pushes_down_check_accepts() {
+    let values = |kinds: ValueKinds| ColumnValues {
+        kinds,
+        accepts: ValueKinds::ANY,
+        described: "a typed column".into(),
+        because: "is typed".into(),
+    };
+    // As `postgres_column` types them.
+    let table = TableSchema {
+        name: "r".into(),
+        columns: COLUMNS.map(String::from).to_vec(),
+        values: [
+            ("a", values(ValueKinds::INTEGER)),
+            ("b", values(ValueKinds::TEXT)),
+            ("c", values(ValueKinds::INTEGER)),
+            ("d", values(ValueKinds::TEXT)),
+        ]
+        .into_iter()
+        .map(|(c, v)| (c.to_string(), v))
+        .collect(),
+        ..TableSchema::default()
+    };
+    let pushed = std::cell::Cell::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(5000));
+    runner
+        .run(&expression(), |expr| {
+            let mut params = Vec::new();
+            let mut renderer = Renderer {
+                column: &postgres_column,
+                params: &mut params,
+            };
+            if renderer.value(&expr).is_ok() {
+                pushed.set(pushed.get() + 1);
+                let refused = type_errors(&expr, Role::Set("x"), Some(&table));
+                prop_assert!(
+                    refused.is_empty(),
+                    "{expr} is pushed down yet refused: {refused:?}"
+                );
+            }
+            if renderer.predicate(&expr).is_ok() {
+                let refused = type_errors(&expr, Role::Condition("where"), Some(&table));
+                prop_assert!(
+                    refused.is_empty(),
+                    "`where {expr}` is pushed down yet refused: {refused:?}"
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(pushed.get() > 300, "pushed down only {}", pushed.get());
 }

@@ -4,7 +4,7 @@
 //! edit it restored by the spec as it was then, giving rows each other's old values.
 mod common;
 
-use common::{backends, stderr, stdout, Project, Setup};
+use common::{backends, stderr, stdout, Backend, Project, Setup};
 
 const TABLE: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER, s TEXT);\n\
      INSERT INTO t VALUES (1, 1, NULL, 'x'), (2, 2, NULL, 'y'), (3, 3, 7, 'x'), (4, 4, NULL, 'x');\n";
@@ -83,6 +83,51 @@ fn a_run_whose_spec_changed_key_is_rolled_back_by_the_key_it_recorded() {
             backend.name(),
             wrong.len(),
             wrong.first()
+        );
+    }
+}
+
+/// A rollback restores what the run backed up and computes nothing, so an expression the
+/// schema as it is now makes fail (`a` was an integer column when `a * 10` ran, and is a text
+/// one now) does not stop it. `mig check`'s type errors once refused the recorded spec, and
+/// with it the rollback.
+#[test]
+fn a_run_whose_recorded_spec_the_schema_now_refuses_is_rolled_back() {
+    let setup = Setup {
+        sqlite: TABLE,
+        postgres: TABLE,
+    };
+    let retyped = Setup {
+        sqlite: "CREATE TABLE t2 (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, s TEXT);
+                 INSERT INTO t2 SELECT * FROM t; DROP TABLE t; ALTER TABLE t2 RENAME TO t;",
+        postgres: "ALTER TABLE t ALTER COLUMN a TYPE text",
+    };
+    let spec = "migrate tag on t {\n    set b = a * 10\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        let out = project.mig(&["run", "tag"]);
+        assert!(out.status.success(), "{}: {}", backend.name(), stderr(&out));
+        project.execute(match backend {
+            Backend::Sqlite => retyped.sqlite,
+            Backend::Postgres(_) => retyped.postgres,
+        });
+        let out = project.mig(&["check"]);
+        assert_eq!(out.status.code(), Some(2), "{}", backend.name());
+        assert!(
+            stderr(&out).contains("`*` needs numbers; `a` is a text column"),
+            "{}: {}",
+            backend.name(),
+            stderr(&out)
+        );
+
+        project.write_spec("validate any on t {\n    not_null a\n}\n");
+        let out = project.mig(&["rollback", "tag"]);
+        assert!(out.status.success(), "{}: {}", backend.name(), stderr(&out));
+        assert_eq!(
+            project.query("SELECT id || ':' || coalesce(b, -1) FROM t ORDER BY id"),
+            ["1:-1", "2:-1", "3:7", "4:-1"],
+            "{}",
+            backend.name()
         );
     }
 }

@@ -2,7 +2,9 @@
 //! folder, names resolved and checked, each remembering where it was declared.
 
 use crate::syntax::ast::{Expr, Span};
+use crate::value::Value;
 use std::collections::BTreeMap;
+use std::ops::{BitAnd, BitOr};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +133,81 @@ pub struct TableSchema {
     /// PostgreSQL row-level security applies to mig's role here: its batches would not see
     /// the rows a policy keeps from it, and would skip them.
     pub row_security: bool,
+    /// What the columns can hold, where the store is certain of it; a column not here may
+    /// hold a value of any kind.
+    pub values: BTreeMap<String, ColumnValues>,
+}
+
+/// The kinds of value a column can hold besides NULL, as its store guarantees them, so
+/// `mig check` can refuse an operator its values always fail, or a value it cannot take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnValues {
+    pub kinds: ValueKinds,
+    /// The kinds of value a write into it takes (some values of them, at least): one of any
+    /// other kind is refused.
+    pub accepts: ValueKinds,
+    /// The column's kind of value with its article, for messages: "a text column".
+    pub described: String,
+    /// How the store makes it hold only those, as the end of a sentence that starts with the
+    /// column: "has PostgreSQL type text, which holds only text".
+    pub because: String,
+}
+
+/// A set of kinds of non-NULL value: those a column can hold, or an expression give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ValueKinds(u8);
+
+impl ValueKinds {
+    pub const NONE: ValueKinds = ValueKinds(0);
+    pub const INTEGER: ValueKinds = ValueKinds(1);
+    pub const REAL: ValueKinds = ValueKinds(2);
+    pub const TEXT: ValueKinds = ValueKinds(4);
+    pub const BLOB: ValueKinds = ValueKinds(8);
+    pub const NUMBER: ValueKinds = ValueKinds::INTEGER.union(ValueKinds::REAL);
+    pub const ANY: ValueKinds = ValueKinds::NUMBER
+        .union(ValueKinds::TEXT)
+        .union(ValueKinds::BLOB);
+
+    /// Every kind of either set; `|` for constants.
+    pub const fn union(self, other: ValueKinds) -> ValueKinds {
+        ValueKinds(self.0 | other.0)
+    }
+
+    /// The kind of `value`; NULL is none.
+    pub fn of(value: &Value) -> ValueKinds {
+        match value {
+            Value::Null => ValueKinds::NONE,
+            Value::Integer(_) => ValueKinds::INTEGER,
+            Value::Real(_) => ValueKinds::REAL,
+            Value::Text(_) => ValueKinds::TEXT,
+            Value::Blob(_) => ValueKinds::BLOB,
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self == ValueKinds::NONE
+    }
+
+    /// Whether some kind is in both sets.
+    pub fn meets(self, other: ValueKinds) -> bool {
+        !(self & other).is_empty()
+    }
+}
+
+impl BitOr for ValueKinds {
+    type Output = ValueKinds;
+
+    fn bitor(self, other: ValueKinds) -> ValueKinds {
+        self.union(other)
+    }
+}
+
+impl BitAnd for ValueKinds {
+    type Output = ValueKinds;
+
+    fn bitand(self, other: ValueKinds) -> ValueKinds {
+        ValueKinds(self.0 & other.0)
+    }
 }
 
 /// What mig cannot do with a column, each with its reason as the end of a sentence that
@@ -170,6 +247,11 @@ impl TableSchema {
             .unreadable
             .as_deref()
             .or(limits.unwritable.as_deref())
+    }
+
+    /// What `column` can hold, where the store is certain of it.
+    pub fn values(&self, column: &str) -> Option<&ColumnValues> {
+        self.values.get(column)
     }
 
     /// Why mig cannot walk the table by `column`, if it cannot.

@@ -5,6 +5,7 @@ use super::catalog::{
     Assignment, Catalog, Check, Migration, MigrationKind, Origin, Schema, TableSchema, Validation,
 };
 use super::idempotence::idempotence;
+use super::types::{type_errors, Role};
 use crate::diagnostic::{Diagnostic, FileDiagnostics};
 use crate::exec::eval;
 use crate::syntax::ast::{
@@ -43,9 +44,35 @@ pub fn compile(
     files: &[SourceFile],
     schema: Option<&Schema>,
 ) -> Result<Catalog, Vec<FileDiagnostics>> {
+    compile_checking(files, schema, Evaluation::Checked)
+}
+
+/// As `compile`, for the spec a rollback restores by. A rollback writes back the values a
+/// run saved and computes no expression, so what an expression would compute over the
+/// schema as it is now (a type error, a constant failure) is no reason to refuse it.
+pub fn compile_for_rollback(
+    files: &[SourceFile],
+    schema: Option<&Schema>,
+) -> Result<Catalog, Vec<FileDiagnostics>> {
+    compile_checking(files, schema, Evaluation::Unchecked)
+}
+
+/// Whether `compile` refuses an expression for what evaluating it would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evaluation {
+    Checked,
+    Unchecked,
+}
+
+fn compile_checking(
+    files: &[SourceFile],
+    schema: Option<&Schema>,
+    evaluation: Evaluation,
+) -> Result<Catalog, Vec<FileDiagnostics>> {
     let parsed: Vec<(SpecFile, Vec<Diagnostic>)> =
         files.iter().map(|f| parse_recovering(&f.text)).collect();
     let mut checker = Checker::new(files, &parsed, schema);
+    checker.evaluation = evaluation;
     for (file, (spec, _)) in parsed.iter().enumerate() {
         checker.file = file;
         for item in &spec.items {
@@ -106,6 +133,7 @@ struct Checker<'a> {
     key_overrides: HashMap<&'a str, (usize, Span, &'a str)>,
     /// The file being checked.
     file: usize,
+    evaluation: Evaluation,
     errors: Vec<Vec<Diagnostic>>,
     catalog: Catalog,
 }
@@ -146,6 +174,7 @@ impl<'a> Checker<'a> {
             names: HashMap::new(),
             key_overrides,
             file: 0,
+            evaluation: Evaluation::Checked,
             errors: vec![Vec::new(); files.len()],
             catalog: Catalog::default(),
         }
@@ -225,12 +254,13 @@ impl<'a> Checker<'a> {
         }
         self.statements_allowed(block);
         let expressions = block.statements.iter().filter_map(|s| match &s.kind {
-            StatementKind::Set { value, .. } => Some(value),
-            StatementKind::Where(e) | StatementKind::Expect(e) => Some(e),
+            StatementKind::Set { column, value } => Some((value, Role::Set(&column.name))),
+            StatementKind::Where(e) => Some((e, Role::Condition("where"))),
+            StatementKind::Expect(e) => Some((e, Role::Condition("expect"))),
             _ => None,
         });
-        for expr in expressions {
-            self.expression(expr, table);
+        for (expr, role) in expressions {
+            self.expression(expr, role, table);
         }
         match block.kind {
             BlockKind::Validate => self.validation(name, block, table),
@@ -445,7 +475,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn expression(&mut self, expr: &Expr, table: Option<&TableSchema>) {
+    fn expression(&mut self, expr: &Expr, role: Role, table: Option<&TableSchema>) {
         expr.walk(&mut |e| match &e.kind {
             ExprKind::Column(name) => {
                 if let Some(table) = table {
@@ -471,7 +501,12 @@ impl<'a> Checker<'a> {
             }
             _ => {}
         });
-        self.constant_failures(expr);
+        if self.evaluation == Evaluation::Checked {
+            self.constant_failures(expr);
+            for error in type_errors(expr, role, table) {
+                self.error(error);
+            }
+        }
     }
 
     /// A part that reads no column computes the same value for every row: where that fails
@@ -885,6 +920,24 @@ mod tests {
             messages(&[a, b], None),
             ["a.mig: expected an expression, found `}`"]
         );
+    }
+
+    #[test]
+    fn a_rollback_compiles_what_an_evaluation_would_refuse() {
+        let spec = file(
+            "a.mig",
+            "migrate m on t {\n  set x = 'a' + x\n  where 1 / 0\n}\n",
+        );
+        assert_eq!(
+            messages(std::slice::from_ref(&spec), None),
+            [
+                "a.mig: `+` needs numbers; `'a'` is text",
+                "a.mig: this part fails for every row: division by zero"
+            ]
+        );
+        assert!(compile_for_rollback(&[spec], None).is_ok());
+        let unknown = file("b.mig", "migrate m on t {\n  set x = nope(x)\n}\n");
+        assert!(compile_for_rollback(&[unknown], None).is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 pub mod catalog;
 pub mod check;
 pub mod idempotence;
+pub mod types;
 
 pub use catalog::*;
-pub use check::{compile, render_diagnostics, SourceFile, MAX_RETRIES};
+pub use check::{compile, compile_for_rollback, render_diagnostics, SourceFile, MAX_RETRIES};
 pub use idempotence::idempotence;

@@ -1167,7 +1167,8 @@ impl Engine {
             path: format!("(the spec run {} of {name} recorded)", run.id),
             text,
         };
-        let catalog = compile::compile(&[source], Some(&self.schema)).map_err(ExecError::Specs)?;
+        let catalog = compile::compile_for_rollback(&[source], Some(&self.schema))
+            .map_err(ExecError::Specs)?;
         let mut plan = Plan::build(
             &catalog,
             &self.schema,

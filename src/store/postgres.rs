@@ -32,7 +32,9 @@ use super::{
     BatchStep, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
     BUSY_SAMPLE_EVERY, NOT_A_KEY,
 };
-use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
+use crate::compile::{
+    Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
+};
 use crate::exec::eval::{self, ColumnSource};
 use crate::syntax::ast::{Expr, ExprKind};
 use crate::value::{Fnv, Value};
@@ -190,6 +192,56 @@ impl Column {
         }
         let inner = self.sql_type.rsplit_once('(')?.1.strip_suffix(')')?;
         inner.parse().ok()
+    }
+
+    /// What the column holds as mig reads it, a column's type admitting values of one kind,
+    /// and what `coerce` lets mig write into it. None for a type mig cannot read.
+    fn values(&self) -> Option<ColumnValues> {
+        let integers = ValueKinds::INTEGER;
+        let (kinds, accepts, described, holds) = match self.ty? {
+            ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => (
+                integers,
+                integers,
+                "an integer column",
+                "which holds only integers",
+            ),
+            ColumnType::Bool => (
+                integers,
+                integers,
+                "a boolean column",
+                "which mig reads and writes as the integers 1 and 0",
+            ),
+            ColumnType::Float4 | ColumnType::Float8 => (
+                ValueKinds::REAL,
+                ValueKinds::NUMBER,
+                "a real column",
+                "which holds only reals",
+            ),
+            ColumnType::Numeric => (
+                ValueKinds::REAL,
+                ValueKinds::NONE,
+                "a numeric column",
+                "which mig reads as reals",
+            ),
+            ColumnType::Text | ColumnType::Varchar | ColumnType::Bpchar => (
+                ValueKinds::TEXT,
+                ValueKinds::TEXT | ValueKinds::NUMBER,
+                "a text column",
+                "which holds only text",
+            ),
+            ColumnType::Bytea => (
+                ValueKinds::BLOB,
+                ValueKinds::BLOB,
+                "a bytea column",
+                "which holds only blobs",
+            ),
+        };
+        Some(ColumnValues {
+            kinds,
+            accepts,
+            described: described.into(),
+            because: format!("has PostgreSQL type {}, {holds}", self.sql_type),
+        })
     }
 
     /// What mig cannot do with the column, for `mig check` and the run's own refusals.
@@ -413,6 +465,9 @@ impl PostgresStore {
                 schema.columns.push(column.clone());
                 if position > 0 {
                     key.push((position, column.clone()));
+                }
+                if let Some(values) = described.values() {
+                    schema.values.insert(column.clone(), values);
                 }
                 let limits = described.limits();
                 if limits != ColumnLimits::default() {

@@ -10,7 +10,9 @@ use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
     BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
 };
-use crate::compile::{Check, ColumnLimits, Schema, TableSchema, Validation};
+use crate::compile::{
+    Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
+};
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Literal, Span, UnaryOp};
 use crate::value::{self, Fnv, Value, ValueView};
 use rusqlite::{
@@ -244,8 +246,8 @@ impl SqliteStore {
         // `table_xinfo`, not `table_info`: only it lists generated columns (hidden 2 and 3),
         // which would otherwise be "unknown" to `mig check` instead of refused as set targets.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT name, pk, hidden, \"notnull\" FROM pragma_table_xinfo(?1) WHERE hidden <> 1 \
-             ORDER BY cid",
+            "SELECT name, pk, hidden, \"notnull\", type FROM pragma_table_xinfo(?1) \
+             WHERE hidden <> 1 ORDER BY cid",
         )?;
         let rows = stmt.query_map([name], |r| {
             Ok((
@@ -253,17 +255,21 @@ impl SqliteStore {
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, bool>(3)?,
+                r.get::<_, String>(4)?,
             ))
         })?;
-        let rows: Vec<(String, i64, i64, bool)> = rows.collect::<Result<_, _>>()?;
+        let rows: Vec<(String, i64, i64, bool, String)> = rows.collect::<Result<_, _>>()?;
         let unique = self.unique_index_collations(name)?;
         let mut schema = TableSchema {
             name: name.to_string(),
             ..TableSchema::default()
         };
-        let key_width = rows.iter().filter(|(_, pk, _, _)| *pk > 0).count();
+        let key_width = rows.iter().filter(|(_, pk, ..)| *pk > 0).count();
         let mut key: Vec<(i64, String)> = Vec::new();
-        for (column, pk, hidden, not_null) in rows {
+        for (column, pk, hidden, not_null, declared) in rows {
+            if let Some(values) = column_values(&declared) {
+                schema.values.insert(column.clone(), values);
+            }
             if pk > 0 {
                 key.push((pk, column.clone()));
             }
@@ -655,6 +661,22 @@ impl Affinity {
             Affinity::Numeric
         }
     }
+}
+
+/// What a column declared `declared` can hold, where SQLite is certain of it: a column of
+/// TEXT affinity turns every number it is given into text, so it holds text or blobs (a
+/// generated one too, and one of a STRICT table only text). Any other column keeps text it
+/// cannot read as its kind of number as text, so it may hold anything.
+pub fn column_values(declared: &str) -> Option<ColumnValues> {
+    (Affinity::of_declared(declared) == Affinity::Text).then(|| ColumnValues {
+        kinds: ValueKinds::TEXT | ValueKinds::BLOB,
+        accepts: ValueKinds::ANY,
+        described: "a text column".into(),
+        because: format!(
+            "is declared `{declared}`, which gives it TEXT affinity in SQLite: it holds only \
+             text or blobs"
+        ),
+    })
 }
 
 /// The affinity of each column of a table, by name.
