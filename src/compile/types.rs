@@ -519,20 +519,7 @@ fn kinds_named(kinds: ValueKinds) -> String {
 mod tests {
     use super::*;
     use crate::compile::ColumnValues;
-    use crate::syntax::ast::{Item, StatementKind};
-    use crate::syntax::parser::parse;
-
-    /// The expression of `set x = SOURCE` in a one-line spec.
-    fn expr(source: &str) -> Expr {
-        let spec = parse(&format!("backfill x on t {{\n    set x = {source}\n}}\n")).unwrap();
-        let Some(Item::Block(block)) = spec.items.into_iter().next() else {
-            panic!("one block")
-        };
-        match block.statements.into_iter().next().map(|s| s.kind) {
-            Some(StatementKind::Set { value, .. }) => value,
-            other => panic!("a set statement, got {other:?}"),
-        }
-    }
+    use crate::syntax::parser::set_expression as expr;
 
     fn values(kinds: ValueKinds, accepts: ValueKinds, declared: &str) -> ColumnValues {
         let article = if declared.starts_with('i') { "an" } else { "a" };

@@ -861,6 +861,21 @@ fn span_at(source: &str, at: usize, len: usize) -> Span {
     }
 }
 
+/// The expression of `set x = SOURCE` in a one-line spec, for the tests of the stages that
+/// take expressions.
+#[cfg(test)]
+pub(crate) fn set_expression(source: &str) -> crate::syntax::ast::Expr {
+    use crate::syntax::ast::{Item, StatementKind};
+    let spec = parse(&format!("backfill x on t {{\n    set x = {source}\n}}\n")).unwrap();
+    let Some(Item::Block(block)) = spec.items.into_iter().next() else {
+        panic!("one block")
+    };
+    match block.statements.into_iter().next().map(|s| s.kind) {
+        Some(StatementKind::Set { value, .. }) => value,
+        other => panic!("a set statement, got {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
