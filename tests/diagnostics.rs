@@ -4,7 +4,7 @@
 use mig::compile::{
     compile, render_diagnostics, ColumnLimits, Idempotence, Schema, SourceFile, TableSchema,
 };
-use mig::store::sqlite::column_values;
+use mig::store::sqlite::{column_values, ColumnStorage};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -72,7 +72,8 @@ fn readings() -> TableSchema {
 /// affinity, holding only text or blobs.
 fn with_text(mut table: TableSchema, text: &[&str]) -> TableSchema {
     for column in text {
-        let values = column_values("TEXT").expect("TEXT is of TEXT affinity");
+        let values =
+            column_values("TEXT", ColumnStorage::Affinity).expect("TEXT is of TEXT affinity");
         table.values.insert(column.to_string(), values);
     }
     table

@@ -160,3 +160,55 @@ fn a_column_of_no_certain_type_is_left_to_the_run() {
         stderr(&out)
     );
 }
+
+/// A STRICT table's column holds only its declared type and a rowid only integers, so there
+/// SQLite is as certain as PostgreSQL: a text function of such an integer is refused. An
+/// `ANY` column, a generated column (SQLite checks none, even in a STRICT table) and an
+/// `INTEGER PRIMARY KEY DESC` (not the rowid) may hold anything, and are left to the run.
+#[test]
+fn a_strict_column_and_a_rowid_hold_their_declared_type() {
+    let setup = "CREATE TABLE k (id INTEGER PRIMARY KEY, n INT, x ANY, s TEXT, \
+                 g INT AS (s)) STRICT;\n\
+                 INSERT INTO k (id, n, x) VALUES (1, 2, 'a');\n\
+                 CREATE TABLE d (id INTEGER PRIMARY KEY DESC, s TEXT);\n\
+                 INSERT INTO d VALUES (1, NULL);\n";
+    let refused = [
+        (
+            "k",
+            "lower(n)",
+            "argument 1 of `lower` must be text; `n` is an integer column",
+            "`n` is declared `INT` in a STRICT table: it holds only integers",
+        ),
+        (
+            "k",
+            "upper(id)",
+            "argument 1 of `upper` must be text; `id` is an integer column",
+            "`id` is the table's INTEGER PRIMARY KEY, its rowid in SQLite: it holds only integers",
+        ),
+    ];
+    for (table, value, headline, reason) in refused {
+        let project = Project::sqlite(
+            setup,
+            &format!("backfill s on {table} {{\n    set s = {value}\n}}\n"),
+        );
+        let out = project.mig(&["check"]);
+        assert_eq!(out.status.code(), Some(2), "{value}: {}", stderr(&out));
+        let said = stderr(&out);
+        assert!(
+            said.starts_with(&format!("error: {headline}\n")),
+            "{value}: {said}"
+        );
+        assert!(
+            said.contains(&format!("help: {reason}, so ")),
+            "{value}: {said}"
+        );
+    }
+    for (table, value) in [("k", "lower(x) || lower(g)"), ("d", "lower(id)")] {
+        let project = Project::sqlite(
+            setup,
+            &format!("backfill s on {table} {{\n    set s = {value}\n}}\n"),
+        );
+        let out = project.mig(&["check"]);
+        assert_eq!(out.status.code(), Some(0), "{value}: {}", stderr(&out));
+    }
+}

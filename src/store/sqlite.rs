@@ -260,6 +260,7 @@ impl SqliteStore {
         })?;
         let rows: Vec<(String, i64, i64, bool, String)> = rows.collect::<Result<_, _>>()?;
         let unique = self.unique_index_collations(name)?;
+        let storage = self.table_storage(name)?;
         let mut schema = TableSchema {
             name: name.to_string(),
             ..TableSchema::default()
@@ -267,7 +268,14 @@ impl SqliteStore {
         let key_width = rows.iter().filter(|(_, pk, ..)| *pk > 0).count();
         let mut key: Vec<(i64, String)> = Vec::new();
         for (column, pk, hidden, not_null, declared) in rows {
-            if let Some(values) = column_values(&declared) {
+            let stored = if pk > 0 && key_width == 1 && storage.rowid_alias {
+                ColumnStorage::Rowid
+            } else if storage.strict && hidden == 0 {
+                ColumnStorage::Strict
+            } else {
+                ColumnStorage::Affinity
+            };
+            if let Some(values) = column_values(&declared, stored) {
                 schema.values.insert(column.clone(), values);
             }
             if pk > 0 {
@@ -301,6 +309,27 @@ impl SqliteStore {
     /// The columns of `table` that a unique index covers alone, whole (not partial) and by
     /// name (not an expression), each with the collations of those indexes (a primary key's
     /// own index among them, except for an INTEGER PRIMARY KEY, which has none).
+    /// Whether `table` is STRICT, and whether its one-column primary key is its rowid: a
+    /// rowid table's primary key has an index of its own (origin `pk`) unless it is the rowid,
+    /// which is how SQLite tells `INTEGER PRIMARY KEY` from the `INTEGER PRIMARY KEY DESC`
+    /// that is not.
+    fn table_storage(&self, table: &str) -> Result<TableStorage, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT l.strict, NOT l.wr AND NOT EXISTS \
+             (SELECT 1 FROM pragma_index_list(?1) WHERE origin = 'pk') \
+             FROM pragma_table_list(?1) AS l WHERE l.schema = 'main'",
+        )?;
+        let storage = stmt
+            .query_row([table], |r| {
+                Ok(TableStorage {
+                    strict: r.get(0)?,
+                    rowid_alias: r.get(1)?,
+                })
+            })
+            .optional()?;
+        Ok(storage.unwrap_or_default())
+    }
+
     fn unique_index_collations(
         &self,
         table: &str,
@@ -663,19 +692,73 @@ impl Affinity {
     }
 }
 
-/// What a column declared `declared` can hold, where SQLite is certain of it: a column of
+/// What `table_storage` finds of a table.
+#[derive(Debug, Default)]
+struct TableStorage {
+    strict: bool,
+    rowid_alias: bool,
+}
+
+/// How SQLite holds a column's values to its declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnStorage {
+    /// By type affinity: a column converts what it can and keeps the rest as given.
+    Affinity,
+    /// A STRICT table's (not generated) column: SQLite refuses a value it cannot convert
+    /// losslessly to the declared type, so the column holds that type only.
+    Strict,
+    /// The INTEGER PRIMARY KEY of a rowid table, the rowid itself: integers only.
+    Rowid,
+}
+
+/// What a column declared `declared` can hold, where SQLite is certain of it. A column of
 /// TEXT affinity turns every number it is given into text, so it holds text or blobs (a
-/// generated one too, and one of a STRICT table only text). Any other column keeps text it
-/// cannot read as its kind of number as text, so it may hold anything.
-pub fn column_values(declared: &str) -> Option<ColumnValues> {
-    (Affinity::of_declared(declared) == Affinity::Text).then(|| ColumnValues {
-        kinds: ValueKinds::TEXT | ValueKinds::BLOB,
-        accepts: ValueKinds::ANY,
-        described: "a text column".into(),
-        because: format!(
-            "is declared `{declared}`, which gives it TEXT affinity in SQLite: it holds only \
-             text or blobs"
+/// generated one too, which SQLite does not check even in a STRICT table). Any other column
+/// of affinity keeps text it cannot read as its kind of number as text, so it may hold
+/// anything. A STRICT table's column holds its type (`ANY` anything), a rowid integers.
+pub fn column_values(declared: &str, stored: ColumnStorage) -> Option<ColumnValues> {
+    let (kinds, described, because) = match stored {
+        ColumnStorage::Rowid => (
+            ValueKinds::INTEGER,
+            "an integer column",
+            "is the table's INTEGER PRIMARY KEY, its rowid in SQLite: it holds only integers"
+                .to_string(),
         ),
+        ColumnStorage::Strict => {
+            let (kinds, described, held) = match declared.to_ascii_uppercase().as_str() {
+                "INT" | "INTEGER" => (ValueKinds::INTEGER, "an integer column", "integers"),
+                "REAL" => (ValueKinds::REAL, "a real column", "reals"),
+                "TEXT" => (ValueKinds::TEXT, "a text column", "text"),
+                "BLOB" => (ValueKinds::BLOB, "a blob column", "blobs"),
+                _ => return None,
+            };
+            (
+                kinds,
+                described,
+                format!("is declared `{declared}` in a STRICT table: it holds only {held}"),
+            )
+        }
+        ColumnStorage::Affinity => {
+            if Affinity::of_declared(declared) != Affinity::Text {
+                return None;
+            }
+            (
+                ValueKinds::TEXT | ValueKinds::BLOB,
+                "a text column",
+                format!(
+                    "is declared `{declared}`, which gives it TEXT affinity in SQLite: it holds \
+                     only text or blobs"
+                ),
+            )
+        }
+    };
+    // SQLite converts what it can on the way in (text of digits into an INTEGER column), so
+    // whether a write is taken depends on the value: none is refused before the run.
+    Some(ColumnValues {
+        kinds,
+        accepts: ValueKinds::ANY,
+        described: described.into(),
+        because,
     })
 }
 
@@ -1575,6 +1658,41 @@ mod tests {
         ] {
             assert_eq!(Affinity::of_declared(declared), affinity, "{declared:?}");
         }
+    }
+
+    /// Only a rowid table's one-column INTEGER PRIMARY KEY is its rowid: not one declared
+    /// DESC, not a WITHOUT ROWID table's, not an INT one; and only a STRICT table's columns
+    /// hold their declared type, but for ANY and generated ones.
+    #[test]
+    fn a_column_is_typed_where_sqlite_holds_it_to_its_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE alias (id INTEGER PRIMARY KEY, v);
+                 CREATE TABLE descending (id INTEGER PRIMARY KEY DESC, v);
+                 CREATE TABLE clustered (id INTEGER PRIMARY KEY, v) WITHOUT ROWID;
+                 CREATE TABLE int_key (id INT PRIMARY KEY, v);
+                 CREATE TABLE pair (id INTEGER, v INTEGER, PRIMARY KEY (id, v));
+                 CREATE TABLE strict (id TEXT PRIMARY KEY, r REAL, b BLOB, x ANY,
+                                      g INTEGER AS (x)) STRICT;",
+            )
+            .unwrap();
+        let store = SqliteStore::open(&path, Duration::from_secs(2)).unwrap();
+        let kinds = |table: &str, column: &str| {
+            let schema = store.table_schema(table).unwrap();
+            schema.values.get(column).map(|v| v.kinds)
+        };
+        assert_eq!(kinds("alias", "id"), Some(ValueKinds::INTEGER));
+        for table in ["descending", "clustered", "int_key", "pair"] {
+            assert_eq!(kinds(table, "id"), None, "{table}");
+        }
+        assert_eq!(kinds("strict", "id"), Some(ValueKinds::TEXT));
+        assert_eq!(kinds("strict", "r"), Some(ValueKinds::REAL));
+        assert_eq!(kinds("strict", "b"), Some(ValueKinds::BLOB));
+        assert_eq!(kinds("strict", "x"), None);
+        assert_eq!(kinds("strict", "g"), None);
     }
 
     /// The node opens a store per request thread: a `status` arriving with the first
