@@ -163,6 +163,12 @@ impl From<ExecError> for Failure {
                 text: e.to_string(),
             };
         }
+        if is_database_failure(&e) {
+            return Failure {
+                exit_code: 4,
+                text: e.to_string(),
+            };
+        }
         if let ExecError::Stopped { signal, .. } | ExecError::RollbackStopped { signal, .. } = &e {
             return Failure {
                 exit_code: signal.exit_code(),
@@ -170,6 +176,24 @@ impl From<ExecError> for Failure {
             };
         }
         Refusal::from(e).into()
+    }
+}
+
+/// Whether `e` exits 4 whatever the node answers: the node tells a definite refusal (22) from
+/// a failure of unknown outcome (13), but exit codes make no such difference, and a failed
+/// batch, rollback, validation or post-check exits 4 as it always has.
+fn is_database_failure(e: &ExecError) -> bool {
+    match e {
+        ExecError::PostCheckUnfinished { source, .. } | ExecError::RepeatFailed { source, .. } => {
+            is_database_failure(source)
+        }
+        ExecError::BatchFailed { .. }
+        | ExecError::SharedBatchFailed { .. }
+        | ExecError::RollbackFailed { .. }
+        | ExecError::ValidationUnevaluated { .. }
+        | ExecError::SpecsFolder { .. }
+        | ExecError::Unsupported(_) => true,
+        _ => false,
     }
 }
 

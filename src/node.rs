@@ -64,7 +64,12 @@ impl From<ExecError> for Refusal {
 }
 
 /// The protocol's code for `e`: an error that stopped a run's post-checks is coded by what
-/// stopped them.
+/// stopped them. Maelstrom's clients take 13 as indefinite (the request may or may not have
+/// taken effect), so it is kept for what mig cannot vouch for: a lost connection, an error it
+/// does not know. Specs that do not compile, and a batch, rollback batch or validation the
+/// database refused for the rows' values or the table's rules, are definite: nothing of the
+/// failed step was written, the run stands at its checkpoint, and the same request fails the
+/// same way until the spec or the rows change, so they are 22.
 fn code_of(e: &ExecError) -> ErrorCode {
     match e {
         ExecError::PostCheckUnfinished { source, .. } | ExecError::RepeatFailed { source, .. } => {
@@ -86,16 +91,24 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::RollbackUnfinished { .. }
         | ExecError::Store(StoreError::RunMoved { .. } | StoreError::SharedRun { .. })
         | ExecError::NothingToRollBack(_)
-        | ExecError::NullKeys { .. } => ErrorCode::PreconditionFailed,
+        | ExecError::NullKeys { .. }
+        | ExecError::Specs(_)
+        | ExecError::SpecsFolder { .. }
+        | ExecError::UnreadableSpecs(_)
+        | ExecError::Unsupported(_) => ErrorCode::PreconditionFailed,
+        ExecError::BatchFailed { source, .. }
+        | ExecError::SharedBatchFailed { source, .. }
+        | ExecError::RollbackFailed { source, .. }
+        | ExecError::ValidationUnevaluated { source, .. }
+            if source.is_refusal() =>
+        {
+            ErrorCode::PreconditionFailed
+        }
         ExecError::LockTimeout { .. }
         | ExecError::Store(StoreError::LockTimeout { .. })
         | ExecError::Stopped { .. }
         | ExecError::RollbackStopped { .. } => ErrorCode::TemporarilyUnavailable,
-        ExecError::Specs(_)
-        | ExecError::SpecsFolder { .. }
-        | ExecError::UnreadableSpecs(_)
-        | ExecError::Demo(_)
-        | ExecError::Unsupported(_)
+        ExecError::Demo(_)
         | ExecError::BatchFailed { .. }
         | ExecError::SharedBatchFailed { .. }
         | ExecError::RollbackFailed { .. }
@@ -721,11 +734,21 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
         }
         "migrate" => {
             fields.only(&["table", "name", "runs", "idempotent", "batch_size"])?;
+            let runs = fields.count("runs", MAX_RUNS)?.unwrap_or(1);
+            let idempotent = fields.boolean("idempotent")?.unwrap_or(false);
+            // Idempotence is verified by comparing run 2 on with run 1: one run alone would
+            // answer `unchanged` without having checked anything.
+            if idempotent && runs < 2 {
+                return Err(Refusal::malformed(format!(
+                    "field `idempotent` asks to verify that runs 2 on change nothing, which needs \
+                     field `runs` of at least 2, got {runs}"
+                )));
+            }
             Ok(Request::Migrate {
                 table: fields.name("table")?,
                 name: fields.optional_name("name")?,
-                runs: fields.count("runs", MAX_RUNS)?.unwrap_or(1),
-                idempotent: fields.boolean("idempotent")?.unwrap_or(false),
+                runs,
+                idempotent,
                 options: fields.run_options()?,
             })
         }
@@ -989,6 +1012,25 @@ impl<W: Write> Replies<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch the database refused for its values is a definite failure (22); one that
+    /// failed for a reason mig cannot vouch for (here the connection) stays indefinite (13).
+    #[test]
+    fn a_failed_batch_is_coded_by_what_failed_it() {
+        let failed = |source: StoreError| ExecError::BatchFailed {
+            migration: "t.c".into(),
+            run_id: 1,
+            batch: 2,
+            source: Box::new(source),
+        };
+        let refused = failed(StoreError::Unwritable("not UTF-8".into()));
+        assert_eq!(code_of(&refused), ErrorCode::PreconditionFailed);
+        let lost = failed(StoreError::Open {
+            path: "db".into(),
+            message: "connection reset".into(),
+        });
+        assert_eq!(code_of(&lost), ErrorCode::Internal);
+    }
 
     /// Stdout the test reads back once the node has finished.
     #[derive(Clone, Default)]

@@ -325,6 +325,17 @@ fn hostile_shapes() -> Vec<Case> {
             MALFORMED,
             "idempotent",
         ),
+        // Nothing to compare run 1 with: `unchanged` would vouch for what was never checked.
+        case(
+            migrate_with("idempotent", json!(true)),
+            MALFORMED,
+            "`runs` of at least 2, got 1",
+        ),
+        case(
+            json!({"type": "migrate", "table": "users", "runs": 1, "idempotent": true}),
+            MALFORMED,
+            "`runs` of at least 2, got 1",
+        ),
         case(migrate_with("column", json!("email")), MALFORMED, "column"),
         case(plan_kind(json!("drop")), MALFORMED, "kind"),
         case(

@@ -43,7 +43,7 @@ fn a_batch_the_table_refuses_stops_the_run_saying_it_will_be_refused_again() {
             json!({"type": "migrate", "msg_id": 1, "table": "t", "name": "copy_a"}),
         )]);
         let refusal = reply_to(&replies, 1);
-        assert_eq!(refusal["code"], 13, "{}: {refusal}", backend.name());
+        assert_eq!(refusal["code"], 22, "{}: {refusal}", backend.name());
         assert!(
             refusal["text"]
                 .as_str()

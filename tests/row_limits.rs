@@ -99,7 +99,7 @@ fn the_node_resumes_a_stopped_run_only_under_its_total_rows() {
             envelope(body)
         };
         let (replies, _) = project.node(&[backfill(1, None)]);
-        assert_eq!(reply_to(&replies, 1)["code"], 13, "{name}: {replies:?}");
+        assert_eq!(reply_to(&replies, 1)["code"], 22, "{name}: {replies:?}");
         project.execute("UPDATE w SET a = 1 WHERE id = 2");
 
         let (replies, _) = project.node(&[backfill(2, Some(1)), backfill(3, None)]);

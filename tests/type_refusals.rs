@@ -62,7 +62,7 @@ fn arithmetic_on_a_text_column_is_refused_where_it_stands_by_every_door() {
             json!({"type": "backfill", "msg_id": 1, "table": "t", "column": "n"}),
         )]);
         let reply = reply_to(&replies, 1);
-        assert_eq!(reply["code"], 13, "{name}: {reply}\n{log}");
+        assert_eq!(reply["code"], 22, "{name}: {reply}\n{log}");
         assert!(
             reply["text"].as_str().unwrap_or("").contains(headline),
             "{name}: {reply}"

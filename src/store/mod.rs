@@ -425,6 +425,17 @@ impl StoreError {
         self.sqlstate().is_some_and(|code| code == "54000")
     }
 
+    /// Whether the database refused what was asked of it for a reason it will give again
+    /// (the table's constraints, triggers or policies, the rows' values, a size limit): the
+    /// statement was rolled back, so the caller knows exactly what did and did not happen.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, StoreError::TooLong { .. })
+            || self.is_constraint_violation()
+            || self.is_data_error()
+            || self.is_refused_by_table()
+            || self.is_too_large()
+    }
+
     /// Whether the connection to the database was lost (a server restart, an administrator's
     /// `pg_terminate_backend`, a network reset): the last statement may or may not have
     /// committed, so only the database can say where the run stands.
