@@ -10,7 +10,7 @@ use crate::diagnostic::FileDiagnostics;
 use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
 use crate::plan::RunOptions;
-use crate::store::{RunStatus, StoreError};
+use crate::store::{RunRecord, RunStatus, StoreError};
 use crate::value::Value;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -433,17 +433,12 @@ fn after_lost_connection(config: &Config, name: &str, lost: ExecError) -> Result
             .as_ref()
             .map_or("-".to_string(), |c| c.to_string())
     );
-    let next = match run.status {
-        RunStatus::Completed => {
-            eprintln!("warning: {lost}");
-            println!("{state}: the connection was lost as it finished, after its last batch");
-            return Ok(());
-        }
-        RunStatus::Running => format!("`mig run {name}` resumes it at its checkpoint"),
-        RunStatus::Checking => format!("`mig run {name}` runs its post-checks again"),
-        RunStatus::RollingBack => format!("`mig rollback {name}` finishes its rollback"),
-        RunStatus::Failed | RunStatus::RolledBack => "`mig status` shows it".to_string(),
-    };
+    if run.status == RunStatus::Completed {
+        eprintln!("warning: {lost}");
+        println!("{state}: the connection was lost as it finished, after its last batch");
+        return Ok(());
+    }
+    let next = what_goes_on_with(&run).unwrap_or_else(|| "`mig status` shows it".to_string());
     Err(Failure {
         exit_code: 4,
         text: format!(
@@ -634,12 +629,40 @@ fn validate(config: Config, names: Vec<String>) -> Result<(), Failure> {
     }
 }
 
+/// The command that goes on with `run`, a run not over; None for one that is.
+fn what_goes_on_with(run: &RunRecord) -> Option<String> {
+    let name = &run.migration;
+    let workers = if run.shared { " --workers N" } else { "" };
+    match run.status {
+        RunStatus::Running => Some(format!(
+            "`mig run {name}{workers}` resumes it at its checkpoint"
+        )),
+        RunStatus::Checking => Some(format!("`mig run {name}` runs its post-checks again")),
+        RunStatus::RollingBack => Some(format!("`mig rollback {name}` finishes its rollback")),
+        RunStatus::Completed | RunStatus::Failed | RunStatus::RolledBack => None,
+    }
+}
+
+/// `running`, `checking` or `rolling_back` where a process works on the run; where none
+/// does, that it was interrupted and what goes on with it. The recorded state alone said
+/// `running` for ever after a killed run.
+fn state_shown(state: &exec::RunState) -> String {
+    let recorded = state.record.status.as_str();
+    match what_goes_on_with(&state.record) {
+        Some(next) if !state.worked_on => {
+            format!("interrupted (recorded {recorded}, but no process works on it: {next})")
+        }
+        _ => recorded.to_string(),
+    }
+}
+
 fn status(config: Config) -> Result<(), Failure> {
-    let runs = exec::read_runs(&config)?;
+    let runs = exec::read_run_states(&config)?;
     if runs.is_empty() {
         println!("no runs recorded");
     }
-    for r in runs {
+    for state in runs {
+        let r = &state.record;
         let checkpoint = r
             .checkpoint
             .as_ref()
@@ -648,14 +671,14 @@ fn status(config: Config) -> Result<(), Failure> {
             "run {} {} {}: {} processed, {} updated, {} batches, checkpoint {}, started {}, last change {}{}",
             r.id,
             r.migration,
-            r.status.as_str(),
+            state_shown(&state),
             r.processed,
             r.updated,
             r.batches,
             checkpoint,
             r.started_at,
             r.updated_at,
-            r.message.map(|m| format!(" ({m})")).unwrap_or_default()
+            r.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
         );
     }
     Ok(())

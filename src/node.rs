@@ -561,8 +561,16 @@ fn resolve_rollback(engine: &mut Engine, target: &Target) -> Result<String, Refu
 
 /// Status from a connection of its own, so it answers while a run holds the worker.
 fn status_reply(config: &Config) -> Result<Json, Refusal> {
-    let runs = crate::exec::read_runs(config)?;
-    Ok(json!({"type": "status", "runs": runs.iter().map(run_json).collect::<Vec<_>>()}))
+    let runs = crate::exec::read_run_states(config)?;
+    let runs: Vec<Json> = runs
+        .iter()
+        .map(|state| {
+            let mut run = run_json(&state.record);
+            run["active"] = json!(state.worked_on);
+            run
+        })
+        .collect();
+    Ok(json!({"type": "status", "runs": runs}))
 }
 
 pub fn run_json(run: &RunRecord) -> Json {

@@ -621,6 +621,33 @@ impl Engine {
     ) -> Result<RunSummary, ExecError> {
         let started = Instant::now();
         let (run, resumed) = self.open_run(plan, restart)?;
+        self.holding(run.id, |engine| {
+            engine.run_opened(plan, run, resumed, started, progress)
+        })
+    }
+
+    /// Runs `work` while the store marks this process as working on run `run_id`, so
+    /// `mig status` tells it from a run whose process died.
+    fn holding<T>(
+        &mut self,
+        run_id: i64,
+        work: impl FnOnce(&mut Engine) -> Result<T, ExecError>,
+    ) -> Result<T, ExecError> {
+        self.store.hold_run(run_id)?;
+        let outcome = work(self);
+        self.store.let_go_of_run(run_id);
+        outcome
+    }
+
+    /// The batches and post-checks of `run`, which `run` opened.
+    fn run_opened(
+        &mut self,
+        plan: &Plan,
+        run: RunRecord,
+        resumed: bool,
+        started: Instant,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RunSummary, ExecError> {
         let rows = self.store.size(plan.table())?.rows();
         let limit = run.row_limit;
         let expected = limit.map_or(rows, |l| l.min(rows.max(run.processed)));
@@ -690,6 +717,20 @@ impl Engine {
             // The other workers finished it (or it stopped) before this one started.
             return Ok(None);
         };
+        self.holding(run.id, |engine| {
+            engine.walk_shared(plan, run, started, progress)
+        })
+    }
+
+    /// This worker's batches of the shared `run`, then its end if this worker is the one to
+    /// finish it.
+    fn walk_shared(
+        &mut self,
+        plan: &Plan,
+        run: RunRecord,
+        started: Instant,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<Option<RunSummary>, ExecError> {
         let expected = self.store.size(plan.table())?.rows();
         let step = plan.step();
         let mut mine = Progress {
@@ -1184,6 +1225,11 @@ impl Engine {
     /// and `pause` apart, as the run throttled its batches. Each batch drops its backup as it
     /// commits, so a rollback killed mid-way resumes with the batches left.
     fn rollback_run(&mut self, plan: &Plan, run_id: i64) -> Result<RollbackOutcome, ExecError> {
+        self.holding(run_id, |engine| engine.restore_run(plan, run_id))
+    }
+
+    /// `rollback_run`'s work, while this process holds the run.
+    fn restore_run(&mut self, plan: &Plan, run_id: i64) -> Result<RollbackOutcome, ExecError> {
         self.store.prepare_state()?;
         self.with_retries(plan, |store| {
             store.set_run_status(run_id, RunStatus::RollingBack, None)
@@ -1378,6 +1424,33 @@ fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
 /// works beside a running engine and with specs that do not compile.
 pub fn read_runs(config: &Config) -> Result<Vec<RunRecord>, ExecError> {
     Ok(open_store(config)?.runs()?)
+}
+
+/// A run as `mig status` shows it.
+pub struct RunState {
+    pub record: RunRecord,
+    /// Whether some process works on it now. A run not over that none works on was
+    /// interrupted: its process was killed, or it stopped at an error.
+    pub worked_on: bool,
+}
+
+/// Every run, oldest first, with whether some process works on it now.
+pub fn read_run_states(config: &Config) -> Result<Vec<RunState>, ExecError> {
+    let mut store = open_store(config)?;
+    let runs = store.runs()?;
+    let open: Vec<i64> = runs
+        .iter()
+        .filter(|r| !r.status.is_final())
+        .map(|r| r.id)
+        .collect();
+    let held = store.held_runs(&open)?;
+    Ok(runs
+        .into_iter()
+        .map(|record| RunState {
+            worked_on: held.contains(&record.id),
+            record,
+        })
+        .collect())
 }
 
 /// The live schema of the configured database, for `mig check`.

@@ -5,6 +5,7 @@
 pub mod postgres;
 pub mod postgres_sql;
 mod postgres_tls;
+mod run_locks;
 pub mod sqlite;
 mod sqlite_checkpointer;
 pub mod sqlite_functions;
@@ -13,6 +14,7 @@ use crate::compile::{Schema, Validation};
 use crate::exec::eval::EvalError;
 use crate::syntax::ast::Expr;
 use crate::value::Value;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,14 @@ pub enum StoreError {
     StateTables {
         schema: String,
         source: Box<StoreError>,
+    },
+    /// The lock file that shows `mig status` a run is being worked on (SQLite).
+    #[error(
+        "cannot lock {path}, which shows `mig status` that this process works on the run: {source}"
+    )]
+    RunLock {
+        path: String,
+        source: std::io::Error,
     },
     #[error("mig's own state is inconsistent, nothing was written: {0}")]
     Inconsistent(String),
@@ -233,6 +243,13 @@ pub trait Store: Send {
 
     /// Every run, oldest first; none where `_mig_runs` does not exist yet.
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError>;
+    /// Marks this process as working on run `run_id` until as many `let_go_of_run` calls,
+    /// or until it ends, however it ends: `held_runs` then tells a run some process works on
+    /// from one whose process died, which the run's recorded state cannot.
+    fn hold_run(&mut self, run_id: i64) -> Result<(), StoreError>;
+    fn let_go_of_run(&mut self, run_id: i64);
+    /// Of `run_ids`, those some process (this one too) works on now.
+    fn held_runs(&mut self, run_ids: &[i64]) -> Result<BTreeSet<i64>, StoreError>;
     fn start_run(
         &mut self,
         migration: &str,

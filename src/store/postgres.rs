@@ -43,7 +43,7 @@ use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, Row, SimpleQueryMessage, Statement};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::error::Error;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -304,6 +304,16 @@ fn computed(generated: &str, identity: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// The first key of the advisory lock each process working on a run holds shared, for
+/// `mig status`: one per schema, as each schema keeps runs of its own, in the two-key space
+/// mig's other advisory locks (one bigint key) do not share.
+const RUN_LOCK_SPACE: &str = "hashtext('mig run ' || current_schema())";
+
+/// The second key of run `run_id`'s lock: its low 32 bits, as pg_locks shows them.
+fn run_lock_id(run_id: i64) -> i32 {
+    run_id as u32 as i32
 }
 
 pub struct PostgresStore {
@@ -1871,6 +1881,39 @@ impl Store for PostgresStore {
             Some(rows) if rows > 0.0 => Ok(RowCount::About(rows.round() as u64)),
             _ => Ok(RowCount::Exact(self.count_rows(table)?)),
         }
+    }
+
+    fn hold_run(&mut self, run_id: i64) -> Result<(), StoreError> {
+        self.client.execute(
+            &format!("SELECT pg_advisory_lock_shared({RUN_LOCK_SPACE}, $1)"),
+            &[&run_lock_id(run_id)],
+        )?;
+        Ok(())
+    }
+
+    fn let_go_of_run(&mut self, run_id: i64) {
+        // A connection that fails here is gone, and its session's locks with it.
+        let _ = self.client.execute(
+            &format!("SELECT pg_advisory_unlock_shared({RUN_LOCK_SPACE}, $1)"),
+            &[&run_lock_id(run_id)],
+        );
+    }
+
+    fn held_runs(&mut self, run_ids: &[i64]) -> Result<BTreeSet<i64>, StoreError> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT DISTINCT objid::int8 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND objsubid = 2 AND granted AND classid = ({RUN_LOCK_SPACE})::oid \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            &[],
+        )?;
+        let held: BTreeSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(run_ids
+            .iter()
+            .copied()
+            .filter(|&id| held.contains(&i64::from(run_lock_id(id) as u32)))
+            .collect())
     }
 
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError> {

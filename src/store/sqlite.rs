@@ -4,6 +4,7 @@
 //! `BEGIN IMMEDIATE` transaction, so no other writer can change the batch's rows while it
 //! computes their new values, writes them and backs them up.
 
+use super::run_locks::RunLocks;
 use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
@@ -82,6 +83,8 @@ pub struct SqliteStore {
     /// Whether the connection keeps temporary files in memory (`temp_store`): see
     /// `keep_temporary_files`.
     temp_in_memory: bool,
+    /// The runs this process works on, in lock files beside the database.
+    run_locks: RunLocks,
 }
 
 impl Drop for SqliteStore {
@@ -144,6 +147,7 @@ impl SqliteStore {
         let captured = Arc::new(Mutex::new(Captured::default()));
         register_capture(&conn, Arc::clone(&captured))?;
         register_unguarded(&conn, Arc::clone(&captured))?;
+        let run_locks = RunLocks::new(Path::new(&path));
         Ok(SqliteStore {
             conn,
             path,
@@ -152,6 +156,7 @@ impl SqliteStore {
             batch_sql: None,
             checkpointer: None,
             temp_in_memory: false,
+            run_locks,
         })
     }
 
@@ -1165,6 +1170,36 @@ impl Store for SqliteStore {
             let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0))?;
             Ok(n as u64)
         })
+    }
+
+    fn hold_run(&mut self, run_id: i64) -> Result<(), StoreError> {
+        self.run_locks
+            .hold(run_id)
+            .map_err(|source| StoreError::RunLock {
+                path: self.run_locks.path(run_id).display().to_string(),
+                source,
+            })
+    }
+
+    fn let_go_of_run(&mut self, run_id: i64) {
+        self.run_locks.let_go(run_id);
+    }
+
+    fn held_runs(&mut self, run_ids: &[i64]) -> Result<BTreeSet<i64>, StoreError> {
+        let mut held = BTreeSet::new();
+        for &run_id in run_ids {
+            let is_held = self
+                .run_locks
+                .is_held(run_id)
+                .map_err(|source| StoreError::RunLock {
+                    path: self.run_locks.path(run_id).display().to_string(),
+                    source,
+                })?;
+            if is_held {
+                held.insert(run_id);
+            }
+        }
+        Ok(held)
     }
 
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError> {
