@@ -245,6 +245,14 @@ fn read_spec(path: &Path, shown: &str) -> Result<String, UnreadableSpec> {
         reason,
         what: SpecEntry::File,
     };
+    // Opening a FIFO waits for a writer, which held every command reading the specs.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(unreadable(
+            shown.to_string(),
+            "it is not a regular file but a FIFO, socket or device; mig reads specs from files"
+                .to_string(),
+        ));
+    }
     let bytes = std::fs::read(path).map_err(|e| {
         let reason = match e.kind() {
             ErrorKind::NotFound if path.is_symlink() => {
@@ -359,6 +367,24 @@ mod tests {
         assert_eq!(
             describe_unreadable(&walk.unreadable),
             format!("cannot read folder specs/gone: {}", gone.reason)
+        );
+    }
+
+    #[test]
+    fn a_fifo_named_like_a_spec_is_named_not_waited_on() {
+        let project = project(&["a.mig"]);
+        let fifo = project.path().join("specs/b.mig");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (files, unreadable) = read_specs_apart(&project.path().join("specs")).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            describe_unreadable(&unreadable),
+            "cannot read spec file specs/b.mig: it is not a regular file but a FIFO, socket or \
+             device; mig reads specs from files"
         );
     }
 
