@@ -930,7 +930,7 @@ fn is_name(s: &str) -> bool {
 /// A string that cannot name anything in the database is, to the client, a name not found.
 fn not_a_name(field: &str, s: &str) -> Refusal {
     not_found(format!(
-        "field `{field}`: {:?} is not a name (letters, digits and _ , at most 128)",
+        "field `{field}`: {:?} is not a name (ASCII letters, digits, _ and ., not starting with a digit or ., at most 128 characters)",
         truncate(s, 40)
     ))
 }
@@ -954,11 +954,11 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Writes replies, one JSON line each, numbering them as Maelstrom expects.
 fn error_body(refusal: &Refusal) -> Json {
     json!({"type": "error", "code": refusal.code as u8, "text": refusal.text})
 }
 
+/// Writes replies, one JSON line each, numbering them as Maelstrom expects.
 struct Replies<W: Write> {
     output: W,
     node_id: Option<String>,

@@ -437,3 +437,32 @@ fn a_batch_too_large_for_postgresql_says_to_resume_with_smaller_batches() {
         "{said}"
     );
 }
+
+/// A validation whose `expect` fails on a row's values (a division by zero) is a definite
+/// failure, code 22 through the node on both stores: it reads only, and it fails the same way
+/// until the rows change. On SQLite the error once came back as SQLite's own, taken for a
+/// failure of unknown outcome (13).
+#[test]
+fn a_validation_failing_on_a_row_is_a_definite_failure() {
+    let setup = Setup {
+        sqlite: TABLE,
+        postgres: TABLE,
+    };
+    let spec = "validate ratio on t {\n    expect 10 / b > 0\n}\n";
+    for backend in backends() {
+        let name = backend.name();
+        let project = Project::on(&backend, &setup, spec);
+        let (replies, log) = project.node(&[envelope(json!({
+            "type": "validate", "msg_id": 1, "table": "t", "validations": ["ratio"]
+        }))]);
+        let reply = reply_to(&replies, 1);
+        assert_eq!(reply["code"], 22, "{name}: {reply}\n{log}");
+        assert!(
+            reply["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("division by zero"),
+            "{name}: {reply}"
+        );
+    }
+}

@@ -187,14 +187,7 @@ impl SqliteStore {
             },
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
-                // SQLite's own error holds only the text of what mig's function raised.
-                match (e, sqlite_functions::take_raised()) {
-                    (
-                        StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, Some(text))),
-                        Some(raised),
-                    ) if text == raised.to_string() => Err(StoreError::Eval(raised)),
-                    (e, _) => Err(e),
-                }
+                Err(raised(e))
             }
         }
     }
@@ -619,6 +612,20 @@ fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
         };
     }
     StoreError::Sqlite(e)
+}
+
+/// `e` as the error one of mig's functions raised, where it is that error: SQLite's own holds
+/// only its text, and the raised error says that the rows' values failed the expression, as
+/// they will again.
+fn raised(e: StoreError) -> StoreError {
+    match (e, sqlite_functions::take_raised()) {
+        (StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, Some(text))), Some(raised))
+            if text == raised.to_string() =>
+        {
+            StoreError::Eval(raised)
+        }
+        (e, _) => e,
+    }
 }
 
 /// Runs `read`, taking a database that stayed busy for the busy timeout as a lock timeout:
@@ -1481,11 +1488,14 @@ impl Store for SqliteStore {
                 quote_ident(table)
             );
             let mut stmt = self.conn.prepare(&sql)?;
-            let counts = stmt.query_row(params_from_iter(&params), |row| {
-                (0..validations.len())
-                    .map(|i| row.get::<_, i64>(i).map(|n| n as u64))
-                    .collect::<rusqlite::Result<Vec<u64>>>()
-            })?;
+            sqlite_functions::take_raised();
+            let counts = stmt
+                .query_row(params_from_iter(&params), |row| {
+                    (0..validations.len())
+                        .map(|i| row.get::<_, i64>(i).map(|n| n as u64))
+                        .collect::<rusqlite::Result<Vec<u64>>>()
+                })
+                .map_err(|e| raised(e.into()))?;
             Ok(counts)
         })
     }
