@@ -491,10 +491,11 @@ fn run_workers(
     }
     let mut summaries = Vec::new();
     for thread in joined {
-        summaries.push(thread.map_err(|_| Failure {
+        let summary = thread.map_err(|_| Failure {
             exit_code: 4,
             text: "a worker thread panicked".into(),
-        })??);
+        })?;
+        summaries.push(summary.map_err(|e| with_run_totals(&config, e))?);
     }
     match combined(summaries.into_iter().flatten().collect(), resumed) {
         Some(summary) => print_summary(&summary),
@@ -503,6 +504,38 @@ fn run_workers(
         ),
     }
     Ok(())
+}
+
+/// A worker stopped by a signal knows only the rows it processed itself; the message speaks
+/// of the run, so it takes the run's totals, read once every worker has ended, as a lone
+/// run's message and `mig status` give them. Where they cannot be read, the worker's stand.
+fn with_run_totals(config: &Config, error: ExecError) -> ExecError {
+    let ExecError::Stopped {
+        signal,
+        migration,
+        run_id,
+        at,
+        processed,
+        updated,
+        resume,
+    } = error
+    else {
+        return error;
+    };
+    let run = Engine::open(config.clone())
+        .and_then(|mut engine| engine.status())
+        .ok()
+        .and_then(|runs| runs.into_iter().find(|r| r.id == run_id));
+    let (processed, updated) = run.map_or((processed, updated), |r| (r.processed, r.updated));
+    ExecError::Stopped {
+        signal,
+        migration,
+        run_id,
+        at,
+        processed,
+        updated,
+        resume,
+    }
 }
 
 /// One summary for the workers of this process. Each read the run's totals when it ended;
