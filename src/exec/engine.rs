@@ -16,8 +16,12 @@ use std::time::{Duration, Instant};
 pub enum ExecError {
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("no validation named `{name}`{}", on_table(.table))]
-    NoSuchValidation { name: String, table: Option<String> },
+    #[error("no validation named `{name}`{}{}", on_table(.table), known_names(.known))]
+    NoSuchValidation {
+        name: String,
+        table: Option<String>,
+        known: Vec<String>,
+    },
     #[error("validation `{name}` ({at}) could not be evaluated: {source}")]
     ValidationUnevaluated {
         name: String,
@@ -1038,6 +1042,13 @@ impl Engine {
                 .ok_or_else(|| ExecError::NoSuchValidation {
                     name: name.clone(),
                     table: table.map(str::to_string),
+                    known: self
+                        .catalog
+                        .validations
+                        .iter()
+                        .filter(|v| table.is_none_or(|t| v.table == t))
+                        .map(|v| v.name.clone())
+                        .collect(),
                 })?;
             chosen.push(v.clone());
         }
