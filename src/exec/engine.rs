@@ -1207,6 +1207,9 @@ impl Engine {
             .into_iter()
             .enumerate()
         {
+            if n > 0 && !plan.pause.is_zero() {
+                super::stop::sleep(plan.pause);
+            }
             if let Some(signal) = super::stop::requested() {
                 return Err(ExecError::RollbackStopped {
                     signal,
@@ -1215,9 +1218,6 @@ impl Engine {
                     restored: total.restored,
                     conflicts: total.conflict_keys.len(),
                 });
-            }
-            if n > 0 && !plan.pause.is_zero() {
-                std::thread::sleep(plan.pause);
             }
             let outcome = self
                 .with_retries(plan, |store| store.rollback_batch(&step, run_id, batch))
