@@ -213,7 +213,11 @@ impl From<Refusal> for Failure {
 }
 
 fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
-    let (sources, reported) = check_sources(&config, files)?;
+    let CheckSources {
+        sources,
+        reported,
+        outside,
+    } = check_sources(&config, files)?;
     // Specs are checked on their own where the database cannot be opened; a database that
     // opens but whose schema cannot be read is an error, not a check without it, and one
     // locked past the lock timeout is "try again", as for every command.
@@ -281,17 +285,31 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
             ""
         }
     );
+    for path in outside {
+        println!(
+            "note: {path} is not in the specs folder {}: mig run, plan, validate and the node \
+             do not read it until it is",
+            config.specs.display()
+        );
+    }
     Ok(())
+}
+
+/// What `mig check` compiles and reports on.
+struct CheckSources {
+    sources: Vec<SourceFile>,
+    /// The paths of the files reported on.
+    reported: Vec<String>,
+    /// Named files that are not in the specs folder: they check here, and a run does not
+    /// see them.
+    outside: Vec<String>,
 }
 
 /// The specs `mig check` compiles, and the paths of those it reports on. Files named on the
 /// command line are checked in the context of the specs folder, as a run will see them: the
 /// folder's other files come first, so a name declared twice is reported in the named file.
 /// A file named twice, or named and in the folder, is read once.
-fn check_sources(
-    config: &Config,
-    files: &[PathBuf],
-) -> Result<(Vec<SourceFile>, Vec<String>), Failure> {
+fn check_sources(config: &Config, files: &[PathBuf]) -> Result<CheckSources, Failure> {
     let folder = match exec::read_specs(&config.specs) {
         Err(ExecError::SpecsFolder { .. }) if !files.is_empty() && !config.specs.exists() => {
             Vec::new()
@@ -300,7 +318,11 @@ fn check_sources(
     };
     if files.is_empty() {
         let reported = folder.iter().map(|f| f.path.clone()).collect();
-        return Ok((folder, reported));
+        return Ok(CheckSources {
+            sources: folder,
+            reported,
+            outside: Vec::new(),
+        });
     }
     let mut named: Vec<(PathBuf, SourceFile)> = Vec::new();
     for path in files {
@@ -319,13 +341,23 @@ fn check_sources(
         ));
     }
     let in_folder = |f: &SourceFile| entry(&exec::spec_file_path(&config.specs, &f.path)).ok();
+    let folder_entries: Vec<PathBuf> = folder.iter().filter_map(in_folder).collect();
+    let outside = named
+        .iter()
+        .filter(|(real, _)| !folder_entries.contains(real))
+        .map(|(_, f)| f.path.clone())
+        .collect();
     let mut sources: Vec<SourceFile> = folder
         .into_iter()
         .filter(|f| in_folder(f).is_none_or(|real| named.iter().all(|(n, _)| *n != real)))
         .collect();
     let reported = named.iter().map(|(_, f)| f.path.clone()).collect();
     sources.extend(named.into_iter().map(|(_, f)| f));
-    Ok((sources, reported))
+    Ok(CheckSources {
+        sources,
+        reported,
+        outside,
+    })
 }
 
 /// Which entry of which folder `path` is, however its folder is spelled. The entry itself is
@@ -510,10 +542,11 @@ fn run_workers(
     }
     let mut summaries = Vec::new();
     for thread in joined {
-        summaries.push(thread.map_err(|_| Failure {
+        let summary = thread.map_err(|_| Failure {
             exit_code: 4,
             text: "a worker thread panicked".into(),
-        })??);
+        })?;
+        summaries.push(summary.map_err(|e| with_run_totals(&config, e))?);
     }
     match combined(summaries.into_iter().flatten().collect(), resumed) {
         Some(summary) => print_summary(&summary),
@@ -522,6 +555,38 @@ fn run_workers(
         ),
     }
     Ok(())
+}
+
+/// A worker stopped by a signal knows only the rows it processed itself; the message speaks
+/// of the run, so it takes the run's totals, read once every worker has ended, as a lone
+/// run's message and `mig status` give them. Where they cannot be read, the worker's stand.
+fn with_run_totals(config: &Config, error: ExecError) -> ExecError {
+    let ExecError::Stopped {
+        signal,
+        migration,
+        run_id,
+        at,
+        processed,
+        updated,
+        resume,
+    } = error
+    else {
+        return error;
+    };
+    let run = Engine::open(config.clone())
+        .and_then(|mut engine| engine.status())
+        .ok()
+        .and_then(|runs| runs.into_iter().find(|r| r.id == run_id));
+    let (processed, updated) = run.map_or((processed, updated), |r| (r.processed, r.updated));
+    ExecError::Stopped {
+        signal,
+        migration,
+        run_id,
+        at,
+        processed,
+        updated,
+        resume,
+    }
 }
 
 /// One summary for the workers of this process. Each read the run's totals when it ended;

@@ -17,6 +17,13 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path}:{line}:{col}: {message}")]
+    InvalidAt {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
     #[error(
         "database url `{0}` is not understood: use `sqlite:PATH` or `postgres://user@host:port/db`"
     )]
@@ -99,10 +106,8 @@ impl Config {
                     path: path.clone(),
                     source,
                 })?;
-                let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-                    path: path.clone(),
-                    message: e.message().to_string(),
-                })?;
+                let raw: RawConfig =
+                    toml::from_str(&text).map_err(|e| located(path.clone(), &text, &e))?;
                 let root = path
                     .parent()
                     .map(Path::to_path_buf)
@@ -136,6 +141,25 @@ impl Config {
     /// ever created and seeded by mig.
     pub fn is_demo_database(&self) -> bool {
         matches!(&self.database, Database::Sqlite(p) if *p == self.root.join(DEMO_DATABASE))
+    }
+}
+
+/// The parser's error at the line and column it points at: without them, `expected newline`
+/// over a file of a dozen lines leaves the user to guess which line (`pause = 50ms`,
+/// unquoted). Columns count characters from 1, as spec diagnostics do.
+fn located(path: PathBuf, text: &str, error: &toml::de::Error) -> ConfigError {
+    let message = error.message().to_string();
+    let Some(span) = error.span() else {
+        return ConfigError::Invalid { path, message };
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let last_line = before.rsplit_once('\n').map_or(before, |(_, last)| last);
+    ConfigError::InvalidAt {
+        path,
+        line,
+        col: last_line.chars().count() + 1,
+        message,
     }
 }
 
@@ -305,6 +329,23 @@ mod tests {
         assert_eq!(config.defaults.batch, 10);
         assert_eq!(config.defaults.pause, Duration::from_millis(5));
         assert_eq!(config.defaults.yield_after, Some(Duration::from_millis(2)));
+    }
+
+    #[test]
+    fn a_toml_error_names_its_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("[defaults]\nbatch = 10\npause = 50ms\n", ":3:11: "),
+            ("[defaults]\nbatch = \"100\"\n", ":2:9: "),
+            ("[database]\nurl = \"sqlite:x\n", ":2:16: "),
+            ("[default]\nbatch = 1\n", ":1:2: "),
+        ];
+        for (text, at) in cases {
+            std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
+            let err = Config::load(None, dir.path()).unwrap_err().to_string();
+            let expected = format!("{}{at}", dir.path().join(FILE_NAME).display());
+            assert!(err.starts_with(&expected), "{text:?}: {err}");
+        }
     }
 
     #[test]

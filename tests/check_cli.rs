@@ -72,6 +72,9 @@ fn every_golden_diagnostic_is_what_the_binary_prints() {
     assert!(checked >= 12, "only {checked} golden files");
 }
 
+/// The spec named is the repository's, outside the project's specs folder: it checks, and the
+/// summary says a run will not see it, where `mig run` of a migration it declares once
+/// answered "no migration named" after `mig check` said ok.
 #[test]
 fn a_good_spec_is_summarised_with_its_idempotence_verdicts() {
     let project = schema_project();
@@ -79,12 +82,17 @@ fn a_good_spec_is_summarised_with_its_idempotence_verdicts() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "backfill users.full_name on users\n  \
-         set full_name = (first_name || ' ') || last_name: idempotent (does not read `full_name`)\n\
-         migrate normalize_email on users\n  \
-         set email = lower(trim(email)): idempotent (normalises `email`: applying it again changes nothing)\n\
-         validate no_nulls on users\nvalidate email_format on users\n\
-         ok: 1 file, 2 migrations, 2 validations, checked against the live schema\n"
+        format!(
+            "backfill users.full_name on users\n  \
+             set full_name = (first_name || ' ') || last_name: idempotent (does not read `full_name`)\n\
+             migrate normalize_email on users\n  \
+             set email = lower(trim(email)): idempotent (normalises `email`: applying it again changes nothing)\n\
+             validate no_nulls on users\nvalidate email_format on users\n\
+             ok: 1 file, 2 migrations, 2 validations, checked against the live schema\n\
+             note: specs/users.mig is not in the specs folder {}: mig run, plan, validate and \
+             the node do not read it until it is\n",
+            project.path().join("specs").display()
+        )
     );
 }
 

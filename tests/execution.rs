@@ -202,6 +202,19 @@ fn validate_counts_failed_rows_per_validation_on(backend: &Backend) {
     );
 }
 
+/// A validation name mistyped is answered, as a migration's is, with the names known; the
+/// error named only the typo.
+#[test]
+fn unknown_validation_lists_the_known_ones() {
+    let project = Project::sqlite(ACCOUNTS.sqlite, SPEC);
+    let out = project.mig(&["validate", "emails_lowr"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: no validation named `emails_lowr` (known: tiers_set, emails_lower)\n"
+    );
+}
+
 #[test]
 fn unknown_migration_is_bad_input() {
     on_every_store(unknown_migration_is_bad_input_on);

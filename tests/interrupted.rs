@@ -334,3 +334,48 @@ fn ctrl_c_and_sigterm_stop_between_batches_and_say_how_to_go_on() {
     assert!(project.mig(&["rollback", "items.label"]).status.success());
     assert_eq!(project.dump("items"), before);
 }
+
+/// Ctrl-C during a long `pause` stops the command then, not once the pause is over: with
+/// `pause 1m` the run and the rollback kept the terminal for up to a minute, as if hung.
+#[test]
+fn ctrl_c_cuts_a_long_pause_short() {
+    let long_pause = SPEC.replace("pause 30ms", "pause 60s");
+    let project = Project::sqlite(&items(), &long_pause);
+    let run = spawn_with_stderr(&project, &["run", "items.label"]);
+    let asked = std::time::Instant::now();
+    let out = signal_when(&project, run, "SELECT batches >= 1 FROM _mig_runs", "INT");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(30),
+        "the run stopped only after its pause: {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        stderr(&out).contains("run 1 of items.label stopped at checkpoint 200"),
+        "{}",
+        stderr(&out)
+    );
+
+    project.write_spec(&SPEC.replace("pause 30ms", "pause 0ms"));
+    assert!(project.mig(&["run", "items.label"]).status.success());
+    project.write_spec(&long_pause);
+    let rollback = spawn_with_stderr(&project, &["rollback", "items.label"]);
+    let asked = std::time::Instant::now();
+    let out = signal_when(
+        &project,
+        rollback,
+        "SELECT count(*) >= 1 FROM items WHERE label IS NULL",
+        "INT",
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(30),
+        "the rollback stopped only after its pause: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        project.query_i64("SELECT count(*) FROM items WHERE label IS NULL"),
+        Some(200),
+        "one batch restored, none after the signal"
+    );
+}

@@ -545,3 +545,58 @@ fn plan_says_a_stopped_shared_run_resumes_with_workers() {
     let out = project.mig(&["run", "wm"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
+
+/// Ctrl-C stops every worker after its batch in flight, and the message gives the run's
+/// totals, as `mig status` does; it gave the rows of whichever worker reported first, a
+/// third of them with three workers.
+#[test]
+fn workers_stopped_by_ctrl_c_report_the_runs_totals() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "migrate bump on t {\n    set n = n + 1\n    batch 50\n    pause 100ms\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    let mut run = project
+        .command(&["run", "bump", "--workers", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // _mig_claims is made by the run as it opens, after the process starts.
+    let done = || {
+        project
+            .query("SELECT count(*) FROM pg_tables WHERE tablename = '_mig_claims'")
+            .first()
+            .is_some_and(|n| n == "1")
+            && project.query("SELECT count(*) FROM _mig_claims WHERE done")[0]
+                .parse::<u64>()
+                .unwrap()
+                >= 12
+    };
+    while !done() {
+        if run.try_wait().unwrap().is_some() {
+            panic!(
+                "the run ended too soon: {}",
+                stderr(&run.wait_with_output().unwrap())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let totals = project
+        .query("SELECT processed || ' rows processed, ' || updated || ' updated' FROM _mig_runs");
+    assert!(
+        stderr(&out).contains(&format!(
+            "run 1 of bump stopped at the key ranges its workers have done ({})",
+            totals[0]
+        )),
+        "{}",
+        stderr(&out)
+    );
+}

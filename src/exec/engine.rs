@@ -16,8 +16,12 @@ use std::time::{Duration, Instant};
 pub enum ExecError {
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("no validation named `{name}`{}", on_table(.table))]
-    NoSuchValidation { name: String, table: Option<String> },
+    #[error("no validation named `{name}`{}{}", on_table(.table), known_names(.known))]
+    NoSuchValidation {
+        name: String,
+        table: Option<String>,
+        known: Vec<String>,
+    },
     #[error("validation `{name}` ({at}) could not be evaluated: {source}")]
     ValidationUnevaluated {
         name: String,
@@ -1079,6 +1083,13 @@ impl Engine {
                 .ok_or_else(|| ExecError::NoSuchValidation {
                     name: name.clone(),
                     table: table.map(str::to_string),
+                    known: self
+                        .catalog
+                        .validations
+                        .iter()
+                        .filter(|v| table.is_none_or(|t| v.table == t))
+                        .map(|v| v.name.clone())
+                        .collect(),
                 })?;
             chosen.push(v.clone());
         }
@@ -1242,6 +1253,9 @@ impl Engine {
             .into_iter()
             .enumerate()
         {
+            if n > 0 && !plan.pause.is_zero() {
+                super::stop::sleep(plan.pause);
+            }
             if let Some(signal) = super::stop::requested() {
                 return Err(ExecError::RollbackStopped {
                     signal,
@@ -1250,9 +1264,6 @@ impl Engine {
                     restored: total.restored,
                     conflicts: total.conflict_keys.len(),
                 });
-            }
-            if n > 0 && !plan.pause.is_zero() {
-                std::thread::sleep(plan.pause);
             }
             let outcome = self
                 .with_retries(plan, |store| store.rollback_batch(&step, run_id, batch))

@@ -5,6 +5,7 @@
 //! A second signal ends the process at once, as the default handler would have.
 
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 /// The signal that asked the command to stop; 0 while none has.
 static STOP: AtomicI32 = AtomicI32::new(0);
@@ -34,6 +35,22 @@ pub fn requested() -> Option<Signal> {
         number => Some(Signal(number)),
     }
 }
+
+/// Sleeps `length`, or less where a stop is requested meanwhile: a `pause 1m` between batches
+/// kept Ctrl-C waiting for the rest of the minute, as if the command hung.
+pub fn sleep(length: Duration) {
+    let until = Instant::now() + length;
+    while requested().is_none() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(SLICE));
+    }
+}
+
+/// How long a stop may wait for a sleep to notice it.
+const SLICE: Duration = Duration::from_millis(20);
 
 /// A signal that stopped a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -113,7 +113,7 @@ impl Throttle {
         };
         let rest = self.pause.max(rest);
         if !rest.is_zero() {
-            std::thread::sleep(rest);
+            super::stop::sleep(rest);
         }
     }
 
