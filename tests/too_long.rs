@@ -40,6 +40,7 @@ fn a_computed_value_too_long_for_its_column_stops_the_run_before_its_batch() {
             "batch 2 of run 1 failed and was rolled back",
             &format!("`codes`.`c` ({shown})"),
             &format!("value too long for type {shown}"),
+            "as it will again: fix the row",
         ] {
             assert!(
                 message.contains(needle),

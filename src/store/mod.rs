@@ -414,13 +414,14 @@ impl StoreError {
         }
     }
 
-    /// Whether the spec's expression failed on a row's values (division by zero, overflow):
-    /// running the batch again fails again, until the spec or the row changes. On SQLite,
-    /// mig's functions raise these, and its store hands them on as `Eval`.
+    /// Whether the spec's expression failed on a row's values (division by zero, overflow,
+    /// a value longer than its column takes): running the batch again fails again, until the
+    /// spec or the row changes. On SQLite, mig's functions raise these, and its store hands
+    /// them on as `Eval`.
     pub fn is_data_error(&self) -> bool {
         match self {
             StoreError::Postgres(e) => e.code().is_some_and(|code| code.code().starts_with("22")),
-            StoreError::Eval(_) | StoreError::Unwritable(_) => true,
+            StoreError::Eval(_) | StoreError::Unwritable(_) | StoreError::TooLong { .. } => true,
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, Some(text))) => {
                 text == sqlite::NOT_UTF8
             }
@@ -446,8 +447,7 @@ impl StoreError {
     /// (the table's constraints, triggers or policies, the rows' values, a size limit): the
     /// statement was rolled back, so the caller knows exactly what did and did not happen.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, StoreError::TooLong { .. })
-            || self.is_constraint_violation()
+        self.is_constraint_violation()
             || self.is_data_error()
             || self.is_refused_by_table()
             || self.is_too_large()
