@@ -560,33 +560,20 @@ fn run_workers(
 /// A worker stopped by a signal knows only the rows it processed itself; the message speaks
 /// of the run, so it takes the run's totals, read once every worker has ended, as a lone
 /// run's message and `mig status` give them. Where they cannot be read, the worker's stand.
-fn with_run_totals(config: &Config, error: ExecError) -> ExecError {
-    let ExecError::Stopped {
-        signal,
-        migration,
+fn with_run_totals(config: &Config, mut error: ExecError) -> ExecError {
+    if let ExecError::Stopped {
         run_id,
-        at,
         processed,
         updated,
-        resume,
-    } = error
-    else {
-        return error;
-    };
-    let run = Engine::open(config.clone())
-        .and_then(|mut engine| engine.status())
-        .ok()
-        .and_then(|runs| runs.into_iter().find(|r| r.id == run_id));
-    let (processed, updated) = run.map_or((processed, updated), |r| (r.processed, r.updated));
-    ExecError::Stopped {
-        signal,
-        migration,
-        run_id,
-        at,
-        processed,
-        updated,
-        resume,
+        ..
+    } = &mut error
+    {
+        let runs = exec::read_runs(config).unwrap_or_default();
+        if let Some(run) = runs.into_iter().find(|r| r.id == *run_id) {
+            (*processed, *updated) = (run.processed, run.updated);
+        }
     }
+    error
 }
 
 /// One summary for the workers of this process. Each read the run's totals when it ended;
