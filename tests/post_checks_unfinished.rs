@@ -46,6 +46,13 @@ fn a_check_that_cannot_be_evaluated_leaves_the_run_checking_until_the_next_run_c
             stdout(&project.mig(&["status"])).contains("checking"),
             "{name}"
         );
+        assert!(
+            stdout(&project.mig(&["status"])).contains(
+                "interrupted (recorded checking, but no process works on it: \
+                 `mig run tag` runs its post-checks again)"
+            ),
+            "{name}: the run's process has ended"
+        );
 
         // The check, fixed, now fails on the rows the run wrote: run 1 is restored.
         project.write_spec(&spec("not c matches '!$'"));
