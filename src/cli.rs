@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::diagnostic::FileDiagnostics;
 use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
-use crate::plan::RunOptions;
+use crate::plan::{count, RunOptions};
 use crate::store::{RunRecord, RunStatus, StoreError};
 use crate::value::Value;
 use clap::{Parser, Subcommand};
@@ -36,7 +36,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check spec files (default: every .mig in the specs folder) against the live schema
+    /// Check spec files, or the .mig files below a folder (default: every .mig in the specs
+    /// folder), against the live schema
     Check { files: Vec<PathBuf> },
     /// Show what a migration will do, batch by batch, without doing it
     Plan {
@@ -274,11 +275,10 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
         .filter(|m| is_reported(&m.origin.path))
         .count();
     println!(
-        "ok: {} file{}, {} migrations, {} validations{}",
-        reported.len(),
-        if reported.len() == 1 { "" } else { "s" },
-        migrations,
-        validations.len(),
+        "ok: {}, {}, {}{}",
+        count(reported.len() as u64, "file", "files"),
+        count(migrations as u64, "migration", "migrations"),
+        count(validations.len() as u64, "validation", "validations"),
         if schema.is_some() {
             ", checked against the live schema"
         } else {
@@ -325,7 +325,7 @@ fn check_sources(config: &Config, files: &[PathBuf]) -> Result<CheckSources, Fai
         });
     }
     let mut named: Vec<(PathBuf, SourceFile)> = Vec::new();
-    for path in files {
+    for path in &with_folders_walked(files)? {
         let cannot_read = |e: std::io::Error| Failure {
             exit_code: 2,
             text: format!("cannot read {}: {e}", path.display()),
@@ -358,6 +358,27 @@ fn check_sources(config: &Config, files: &[PathBuf]) -> Result<CheckSources, Fai
         reported,
         outside,
     })
+}
+
+/// `files` with each folder among them replaced by the `.mig` files below it, as the specs
+/// folder is walked; a folder with none is an error, since checking nothing would pass.
+fn with_folders_walked(files: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    let mut walked = Vec::new();
+    for path in files {
+        if !path.is_dir() {
+            walked.push(path.clone());
+            continue;
+        }
+        let below = exec::specs::spec_files_below(path)?;
+        if below.is_empty() {
+            return Err(Failure {
+                exit_code: 2,
+                text: format!("{} is a folder with no .mig file in it", path.display()),
+            });
+        }
+        walked.extend(below);
+    }
+    Ok(walked)
 }
 
 /// Which entry of which folder `path` is, however its folder is spelled. The entry itself is
@@ -604,21 +625,21 @@ fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
 fn print_summary(s: &RunSummary) {
     let secs = s.duration.as_secs_f64();
     println!(
-        "{}: run {}{}: {} rows processed, {} updated, {} batches in {:.2} s ({:.0} rows/s); longest batch transaction {:.1} ms",
+        "{}: run {}{}: {} rows processed, {} updated, {} in {:.2} s ({:.0} rows/s); longest batch transaction {:.1} ms",
         s.migration,
         s.run_id,
         if s.resumed { " (resumed)" } else { "" },
         s.processed,
         s.updated,
-        s.batches,
+        count(s.batches as u64, "batch", "batches"),
         secs,
         s.processed_now as f64 / secs.max(1e-9),
         s.longest_batch.as_secs_f64() * 1000.0
     );
     if let Some(y) = s.yielded {
         println!(
-            "  yield: {} batches ran while another session was busy ({} rows, {} a batch)",
-            y.busy_batches,
+            "  yield: {} ran while another session was busy ({} rows, {} a batch)",
+            count(y.busy_batches, "batch", "batches"),
             y.busy_rows,
             y.busy_rows.checked_div(y.busy_batches).unwrap_or(0)
         );
@@ -663,7 +684,15 @@ fn validate(config: Config, names: Vec<String>) -> Result<(), Failure> {
     };
     for r in &results {
         let verdict = if r.passed { "passed" } else { "FAILED" };
-        println!("{}: {verdict} ({} failed rows)", r.name, r.failed_rows);
+        let first = r
+            .first_failed_key
+            .as_ref()
+            .map_or(String::new(), |k| format!(", the first at key {k}"));
+        println!(
+            "{}: {verdict} ({}{first})",
+            r.name,
+            count(r.failed_rows, "failed row", "failed rows")
+        );
     }
     if !unevaluated.is_empty() {
         return Err(Failure {
@@ -720,13 +749,13 @@ fn status(config: Config) -> Result<(), Failure> {
             .as_ref()
             .map_or("-".to_string(), |k| k.to_string());
         println!(
-            "run {} {} {}: {} processed, {} updated, {} batches, checkpoint {}, started {}, last change {}{}",
+            "run {} {} {}: {} processed, {} updated, {}, checkpoint {}, started {}, last change {}{}",
             r.id,
             r.migration,
             state_shown(&state),
             r.processed,
             r.updated,
-            r.batches,
+            count(r.batches as u64, "batch", "batches"),
             checkpoint,
             r.started_at,
             r.updated_at,
@@ -744,10 +773,10 @@ fn rollback(config: Config, name: &str) -> Result<(), Failure> {
     exec::stop::catch_signals();
     let summary = engine.rollback(name)?;
     println!(
-        "{name}: run {} rolled back: {} rows restored, {} conflicts",
+        "{name}: run {} rolled back: {}, {}",
         summary.run_id,
-        summary.restored,
-        summary.conflict_keys.len()
+        count(summary.restored, "row restored", "rows restored"),
+        count(summary.conflict_keys.len() as u64, "conflict", "conflicts")
     );
     if !summary.conflict_keys.is_empty() {
         println!(
@@ -856,12 +885,12 @@ impl Reporter {
             None if self.last_line.elapsed() >= Duration::from_secs(1) => {
                 self.last_line = Instant::now();
                 eprintln!(
-                    "{}: {}/{} rows processed, {} updated, {} batches, {:.0} rows/s",
+                    "{}: {}/{} rows processed, {} updated, {}, {:.0} rows/s",
                     self.name,
                     p.processed,
                     p.expected,
                     p.updated,
-                    p.batches,
+                    count(p.batches as u64, "batch", "batches"),
                     self.rate(p)
                 );
             }

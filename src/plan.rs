@@ -139,15 +139,19 @@ impl Plan {
             .collect()
     }
 
-    /// The plan as `mig plan` prints it, one line per entry. `rows` is the table's size now.
-    pub fn describe(&self, store: &dyn Store, size: RowCount) -> Vec<String> {
-        let rows = size.rows();
+    /// The plan as `mig plan` prints it, one line per entry. `size` is the table's size now;
+    /// `resumed`, where the run resumes an unfinished one, what that run left to do.
+    pub fn describe(
+        &self,
+        store: &dyn Store,
+        size: RowCount,
+        resumed: Option<&Resumed>,
+    ) -> Vec<String> {
         let m = &self.migration;
         let kind = match m.kind {
             MigrationKind::Backfill => "backfill",
             MigrationKind::Migrate => "migrate",
         };
-        let to_process = self.limit.map_or(rows, |l| l.min(rows));
         let mut lines = vec![
             format!("{kind} {} on table {}", m.name, m.table),
             format!(
@@ -159,18 +163,7 @@ impl Plan {
                 "walk {} by key {} in batches of {}, lowest keys first (keyset: each batch starts after the checkpoint)",
                 m.table, self.key, self.batch
             ),
-            format!(
-                "  {} rows in the table now{}; this run processes {}{} in about {}",
-                size.show(rows),
-                match size {
-                    RowCount::Exact(_) => "",
-                    RowCount::About(_) => " (the database's estimate, not a count)",
-                },
-                size.show(to_process),
-                self.limit
-                    .map_or(String::new(), |l| format!(" (limit {l})")),
-                count(to_process.div_ceil(self.batch), "batch", "batches")
-            ),
+            self.describe_rows(size, resumed),
             format!(
                 "  pause {} between batches; lock timeout {}; {} on lock timeout",
                 show_duration(self.pause),
@@ -227,9 +220,59 @@ impl Plan {
         }
         lines
     }
+
+    /// The line with the table's size and how many rows and batches this run takes: the
+    /// rows after the checkpoint where it resumes a run, whose limit counts the rows that
+    /// run processed before.
+    fn describe_rows(&self, size: RowCount, resumed: Option<&Resumed>) -> String {
+        let estimate = match size {
+            RowCount::Exact(_) => "",
+            RowCount::About(_) => " (the database's estimate, not a count)",
+        };
+        let limit = self
+            .limit
+            .map_or(String::new(), |l| format!(" (limit {l})"));
+        let (rest, to_process) = match resumed {
+            Some(r) => (
+                r.rest,
+                self.limit.map_or(r.rest.rows(), |l| {
+                    l.saturating_sub(r.processed).min(r.rest.rows())
+                }),
+            ),
+            None => (size, self.limit.map_or(size.rows(), |l| l.min(size.rows()))),
+        };
+        let batches = count(to_process.div_ceil(self.batch), "batch", "batches");
+        match resumed {
+            None => format!(
+                "  {} rows in the table now{estimate}; this run processes {}{limit} in about {batches}",
+                size.show(size.rows()),
+                size.show(to_process),
+            ),
+            Some(r) => format!(
+                "  {} rows in the table now{estimate}, {} after the checkpoint of run {}, which \
+                 processed {} before; this run processes {}{limit} in about {batches}",
+                size.show(size.rows()),
+                rest.show(rest.rows()),
+                r.run_id,
+                r.processed,
+                rest.show(to_process),
+            ),
+        }
+    }
 }
 
-fn count(n: u64, one: &str, many: &str) -> String {
+/// What an unfinished run that `mig run` resumes has left, for its plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resumed {
+    pub run_id: i64,
+    /// Rows the run processed before it stopped.
+    pub processed: u64,
+    /// Rows with a key after its checkpoint now.
+    pub rest: RowCount,
+}
+
+/// `n` with the noun that fits it: "1 batch", "2 batches".
+pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

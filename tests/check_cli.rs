@@ -197,7 +197,7 @@ fn a_named_file_is_checked_in_the_context_of_the_specs_folder() {
     let also_a = specs.join(".").join("a.mig").display().to_string();
     let only_a = "backfill users.full_name on users\n  \
                   set full_name = email: idempotent (does not read `full_name`)\n\
-                  ok: 1 file, 1 migrations, 0 validations, checked against the live schema\n";
+                  ok: 1 file, 1 migration, 0 validations, checked against the live schema\n";
     for files in [&[a.as_str()][..], &[&a, &a, &also_a]] {
         let out = mig_check_files(project.path(), files);
         assert!(out.status.success(), "{files:?}: {}", stderr(&out));
@@ -236,6 +236,56 @@ fn a_named_file_is_checked_in_the_context_of_the_specs_folder() {
         stderr(&out).contains("is declared twice"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// A folder named to `mig check` stands for the `.mig` files below it. `mig check specs`
+/// once failed with "Is a directory".
+#[test]
+fn a_named_folder_is_checked_as_the_spec_files_below_it() {
+    let project = schema_project();
+    let specs = project.path().join("specs");
+    std::fs::create_dir_all(specs.join("billing")).unwrap();
+    std::fs::create_dir(project.path().join("empty")).unwrap();
+    std::fs::write(
+        specs.join("a.mig"),
+        "validate v on users {\n    not_null email\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("billing/b.mig"),
+        "backfill full_name on users {\n    set full_name = email\n    check v\n}\n",
+    )
+    .unwrap();
+    let billing = specs.join("billing").display().to_string();
+    let out = mig_check(project.path(), &billing);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "backfill users.full_name on users\n  \
+         set full_name = email: idempotent (does not read `full_name`)\n\
+         ok: 1 file, 1 migration, 0 validations, checked against the live schema\n"
+    );
+
+    let whole = mig_check_files(project.path(), &[]);
+    let named = mig_check(project.path(), &specs.display().to_string());
+    assert!(named.status.success(), "{}", stderr(&named));
+    assert_eq!(stdout(&named), stdout(&whole));
+    assert!(
+        stdout(&named).contains("ok: 2 files, 1 migration, 1 validation"),
+        "{}",
+        stdout(&named)
+    );
+
+    let empty = project.path().join("empty");
+    let out = mig_check(project.path(), &empty.display().to_string());
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {} is a folder with no .mig file in it\n",
+            empty.display()
+        )
     );
 }
 

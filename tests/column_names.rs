@@ -34,7 +34,7 @@ fn a_unique_check_counts_duplicates_beside_a_column_named_like_its_count() {
             stderr(&out)
         );
         assert!(
-            stdout(&out).contains("unique_email: FAILED (2 failed rows)"),
+            stdout(&out).contains("unique_email: FAILED (2 failed rows, the first at key 1)"),
             "{}: {}",
             backend.name(),
             stdout(&out)

@@ -193,7 +193,7 @@ fn validate_counts_failed_rows_per_validation_on(backend: &Backend) {
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(
-        text.contains("emails_lower: FAILED (250 failed rows)"),
+        text.contains("emails_lower: FAILED (250 failed rows, the first at key 'acct-0001')"),
         "{text}"
     );
     assert!(
@@ -248,7 +248,7 @@ fn a_case_only_change_is_written_even_under_a_nocase_column() {
     );
     let rollback = project.mig(&["rollback", "lower_email"]);
     assert!(
-        stdout(&rollback).contains("1 rows restored, 0 conflicts"),
+        stdout(&rollback).contains("1 row restored, 0 conflicts"),
         "{}",
         stdout(&rollback)
     );
@@ -272,12 +272,65 @@ fn unique_counts_values_by_bytes_under_a_case_insensitive_collation() {
         let project = Project::on(&backend, &setup, spec);
         let out = project.mig(&["validate", "u"]);
         assert!(
-            stdout(&out).contains("u: FAILED (2 failed rows)"),
+            stdout(&out).contains("u: FAILED (2 failed rows, the first at key 3)"),
             "{}: only the two 'x' repeat: {}{}",
             backend.name(),
             stdout(&out),
             stderr(&out)
         );
+    }
+}
+
+/// A failed validation names the lowest key among its failing rows, text keys compared by
+/// bytes ('B' before 'a'), whether the database evaluates the check or, for a `matches` on
+/// PostgreSQL, the interpreter does; the rows lie in the table out of key order, so the first
+/// failing row a scan meets is not the answer.
+#[test]
+fn a_failed_validation_names_its_lowest_failing_key() {
+    let setup = Setup {
+        sqlite: "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT);
+                 CREATE TABLE k (code TEXT PRIMARY KEY NOT NULL, s TEXT);
+                 INSERT INTO t VALUES (9, 'x9'), (3, 'x3'), (1, 'a1'), (7, 'x7');
+                 INSERT INTO k VALUES ('b', 'xb'), ('B', 'xB'), ('a', 'xa'), ('c', 'ac');",
+        postgres: "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT);
+                   CREATE TABLE k (code TEXT COLLATE \"und-x-icu\" PRIMARY KEY, s TEXT);
+                   INSERT INTO t VALUES (9, 'x9'), (3, 'x3'), (1, 'a1'), (7, 'x7');
+                   INSERT INTO k VALUES ('b', 'xb'), ('B', 'xB'), ('a', 'xa'), ('c', 'ac');",
+    };
+    let spec = "validate pushed on t {\n    expect s < 'b'\n}\n\n\
+                validate interpreted on t {\n    expect s matches '^a'\n}\n\n\
+                validate pushed_text on k {\n    expect s < 'b'\n}\n\n\
+                validate interpreted_text on k {\n    expect s matches '^a'\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        // Apart: where one check of a table is interpreted, its scan decides all of them.
+        for (names, lines) in [
+            (
+                ["pushed", "pushed_text"],
+                [
+                    "pushed: FAILED (3 failed rows, the first at key 3)",
+                    "pushed_text: FAILED (3 failed rows, the first at key 'B')",
+                ],
+            ),
+            (
+                ["interpreted", "interpreted_text"],
+                [
+                    "interpreted: FAILED (3 failed rows, the first at key 3)",
+                    "interpreted_text: FAILED (3 failed rows, the first at key 'B')",
+                ],
+            ),
+        ] {
+            let out = project.mig(&["validate", names[0], names[1]]);
+            let text = stdout(&out);
+            for line in lines {
+                assert!(
+                    text.contains(line),
+                    "{}: no `{line}` in:\n{text}{}",
+                    backend.name(),
+                    stderr(&out)
+                );
+            }
+        }
     }
 }
 
@@ -447,7 +500,7 @@ fn a_validation_that_cannot_be_evaluated_is_named_and_the_others_reported() {
         let out = project.mig(&["validate"]);
         assert_eq!(out.status.code(), Some(4), "{}", backend.name());
         assert!(
-            stdout(&out).contains("ok1: FAILED (1 failed rows)")
+            stdout(&out).contains("ok1: FAILED (1 failed row, the first at key 3)")
                 && stdout(&out).contains("ok2: passed (0 failed rows)"),
             "{}: {}",
             backend.name(),

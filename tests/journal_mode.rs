@@ -28,7 +28,7 @@ fn commands_that_only_read_leave_the_journal_mode_alone() {
     }
     let out = project.mig(&["validate"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stdout(&out).contains("labelled: FAILED (3 failed rows)"));
+    assert!(stdout(&out).contains("labelled: FAILED (3 failed rows, the first at key "));
     assert_eq!(journal_mode(&project), "delete", "after mig validate");
     let (replies, log) = project.node(&[
         envelope(json!({"type": "plan", "msg_id": 1, "kind": "backfill", "table": "t", "column": "label"})),

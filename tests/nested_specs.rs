@@ -38,7 +38,7 @@ fn write(project: &Project, file: &str, text: &str) {
 }
 
 const ALL_THREE: &str =
-    "ok: 3 files, 2 migrations, 1 validations, checked against the live schema\n";
+    "ok: 3 files, 2 migrations, 1 validation, checked against the live schema\n";
 
 fn checks_all_three(project: &Project) {
     let out = within_a_minute(project.command(&["check"]));
@@ -126,7 +126,7 @@ fn a_named_file_in_a_folder_is_checked_beside_the_others() {
         "backfill x on t {\n    set x = 'a'\n    check x_is_set\n}\n",
     );
     let only_the_backfill = "backfill t.x on t\n  set x = 'a': idempotent (does not read `x`)\n\
-         ok: 1 file, 1 migrations, 0 validations, checked against the live schema\n";
+         ok: 1 file, 1 migration, 0 validations, checked against the live schema\n";
     let absolute = project.path().join("specs/billing/2026_fix.mig");
     for file in ["specs/billing/2026_fix.mig", absolute.to_str().unwrap()] {
         let out = project.mig(&["check", file]);

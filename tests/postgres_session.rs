@@ -119,7 +119,7 @@ fn a_case_insensitive_column_is_compared_by_bytes_in_run_and_rollback() {
     let out = project.mig(&["rollback", "copy"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("1 rows restored, 1 conflicts"),
+        stdout(&out).contains("1 row restored, 1 conflict\n"),
         "{}",
         stdout(&out)
     );

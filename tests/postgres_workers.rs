@@ -297,7 +297,7 @@ fn a_failing_post_check_of_a_shared_run_is_rolled_back_once_without_conflicts() 
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
         stderr(&out).contains(
-            "post-check failed for bump: small failed on 502 rows; \
+            "post-check failed for bump: small failed on 502 rows, the first at key 2499; \
              the run's 3000 updated rows were restored from the backup (0 conflicts)"
         ),
         "{}",

@@ -247,7 +247,7 @@ fn a_failed_post_check_whose_rollback_is_refused_names_both() {
         assert_eq!(out.status.code(), Some(4), "{}: {said}", backend.name());
         assert!(
             said.contains(
-                "post-check failed for t.b: small failed on 2 rows; restoring the run from the \
+                "post-check failed for t.b: small failed on 2 rows, the first at key 5; restoring the run from the \
                  backup did not finish: the rollback of run 1 stopped at batch 3"
             ),
             "{}: {said}",
@@ -256,7 +256,8 @@ fn a_failed_post_check_whose_rollback_is_refused_names_both() {
         let status = stdout(&project.mig(&["status"]));
         assert!(
             status.contains("rolling_back")
-                && status.contains("(post-check failed: small failed on 2 rows)"),
+                && status
+                    .contains("(post-check failed: small failed on 2 rows, the first at key 5)"),
             "{}: {status}",
             backend.name()
         );
@@ -353,8 +354,8 @@ fn a_trigger_that_raises_or_a_value_of_another_type_says_it_will_fail_again() {
 }
 
 /// `mig plan` tells what `mig run` will do with the migration's stopped run: resume it at
-/// its checkpoint, or, under a changed spec, refuse to. It once described a fresh run over
-/// the whole table either way.
+/// its checkpoint, counting only the rows after it, or, under a changed spec, refuse to. It
+/// once described a fresh run over the whole table either way.
 #[test]
 fn plan_names_the_stopped_run_and_what_run_will_do_with_it() {
     let setup = Setup {
@@ -374,6 +375,15 @@ fn plan_names_the_stopped_run_and_what_run_will_do_with_it() {
             plan.contains(
                 "run 1 is unfinished at checkpoint 4 (4 rows processed, 4 updated): `mig run` \
                  resumes it there"
+            ),
+            "{}: {plan}",
+            backend.name()
+        );
+        // The rows and batches left after the checkpoint, not the whole table's.
+        assert!(
+            plan.contains(
+                "6 rows in the table now, 2 after the checkpoint of run 1, which processed 4 \
+                 before; this run processes 2 in about 1 batch\n"
             ),
             "{}: {plan}",
             backend.name()

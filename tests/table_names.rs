@@ -218,8 +218,14 @@ fn a_pushed_down_backfill_its_checks_and_its_rollback_read_the_table_of_any_name
             ];
             // Not null fails in rows 1-4 and 7, `b > a` in 5, 8 and 10; row 3's `f`.
             let out = mig(project, &validations, 1)?;
-            expect_contains(&out, &format!("doubled_{name}: FAILED (8 failed rows)"))?;
-            expect_contains(&out, &format!("lowered_{name}: FAILED (1 failed rows)"))?;
+            expect_contains(
+                &out,
+                &format!("doubled_{name}: FAILED (8 failed rows, the first at key 1)"),
+            )?;
+            expect_contains(
+                &out,
+                &format!("lowered_{name}: FAILED (1 failed row, the first at key 3)"),
+            )?;
             expect_contains(&out, &format!("positive_{name}: passed (0 failed rows)"))?;
 
             expect_null_old_plan(project, &backend, name)?;
@@ -236,7 +242,7 @@ fn a_pushed_down_backfill_its_checks_and_its_rollback_read_the_table_of_any_name
 
             project.execute(&format!("UPDATE \"{name}\" SET b = 0 WHERE id = 5"));
             let out = mig(project, &["rollback", &migration], 0)?;
-            expect_contains(&out, "7 rows restored, 1 conflicts")?;
+            expect_contains(&out, "7 rows restored, 1 conflict\n")?;
             expect_table(
                 project,
                 name,

@@ -93,7 +93,7 @@ validate short on t {
         let out = project.mig(&["check"]);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
         assert!(
-            stdout(&out).contains("ok: 1 file, 1 migrations, 1 validations"),
+            stdout(&out).contains("ok: 1 file, 1 migration, 1 validation"),
             "{name}: {}",
             stdout(&out)
         );

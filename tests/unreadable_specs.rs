@@ -96,9 +96,8 @@ fn a_folder_named_like_a_spec_is_no_spec() {
     let out = mig(project.path(), &["check"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).ends_with(
-            "ok: 1 file, 1 migrations, 0 validations, checked against the live schema\n"
-        ),
+        stdout(&out)
+            .ends_with("ok: 1 file, 1 migration, 0 validations, checked against the live schema\n"),
         "{}",
         stdout(&out)
     );

@@ -5,10 +5,12 @@ use super::throttle::{Pace, Throttle, YieldReport};
 use crate::compile::{self, Catalog, Schema, SourceFile};
 use crate::config::{Config, Database};
 use crate::diagnostic::FileDiagnostics;
-use crate::plan::{canonical_spec, spec_from_canonical, Plan, PlanError, RunOptions};
+use crate::plan::{canonical_spec, spec_from_canonical, Plan, PlanError, Resumed, RunOptions};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{BatchRequest, RollbackOutcome, RunRecord, RunStatus, Store, StoreError};
+use crate::store::{
+    BatchRequest, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
+};
 use crate::value::Value;
 use std::time::{Duration, Instant};
 
@@ -196,11 +198,20 @@ fn unfinished_run(plan: &Plan, run: &RunRecord) -> Option<String> {
         ),
         RunStatus::Running => format!(
             "run {id} is unfinished {at} ({} rows processed, {} updated): `mig run` resumes it \
-             there, and the batch counts below are for the whole table",
+             there",
             run.processed, run.updated
         ),
         _ => return None,
     })
+}
+
+/// Whether `mig run` resumes `run` alone, from its checkpoint: what `unfinished_run` says it
+/// resumes, not what it refuses or leaves to workers.
+fn resumed_alone(plan: &Plan, run: &RunRecord) -> bool {
+    matches!(run.status, RunStatus::Running | RunStatus::Checking)
+        && run.spec_hash == plan.spec_hash
+        && run.row_limit == plan.limit
+        && !(run.status == RunStatus::Running && run.shared)
 }
 
 impl ExecError {
@@ -410,7 +421,7 @@ fn row_limit(limit: Option<u64>) -> String {
 fn describe_failures(failures: &[ValidationResult]) -> String {
     failures
         .iter()
-        .map(|f| format!("{} failed on {} rows", f.name, f.failed_rows))
+        .map(|f| format!("{} failed on {}", f.name, f.describe_failed_rows()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -420,6 +431,21 @@ pub struct ValidationResult {
     pub name: String,
     pub passed: bool,
     pub failed_rows: u64,
+    /// The lowest key of a failing row (text keys byte by byte), where a user starts to look;
+    /// the node's reply keeps the fields the protocol names.
+    #[serde(skip)]
+    pub first_failed_key: Option<Value>,
+}
+
+impl ValidationResult {
+    /// "3 rows, the first at key 17": how many rows failed, and where to look.
+    pub fn describe_failed_rows(&self) -> String {
+        let rows = crate::plan::count(self.failed_rows, "row", "rows");
+        match &self.first_failed_key {
+            Some(key) => format!("{rows}, the first at key {key}"),
+            None => rows,
+        }
+    }
 }
 
 /// How far a run has got, for progress bars and lines.
@@ -551,18 +577,43 @@ impl Engine {
 
     pub fn describe(&mut self, plan: &Plan) -> Result<Vec<String>, ExecError> {
         let rows = self.store.size(plan.table())?;
-        let mut lines = plan.describe(self.store.as_ref(), rows);
         let runs = self.store.runs()?;
-        let unfinished = runs
+        let latest_unfinished = runs
             .iter()
             .rev()
-            .filter(|r| r.migration == plan.name())
-            .find_map(|run| unfinished_run(plan, run));
+            .find(|r| r.migration == plan.name() && unfinished_run(plan, r).is_some());
+        let resumed = match latest_unfinished {
+            Some(run) if resumed_alone(plan, run) => Some(self.resumed(plan, run, rows)?),
+            _ => None,
+        };
+        let mut lines = plan.describe(self.store.as_ref(), rows, resumed.as_ref());
+        let unfinished = latest_unfinished.and_then(|run| unfinished_run(plan, run));
         if let Some(line) = unfinished.or(self.applied_before(plan)?) {
             let at = lines.len().min(3);
             lines.insert(at, line);
         }
         Ok(lines)
+    }
+
+    /// What `run`, which `mig run` resumes, has left to walk of a table of `size` rows.
+    fn resumed(
+        &mut self,
+        plan: &Plan,
+        run: &RunRecord,
+        size: RowCount,
+    ) -> Result<Resumed, ExecError> {
+        let rest = match &run.checkpoint {
+            Some(checkpoint) => {
+                self.store
+                    .size_after(plan.table(), &plan.key, checkpoint, run.processed)?
+            }
+            None => size,
+        };
+        Ok(Resumed {
+            run_id: run.id,
+            processed: run.processed,
+            rest,
+        })
     }
 
     /// Why a new run of `plan` would apply its sets to rows a completed run of the migration
@@ -1394,14 +1445,18 @@ impl Engine {
     }
 }
 
-fn results_of(validations: &[&compile::Validation], counts: &[u64]) -> Vec<ValidationResult> {
+fn results_of(
+    validations: &[&compile::Validation],
+    failures: &[Failures],
+) -> Vec<ValidationResult> {
     validations
         .iter()
-        .zip(counts)
-        .map(|(v, &failed_rows)| ValidationResult {
+        .zip(failures)
+        .map(|(v, f)| ValidationResult {
             name: v.name.clone(),
-            passed: failed_rows == 0,
-            failed_rows,
+            passed: f.rows == 0,
+            failed_rows: f.rows,
+            first_failed_key: f.first_key.clone(),
         })
         .collect()
 }

@@ -115,6 +115,17 @@ pub fn read_specs(dir: &Path) -> Result<Vec<SourceFile>, ExecError> {
     }
 }
 
+/// The `.mig` files below `dir`, found as the specs folder's are, for `mig check DIR`; an
+/// entry that cannot be read is an error, as it is for the specs folder.
+pub fn spec_files_below(dir: &Path) -> Result<Vec<PathBuf>, ExecError> {
+    let walk = SpecWalk::of(dir)?;
+    if walk.unreadable.is_empty() {
+        Ok(walk.specs)
+    } else {
+        Err(ExecError::UnreadableSpecs(walk.unreadable))
+    }
+}
+
 /// The files `read_specs` reads, and apart from them the files and folders it cannot read,
 /// for a command that goes on without the latter.
 pub fn read_specs_apart(dir: &Path) -> Result<(Vec<SourceFile>, Vec<UnreadableSpec>), ExecError> {

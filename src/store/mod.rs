@@ -190,6 +190,28 @@ pub struct RollbackOutcome {
     pub rewritten: u64,
 }
 
+/// The rows one validation fails: how many, and where to start looking at them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Failures {
+    pub rows: u64,
+    /// The lowest key of a failing row, text keys compared byte by byte (as the interpreter
+    /// compares them, whatever the column's collation); `None` when no row fails.
+    pub first_key: Option<Value>,
+}
+
+impl Failures {
+    /// Counts one more failing row, whose key is `key`.
+    pub fn count(&mut self, key: &Value) {
+        self.rows += 1;
+        let lower = |first: &Value| {
+            crate::exec::eval::compare("<", key, first) == Ok(Some(std::cmp::Ordering::Less))
+        };
+        if self.first_key.as_ref().is_none_or(lower) {
+            self.first_key = Some(key.clone());
+        }
+    }
+}
+
 /// How many rows a table holds, counted or estimated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowCount {
@@ -240,6 +262,17 @@ pub trait Store: Send {
     fn size(&mut self, table: &str) -> Result<RowCount, StoreError> {
         Ok(RowCount::Exact(self.count_rows(table)?))
     }
+
+    /// What a run resuming after `checkpoint` has left, as `size` tells a table's size: the
+    /// rows with a key after it, or, where `size` is an estimate, that estimate less the
+    /// `processed` rows.
+    fn size_after(
+        &mut self,
+        table: &str,
+        key: &str,
+        checkpoint: &Value,
+        processed: u64,
+    ) -> Result<RowCount, StoreError>;
 
     /// Every run, oldest first; none where `_mig_runs` does not exist yet.
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError>;
@@ -333,15 +366,15 @@ pub trait Store: Send {
     /// The statements `run_batch` executes, as `mig plan` prints them.
     fn describe_batch(&self, step: &BatchStep) -> Vec<String>;
 
-    /// Failed-row counts of each validation, in order, in one scan of `table`; only rows with
-    /// a key up to `up_to` when given.
+    /// The rows each validation fails, in order, in one scan of `table`; only rows with a
+    /// key up to `up_to` when given.
     fn validate(
         &mut self,
         table: &str,
         key: &str,
         validations: &[&Validation],
         up_to: Option<&Value>,
-    ) -> Result<Vec<u64>, StoreError>;
+    ) -> Result<Vec<Failures>, StoreError>;
 
     /// Batch numbers of `run_id` that still hold backed-up rows, highest first.
     fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError>;

@@ -29,7 +29,7 @@ use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::postgres_tls::ClientTls;
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
-    BatchStep, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
+    BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
     BUSY_SAMPLE_EVERY, NOT_A_KEY,
 };
 use crate::compile::{
@@ -1883,6 +1883,30 @@ impl Store for PostgresStore {
         }
     }
 
+    /// Counting after the checkpoint would read the rest of the table through its key's
+    /// index, seconds on tens of millions of rows; so an estimated table is estimated here too.
+    fn size_after(
+        &mut self,
+        table: &str,
+        key: &str,
+        checkpoint: &Value,
+        processed: u64,
+    ) -> Result<RowCount, StoreError> {
+        if let RowCount::About(rows) = self.size(table)? {
+            return Ok(RowCount::About(rows.saturating_sub(processed)));
+        }
+        let (_, key_sql_type) = self.key_type(table, key)?;
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {} > $1::{key_sql_type}",
+            quote_ident(table),
+            quote_ident(key)
+        );
+        let n: i64 = self
+            .waiting_at_most_lock_timeout(|client| client.query_one(sql.as_str(), &[checkpoint]))?
+            .get(0);
+        Ok(RowCount::Exact(n as u64))
+    }
+
     fn hold_run(&mut self, run_id: i64) -> Result<(), StoreError> {
         self.client.execute(
             &format!("SELECT pg_advisory_lock_shared({RUN_LOCK_SPACE}, $1)"),
@@ -2240,11 +2264,11 @@ impl Store for PostgresStore {
         key: &str,
         validations: &[&Validation],
         up_to: Option<&Value>,
-    ) -> Result<Vec<u64>, StoreError> {
+    ) -> Result<Vec<Failures>, StoreError> {
         if validations.is_empty() {
             return Ok(vec![]);
         }
-        let (_, key_sql_type) = self.key_type(table, key)?;
+        let (key_type, key_sql_type) = self.key_type(table, key)?;
         let mut params = vec![up_to.cloned().unwrap_or(Value::Null)];
         let mut windows = Vec::new();
         let (terms, interpreted) =
@@ -2259,15 +2283,34 @@ impl Store for PostgresStore {
             quote_ident(table)
         );
         let bound: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_param).collect();
+        // The key as text: `min` then orders text keys by bytes, as the interpreter does;
+        // integers keep their own order.
+        let key_text = if key_type.is_integer() {
+            format!("{}::text", quote_ident(key))
+        } else {
+            format!("{}::text COLLATE \"C\"", quote_ident(key))
+        };
         if interpreted.iter().all(Vec::is_empty) {
-            let sums: Vec<String> = terms
+            let aggregates: Vec<String> = terms
                 .iter()
-                .map(|t| format!("count(*) FILTER (WHERE {t})"))
+                .map(|t| {
+                    let lowest = if key_type.is_integer() {
+                        quote_ident(key)
+                    } else {
+                        key_text.clone()
+                    };
+                    format!("count(*) FILTER (WHERE {t}), (min({lowest}) FILTER (WHERE {t}))::text")
+                })
                 .collect();
-            let sql = format!("SELECT {} FROM {source}", sums.join(", "));
+            let sql = format!("SELECT {} FROM {source}", aggregates.join(", "));
             let row = self.reading(|tx| Ok(tx.query_one(sql.as_str(), &bound)?))?;
             return Ok((0..validations.len())
-                .map(|i| row.get::<_, i64>(i) as u64)
+                .map(|i| Failures {
+                    rows: row.get::<_, i64>(2 * i) as u64,
+                    first_key: row
+                        .get::<_, Option<String>>(2 * i + 1)
+                        .map(|k| key_value(k, key_type)),
+                })
                 .collect());
         }
         // One scan still: SQL decides its terms per row, the interpreter the rest.
@@ -2287,12 +2330,12 @@ impl Store for PostgresStore {
             reads.push(ty.read(&quote_ident(name)));
         }
         let flags: Vec<String> = terms.iter().map(|t| format!("({t})")).collect();
-        let mut select = vec![quote_ident(key)];
+        let mut select = vec![key_text];
         select.extend(flags);
         select.extend(reads);
         let sql = format!("SELECT {} FROM {source}", select.join(", "));
         self.reading(|tx| {
-            let mut counts = vec![0u64; validations.len()];
+            let mut failures = vec![Failures::default(); validations.len()];
             let mut rows = tx.query_raw(sql.as_str(), bound)?;
             while let Some(row) = rows.next()? {
                 let columns: Vec<(String, Value)> = needed
@@ -2300,15 +2343,18 @@ impl Store for PostgresStore {
                     .enumerate()
                     .map(|(i, n)| Ok((n.clone(), row.try_get(1 + validations.len() + i)?)))
                     .collect::<Result<_, StoreError>>()?;
+                let row_key = key_value(row.try_get(0)?, key_type);
                 for (i, predicates) in interpreted.iter().enumerate() {
                     let mut failed: bool = row.try_get(1 + i)?;
                     for predicate in predicates {
                         failed |= eval::is_true(&eval::eval(predicate, &columns)?)? == Some(false);
                     }
-                    counts[i] += u64::from(failed);
+                    if failed {
+                        failures[i].count(&row_key);
+                    }
                 }
             }
-            Ok(counts)
+            Ok(failures)
         })
     }
 

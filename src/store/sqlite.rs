@@ -9,7 +9,8 @@ use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
-    BatchStep, RollbackOutcome, RunRecord, RunStatus, Store, StoreError, NOT_A_KEY,
+    BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
+    NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -1179,6 +1180,25 @@ impl Store for SqliteStore {
         })
     }
 
+    /// Counted, as `size` counts: through the key's index, from the checkpoint on.
+    fn size_after(
+        &mut self,
+        table: &str,
+        key: &str,
+        checkpoint: &Value,
+        _processed: u64,
+    ) -> Result<RowCount, StoreError> {
+        reading(|| {
+            let sql = format!(
+                "SELECT count(*) FROM {} WHERE {} > ?1",
+                quote_ident(table),
+                quote_ident(key)
+            );
+            let n: i64 = self.conn.query_row(&sql, [checkpoint], |r| r.get(0))?;
+            Ok(RowCount::Exact(n as u64))
+        })
+    }
+
     fn hold_run(&mut self, run_id: i64) -> Result<(), StoreError> {
         self.run_locks
             .hold(run_id)
@@ -1446,7 +1466,7 @@ impl Store for SqliteStore {
         key: &str,
         validations: &[&Validation],
         up_to: Option<&Value>,
-    ) -> Result<Vec<u64>, StoreError> {
+    ) -> Result<Vec<Failures>, StoreError> {
         reading(|| {
             if validations.is_empty() {
                 return Ok(vec![]);
@@ -1455,11 +1475,15 @@ impl Store for SqliteStore {
             let mut params = vec![up_to.cloned().unwrap_or(Value::Null)];
             let table_columns = self.table_schema(table)?.columns;
             let mut unique_counts = Vec::new();
-            let sums: Vec<String> = validations
+            let quoted_key = quote_ident(key);
+            let aggregates: Vec<String> = validations
                 .iter()
                 .map(|v| {
                     let terms = failure_terms(v, &table_columns, &mut unique_counts, &mut params);
-                    format!("coalesce(sum(CASE WHEN {terms} THEN 1 ELSE 0 END), 0)")
+                    format!(
+                        "coalesce(sum(CASE WHEN {terms} THEN 1 ELSE 0 END), 0), \
+                         min((CASE WHEN {terms} THEN {quoted_key} END) COLLATE BINARY)"
+                    )
                 })
                 .collect();
             let windows: Vec<String> = unique_counts
@@ -1483,20 +1507,28 @@ impl Store for SqliteStore {
             };
             let sql = format!(
                 "SELECT {} FROM (SELECT *{} FROM {}){range}",
-                sums.join(", "),
+                aggregates.join(", "),
                 windows.concat(),
                 quote_ident(table)
             );
             let mut stmt = self.conn.prepare(&sql)?;
             sqlite_functions::take_raised();
-            let counts = stmt
+            let failures = stmt
                 .query_row(params_from_iter(&params), |row| {
                     (0..validations.len())
-                        .map(|i| row.get::<_, i64>(i).map(|n| n as u64))
-                        .collect::<rusqlite::Result<Vec<u64>>>()
+                        .map(|i| {
+                            Ok(Failures {
+                                rows: row.get::<_, i64>(2 * i)? as u64,
+                                first_key: match row.get::<_, Value>(2 * i + 1)? {
+                                    Value::Null => None,
+                                    key => Some(key),
+                                },
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<Failures>>>()
                 })
                 .map_err(|e| raised(e.into()))?;
-            Ok(counts)
+            Ok(failures)
         })
     }
 
