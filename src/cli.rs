@@ -75,6 +75,8 @@ enum Command {
     Status,
     /// Restore the old values of a migration's most recent run, finishing an interrupted rollback first
     Rollback { name: String },
+    /// Drop the backup of a migration's runs that are over: they can no longer be rolled back
+    Prune { name: String },
     /// Answer JSON requests on stdin (Maelstrom framing)
     Node,
     /// Make a fresh demo database and run the demo flow on it
@@ -130,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Validate { names } => validate(config, names),
         Command::Status => status(config),
         Command::Rollback { name } => rollback(config, &name),
+        Command::Prune { name } => prune(config, &name),
         Command::Demo => demo(config),
     };
     match outcome {
@@ -760,6 +763,28 @@ fn status(config: Config) -> Result<(), Failure> {
             r.started_at,
             r.updated_at,
             r.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn prune(config: Config, name: &str) -> Result<(), Failure> {
+    let summary = exec::prune::prune(&config, name)?;
+    for p in &summary.pruned {
+        println!(
+            "{name}: run {}: dropped its backup of {} ({}); `mig rollback {name}` can no longer restore them",
+            p.run_id,
+            count(p.rows, "row", "rows"),
+            count(p.records, "batch record", "batch records")
+        );
+    }
+    if summary.pruned.is_empty() {
+        println!("{name}: no backup of a run that is over is left to prune");
+    }
+    for run_id in &summary.kept {
+        println!(
+            "{name}: run {run_id} is not over (see `mig status`): its backup is kept, since \
+             resuming, checking or rolling it back needs it"
         );
     }
     Ok(())

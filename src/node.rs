@@ -81,7 +81,8 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::NotShareable(_) => ErrorCode::Malformed,
         ExecError::Plan(PlanError::NoSuchMigration { .. } | PlanError::NoSuchTable(_))
         | ExecError::NoSuchValidation { .. }
-        | ExecError::NothingOnTable { .. } => ErrorCode::NotFound,
+        | ExecError::NothingOnTable { .. }
+        | ExecError::NoRunsToPrune { .. } => ErrorCode::NotFound,
         ExecError::Plan(PlanError::NoUsableKey { .. })
         | ExecError::PostCheckFailed { .. }
         | ExecError::NotIdempotent { .. }
@@ -91,6 +92,7 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::RollbackUnfinished { .. }
         | ExecError::Store(StoreError::RunMoved { .. } | StoreError::SharedRun { .. })
         | ExecError::NothingToRollBack(_)
+        | ExecError::PruneInterrupted { .. }
         | ExecError::NullKeys { .. }
         | ExecError::Specs(_)
         | ExecError::SpecsFolder { .. }

@@ -112,6 +112,15 @@ pub enum ExecError {
     RollbackUnfinished { migration: String, run_id: i64 },
     #[error("nothing to roll back for {0}: no run of it updated rows that are still backed up")]
     NothingToRollBack(String),
+    #[error("no run of `{name}` is recorded, so it has no backup to prune{}", known_names(.known))]
+    NoRunsToPrune { name: String, known: Vec<String> },
+    #[error("the rollback of run {run_id} of {migration} began while its backup was being pruned: pruning stopped and left the rollback every record it had not dropped yet (the backup of {dropped} of this run's rows was dropped, and of {earlier} rows of earlier runs); those rows keep the run's values")]
+    PruneInterrupted {
+        migration: String,
+        run_id: i64,
+        dropped: u64,
+        earlier: u64,
+    },
     #[error("table `{table}` has {rows} rows whose key `{key}` is NULL, which SQLite allows in a primary key that is not INTEGER or declared NOT NULL: a walk by the key never reaches them, and the run would end with them untouched; give them keys (or delete them), or walk the table by another column with `table {table} key COLUMN`")]
     NullKeys {
         table: String,
@@ -1461,7 +1470,7 @@ fn results_of(
         .collect()
 }
 
-fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
+pub(super) fn open_store(config: &Config) -> Result<Box<dyn Store>, ExecError> {
     match &config.database {
         Database::Sqlite(path) => {
             if config.is_demo_database() && !path.exists() {

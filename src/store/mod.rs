@@ -126,6 +126,10 @@ pub enum RunStatus {
     RolledBack,
 }
 
+/// The statuses of a run that is over, as `_mig_runs` spells them, for a statement that must
+/// act only on such runs.
+pub const FINAL_STATUSES_SQL: &str = "('completed', 'failed', 'rolled_back')";
+
 impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -378,6 +382,11 @@ pub trait Store: Send {
 
     /// Batch numbers of `run_id` that still hold backed-up rows, highest first.
     fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError>;
+    /// Deletes the backup record of one batch of `run_id` in a statement of its own, only
+    /// while the run is over (completed, failed or rolled back): a rollback of it that began
+    /// meanwhile keeps every record it has left. The rows the record held, or `None` where
+    /// it deleted nothing.
+    fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError>;
     /// Restores one batch in one transaction where rows still hold what the run wrote;
     /// other rows are conflicts, kept in `_mig_conflicts`.
     fn rollback_batch(

@@ -30,7 +30,7 @@ use super::postgres_tls::ClientTls;
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
     BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
-    BUSY_SAMPLE_EVERY, NOT_A_KEY,
+    BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -2368,6 +2368,20 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| r.get(0))
             .collect())
+    }
+
+    /// A rollback's transaction holds the record it restores (`FOR UPDATE`): this waits for
+    /// it, then finds the record gone.
+    fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError> {
+        let sql = format!(
+            "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2 AND EXISTS \
+             (SELECT 1 FROM _mig_runs WHERE id = $1 AND status IN {FINAL_STATUSES_SQL}) \
+             RETURNING coalesce(array_length(keys, 1), 0)"
+        );
+        let row = self.waiting_at_most_lock_timeout(|client| {
+            client.query_opt(sql.as_str(), &[&run_id, &batch_no])
+        })?;
+        Ok(row.map(|r| r.get::<_, i32>(0) as u64))
     }
 
     fn rollback_batch(

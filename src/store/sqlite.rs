@@ -10,7 +10,7 @@ use super::sqlite_functions::{self, Concat};
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
     BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
-    NOT_A_KEY,
+    FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -1586,6 +1586,20 @@ impl Store for SqliteStore {
         .map(|(outcome, _)| outcome)
     }
 
+    fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError> {
+        let sql = format!(
+            "DELETE FROM _mig_backup WHERE run_id = ?1 AND batch = ?2 AND EXISTS \
+             (SELECT 1 FROM _mig_runs WHERE id = ?1 AND status IN {FINAL_STATUSES_SQL}) \
+             RETURNING row_count"
+        );
+        let rows: Option<i64> = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params![run_id, batch_no], |r| r.get(0))
+            .optional()?;
+        Ok(rows.map(|n| n as u64))
+    }
+
     fn conflict_keys(&mut self, run_id: i64) -> Result<Vec<Value>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT DISTINCT key FROM _mig_conflicts WHERE run_id = ?1 ORDER BY key",
@@ -1737,26 +1751,32 @@ mod tests {
         }
     }
 
+    /// A store over a fresh database made by `schema`, and the folder that holds it.
+    fn store_over(schema: &str) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(schema)
+            .unwrap();
+        let store = SqliteStore::open(&path, Duration::from_secs(2)).unwrap();
+        (dir, store)
+    }
+
     /// Only a rowid table's one-column INTEGER PRIMARY KEY is its rowid: not one declared
     /// DESC, not a WITHOUT ROWID table's, not an INT one; and only a STRICT table's columns
     /// hold their declared type, but for ANY and generated ones.
     #[test]
     fn a_column_is_typed_where_sqlite_holds_it_to_its_type() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(
-                "CREATE TABLE alias (id INTEGER PRIMARY KEY, v);
-                 CREATE TABLE descending (id INTEGER PRIMARY KEY DESC, v);
-                 CREATE TABLE clustered (id INTEGER PRIMARY KEY, v) WITHOUT ROWID;
-                 CREATE TABLE int_key (id INT PRIMARY KEY, v);
-                 CREATE TABLE pair (id INTEGER, v INTEGER, PRIMARY KEY (id, v));
-                 CREATE TABLE strict (id TEXT PRIMARY KEY, r REAL, b BLOB, x ANY,
-                                      g INTEGER AS (x)) STRICT;",
-            )
-            .unwrap();
-        let store = SqliteStore::open(&path, Duration::from_secs(2)).unwrap();
+        let (_dir, store) = store_over(
+            "CREATE TABLE alias (id INTEGER PRIMARY KEY, v);
+             CREATE TABLE descending (id INTEGER PRIMARY KEY DESC, v);
+             CREATE TABLE clustered (id INTEGER PRIMARY KEY, v) WITHOUT ROWID;
+             CREATE TABLE int_key (id INT PRIMARY KEY, v);
+             CREATE TABLE pair (id INTEGER, v INTEGER, PRIMARY KEY (id, v));
+             CREATE TABLE strict (id TEXT PRIMARY KEY, r REAL, b BLOB, x ANY,
+                                  g INTEGER AS (x)) STRICT;",
+        );
         let kinds = |table: &str, column: &str| {
             let schema = store.table_schema(table).unwrap();
             schema.values.get(column).map(|v| v.kinds)
@@ -1770,6 +1790,36 @@ mod tests {
         assert_eq!(kinds("strict", "b"), Some(ValueKinds::BLOB));
         assert_eq!(kinds("strict", "x"), None);
         assert_eq!(kinds("strict", "g"), None);
+    }
+
+    /// A backup record goes only while its run is over: a rollback that began after `mig
+    /// prune` read the run keeps every record it finds.
+    #[test]
+    fn a_backup_record_is_dropped_only_while_its_run_is_over() {
+        let (_dir, mut store) = store_over("CREATE TABLE t (id INTEGER PRIMARY KEY)");
+        store.prepare_state().unwrap();
+        let run = store.start_run("m", "hash", "spec", None).unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO _mig_backup (run_id, batch, columns, row_count, rows) \
+                 VALUES (?1, 1, 'b', 7, x'')",
+                [run.id],
+            )
+            .unwrap();
+        for status in [
+            RunStatus::Running,
+            RunStatus::Checking,
+            RunStatus::RollingBack,
+        ] {
+            store.set_run_status(run.id, status, None).unwrap();
+            assert_eq!(store.drop_backup(run.id, 1).unwrap(), None, "{status:?}");
+        }
+        store
+            .set_run_status(run.id, RunStatus::Completed, None)
+            .unwrap();
+        assert_eq!(store.drop_backup(run.id, 1).unwrap(), Some(7));
+        assert_eq!(store.drop_backup(run.id, 1).unwrap(), None);
     }
 
     /// The node opens a store per request thread: a `status` arriving with the first
