@@ -14,7 +14,7 @@
 use super::catalog::{TableSchema, ValueKinds};
 use crate::diagnostic::Diagnostic;
 use crate::exec::eval;
-use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Span, UnaryOp};
+use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Function, Literal, Span, UnaryOp};
 
 /// What a statement makes of its expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,6 +356,7 @@ impl Typer<'_> {
         if table.unwritable(column).is_some()
             || value.kinds.is_empty()
             || value.kinds.meets(target.accepts)
+            || (target.accepts.meets(ValueKinds::INTEGER) && whole_valued(value.expr))
         {
             return;
         }
@@ -513,6 +514,29 @@ fn kinds_named(kinds: ValueKinds) -> String {
     let blob = kinds.meets(ValueKinds::BLOB).then_some("a blob");
     let names: Vec<&str> = [numbers, text, blob].into_iter().flatten().collect();
     names.join(" or ")
+}
+
+/// Whether `expr` is `round(x)` or `round(x, n)` with a literal `n` of 0 or less: a real it
+/// gives has no fraction, and an integer column takes it as that integer (SQLite by its
+/// affinity, mig's PostgreSQL store by converting it exactly), so `set cents =
+/// round(amount * 100)` may write a `bigint`. One too large for the column still fails.
+fn whole_valued(expr: &Expr) -> bool {
+    let ExprKind::Call { function, args } = &expr.kind else {
+        return false;
+    };
+    Function::lookup(&function.name) == Some(Function::Round)
+        && match args.as_slice() {
+            [_] => true,
+            [_, places] => match &places.kind {
+                ExprKind::Literal(Literal::Integer(n)) => *n == 0,
+                ExprKind::Unary {
+                    op: UnaryOp::Neg,
+                    operand,
+                } => matches!(operand.kind, ExprKind::Literal(Literal::Integer(_))),
+                _ => false,
+            },
+            _ => false,
+        }
 }
 
 #[cfg(test)]
@@ -746,6 +770,13 @@ mod tests {
         assert_eq!(set("f", "n"), Vec::<String>::new());
         assert_eq!(set("n", "coalesce(s, n)"), Vec::<String>::new());
         assert_eq!(set("n", "null"), Vec::<String>::new());
+        // A real `round` leaves no fraction in goes in as that integer.
+        assert_eq!(set("n", "round(f * 100)"), Vec::<String>::new());
+        assert_eq!(set("n", "round(f, 0)"), Vec::<String>::new());
+        assert_eq!(set("n", "round(f, -2)"), Vec::<String>::new());
+        for kept in ["round(f, 1)", "round(f, n)", "abs(f)", "f"] {
+            assert_eq!(set("n", kept).len(), 1, "{kept}");
+        }
         let refused = type_errors(&expr("'abc'"), Role::Set("n"), Some(&table));
         assert_eq!(
             refused[0].help.as_deref(),

@@ -1601,6 +1601,14 @@ fn coerce(value: Value, ty: ColumnType, column: &str) -> Result<Value, StoreErro
         (ColumnType::Int2, Value::Integer(i)) if i16::try_from(i).is_ok() => Value::Integer(i),
         (ColumnType::Int4, Value::Integer(i)) if i32::try_from(i).is_ok() => Value::Integer(i),
         (ColumnType::Int8, Value::Integer(i)) => Value::Integer(i),
+        // A real with no fraction is that integer (`round(amount * 100)`), as SQLite's
+        // integer affinity takes it; one with a fraction, or out of range, is refused.
+        (ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8, Value::Real(r))
+            if r.fract() == 0.0 && (i64::MIN as f64..-(i64::MIN as f64)).contains(&r) =>
+        {
+            return coerce(Value::Integer(r as i64), ty, column)
+                .map_err(|_| refused(&Value::Real(r)));
+        }
         (ColumnType::Bool, Value::Integer(i)) if i == 0 || i == 1 => Value::Integer(i),
         (ColumnType::Float8, Value::Integer(i)) => Value::Real(i as f64),
         (ColumnType::Float8, Value::Real(r)) => Value::Real(r),
@@ -2686,6 +2694,38 @@ mod tests {
                 .to_string();
             assert!(
                 refused.contains(&format!("real {value:?} into column `r4` (real)")),
+                "{refused}"
+            );
+        }
+    }
+
+    /// A whole real goes into an integer column as that integer; a fraction, a value out of
+    /// the column's range, NaN or infinity is refused, naming the real.
+    #[test]
+    fn an_integer_column_takes_a_real_only_when_it_is_a_whole_number_in_range() {
+        for (ty, value, written) in [
+            (ColumnType::Int8, 1250.0, 1250),
+            (ColumnType::Int8, -0.0, 0),
+            (ColumnType::Int8, i64::MIN as f64, i64::MIN),
+            (ColumnType::Int2, 32767.0, 32767),
+        ] {
+            assert_eq!(
+                coerce(Value::Real(value), ty, "n").ok(),
+                Some(Value::Integer(written)),
+                "{value}"
+            );
+        }
+        for (ty, value) in [
+            (ColumnType::Int8, 12.5),
+            (ColumnType::Int8, -(i64::MIN as f64)),
+            (ColumnType::Int8, f64::NAN),
+            (ColumnType::Int8, f64::INFINITY),
+            (ColumnType::Int4, 3e9),
+            (ColumnType::Int2, 32768.0),
+        ] {
+            let refused = coerce(Value::Real(value), ty, "n").unwrap_err().to_string();
+            assert!(
+                refused.contains(&format!("cannot write real {value:?} into column `n`")),
                 "{refused}"
             );
         }
