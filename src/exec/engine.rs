@@ -604,19 +604,23 @@ impl Engine {
         Ok(lines)
     }
 
-    /// What `run`, which `mig run` resumes, has left to walk of a table of `size` rows.
+    /// What `run`, which `mig run` resumes, has left to walk of a table of `size` rows: the
+    /// rows after its checkpoint, counted as `size` was, or estimated where `size` is (the
+    /// estimate less the rows processed), since counting them would read the rest of a large
+    /// table.
     fn resumed(
         &mut self,
         plan: &Plan,
         run: &RunRecord,
         size: RowCount,
     ) -> Result<Resumed, ExecError> {
-        let rest = match &run.checkpoint {
-            Some(checkpoint) => {
+        let rest = match (&run.checkpoint, size) {
+            (None, _) => size,
+            (Some(_), RowCount::About(rows)) => RowCount::About(rows.saturating_sub(run.processed)),
+            (Some(checkpoint), RowCount::Exact(_)) => RowCount::Exact(
                 self.store
-                    .size_after(plan.table(), &plan.key, checkpoint, run.processed)?
-            }
-            None => size,
+                    .count_rows_after(plan.table(), &plan.key, checkpoint)?,
+            ),
         };
         Ok(Resumed {
             run_id: run.id,

@@ -267,16 +267,13 @@ pub trait Store: Send {
         Ok(RowCount::Exact(self.count_rows(table)?))
     }
 
-    /// What a run resuming after `checkpoint` has left, as `size` tells a table's size: the
-    /// rows with a key after it, or, where `size` is an estimate, that estimate less the
-    /// `processed` rows.
-    fn size_after(
+    /// The rows with a key after `checkpoint`: what a run resuming there has left.
+    fn count_rows_after(
         &mut self,
         table: &str,
         key: &str,
         checkpoint: &Value,
-        processed: u64,
-    ) -> Result<RowCount, StoreError>;
+    ) -> Result<u64, StoreError>;
 
     /// Every run, oldest first; none where `_mig_runs` does not exist yet.
     fn runs(&mut self) -> Result<Vec<RunRecord>, StoreError>;

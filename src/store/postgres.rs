@@ -1891,18 +1891,12 @@ impl Store for PostgresStore {
         }
     }
 
-    /// Counting after the checkpoint would read the rest of the table through its key's
-    /// index, seconds on tens of millions of rows; so an estimated table is estimated here too.
-    fn size_after(
+    fn count_rows_after(
         &mut self,
         table: &str,
         key: &str,
         checkpoint: &Value,
-        processed: u64,
-    ) -> Result<RowCount, StoreError> {
-        if let RowCount::About(rows) = self.size(table)? {
-            return Ok(RowCount::About(rows.saturating_sub(processed)));
-        }
+    ) -> Result<u64, StoreError> {
         let (_, key_sql_type) = self.key_type(table, key)?;
         let sql = format!(
             "SELECT count(*) FROM {} WHERE {} > $1::{key_sql_type}",
@@ -1912,7 +1906,7 @@ impl Store for PostgresStore {
         let n: i64 = self
             .waiting_at_most_lock_timeout(|client| client.query_one(sql.as_str(), &[checkpoint]))?
             .get(0);
-        Ok(RowCount::Exact(n as u64))
+        Ok(n as u64)
     }
 
     fn hold_run(&mut self, run_id: i64) -> Result<(), StoreError> {

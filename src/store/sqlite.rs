@@ -9,7 +9,7 @@ use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
-    BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
+    BatchStep, Failures, RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
     FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
@@ -1180,14 +1180,13 @@ impl Store for SqliteStore {
         })
     }
 
-    /// Counted, as `size` counts: through the key's index, from the checkpoint on.
-    fn size_after(
+    /// Through the key's index, from the checkpoint on.
+    fn count_rows_after(
         &mut self,
         table: &str,
         key: &str,
         checkpoint: &Value,
-        _processed: u64,
-    ) -> Result<RowCount, StoreError> {
+    ) -> Result<u64, StoreError> {
         reading(|| {
             let sql = format!(
                 "SELECT count(*) FROM {} WHERE {} > ?1",
@@ -1195,7 +1194,7 @@ impl Store for SqliteStore {
                 quote_ident(key)
             );
             let n: i64 = self.conn.query_row(&sql, [checkpoint], |r| r.get(0))?;
-            Ok(RowCount::Exact(n as u64))
+            Ok(n as u64)
         })
     }
 
