@@ -985,7 +985,7 @@ fn demo(config: Config) -> Result<(), Failure> {
 
     println!("\n3. Migrate normalize_email three times, requiring idempotence:");
     let migrate = engine.plan(&engine.migrate_on_table("users")?, &RunOptions::default())?;
-    let repeated = engine.run_repeatedly(&migrate, 3, true, &mut |_| {})?;
+    let repeated = engine.run_repeatedly(&migrate, 3, true, false, &mut |_| {})?;
     for (i, run) in repeated.runs.iter().enumerate() {
         println!(
             "   run {}: {} rows processed, {} updated",

@@ -54,6 +54,18 @@ impl Refusal {
     }
 }
 
+/// `e` as the node answers a `backfill` or `migrate` with it: where the remedy is the CLI's
+/// `--restart`, the text also says how a request asks for it.
+fn restart_through_the_node(e: ExecError) -> Refusal {
+    let mut refusal = Refusal::from(e);
+    if refusal.text.contains("--restart") {
+        refusal
+            .text
+            .push_str(" (through the node: the same request with \"restart\": true)");
+    }
+    refusal
+}
+
 impl From<ExecError> for Refusal {
     fn from(e: ExecError) -> Refusal {
         Refusal {
@@ -131,6 +143,8 @@ pub enum Request {
         table: String,
         column: String,
         options: RunOptions,
+        /// Abandon the migration's unfinished run and start anew, as `mig run --restart`.
+        restart: bool,
     },
     Validate {
         table: String,
@@ -142,6 +156,8 @@ pub enum Request {
         runs: u64,
         idempotent: bool,
         options: RunOptions,
+        /// Abandon the migration's unfinished run before run 1, as `mig run --restart`.
+        restart: bool,
     },
     Plan {
         target: Target,
@@ -364,10 +380,13 @@ fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
             table,
             column,
             options,
+            restart,
         } => {
             let name = resolve_backfill(engine, table, column)?;
             let plan = engine.plan(&name, options)?;
-            let summary = engine.run(&plan, false, &mut quiet)?;
+            let summary = engine
+                .run(&plan, *restart, &mut quiet)
+                .map_err(restart_through_the_node)?;
             Ok(json!({
                 "type": "backfill_complete",
                 "total_processed": summary.processed,
@@ -387,10 +406,13 @@ fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
             runs,
             idempotent,
             options,
+            restart,
         } => {
             let name = resolve_migrate(engine, table, name.as_deref())?;
             let plan = engine.plan(&name, options)?;
-            let summary = engine.run_repeatedly(&plan, *runs, *idempotent, &mut quiet)?;
+            let summary = engine
+                .run_repeatedly(&plan, *runs, *idempotent, *restart, &mut quiet)
+                .map_err(restart_through_the_node)?;
             Ok(json!({
                 "type": "migration_complete",
                 "rows_updated": summary.rows_updated,
@@ -723,11 +745,12 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
             Ok(Request::Status)
         }
         "backfill" => {
-            fields.only(&["table", "column", "batch_size", "total_rows"])?;
+            fields.only(&["table", "column", "batch_size", "total_rows", "restart"])?;
             Ok(Request::Backfill {
                 table: fields.name("table")?,
                 column: fields.name("column")?,
                 options: fields.run_options()?,
+                restart: fields.boolean("restart")?.unwrap_or(false),
             })
         }
         "validate" => {
@@ -743,7 +766,7 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
             Ok(Request::Validate { table, names })
         }
         "migrate" => {
-            fields.only(&["table", "name", "runs", "idempotent", "batch_size"])?;
+            fields.only(&["table", "name", "runs", "idempotent", "batch_size", "restart"])?;
             let runs = fields.count("runs", MAX_RUNS)?.unwrap_or(1);
             let idempotent = fields.boolean("idempotent")?.unwrap_or(false);
             // Idempotence is verified by comparing run 2 on with run 1: one run alone would
@@ -760,14 +783,16 @@ pub fn parse_request(body: &Map<String, Json>) -> Result<Request, Refusal> {
                 runs,
                 idempotent,
                 options: fields.run_options()?,
+                restart: fields.boolean("restart")?.unwrap_or(false),
             })
         }
         "plan" => {
-            fields.only(&["kind", "table", "column", "name", "batch_size", "total_rows", "runs", "idempotent"])?;
+            fields.only(&["kind", "table", "column", "name", "batch_size", "total_rows", "runs", "idempotent", "restart"])?;
             let target = fields.target(fields.string("kind")?.as_str())?;
             // A plan shows one run, but the fields a `migrate` takes are still checked.
             fields.count("runs", MAX_RUNS)?;
             fields.boolean("idempotent")?;
+            fields.boolean("restart")?;
             Ok(Request::Plan {
                 target,
                 options: fields.run_options()?,

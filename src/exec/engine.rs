@@ -1353,12 +1353,14 @@ impl Engine {
     }
 
     /// Runs `plan` `runs` times, comparing a checksum of the touched columns after each run.
-    /// With `idempotent`, a state that changes after run 1 is undone back to before run 1.
+    /// With `idempotent`, a state that changes after run 1 is undone back to before run 1;
+    /// with `restart`, run 1 abandons the migration's unfinished run, as `mig run --restart`.
     pub fn run_repeatedly(
         &mut self,
         plan: &Plan,
         runs: u64,
         idempotent: bool,
+        restart: bool,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<RepeatedSummary, ExecError> {
         let columns = plan.set_columns();
@@ -1366,7 +1368,8 @@ impl Engine {
         let mut first_checksum = None;
         let mut unchanged = true;
         for n in 1..=runs.max(1) {
-            let summary = match self.run(plan, false, progress) {
+            // Only run 1 can find an unfinished run to abandon.
+            let summary = match self.run(plan, restart && n == 1, progress) {
                 Ok(summary) => summary,
                 // Verifying idempotence is one request: failed part way, it leaves the table
                 // as it found it, not with run 1 applied and a part of run 2.
