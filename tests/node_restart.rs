@@ -69,12 +69,21 @@ fn a_request_with_restart_abandons_the_run_a_changed_spec_stopped() {
 
         let wrong = json!({"type": "backfill", "msg_id": 3, "table": "t", "column": "b",
                            "restart": "yes"});
-        let (replies, _) = project.node(&[envelope(wrong)]);
-        let refused = reply_to(&replies, 3);
-        assert_eq!(refused["code"], 12, "{name}: {refused}");
-        assert!(
-            refused["text"].as_str().unwrap_or("").contains("restart"),
-            "{name}: {refused}"
-        );
+        // `plan` takes the fields of the request it plans, `restart` checked as there.
+        let planned = json!({"type": "plan", "msg_id": 4, "kind": "backfill", "table": "t",
+                             "column": "b", "restart": true});
+        let wrong_plan = json!({"type": "plan", "msg_id": 5, "kind": "backfill", "table": "t",
+                                "column": "b", "restart": 1});
+        let (replies, _) =
+            project.node(&[envelope(wrong), envelope(planned), envelope(wrong_plan)]);
+        for id in [3, 5] {
+            let refused = reply_to(&replies, id);
+            assert_eq!(refused["code"], 12, "{name}: {refused}");
+            assert!(
+                refused["text"].as_str().unwrap_or("").contains("restart"),
+                "{name}: {refused}"
+            );
+        }
+        assert_eq!(reply_to(&replies, 4)["type"], "plan", "{name}");
     }
 }

@@ -88,3 +88,73 @@ fn prune_run(
     }
     Ok(dropped)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::RunStatus;
+    use std::time::Duration;
+
+    /// A store holding one run of `m` with backup records for batches 1 and 2, its status
+    /// `status` in the database.
+    fn store_with_run(status: RunStatus) -> (tempfile::TempDir, SqliteStore, RunRecord) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        let mut store = SqliteStore::open(&path, Duration::from_secs(2)).unwrap();
+        store.prepare_state().unwrap();
+        let run = store.start_run("m", "hash", "spec", None).unwrap();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "INSERT INTO _mig_backup (run_id, batch, columns, row_count, rows) VALUES
+                     ({0}, 1, 'b', 3, x''), ({0}, 2, 'b', 4, x'')",
+                run.id
+            ))
+            .unwrap();
+        store.set_run_status(run.id, status, None).unwrap();
+        (dir, store, run)
+    }
+
+    #[test]
+    fn a_run_that_is_over_loses_every_record_with_its_rows_counted() {
+        let (_dir, mut store, run) = store_with_run(RunStatus::Completed);
+        let over = RunRecord {
+            status: RunStatus::Completed,
+            ..run
+        };
+        let dropped = prune_run(&mut store, &over, &PruneSummary::default()).unwrap();
+        assert_eq!((dropped.records, dropped.rows), (2, 7));
+        assert!(store.backed_up_batches(over.id).unwrap().is_empty());
+    }
+
+    /// `prune` read the run as completed; a rollback then began (the run is `rolling_back`
+    /// in the database): pruning stops at once and leaves every record to the rollback.
+    #[test]
+    fn a_rollback_begun_after_prune_read_the_run_stops_it_keeping_the_records() {
+        let (_dir, mut store, run) = store_with_run(RunStatus::RollingBack);
+        let as_read = RunRecord {
+            status: RunStatus::Completed,
+            ..run
+        };
+        let earlier = PruneSummary {
+            pruned: vec![Pruned {
+                run_id: 0,
+                records: 1,
+                rows: 5,
+            }],
+            kept: vec![],
+        };
+        match prune_run(&mut store, &as_read, &earlier) {
+            Err(ExecError::PruneInterrupted {
+                dropped, earlier, ..
+            }) => assert_eq!((dropped, earlier), (0, 5)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.backed_up_batches(as_read.id).unwrap(), [2, 1]);
+    }
+}
