@@ -751,8 +751,13 @@ fn status(config: Config) -> Result<(), Failure> {
             .checkpoint
             .as_ref()
             .map_or("-".to_string(), |k| k.to_string());
+        let pruned = r
+            .pruned_at
+            .as_ref()
+            .map(|at| format!(", backup pruned {at}"))
+            .unwrap_or_default();
         println!(
-            "run {} {} {}: {} processed, {} updated, {}, checkpoint {}, started {}, last change {}{}",
+            "run {} {} {}: {} processed, {} updated, {}, checkpoint {}, started {}, last change {}{pruned}{}",
             r.id,
             r.migration,
             state_shown(&state),

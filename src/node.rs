@@ -104,7 +104,7 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::RollbackUnfinished { .. }
         | ExecError::Store(StoreError::RunMoved { .. } | StoreError::SharedRun { .. })
         | ExecError::NothingToRollBack(_)
-        | ExecError::PruneInterrupted { .. }
+        | ExecError::BackupPruned { .. }
         | ExecError::NullKeys { .. }
         | ExecError::Specs(_)
         | ExecError::SpecsFolder { .. }

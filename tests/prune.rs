@@ -52,9 +52,15 @@ fn prune_drops_the_backup_of_runs_that_are_over_and_keeps_the_rest() {
         let out = project.mig(&["rollback", "double"]);
         assert_eq!(out.status.code(), Some(1), "{name}: {}", stdout(&out));
         assert!(
-            stderr(&out).contains("nothing to roll back for double"),
+            stderr(&out).contains(
+                "run 1 of double cannot be rolled back: `mig prune double` gave up its backup at"
+            ),
             "{name}: {}",
             stderr(&out)
+        );
+        assert!(
+            stdout(&project.mig(&["status"])).contains(", backup pruned "),
+            "{name}"
         );
         let out = project.mig(&["prune", "double"]);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
@@ -89,4 +95,144 @@ fn prune_drops_the_backup_of_runs_that_are_over_and_keeps_the_rest() {
             "{name}"
         );
     }
+}
+
+/// A prune killed part way (here: the run marked, one record of three dropped, as such a
+/// prune leaves them) leaves a run that no rollback restores in part: before the mark, a
+/// rollback restored the records left and reported the run rolled back, while the rows of
+/// the dropped record kept the run's values. The next prune drops the rest.
+#[test]
+fn a_run_whose_prune_stopped_part_way_is_not_rolled_back_in_part() {
+    let setup = Setup {
+        sqlite: TABLES,
+        postgres: TABLES,
+    };
+    for backend in backends() {
+        let name = backend.name();
+        let project = Project::on(&backend, &setup, SPEC);
+        let out = project.mig(&["run", "double"]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        project.execute(
+            "UPDATE _mig_runs SET pruned_at = '2026-11-27T03:00:00.000Z' WHERE id = 1;\n\
+             DELETE FROM _mig_backup WHERE run_id = 1 AND batch = 3;",
+        );
+
+        let out = project.mig(&["rollback", "double"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stdout(&out));
+        assert_eq!(
+            stderr(&out),
+            "error: run 1 of double cannot be rolled back: `mig prune double` gave up its backup \
+             at 2026-11-27T03:00:00.000Z, so the 6 rows it changed keep the values it wrote; \
+             restoring the records a prune stopped part way may have left would undo only part \
+             of the run\n",
+            "{name}"
+        );
+        assert_eq!(
+            project.query("SELECT b FROM t ORDER BY id"),
+            ["2", "4", "6", "8", "10", "12"],
+            "{name}: no row restored"
+        );
+
+        let out = project.mig(&["prune", "double"]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            "double: run 1: dropped its backup of 4 rows (2 batch records); `mig rollback \
+             double` can no longer restore them\n",
+            "{name}"
+        );
+        assert_eq!(
+            project.query("SELECT count(*) FROM _mig_backup"),
+            ["0"],
+            "{name}"
+        );
+    }
+}
+
+/// On PostgreSQL a prune's mark and a rollback's start are one conditional write each to the
+/// run's row: a rollback that reaches the row while a prune's mark holds it waits, then finds
+/// the run marked and restores nothing.
+#[test]
+fn a_rollback_waiting_on_a_prunes_mark_restores_nothing() {
+    let Some(project) = Project::postgres(TABLES, SPEC) else {
+        return;
+    };
+    let out = project.mig(&["run", "double"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let database = project.postgres.as_ref().unwrap();
+    let mut prune = database.client();
+    prune
+        .batch_execute(
+            "BEGIN; UPDATE _mig_runs SET pruned_at = '2026-11-27T03:00:00.000Z' WHERE id = 1",
+        )
+        .unwrap();
+    let rollback = project
+        .command(&["rollback", "double"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    database.wait_for_a_lock_wait();
+    prune.batch_execute("COMMIT").unwrap();
+    let out = rollback.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("run 1 of double cannot be rolled back"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        project.query("SELECT b FROM t ORDER BY id"),
+        ["2", "4", "6", "8", "10", "12"]
+    );
+    assert_eq!(project.query("SELECT status FROM _mig_runs"), ["completed"]);
+    assert_eq!(project.query("SELECT count(*) FROM _mig_backup"), ["3"]);
+}
+
+/// State tables an earlier `mig` made on PostgreSQL, without `_mig_runs.pruned_at`: `mig
+/// status` reads them; a role that does not own them is told how to add the column, and
+/// drops nothing; run by the owner, `mig prune` adds the column and marks the run.
+#[test]
+fn postgres_state_tables_of_an_earlier_mig_gain_pruned_at() {
+    let Some(project) = Project::postgres(TABLES, SPEC) else {
+        return;
+    };
+    let out = project.mig(&["run", "double"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    project.execute("ALTER TABLE _mig_runs DROP COLUMN pruned_at");
+    let role = project.postgres.as_ref().unwrap().role(
+        "migrator",
+        "GRANT USAGE ON SEQUENCE _mig_runs_id_seq TO PUBLIC",
+    );
+    let as_role = |args: &[&str]| {
+        project
+            .command(args)
+            .env("MIG_DATABASE_URL", &role.url)
+            .output()
+            .unwrap()
+    };
+    let out = as_role(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("run 1 double completed"),
+        "{}",
+        stdout(&out)
+    );
+    let out = as_role(&["prune", "double"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(
+            "mig's state tables in schema public were made by an earlier mig, and `_mig_runs` \
+             lacks the column `pruned_at`"
+        ) && stderr(&out).contains("must be owner of table _mig_runs"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(project.query("SELECT count(*) FROM _mig_backup"), ["3"]);
+    let out = project.mig(&["prune", "double"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM _mig_runs WHERE pruned_at IS NOT NULL"),
+        ["1"]
+    );
 }

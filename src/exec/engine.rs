@@ -114,12 +114,12 @@ pub enum ExecError {
     NothingToRollBack(String),
     #[error("no run of `{name}` is recorded, so it has no backup to prune{}", known_names(.known))]
     NoRunsToPrune { name: String, known: Vec<String> },
-    #[error("the rollback of run {run_id} of {migration} began while its backup was being pruned: pruning stopped and left the rollback every record it had not dropped yet (the backup of {dropped} of this run's rows was dropped, and of {earlier} rows of earlier runs); those rows keep the run's values")]
-    PruneInterrupted {
+    #[error("run {run_id} of {migration} cannot be rolled back: `mig prune {migration}` gave up its backup at {pruned_at}, so the {updated} rows it changed keep the values it wrote; restoring the records a prune stopped part way may have left would undo only part of the run")]
+    BackupPruned {
         migration: String,
         run_id: i64,
-        dropped: u64,
-        earlier: u64,
+        pruned_at: String,
+        updated: u64,
     },
     #[error("table `{table}` has {rows} rows whose key `{key}` is NULL, which SQLite allows in a primary key that is not INTEGER or declared NOT NULL: a walk by the key never reaches them, and the run would end with them untouched; give them keys (or delete them), or walk the table by another column with `table {table} key COLUMN`")]
     NullKeys {
@@ -340,6 +340,16 @@ fn restored_before(later_batches: usize, restored: u64) -> String {
 
 /// Why a rollback's batch may fail again: a constraint added since the run (a column made
 /// NOT NULL after its backfill) refuses the old values until it is dropped.
+/// The error of a rollback of `run`, whose backup `mig prune` gave up.
+fn backup_pruned(migration: &str, run: &RunRecord) -> ExecError {
+    ExecError::BackupPruned {
+        migration: migration.to_string(),
+        run_id: run.id,
+        pruned_at: run.pruned_at.clone().unwrap_or_default(),
+        updated: run.updated,
+    }
+}
+
 fn rollback_advice(source: &StoreError) -> &'static str {
     if source.is_constraint_violation() {
         "; the table refuses the old values, as it will until the rows or its constraints \
@@ -1230,6 +1240,9 @@ impl Engine {
         // marked done, rather than passing on to an older run.
         candidates.sort_by_key(|r| r.status != RunStatus::RollingBack);
         for run in candidates {
+            if run.pruned_at.is_some() {
+                return Err(backup_pruned(name, &run));
+            }
             if run.status != RunStatus::RollingBack
                 && self.store.backed_up_batches(run.id)?.is_empty()
             {
@@ -1306,9 +1319,20 @@ impl Engine {
     /// `rollback_run`'s work, while this process holds the run.
     fn restore_run(&mut self, plan: &Plan, run_id: i64) -> Result<RollbackOutcome, ExecError> {
         self.store.prepare_state()?;
-        self.with_retries(plan, |store| {
-            store.set_run_status(run_id, RunStatus::RollingBack, None)
-        })?;
+        if !self.with_retries(plan, |store| store.begin_rollback(run_id))? {
+            // `mig prune` marked the run after `rollback` read it.
+            let runs = self.store.runs()?;
+            let pruned = runs
+                .iter()
+                .find(|r| r.id == run_id && r.pruned_at.is_some());
+            return Err(match pruned {
+                Some(run) => backup_pruned(plan.name(), run),
+                None => ExecError::Unsupported(format!(
+                    "run {run_id} of {} could not be set rolling back",
+                    plan.name()
+                )),
+            });
+        }
         let step = plan.step();
         let mut total = RollbackOutcome::default();
         for (n, batch) in self

@@ -25,9 +25,10 @@ pub struct PruneSummary {
     pub kept: Vec<i64>,
 }
 
-/// Drops, one batch record at a time, the backup of every run of `name` that is over. A
-/// record goes in a statement of its own, so the application's writers wait for no long
-/// delete, and a rollback of the run that begins meanwhile stops the pruning.
+/// Drops, one batch record at a time, the backup of every run of `name` that is over. Each
+/// run is first marked pruned, which a rollback that has not begun yet then refuses, and
+/// which one that has begun keeps from happening; a record goes in a statement of its own, so
+/// the application's writers wait for no long delete.
 pub fn prune(config: &Config, name: &str) -> Result<PruneSummary, ExecError> {
     let mut store = open_store(config)?;
     let runs = store.runs()?;
@@ -41,52 +42,40 @@ pub fn prune(config: &Config, name: &str) -> Result<PruneSummary, ExecError> {
             known,
         });
     }
+    store.prepare_state()?;
     let mut summary = PruneSummary::default();
     for run in mine {
-        if run.status.is_final() {
-            let dropped = prune_run(store.as_mut(), run, &summary)?;
-            if dropped.records > 0 {
-                summary.pruned.push(dropped);
-            }
-        } else if !store.backed_up_batches(run.id)?.is_empty() {
-            summary.kept.push(run.id);
+        if store.backed_up_batches(run.id)?.is_empty() {
+            continue;
+        }
+        match prune_run(store.as_mut(), run.id)? {
+            Some(dropped) => summary.pruned.push(dropped),
+            None => summary.kept.push(run.id),
         }
     }
     Ok(summary)
 }
 
-/// Drops the backup records of `run`, which was over when `prune` read it.
-fn prune_run(
-    store: &mut dyn Store,
-    run: &RunRecord,
-    before: &PruneSummary,
-) -> Result<Pruned, ExecError> {
+/// Marks run `run_id` pruned and drops its backup records; `None`, dropping nothing, where
+/// the run is not over: running, checking, or rolling back (a rollback may have begun since
+/// `prune` read the run).
+fn prune_run(store: &mut dyn Store, run_id: i64) -> Result<Option<Pruned>, ExecError> {
+    if !store.mark_pruned(run_id)? {
+        return Ok(None);
+    }
     let mut dropped = Pruned {
-        run_id: run.id,
+        run_id,
         records: 0,
         rows: 0,
     };
-    for batch in store.backed_up_batches(run.id)? {
-        if let Some(rows) = store.drop_backup(run.id, batch)? {
+    for batch in store.backed_up_batches(run_id)? {
+        // `None`: another prune of the run took the record first.
+        if let Some(rows) = store.drop_backup(run_id, batch)? {
             dropped.records += 1;
             dropped.rows += rows;
-            continue;
-        }
-        // Nothing deleted: another prune took the record, or the run is over no more.
-        let still_over = store
-            .runs()?
-            .iter()
-            .any(|r| r.id == run.id && r.status.is_final());
-        if !still_over {
-            return Err(ExecError::PruneInterrupted {
-                migration: run.migration.clone(),
-                run_id: run.id,
-                dropped: dropped.rows,
-                earlier: before.pruned.iter().map(|p| p.rows).sum(),
-            });
         }
     }
-    Ok(dropped)
+    Ok(Some(dropped))
 }
 
 #[cfg(test)]
@@ -121,40 +110,43 @@ mod tests {
     }
 
     #[test]
-    fn a_run_that_is_over_loses_every_record_with_its_rows_counted() {
+    fn a_run_that_is_over_is_marked_and_loses_every_record_with_its_rows_counted() {
         let (_dir, mut store, run) = store_with_run(RunStatus::Completed);
-        let over = RunRecord {
-            status: RunStatus::Completed,
-            ..run
-        };
-        let dropped = prune_run(&mut store, &over, &PruneSummary::default()).unwrap();
+        let dropped = prune_run(&mut store, run.id).unwrap().unwrap();
         assert_eq!((dropped.records, dropped.rows), (2, 7));
-        assert!(store.backed_up_batches(over.id).unwrap().is_empty());
+        assert!(store.backed_up_batches(run.id).unwrap().is_empty());
+        assert!(store.runs().unwrap()[0].pruned_at.is_some());
     }
 
     /// `prune` read the run as completed; a rollback then began (the run is `rolling_back`
-    /// in the database): pruning stops at once and leaves every record to the rollback.
+    /// in the database): the run is not marked, and every record is left to the rollback.
     #[test]
-    fn a_rollback_begun_after_prune_read_the_run_stops_it_keeping_the_records() {
+    fn a_rollback_begun_after_prune_read_the_run_keeps_every_record() {
         let (_dir, mut store, run) = store_with_run(RunStatus::RollingBack);
-        let as_read = RunRecord {
-            status: RunStatus::Completed,
-            ..run
-        };
-        let earlier = PruneSummary {
-            pruned: vec![Pruned {
-                run_id: 0,
-                records: 1,
-                rows: 5,
-            }],
-            kept: vec![],
-        };
-        match prune_run(&mut store, &as_read, &earlier) {
-            Err(ExecError::PruneInterrupted {
-                dropped, earlier, ..
-            }) => assert_eq!((dropped, earlier), (0, 5)),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(store.backed_up_batches(as_read.id).unwrap(), [2, 1]);
+        assert_eq!(prune_run(&mut store, run.id).unwrap(), None);
+        assert_eq!(store.backed_up_batches(run.id).unwrap(), [2, 1]);
+        assert_eq!(store.runs().unwrap()[0].pruned_at, None);
+    }
+
+    /// The other order: once the run is marked, no rollback of it begins, however many
+    /// records a prune stopped part way has left.
+    #[test]
+    fn a_run_marked_pruned_refuses_to_begin_a_rollback() {
+        let (_dir, mut store, run) = store_with_run(RunStatus::Completed);
+        assert!(store.mark_pruned(run.id).unwrap());
+        assert!(!store.begin_rollback(run.id).unwrap());
+        assert_eq!(store.runs().unwrap()[0].status, RunStatus::Completed);
+        assert_eq!(store.backed_up_batches(run.id).unwrap(), [2, 1]);
+    }
+
+    /// A prune killed after its first record: the next one drops the rest.
+    #[test]
+    fn a_prune_stopped_part_way_is_finished_by_the_next() {
+        let (_dir, mut store, run) = store_with_run(RunStatus::Completed);
+        assert!(store.mark_pruned(run.id).unwrap());
+        assert_eq!(store.drop_backup(run.id, 2).unwrap(), Some(4));
+        let dropped = prune_run(&mut store, run.id).unwrap().unwrap();
+        assert_eq!((dropped.records, dropped.rows), (1, 3));
+        assert!(store.backed_up_batches(run.id).unwrap().is_empty());
     }
 }

@@ -60,6 +60,17 @@ pub enum StoreError {
         schema: String,
         source: Box<StoreError>,
     },
+    /// State tables an earlier `mig` made lack a column this one writes.
+    #[error(
+        "mig's state tables in schema {schema} were made by an earlier mig, and `_mig_runs` \
+         lacks the column `pruned_at` (when `mig prune` gave up a run's backup): adding it \
+         failed: {source}; it takes the table's owner: `ALTER TABLE _mig_runs ADD COLUMN \
+         pruned_at text` as that role, or any mig command that writes, run by it once"
+    )]
+    StateTablesOutdated {
+        schema: String,
+        source: Box<StoreError>,
+    },
     /// The lock file that shows `mig status` a run is being worked on (SQLite).
     #[error(
         "cannot lock {path}, which shows `mig status` that this process works on the run: {source}"
@@ -183,6 +194,9 @@ pub struct RunRecord {
     pub message: Option<String>,
     /// Workers claim its key ranges (PostgreSQL): only `--workers` resume it.
     pub shared: bool,
+    /// When `mig prune` gave up the run's backup: the run can be rolled back no more, even
+    /// where a prune stopped part way left some of its records.
+    pub pruned_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -379,11 +393,18 @@ pub trait Store: Send {
 
     /// Batch numbers of `run_id` that still hold backed-up rows, highest first.
     fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError>;
+    /// Marks the backup of `run_id` given up (`pruned_at`), if the run is over (completed,
+    /// failed or rolled back) and still has backed-up rows; whether it did. One conditional
+    /// write to the run's row, as `begin_rollback` is: of a prune and a rollback that meet,
+    /// exactly one goes ahead.
+    fn mark_pruned(&mut self, run_id: i64) -> Result<bool, StoreError>;
     /// Deletes the backup record of one batch of `run_id` in a statement of its own, only
-    /// while the run is over (completed, failed or rolled back): a rollback of it that began
-    /// meanwhile keeps every record it has left. The rows the record held, or `None` where
-    /// it deleted nothing.
+    /// where the run is marked pruned. The rows the record held, or `None` where it deleted
+    /// nothing.
     fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError>;
+    /// Sets run `run_id` `rolling_back`, unless `mig prune` marked its backup given up;
+    /// whether it did.
+    fn begin_rollback(&mut self, run_id: i64) -> Result<bool, StoreError>;
     /// Restores one batch in one transaction where rows still hold what the run wrote;
     /// other rows are conflicts, kept in `_mig_conflicts`.
     fn rollback_batch(

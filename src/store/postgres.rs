@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS _mig_runs (
     started_at text NOT NULL,
     updated_at text NOT NULL,
     finished_at text,
-    message text
+    message text,
+    pruned_at text
 );
 CREATE TABLE IF NOT EXISTS _mig_backup (
     run_id bigint NOT NULL,
@@ -594,6 +595,46 @@ impl PostgresStore {
             let _ = self.client.batch_execute("ROLLBACK");
         }
         result.map_err(|e| contention(e, started))
+    }
+
+    fn create_state_tables(&mut self) -> Result<(), StoreError> {
+        let created = (|| {
+            let mut tx = self.client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STATE_LOCK])?;
+            tx.batch_execute(STATE_TABLES)?;
+            tx.commit()
+        })();
+        created.map_err(|e| StoreError::StateTables {
+            schema: self.current_schema(),
+            source: Box::new(e.into()),
+        })
+    }
+
+    /// `_mig_runs.pruned_at`, into state tables an earlier `mig` made. A nullable column
+    /// without a default goes into the catalog alone, no row is rewritten; the table's lock
+    /// for it is waited for no longer than any other.
+    fn add_pruned_at(&mut self) -> Result<(), StoreError> {
+        let added = self.waiting_at_most_lock_timeout(|client| {
+            let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STATE_LOCK])?;
+            tx.batch_execute("ALTER TABLE _mig_runs ADD COLUMN IF NOT EXISTS pruned_at text")?;
+            tx.commit()
+        });
+        added.map_err(|e| match e {
+            StoreError::Postgres(source) => StoreError::StateTablesOutdated {
+                schema: self.current_schema(),
+                source: Box::new(StoreError::Postgres(source)),
+            },
+            other => other,
+        })
+    }
+
+    fn current_schema(&mut self) -> String {
+        self.client
+            .query_one("SELECT current_schema()::text", &[])
+            .ok()
+            .and_then(|row| row.get::<_, Option<String>>(0))
+            .unwrap_or_else(|| "(none: the search_path names no schema)".to_string())
     }
 
     /// Runs `work` outside a batch transaction with the session's lock waits bounded by
@@ -1823,6 +1864,11 @@ fn read_run(row: &Row) -> Result<RunRecord, StoreError> {
         updated_at: row.try_get("updated_at")?,
         message: row.try_get("message")?,
         shared: row.try_get::<_, Option<String>>("claimed")?.is_some(),
+        // Absent from state tables an earlier `mig` made, until `prepare_state` adds it.
+        pruned_at: match row.columns().iter().any(|c| c.name() == "pruned_at") {
+            true => row.try_get("pruned_at")?,
+            false => None,
+        },
     })
 }
 
@@ -1834,35 +1880,19 @@ impl Store for PostgresStore {
     fn prepare_state(&mut self) -> Result<(), StoreError> {
         // Checked first because CREATE … IF NOT EXISTS needs the CREATE privilege even when
         // the table exists, and a role that only migrates rows may not have it.
-        let ready: bool = self
-            .client
-            .query_one(
-                "SELECT to_regclass('_mig_runs') IS NOT NULL AND to_regclass('_mig_backup') IS NOT NULL \
-                 AND to_regclass('_mig_conflicts') IS NOT NULL AND to_regclass('_mig_claims') IS NOT NULL",
-                &[],
-            )?
-            .get(0);
-        if ready {
-            return Ok(());
+        let row = self.client.query_one(
+            "SELECT to_regclass('_mig_runs') IS NOT NULL AND to_regclass('_mig_backup') IS NOT NULL \
+             AND to_regclass('_mig_conflicts') IS NOT NULL AND to_regclass('_mig_claims') IS NOT NULL, \
+             EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('_mig_runs') \
+             AND attname = 'pruned_at' AND NOT attisdropped)",
+            &[],
+        )?;
+        let (made, current): (bool, bool) = (row.get(0), row.get(1));
+        match (made, current) {
+            (true, true) => Ok(()),
+            (true, false) => self.add_pruned_at(),
+            (false, _) => self.create_state_tables(),
         }
-        let created = (|| {
-            let mut tx = self.client.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STATE_LOCK])?;
-            tx.batch_execute(STATE_TABLES)?;
-            tx.commit()
-        })();
-        created.map_err(|e| {
-            let schema = self
-                .client
-                .query_one("SELECT current_schema()::text", &[])
-                .ok()
-                .and_then(|row| row.get::<_, Option<String>>(0))
-                .unwrap_or_else(|| "(none: the search_path names no schema)".to_string());
-            StoreError::StateTables {
-                schema,
-                source: Box::new(e.into()),
-            }
-        })
     }
 
     fn count_rows(&mut self, table: &str) -> Result<u64, StoreError> {
@@ -2372,18 +2402,36 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    /// A rollback's transaction holds the record it restores (`FOR UPDATE`): this waits for
-    /// it, then finds the record gone.
-    fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError> {
+    /// Of a rollback's `begin_rollback` and this, whichever writes the run's row second waits
+    /// for the first to commit and then finds its condition false on the row as the first
+    /// left it (READ COMMITTED re-checks an UPDATE's WHERE on the row it waited for).
+    fn mark_pruned(&mut self, run_id: i64) -> Result<bool, StoreError> {
         let sql = format!(
-            "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2 AND EXISTS \
-             (SELECT 1 FROM _mig_runs WHERE id = $1 AND status IN {FINAL_STATUSES_SQL}) \
-             RETURNING coalesce(array_length(keys, 1), 0)"
+            "UPDATE _mig_runs SET pruned_at = coalesce(pruned_at, {NOW}) \
+             WHERE id = $1 AND status IN {FINAL_STATUSES_SQL} \
+             AND EXISTS (SELECT 1 FROM _mig_backup WHERE run_id = $1)"
         );
-        let row = self.waiting_at_most_lock_timeout(|client| {
-            client.query_opt(sql.as_str(), &[&run_id, &batch_no])
-        })?;
+        let marked =
+            self.waiting_at_most_lock_timeout(|client| client.execute(sql.as_str(), &[&run_id]))?;
+        Ok(marked == 1)
+    }
+
+    fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError> {
+        let sql = "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2 AND EXISTS \
+                   (SELECT 1 FROM _mig_runs WHERE id = $1 AND pruned_at IS NOT NULL) \
+                   RETURNING coalesce(array_length(keys, 1), 0)";
+        let row = self
+            .waiting_at_most_lock_timeout(|client| client.query_opt(sql, &[&run_id, &batch_no]))?;
         Ok(row.map(|r| r.get::<_, i32>(0) as u64))
+    }
+
+    fn begin_rollback(&mut self, run_id: i64) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE _mig_runs SET status = 'rolling_back', updated_at = {NOW}, finished_at = NULL \
+             WHERE id = $1 AND pruned_at IS NULL"
+        );
+        let begun = self.client.execute(sql.as_str(), &[&run_id])?;
+        Ok(begun == 1)
     }
 
     fn rollback_batch(

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS _mig_runs (
     started_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     finished_at TEXT,
-    message TEXT
+    message TEXT,
+    pruned_at TEXT
 );
 CREATE TABLE IF NOT EXISTS _mig_backup (
     run_id INTEGER NOT NULL,
@@ -1066,7 +1067,25 @@ fn read_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         updated_at: row.get("updated_at")?,
         message: row.get("message")?,
         shared: false,
+        pruned_at: match row.get("pruned_at") {
+            Err(rusqlite::Error::InvalidColumnName(_)) => None,
+            read => read?,
+        },
     })
+}
+
+/// Adds `_mig_runs.pruned_at` to a database whose state tables an earlier `mig` made; until
+/// then `read_run` takes its runs as never pruned, which they were not by a prune that marks.
+fn add_pruned_at(conn: &Connection) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('_mig_runs') WHERE name = 'pruned_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !present {
+        conn.execute_batch("ALTER TABLE _mig_runs ADD COLUMN pruned_at TEXT")?;
+    }
+    Ok(())
 }
 
 /// A validation failure term per check, as SQL over the row (and the unique counts).
@@ -1153,6 +1172,7 @@ impl Store for SqliteStore {
         self.conn
             .execute_batch(STATE_TABLES)
             .map_err(|e| lock_error(e, started))?;
+        add_pruned_at(&self.conn).map_err(|e| lock_error(e, started))?;
         if self.checkpointer.is_none() {
             self.checkpointer = Checkpointer::start(&self.conn);
         }
@@ -1585,18 +1605,45 @@ impl Store for SqliteStore {
         .map(|(outcome, _)| outcome)
     }
 
-    fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError> {
+    fn mark_pruned(&mut self, run_id: i64) -> Result<bool, StoreError> {
         let sql = format!(
-            "DELETE FROM _mig_backup WHERE run_id = ?1 AND batch = ?2 AND EXISTS \
-             (SELECT 1 FROM _mig_runs WHERE id = ?1 AND status IN {FINAL_STATUSES_SQL}) \
-             RETURNING row_count"
+            "UPDATE _mig_runs SET pruned_at = coalesce(pruned_at, {NOW}) \
+             WHERE id = ?1 AND status IN {FINAL_STATUSES_SQL} \
+             AND EXISTS (SELECT 1 FROM _mig_backup WHERE run_id = ?1)"
         );
+        let started = Instant::now();
+        let marked = self
+            .conn
+            .execute(&sql, [run_id])
+            .map_err(|e| lock_error(e, started))?;
+        Ok(marked == 1)
+    }
+
+    fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError> {
+        let sql = "DELETE FROM _mig_backup WHERE run_id = ?1 AND batch = ?2 AND EXISTS \
+                   (SELECT 1 FROM _mig_runs WHERE id = ?1 AND pruned_at IS NOT NULL) \
+                   RETURNING row_count";
+        let started = Instant::now();
         let rows: Option<i64> = self
             .conn
-            .prepare_cached(&sql)?
+            .prepare_cached(sql)?
             .query_row(params![run_id, batch_no], |r| r.get(0))
-            .optional()?;
+            .optional()
+            .map_err(|e| lock_error(e, started))?;
         Ok(rows.map(|n| n as u64))
+    }
+
+    fn begin_rollback(&mut self, run_id: i64) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE _mig_runs SET status = 'rolling_back', updated_at = {NOW}, finished_at = NULL \
+             WHERE id = ?1 AND pruned_at IS NULL"
+        );
+        let started = Instant::now();
+        let begun = self
+            .conn
+            .execute(&sql, [run_id])
+            .map_err(|e| lock_error(e, started))?;
+        Ok(begun == 1)
     }
 
     fn conflict_keys(&mut self, run_id: i64) -> Result<Vec<Value>, StoreError> {
@@ -1762,6 +1809,27 @@ mod tests {
         (dir, store)
     }
 
+    /// State tables an earlier `mig` made, without `_mig_runs.pruned_at`: their runs read as
+    /// never pruned, and preparing the state adds the column, keeping the runs.
+    #[test]
+    fn state_tables_of_an_earlier_mig_gain_pruned_at() {
+        let earlier = STATE_TABLES.replace(",\n    pruned_at TEXT", "");
+        assert_ne!(earlier, STATE_TABLES);
+        let (_dir, mut store) = store_over(&format!(
+            "{earlier} INSERT INTO _mig_runs (migration, spec_hash, spec, status, started_at, \
+             updated_at) VALUES ('m', 'h', 's', 'completed', 't', 't');"
+        ));
+        assert_eq!(store.runs().unwrap()[0].pruned_at, None);
+        store.prepare_state().unwrap();
+        store.prepare_state().unwrap();
+        let runs = store.runs().unwrap();
+        assert_eq!((runs.len(), runs[0].pruned_at.clone()), (1, None));
+        assert!(
+            !store.mark_pruned(runs[0].id).unwrap(),
+            "no backup to give up"
+        );
+    }
+
     /// Only a rowid table's one-column INTEGER PRIMARY KEY is its rowid: not one declared
     /// DESC, not a WITHOUT ROWID table's, not an INT one; and only a STRICT table's columns
     /// hold their declared type, but for ANY and generated ones.
@@ -1791,10 +1859,10 @@ mod tests {
         assert_eq!(kinds("strict", "g"), None);
     }
 
-    /// A backup record goes only while its run is over: a rollback that began after `mig
-    /// prune` read the run keeps every record it finds.
+    /// A run is marked pruned only while it is over, and a backup record goes only of a
+    /// marked run: a rollback that began after `mig prune` read the run keeps every record.
     #[test]
-    fn a_backup_record_is_dropped_only_while_its_run_is_over() {
+    fn a_backup_record_is_dropped_only_of_a_run_marked_while_over() {
         let (_dir, mut store) = store_over("CREATE TABLE t (id INTEGER PRIMARY KEY)");
         store.prepare_state().unwrap();
         let run = store.start_run("m", "hash", "spec", None).unwrap();
@@ -1812,11 +1880,14 @@ mod tests {
             RunStatus::RollingBack,
         ] {
             store.set_run_status(run.id, status, None).unwrap();
+            assert!(!store.mark_pruned(run.id).unwrap(), "{status:?}");
             assert_eq!(store.drop_backup(run.id, 1).unwrap(), None, "{status:?}");
         }
         store
             .set_run_status(run.id, RunStatus::Completed, None)
             .unwrap();
+        assert_eq!(store.drop_backup(run.id, 1).unwrap(), None, "not marked");
+        assert!(store.mark_pruned(run.id).unwrap());
         assert_eq!(store.drop_backup(run.id, 1).unwrap(), Some(7));
         assert_eq!(store.drop_backup(run.id, 1).unwrap(), None);
     }
