@@ -114,7 +114,7 @@ pub enum ExecError {
     NothingToRollBack(String),
     #[error("no run of `{name}` is recorded, so it has no backup to prune{}", known_names(.known))]
     NoRunsToPrune { name: String, known: Vec<String> },
-    #[error("run {run_id} of {migration} cannot be rolled back: `mig prune {migration}` gave up its backup at {pruned_at}, so the {updated} rows it changed keep the values it wrote; restoring the records a prune stopped part way may have left would undo only part of the run")]
+    #[error("run {run_id} of {migration} cannot be rolled back: `mig prune {migration}` gave up its backup at {pruned_at}, so the {updated} rows it changed keep the values it wrote")]
     BackupPruned {
         migration: String,
         run_id: i64,
