@@ -751,13 +751,23 @@ fn status(config: Config) -> Result<(), Failure> {
             .checkpoint
             .as_ref()
             .map_or("-".to_string(), |k| k.to_string());
+        let backup = state
+            .backup
+            .map(|b| {
+                format!(
+                    ", backup {} in {}",
+                    show_bytes(b.bytes),
+                    count(b.records, "batch record", "batch records")
+                )
+            })
+            .unwrap_or_default();
         let pruned = r
             .pruned_at
             .as_ref()
             .map(|at| format!(", backup pruned {at}"))
             .unwrap_or_default();
         println!(
-            "run {} {} {}: {} processed, {} updated, {}, checkpoint {}, started {}, last change {}{pruned}{}",
+            "run {} {} {}: {} processed, {} updated, {}, checkpoint {}, started {}, last change {}{backup}{pruned}{}",
             r.id,
             r.migration,
             state_shown(&state),
@@ -771,6 +781,25 @@ fn status(config: Config) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// A size in bytes, in decimal units with three figures at most, as `du --si` shows one.
+fn show_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return count(bytes, "byte", "bytes");
+    }
+    let mut size = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while size >= 999.5 && unit + 1 < UNITS.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    if size < 99.95 {
+        format!("{size:.1} {}", UNITS[unit])
+    } else {
+        format!("{size:.0} {}", UNITS[unit])
+    }
 }
 
 fn prune(config: Config, name: &str) -> Result<(), Failure> {
@@ -1019,7 +1048,28 @@ fn demo(config: Config) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::{conflict_list, summed, Progress, Value};
+    use super::{conflict_list, show_bytes, summed, Progress, Value};
+
+    #[test]
+    fn sizes_show_in_decimal_units_with_three_figures_at_most() {
+        for (bytes, shown) in [
+            (0, "0 bytes"),
+            (1, "1 byte"),
+            (999, "999 bytes"),
+            (1000, "1.0 kB"),
+            (25_300, "25.3 kB"),
+            (99_949, "99.9 kB"),
+            (99_950, "100 kB"),
+            (999_499, "999 kB"),
+            (999_500, "1.0 MB"),
+            (999_950, "1.0 MB"),
+            (4_700_000, "4.7 MB"),
+            (313_000_000, "313 MB"),
+            (2_500_000_000_000_000, "2500 TB"),
+        ] {
+            assert_eq!(show_bytes(bytes), shown, "{bytes}");
+        }
+    }
 
     #[test]
     fn workers_progress_is_the_sum_of_what_each_reported() {

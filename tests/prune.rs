@@ -34,6 +34,12 @@ fn prune_drops_the_backup_of_runs_that_are_over_and_keeps_the_rest() {
         };
         assert_eq!(backed_up(1), ["3"], "{name}");
         assert_eq!(backed_up(2), ["2"], "{name}");
+        let status = stdout(&project.mig(&["status"]));
+        let run_1 = status.lines().next().unwrap_or_default();
+        assert!(
+            run_1.starts_with("run 1 double completed") && run_1.contains(" in 3 batch records"),
+            "{name}: {status}"
+        );
 
         let out = project.mig(&["prune", "double"]);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
@@ -58,9 +64,11 @@ fn prune_drops_the_backup_of_runs_that_are_over_and_keeps_the_rest() {
             "{name}: {}",
             stderr(&out)
         );
+        let status = stdout(&project.mig(&["status"]));
+        let run_1 = status.lines().next().unwrap_or_default();
         assert!(
-            stdout(&project.mig(&["status"])).contains(", backup pruned "),
-            "{name}"
+            run_1.contains(", backup pruned ") && !run_1.contains("batch records"),
+            "{name}: {status}"
         );
         let out = project.mig(&["prune", "double"]);
         assert!(out.status.success(), "{name}: {}", stderr(&out));

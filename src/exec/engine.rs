@@ -9,7 +9,8 @@ use crate::plan::{canonical_spec, spec_from_canonical, Plan, PlanError, Resumed,
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    BatchRequest, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
+    BackupSize, BatchRequest, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store,
+    StoreError,
 };
 use crate::value::Value;
 use std::time::{Duration, Instant};
@@ -1538,22 +1539,29 @@ pub struct RunState {
     /// Whether some process works on it now. A run not over that none works on was
     /// interrupted: its process was killed, or it stopped at an error.
     pub worked_on: bool,
+    /// What it keeps in `_mig_backup`, until it is rolled back or pruned.
+    pub backup: Option<BackupSize>,
 }
 
-/// Every run, oldest first, with whether some process works on it now.
+/// Every run, oldest first, with whether some process works on it now and its backup.
 pub fn read_run_states(config: &Config) -> Result<Vec<RunState>, ExecError> {
     let mut store = open_store(config)?;
     let runs = store.runs()?;
+    if runs.is_empty() {
+        return Ok(vec![]);
+    }
     let open: Vec<i64> = runs
         .iter()
         .filter(|r| !r.status.is_final())
         .map(|r| r.id)
         .collect();
     let held = store.held_runs(&open)?;
+    let backups = store.backup_sizes()?;
     Ok(runs
         .into_iter()
         .map(|record| RunState {
             worked_on: held.contains(&record.id),
+            backup: backups.get(&record.id).copied(),
             record,
         })
         .collect())

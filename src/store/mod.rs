@@ -14,7 +14,7 @@ use crate::compile::{Schema, Validation};
 use crate::exec::eval::EvalError;
 use crate::syntax::ast::Expr;
 use crate::value::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +208,14 @@ pub struct RollbackOutcome {
     pub rewritten: u64,
 }
 
+/// The backup one run keeps in `_mig_backup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupSize {
+    pub records: u64,
+    /// The records' stored bytes (PostgreSQL: compressed where it compressed them).
+    pub bytes: u64,
+}
+
 /// The rows one validation fails: how many, and where to start looking at them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Failures {
@@ -393,6 +401,9 @@ pub trait Store: Send {
 
     /// Batch numbers of `run_id` that still hold backed-up rows, highest first.
     fn backed_up_batches(&mut self, run_id: i64) -> Result<Vec<i64>, StoreError>;
+    /// How much backup each run keeps, by run id; runs without a record are left out. Read
+    /// from the records' sizes, not their contents.
+    fn backup_sizes(&mut self) -> Result<BTreeMap<i64, BackupSize>, StoreError>;
     /// Marks the backup of `run_id` given up (`pruned_at`), if the run is over (completed,
     /// failed or rolled back) and still has backed-up rows; whether it did. One conditional
     /// write to the run's row, as `begin_rollback` is: of a prune and a rollback that meet,

@@ -28,9 +28,9 @@
 use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::postgres_tls::ClientTls;
 use super::{
-    ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
-    BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store, StoreError,
-    BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
+    ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
+    BatchRequest, BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store,
+    StoreError, BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -43,7 +43,7 @@ use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, Row, SimpleQueryMessage, Statement};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::error::Error;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -2399,6 +2399,26 @@ impl Store for PostgresStore {
             )?
             .iter()
             .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// `pg_column_size` of a value stored out of line reads its size from the pointer to it.
+    fn backup_sizes(&mut self) -> Result<BTreeMap<i64, BackupSize>, StoreError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT run_id, count(*), sum(pg_column_size(cols) + pg_column_size(keys) \
+                 + pg_column_size(old) + pg_column_size(new))::int8 FROM _mig_backup GROUP BY run_id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                let size = BackupSize {
+                    records: r.get::<_, i64>(1) as u64,
+                    bytes: r.get::<_, i64>(2) as u64,
+                };
+                (r.get(0), size)
+            })
             .collect())
     }
 

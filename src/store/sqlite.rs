@@ -8,8 +8,8 @@ use super::run_locks::RunLocks;
 use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
-    ensure_run_position, legend, quote_ident, unique_count_alias, BatchOutcome, BatchRequest,
-    BatchStep, Failures, RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
+    ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
+    BatchRequest, BatchStep, Failures, RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
     FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
@@ -1559,6 +1559,26 @@ impl Store for SqliteStore {
             .query_map([run_id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         Ok(batches)
+    }
+
+    /// `length` of a blob reads its size from the record's header, not the blob's pages.
+    fn backup_sizes(&mut self) -> Result<BTreeMap<i64, BackupSize>, StoreError> {
+        reading(|| {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT run_id, count(*), sum(length(rows) + length(columns)) \
+                 FROM _mig_backup GROUP BY run_id",
+            )?;
+            let sizes = stmt
+                .query_map([], |r| {
+                    let size = BackupSize {
+                        records: r.get::<_, i64>(1)? as u64,
+                        bytes: r.get::<_, i64>(2)? as u64,
+                    };
+                    Ok((r.get(0)?, size))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(sizes)
+        })
     }
 
     fn rollback_batch(
