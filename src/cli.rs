@@ -783,6 +783,24 @@ fn status(config: Config) -> Result<(), Failure> {
     Ok(())
 }
 
+/// How long the rows left take at `rate`, as `, about 3 min left`; nothing where none are
+/// left by the run's estimate (PostgreSQL's may be low) or no rate is known yet.
+fn time_left(p: &Progress, rate: f64) -> String {
+    let left = p.expected.saturating_sub(p.processed);
+    if left == 0 || rate <= 0.0 {
+        return String::new();
+    }
+    let seconds = (left as f64 / rate).ceil() as u64;
+    let minutes = seconds.div_ceil(60);
+    let shown = match (seconds, minutes / 60, minutes % 60) {
+        (0..60, _, _) => format!("{seconds} s"),
+        (_, 0, m) => format!("{m} min"),
+        (_, h, 0) => format!("{h} h"),
+        (_, h, m) => format!("{h} h {m} min"),
+    };
+    format!(", about {shown} left")
+}
+
 /// A size in bytes, in decimal units with three figures at most, as `du --si` shows one.
 fn show_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
@@ -894,6 +912,7 @@ fn summed(each: &[Option<Progress>], expected: u64) -> Progress {
             updated: 0,
             batches: 0,
             expected,
+            resumed_from: 0,
         },
         |sum, p| Progress {
             processed: sum.processed + p.processed,
@@ -917,11 +936,11 @@ impl Reporter {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix} [{bar:40}] {pos}/{len} rows, {msg}, ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                // Not indicatif's `{eta}`: a resumed run's bar starts part way, and that first
+                // jump would be taken for speed.
+                ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} rows, {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
             bar.set_prefix(name.to_string());
             bar
@@ -939,26 +958,34 @@ impl Reporter {
             Some(bar) => {
                 bar.set_length(p.expected.max(p.processed));
                 bar.set_position(p.processed);
-                bar.set_message(format!("{} updated, {:.0} rows/s", p.updated, self.rate(p)));
+                bar.set_message(format!(
+                    "{} updated, {:.0} rows/s{}",
+                    p.updated,
+                    self.rate(p),
+                    time_left(p, self.rate(p))
+                ));
             }
             None if self.last_line.elapsed() >= Duration::from_secs(1) => {
                 self.last_line = Instant::now();
                 eprintln!(
-                    "{}: {}/{} rows processed, {} updated, {}, {:.0} rows/s",
+                    "{}: {}/{} rows processed, {} updated, {}, {:.0} rows/s{}",
                     self.name,
                     p.processed,
                     p.expected,
                     p.updated,
                     count(p.batches as u64, "batch", "batches"),
-                    self.rate(p)
+                    self.rate(p),
+                    time_left(p, self.rate(p))
                 );
             }
             None => {}
         }
     }
 
+    /// This process's rows a second: a resumed run's earlier rows took no time of its.
     fn rate(&self, p: &Progress) -> f64 {
-        p.processed as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+        p.processed.saturating_sub(p.resumed_from) as f64
+            / self.started.elapsed().as_secs_f64().max(1e-9)
     }
 
     fn finish(&self) {
@@ -1048,7 +1075,51 @@ fn demo(config: Config) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::{conflict_list, show_bytes, summed, Progress, Value};
+    use super::{conflict_list, show_bytes, summed, time_left, Progress, Reporter, Value};
+    use std::time::{Duration, Instant};
+
+    /// A run resumed at 1,000 rows that has processed 500 more in the 10 s (or more) since
+    /// this process began: 50 rows/s at most, not the 150 its whole count would give.
+    #[test]
+    fn a_resumed_runs_rate_counts_only_this_process_rows() {
+        let mut reporter = Reporter::new("m");
+        reporter.started = Instant::now() - Duration::from_secs(10);
+        let resumed = Progress {
+            processed: 1500,
+            updated: 1500,
+            batches: 15,
+            expected: 2000,
+            resumed_from: 1000,
+        };
+        let rate = reporter.rate(&resumed);
+        assert!(rate > 0.0 && rate <= 50.0, "{rate}");
+    }
+
+    #[test]
+    fn the_time_left_is_the_rows_left_at_the_rate_rounded_up() {
+        let at = |processed, expected| Progress {
+            processed,
+            updated: 0,
+            batches: 0,
+            expected,
+            resumed_from: 0,
+        };
+        for (p, rate, shown) in [
+            (at(0, 1000), 100.0, ", about 10 s left"),
+            (at(990, 1000), 100.0, ", about 1 s left"),
+            (at(0, 6000), 100.0, ", about 1 min left"),
+            (at(0, 6001), 100.0, ", about 2 min left"),
+            (at(0, 3_600_000), 1000.0, ", about 1 h left"),
+            (at(0, 3_700_000), 1000.0, ", about 1 h 2 min left"),
+            (at(0, 7_199_000), 1000.0, ", about 2 h left"),
+            (at(0, 3_599_000), 1000.0, ", about 1 h left"),
+            (at(1000, 1000), 100.0, ""),
+            (at(1200, 1000), 100.0, ""),
+            (at(0, 1000), 0.0, ""),
+        ] {
+            assert_eq!(time_left(&p, rate), shown, "{p:?} at {rate}");
+        }
+    }
 
     #[test]
     fn sizes_show_in_decimal_units_with_three_figures_at_most() {
@@ -1078,6 +1149,7 @@ mod tests {
             updated,
             batches,
             expected: 3000,
+            resumed_from: 0,
         };
         let each = [Some(report(40, 30, 2)), None, Some(report(20, 20, 1))];
         assert_eq!(summed(&each, 3000), report(60, 50, 3));

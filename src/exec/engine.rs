@@ -476,6 +476,9 @@ pub struct Progress {
     pub batches: i64,
     /// Rows this run will process at most, as estimated when it started.
     pub expected: u64,
+    /// Of `processed`, the rows processed before this process took the run up (a resumed
+    /// run's): a rate of this process's own leaves them out.
+    pub resumed_from: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -810,13 +813,19 @@ impl Engine {
         started: Instant,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<Option<RunSummary>, ExecError> {
-        let expected = self.store.size(plan.table())?.rows();
+        // A worker counts its own rows, out of those the run had left when it started.
+        let expected = self
+            .store
+            .size(plan.table())?
+            .rows()
+            .saturating_sub(run.processed);
         let step = plan.step();
         let mut mine = Progress {
             processed: 0,
             updated: 0,
             batches: 0,
             expected,
+            resumed_from: 0,
         };
         let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
             .resting(self.store.locks_every_writer_out());
@@ -1012,6 +1021,7 @@ impl Engine {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<(RunRecord, Pace), ExecError> {
         let step = plan.step();
+        let resumed_from = run.processed;
         let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
             .resting(self.store.locks_every_writer_out());
         loop {
@@ -1062,6 +1072,7 @@ impl Engine {
                 updated: run.updated,
                 batches: run.batches,
                 expected,
+                resumed_from,
             });
             // A short batch is not taken for the table's end: on PostgreSQL a row can leave a
             // batch's range while the batch waits for its lock. An empty batch ends it: the
