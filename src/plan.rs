@@ -170,6 +170,10 @@ impl Plan {
                 show_duration(self.lock_timeout),
                 count(self.retries, "retry", "retries")
             ),
+            format!(
+                "  lock timeout: {}",
+                store.describe_lock_wait()
+            ),
         ];
         if let Some(setup) = store.describe_setup() {
             lines.push(format!("  {setup}"));

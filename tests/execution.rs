@@ -516,3 +516,31 @@ fn a_validation_that_cannot_be_evaluated_is_named_and_the_others_reported() {
         );
     }
 }
+
+/// `mig plan` says what a batch holds while it waits for a lock, which differs by store: on
+/// PostgreSQL the rows it already locked, which the application then waits on as long.
+#[test]
+fn plan_says_what_a_batch_holds_while_it_waits_for_a_lock() {
+    for backend in backends() {
+        let project = Project::on(
+            &backend,
+            &ACCOUNTS,
+            "backfill name on accounts {\n    set name = 'Account ' || code\n    lock_timeout 30s\n}\n",
+        );
+        let out = project.mig(&["plan", "accounts.name"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let plan = stdout(&out);
+        assert!(
+            plan.contains("lock timeout 30s; 1 retry on lock timeout\n  lock timeout: "),
+            "{plan}"
+        );
+        let held = match backend {
+            Backend::Sqlite => "a batch waits only to begin, for the database's write lock",
+            Backend::Postgres(_) => {
+                "while keeping the rows it has locked already, so the application's writes to \
+                 those rows may wait that long too"
+            }
+        };
+        assert!(plan.contains(held), "{}: {plan}", backend.name());
+    }
+}

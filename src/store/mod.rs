@@ -381,6 +381,9 @@ pub trait Store: Send {
     fn others_busy(&mut self) -> Result<Option<bool>, StoreError>;
     /// How `others_busy` tells, and how a yielding batch runs, as `mig plan` prints them.
     fn describe_busy(&self) -> String;
+    /// What a batch holds while it waits for a lock (up to the spec's `lock_timeout`), and so
+    /// what the application may wait on meanwhile, as `mig plan` prints it.
+    fn describe_lock_wait(&self) -> &'static str;
     /// What a run changes in the database besides rows and mig's own tables, as `mig plan`
     /// prints it; nothing by default.
     fn describe_setup(&self) -> Option<String> {

@@ -2178,6 +2178,12 @@ impl Store for PostgresStore {
         Ok(Some(self.client.query_one(&statement, &[])?.get(0)))
     }
 
+    fn describe_lock_wait(&self) -> &'static str {
+        "a batch waits for a row another transaction holds locked while keeping the rows it has \
+         locked already, so the application's writes to those rows may wait that long too: keep \
+         it short and let the retries do the waiting"
+    }
+
     fn describe_busy(&self) -> String {
         format!(
             "busy: a session of this database in pg_stat_activity that is not idle, or went \

@@ -1413,6 +1413,11 @@ impl Store for SqliteStore {
         "SQLite shows mig no other connection: every batch counts as beside a busy one".into()
     }
 
+    fn describe_lock_wait(&self) -> &'static str {
+        "a batch waits only to begin, for the database's write lock while another \
+         connection's write transaction holds it, and holds nothing meanwhile"
+    }
+
     fn describe_setup(&self) -> Option<String> {
         let mode: String = self
             .conn
