@@ -1756,6 +1756,7 @@ fn contention(e: StoreError, started: Instant) -> StoreError {
 /// The server's own message where there is one (the driver's Display says only "db error").
 pub fn postgres_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
+        Some(db) if lost_session(db.code()) => format!("{}{SESSION_LOST}", db.message()),
         Some(db) => match db.detail() {
             Some(detail) => format!("{} ({detail})", db.message()),
             None => db.message().to_string(),
@@ -1766,6 +1767,19 @@ pub fn postgres_message(e: &postgres::Error) -> String {
         },
     }
 }
+
+/// What the server says when a statement mig prepared on its connection is missing, or one
+/// of the same name is already there: mig prepares by protocol, never by SQL, so its
+/// connection reached another server session than the one it prepared on.
+fn lost_session(code: &SqlState) -> bool {
+    *code == SqlState::INVALID_SQL_STATEMENT_NAME || *code == SqlState::DUPLICATE_PSTATEMENT
+}
+
+const SESSION_LOST: &str = ": mig's connection did not keep one server session from one \
+     transaction to the next, as behind a pooler in transaction mode (pgbouncer's pool_mode = \
+     transaction); a run needs a session of its own for its prepared statements, settings and \
+     the advisory locks `mig status` reads, so connect mig to PostgreSQL directly or through a \
+     pool in session mode";
 
 impl ToSql for Value {
     fn to_sql(

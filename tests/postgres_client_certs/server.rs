@@ -6,7 +6,7 @@
 
 use crate::certs::Authority;
 use crate::common;
-use std::os::unix::process::CommandExt;
+use crate::common::service::{as_user, free_port, give_to, service_user, skip, ServiceUser};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,14 +16,6 @@ pub struct PrivateServer {
     process: Child,
     pub port: u16,
     dir: tempfile::TempDir,
-}
-
-/// The user and group the server runs as where the tests run as root, which PostgreSQL
-/// refuses to run as.
-#[derive(Clone, Copy)]
-struct ServerUser {
-    uid: u32,
-    gid: u32,
 }
 
 impl PrivateServer {
@@ -38,7 +30,7 @@ impl PrivateServer {
                 "no PostgreSQL server binaries (initdb) on PATH or in /usr/lib/postgresql",
             );
         };
-        let user = match server_user() {
+        let user = match service_user() {
             Ok(user) => user,
             Err(reason) => return skip(&reason),
         };
@@ -134,14 +126,6 @@ impl Drop for PrivateServer {
     }
 }
 
-/// Under CI a test that cannot run fails; elsewhere it is skipped with a warning.
-fn skip<T>(reason: &str) -> Option<T> {
-    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(!in_ci, "CI=true but {reason}: the test cannot run");
-    eprintln!("warning: {reason}; skipping this test");
-    None
-}
-
 /// The folder holding `initdb` and `postgres`: on PATH, else Debian's newest
 /// `/usr/lib/postgresql/VERSION/bin`, where they are kept off PATH.
 fn server_binaries() -> Option<PathBuf> {
@@ -164,38 +148,9 @@ fn server_binaries() -> Option<PathBuf> {
         .find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file())
 }
 
-/// None where the tests do not run as root: the server then runs as the tests' user.
-fn server_user() -> Result<Option<ServerUser>, String> {
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(None);
-    }
-    let name = std::ffi::CString::new("postgres").unwrap();
-    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
-    if entry.is_null() {
-        return Err(
-            "the tests run as root and there is no user postgres to run a server as".into(),
-        );
-    }
-    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
-    Ok(Some(ServerUser { uid, gid }))
-}
-
-fn as_user(mut command: Command, user: Option<ServerUser>) -> Command {
-    if let Some(user) = user {
-        command.uid(user.uid).gid(user.gid);
-    }
-    command
-}
-
-fn give_to(path: &Path, user: Option<ServerUser>) {
-    if let Some(user) = user {
-        std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)).unwrap();
-    }
-}
-
 /// The server's certificate and key, the authority it asks client certificates of, and
 /// pg_hba.conf, in `dir`, which the server's user is given: initdb makes its data folder there.
-fn write_server_files(dir: &Path, authority: &Authority, hba: &str, user: Option<ServerUser>) {
+fn write_server_files(dir: &Path, authority: &Authority, hba: &str, user: Option<ServiceUser>) {
     let server = authority.server();
     server.write_cert(&dir.join("server.crt"));
     server.write_key(&dir.join("server.key"));
@@ -221,10 +176,4 @@ fn settings(dir: &Path, port: u16) -> Vec<String> {
         "max_connections=20".into(),
         "fsync=off".into(),
     ]
-}
-
-/// A port nothing listens on now; the server takes it a moment later.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
