@@ -813,12 +813,7 @@ impl Engine {
         started: Instant,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<Option<RunSummary>, ExecError> {
-        // A worker counts its own rows, out of those the run had left when it started.
-        let expected = self
-            .store
-            .size(plan.table())?
-            .rows()
-            .saturating_sub(run.processed);
+        let expected = self.store.size(plan.table())?.rows();
         let step = plan.step();
         let mut mine = Progress {
             processed: 0,
