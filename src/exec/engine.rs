@@ -339,8 +339,6 @@ fn restored_before(later_batches: usize, restored: u64) -> String {
     }
 }
 
-/// Why a rollback's batch may fail again: a constraint added since the run (a column made
-/// NOT NULL after its backfill) refuses the old values until it is dropped.
 /// The error of a rollback of `run`, whose backup `mig prune` gave up.
 fn backup_pruned(migration: &str, run: &RunRecord) -> ExecError {
     ExecError::BackupPruned {
@@ -351,6 +349,8 @@ fn backup_pruned(migration: &str, run: &RunRecord) -> ExecError {
     }
 }
 
+/// Why a rollback's batch may fail again: a constraint added since the run (a column made
+/// NOT NULL after its backfill) refuses the old values until it is dropped.
 fn rollback_advice(source: &StoreError) -> &'static str {
     if source.is_constraint_violation() {
         "; the table refuses the old values, as it will until the rows or its constraints \
@@ -1334,8 +1334,10 @@ impl Engine {
                 .find(|r| r.id == run_id && r.pruned_at.is_some());
             return Err(match pruned {
                 Some(run) => backup_pruned(plan.name(), run),
+                // Nothing else keeps it from starting but the run's row gone from `_mig_runs`.
                 None => ExecError::Unsupported(format!(
-                    "run {run_id} of {} could not be set rolling back",
+                    "run {run_id} of {} is no longer recorded in _mig_runs, so it cannot be \
+                     rolled back",
                     plan.name()
                 )),
             });
