@@ -3,7 +3,7 @@
 //! changed row's key, old and new value, and nothing let a user give it up but SQL by hand.
 mod common;
 
-use common::{backends, stderr, stdout, Project, Setup};
+use common::{backends, postgres_url, stderr, stdout, Backend, Project, Setup};
 
 const TABLES: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);\n\
      INSERT INTO t VALUES (1, 1, NULL), (2, 2, NULL), (3, 3, NULL), (4, 4, NULL), (5, 5, NULL), (6, 6, NULL);\n\
@@ -13,17 +13,23 @@ const TABLES: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEG
 const SPEC: &str = "migrate double on t {\n    set b = a * 2\n    batch 2\n}\n\n\
                     migrate copy on u {\n    set b = a\n    batch 2\n}\n";
 
-#[test]
-fn prune_drops_the_backup_of_runs_that_are_over_and_keeps_the_rest() {
+/// A project on `backend` whose migration `double` has run to its end, as run 1.
+fn with_double_run(backend: &Backend) -> Project {
     let setup = Setup {
         sqlite: TABLES,
         postgres: TABLES,
     };
+    let project = Project::on(backend, &setup, SPEC);
+    let out = project.mig(&["run", "double"]);
+    assert!(out.status.success(), "{}: {}", backend.name(), stderr(&out));
+    project
+}
+
+#[test]
+fn prune_drops_the_backup_of_runs_that_are_over_and_keeps_the_rest() {
     for backend in backends() {
         let name = backend.name();
-        let project = Project::on(&backend, &setup, SPEC);
-        let out = project.mig(&["run", "double"]);
-        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let project = with_double_run(&backend);
         // Stops at batch 3, where a NULL goes into a NOT NULL column: unfinished.
         let out = project.mig(&["run", "copy"]);
         assert_eq!(out.status.code(), Some(4), "{name}: {}", stderr(&out));
@@ -111,15 +117,9 @@ fn prune_drops_the_backup_of_runs_that_are_over_and_keeps_the_rest() {
 /// the dropped record kept the run's values. The next prune drops the rest.
 #[test]
 fn a_run_whose_prune_stopped_part_way_is_not_rolled_back_in_part() {
-    let setup = Setup {
-        sqlite: TABLES,
-        postgres: TABLES,
-    };
     for backend in backends() {
         let name = backend.name();
-        let project = Project::on(&backend, &setup, SPEC);
-        let out = project.mig(&["run", "double"]);
-        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let project = with_double_run(&backend);
         project.execute(
             "UPDATE _mig_runs SET pruned_at = '2026-11-27T03:00:00.000Z' WHERE id = 1;\n\
              DELETE FROM _mig_backup WHERE run_id = 1 AND batch = 3;",
@@ -160,11 +160,10 @@ fn a_run_whose_prune_stopped_part_way_is_not_rolled_back_in_part() {
 /// the run marked and restores nothing.
 #[test]
 fn a_rollback_waiting_on_a_prunes_mark_restores_nothing() {
-    let Some(project) = Project::postgres(TABLES, SPEC) else {
+    let Some(url) = postgres_url() else {
         return;
     };
-    let out = project.mig(&["run", "double"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let project = with_double_run(&Backend::Postgres(url));
     let database = project.postgres.as_ref().unwrap();
     let mut prune = database.client();
     prune
@@ -200,11 +199,10 @@ fn a_rollback_waiting_on_a_prunes_mark_restores_nothing() {
 /// drops nothing; run by the owner, `mig prune` adds the column and marks the run.
 #[test]
 fn postgres_state_tables_of_an_earlier_mig_gain_pruned_at() {
-    let Some(project) = Project::postgres(TABLES, SPEC) else {
+    let Some(url) = postgres_url() else {
         return;
     };
-    let out = project.mig(&["run", "double"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let project = with_double_run(&Backend::Postgres(url));
     project.execute("ALTER TABLE _mig_runs DROP COLUMN pruned_at");
     let role = project.postgres.as_ref().unwrap().role(
         "migrator",
