@@ -956,26 +956,26 @@ impl Reporter {
     fn show(&mut self, p: &Progress) {
         match &self.bar {
             Some(bar) => {
+                let rate = self.rate(p);
                 bar.set_length(p.expected.max(p.processed));
                 bar.set_position(p.processed);
                 bar.set_message(format!(
-                    "{} updated, {:.0} rows/s{}",
+                    "{} updated, {rate:.0} rows/s{}",
                     p.updated,
-                    self.rate(p),
-                    time_left(p, self.rate(p))
+                    time_left(p, rate)
                 ));
             }
             None if self.last_line.elapsed() >= Duration::from_secs(1) => {
                 self.last_line = Instant::now();
+                let rate = self.rate(p);
                 eprintln!(
-                    "{}: {}/{} rows processed, {} updated, {}, {:.0} rows/s{}",
+                    "{}: {}/{} rows processed, {} updated, {}, {rate:.0} rows/s{}",
                     self.name,
                     p.processed,
                     p.expected,
                     p.updated,
                     count(p.batches as u64, "batch", "batches"),
-                    self.rate(p),
-                    time_left(p, self.rate(p))
+                    time_left(p, rate)
                 );
             }
             None => {}

@@ -8,6 +8,7 @@ mod common;
 
 use common::service::{as_user, free_port, give_to, service_user, skip};
 use common::{stderr, stdout, Project};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -140,6 +141,35 @@ fn behind_a_pooler_in_transaction_mode_mig_names_the_cause_and_writes_nothing() 
         ),
         "{}",
         stderr(&out)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
+        ["0"]
+    );
+
+    // The node answers with the same words, as error 13.
+    pooler.open_both_server_sessions();
+    let mut node = project
+        .command(&["node"])
+        .env("MIG_DATABASE_URL", &pooler.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    node.stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"type\":\"backfill\",\"msg_id\":1,\"table\":\"t\",\"column\":\"b\"}\n")
+        .unwrap();
+    let out = node.wait_with_output().unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["code"], 13, "{reply}");
+    assert!(
+        reply["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("as behind a pooler in transaction mode")),
+        "{reply}"
     );
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
