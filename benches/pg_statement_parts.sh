@@ -39,8 +39,10 @@ printf 'specs = "specs"\n[database]\nurl = "postgres://postgres@127.0.0.1:5432/%
     >"$WORK/project/mig.toml"
 printf 'backfill balance_cents on pgbench_accounts {\n    set balance_cents = abalance * 100\n    batch %s\n}\n' "$BATCH" \
     >"$WORK/project/specs/bench.mig"
-# `mig plan` creates the _mig_* tables and prints the statement; run 1000 is the probes' run.
+# `mig plan` prints the statement; a run of one row makes the _mig_* tables, which mig
+# creates only as it first writes; run 1000 is the probes' run.
 (cd "$WORK/project" && "$MIG" plan pgbench_accounts.balance_cents) >"$WORK/plan.txt"
+(cd "$WORK/project" && "$MIG" run pgbench_accounts.balance_cents --limit 1) >/dev/null
 python3 - "$WORK" "$BATCH" <<'PY'
 import sys
 work, batch = sys.argv[1], sys.argv[2]
