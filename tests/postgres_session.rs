@@ -186,3 +186,66 @@ fn a_rollback_says_when_a_trigger_rewrote_the_values_it_restored() {
         [" CODE1 "]
     );
 }
+
+/// Production roles often run under a `statement_timeout`, which reaches mig's statements.
+/// A batch that outlasts it (here a trigger sleeps on one row) is rolled back whole, and
+/// the error says where the timeout comes from and what to change, on the command line and
+/// from the node; a longer timeout in the URL's options lets the run resume and finish.
+#[test]
+fn a_batch_cut_short_by_statement_timeout_writes_nothing_and_says_what_to_change() {
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id bigint PRIMARY KEY, a bigint, b bigint);
+                   INSERT INTO t SELECT i, i, NULL FROM generate_series(1, 50) AS i;
+                   CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$
+                   BEGIN IF NEW.id = 25 THEN PERFORM pg_sleep(0.5); END IF; RETURN NEW; END $$;
+                   CREATE TRIGGER slow BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION slow_row();
+                   DO $$ BEGIN
+                       EXECUTE format('ALTER DATABASE %I SET statement_timeout = 200', current_database());
+                   END $$;",
+        spec,
+    ) else {
+        return;
+    };
+    let said = "the statement_timeout of mig's session ran out";
+    let out = project.mig(&["run", "t.b"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("canceling statement due to statement timeout")
+            && stderr(&out).contains(said)
+            && stderr(&out).contains("options=-c%20statement_timeout%3D1h"),
+        "{}",
+        stderr(&out)
+    );
+    let written = "SELECT count(*) FILTER (WHERE b IS NOT NULL) || '|' || \
+                   (SELECT coalesce(max(checkpoint_int), 0) FROM _mig_runs) FROM t";
+    assert_eq!(project.query(written), ["20|20"]);
+
+    let (replies, _) = project.node(&[common::envelope(serde_json::json!({
+        "type": "backfill", "msg_id": 1, "table": "t", "column": "b"
+    }))]);
+    let reply = &replies[0]["body"];
+    assert_eq!(reply["code"], 13, "{reply}");
+    assert!(
+        reply["text"].as_str().is_some_and(|t| t.contains(said)),
+        "{reply}"
+    );
+    assert_eq!(project.query(written), ["20|20"]);
+
+    let url = project.postgres.as_ref().unwrap().url.clone();
+    let toml = std::fs::read_to_string(project.path().join("mig.toml")).unwrap();
+    let longer = format!("{url}?options=-c%20statement_timeout%3D1h");
+    std::fs::write(
+        project.path().join("mig.toml"),
+        toml.replace(&format!("\"{url}\""), &format!("\"{longer}\"")),
+    )
+    .unwrap();
+    let out = project.mig(&["run", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("50 rows processed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(project.query(written), ["50|50"]);
+}

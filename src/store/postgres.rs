@@ -1757,6 +1757,9 @@ fn contention(e: StoreError, started: Instant) -> StoreError {
 pub fn postgres_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) if lost_session(db.code()) => format!("{}{SESSION_LOST}", db.message()),
+        Some(db) if *db.code() == SqlState::QUERY_CANCELED => {
+            format!("{}{CANCELLED}", db.message())
+        }
         Some(db) => match db.detail() {
             Some(detail) => format!("{} ({detail})", db.message()),
             None => db.message().to_string(),
@@ -1780,6 +1783,19 @@ const SESSION_LOST: &str = ": mig's connection did not keep one server session f
      transaction); a run needs a session of its own for its prepared statements, settings and \
      the advisory locks `mig status` reads, so connect mig to PostgreSQL directly or through a \
      pool in session mode";
+
+/// Said with a cancelled statement. Production roles often run under a `statement_timeout`,
+/// which mig's statements inherit, and the server's words name neither where it was set nor
+/// what to change: resuming a batch that outlasts it fails again, and a post-check that
+/// read most of a large table before it ran out leaves its run `checking`. The code alone
+/// does not tell a timeout from a `pg_cancel_backend` (the words come in the server's
+/// language), so both are named.
+const CANCELLED: &str = ": the statement_timeout of mig's session ran out (set for its role, its \
+     database or the server, or in the URL's options), or another session cancelled the \
+     statement; mig's statements run under it: a batch that takes longer fails again when the \
+     run resumes (a smaller `batch` keeps under it), and a check or validation reads every row \
+     it covers in one statement, so set a longer one for mig alone, among its URL's parameters: \
+     `options=-c%20statement_timeout%3D1h`";
 
 impl ToSql for Value {
     fn to_sql(
