@@ -249,3 +249,39 @@ fn a_batch_cut_short_by_statement_timeout_writes_nothing_and_says_what_to_change
     );
     assert_eq!(project.query(written), ["50|50"]);
 }
+
+/// A database whose transactions default to SERIALIZABLE (or REPEATABLE READ) ran mig's
+/// batches under it, and each failed on any row the application had updated since it began:
+/// beside a busy application a run gave up after its retries. A trigger records the
+/// isolation each UPDATE of a run and of its rollback ran under: READ COMMITTED, which the
+/// batch statements are written for.
+#[test]
+fn batches_and_rollback_run_read_committed_whatever_the_database_defaults_to() {
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id bigint PRIMARY KEY, a bigint, b bigint);
+                   INSERT INTO t SELECT i, i, NULL FROM generate_series(1, 50) AS i;
+                   CREATE TABLE seen (isolation text);
+                   CREATE FUNCTION note_isolation() RETURNS trigger LANGUAGE plpgsql AS $$
+                   BEGIN INSERT INTO seen VALUES (current_setting('transaction_isolation')); RETURN NEW; END $$;
+                   CREATE TRIGGER note BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION note_isolation();
+                   DO $$ BEGIN
+                       EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = serializable',
+                                      current_database());
+                   END $$;",
+        spec,
+    ) else {
+        return;
+    };
+    let seen = "SELECT isolation || ' ' || count(*) FROM seen GROUP BY isolation";
+    let out = project.mig(&["run", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(project.query(seen), ["read committed 50"]);
+    let out = project.mig(&["rollback", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(project.query(seen), ["read committed 100"]);
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
+        ["0"]
+    );
+}
