@@ -448,7 +448,7 @@ impl PostgresStore {
              LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
              LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
              WHERE c.relnamespace = {CURRENT_SCHEMA} AND c.relkind IN ('r', 'p') \
-               AND c.relname NOT LIKE '\\_mig\\_%' \
+               AND left(c.relname::text, 5) <> '_mig_' \
              ORDER BY c.relname, a.attnum"),
             &[],
         )?;
