@@ -311,3 +311,47 @@ fn a_table_whose_name_holds_mig_is_known_whatever_the_database_does_with_backsla
         ["20"]
     );
 }
+
+/// An application deploying an `ALTER TABLE … TYPE` of the migrated table's key while a
+/// run pauses between batches: the statements mig prepared for the table can no longer run, and
+/// PostgreSQL's own words ("cached plan must not change result type") named neither cause
+/// nor remedy. The batch writes nothing, the error says what happened, and `mig run`
+/// resumes the run on the altered table.
+#[test]
+fn a_column_type_altered_under_a_run_stops_it_cleanly_and_says_so() {
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n    pause 500ms\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id integer PRIMARY KEY, a integer, b integer);
+                   INSERT INTO t SELECT i, i, NULL FROM generate_series(1, 50) AS i;",
+        spec,
+    ) else {
+        return;
+    };
+    let mut run = project
+        .command(&["run", "t.b"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // After the second batch: the first ran a statement of its own (no lower bound), the
+    // second prepared the one every later batch runs.
+    project.wait_for_batches(&mut run, 2);
+    project.execute("ALTER TABLE t ALTER COLUMN id TYPE bigint");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("an ALTER TABLE changed the type of a column mig reads or writes"),
+        "{}",
+        stderr(&out)
+    );
+    let written = "SELECT count(*) FILTER (WHERE b = a * 2) || '|' || count(*) FILTER (WHERE b IS NULL) || '|' || \
+                   (SELECT processed FROM _mig_runs) FROM t";
+    let stopped = project.query(written);
+    let [filled, _, processed] = stopped[0].split('|').collect::<Vec<_>>()[..] else {
+        panic!("{stopped:?}");
+    };
+    assert_eq!(filled, processed, "{stopped:?}");
+    let out = project.mig(&["run", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(project.query(written), ["50|0|50"]);
+}

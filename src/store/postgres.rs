@@ -1768,6 +1768,7 @@ pub fn postgres_message(e: &postgres::Error) -> String {
         Some(db) if *db.code() == SqlState::QUERY_CANCELED => {
             format!("{}{CANCELLED}", db.message())
         }
+        Some(db) if replanned_to_new_columns(db) => format!("{}{TABLE_ALTERED}", db.message()),
         Some(db) => match db.detail() {
             Some(detail) => format!("{} ({detail})", db.message()),
             None => db.message().to_string(),
@@ -1791,6 +1792,18 @@ const SESSION_LOST: &str = ": mig's connection did not keep one server session f
      transaction); a run needs a session of its own for its prepared statements, settings and \
      the advisory locks `mig status` reads, so connect mig to PostgreSQL directly or through a \
      pool in session mode";
+
+/// The server refusing a statement prepared before an `ALTER TABLE` changed the type of a
+/// column it reads or returns: its plan may change, its result's columns may not. Told by
+/// the server's routine, since the message comes in the server's language.
+fn replanned_to_new_columns(db: &postgres::error::DbError) -> bool {
+    *db.code() == SqlState::FEATURE_NOT_SUPPORTED && db.routine() == Some("RevalidateCachedQuery")
+}
+
+const TABLE_ALTERED: &str = ": an ALTER TABLE changed the type of a column mig reads or writes \
+     after this connection prepared its statements for the table; they cannot run again, so \
+     the batch wrote nothing and the run stopped, and `mig run` (or the node's next request) \
+     prepares them anew for the table as it is now";
 
 /// Said with a cancelled statement. Production roles often run under a `statement_timeout`,
 /// which mig's statements inherit, and the server's words name neither where it was set nor
