@@ -140,12 +140,14 @@ impl Plan {
     }
 
     /// The plan as `mig plan` prints it, one line per entry. `size` is the table's size now;
-    /// `resumed`, where the run resumes an unfinished one, what that run left to do.
+    /// `resumed`, where the run resumes an unfinished one, what that run left to do;
+    /// `statement_timeout`, the session's where the database sets one.
     pub fn describe(
         &self,
         store: &dyn Store,
         size: RowCount,
         resumed: Option<&Resumed>,
+        statement_timeout: Option<&str>,
     ) -> Vec<String> {
         let m = &self.migration;
         let kind = match m.kind {
@@ -175,6 +177,9 @@ impl Plan {
                 store.describe_lock_wait()
             ),
         ];
+        if let Some(timeout) = statement_timeout {
+            lines.push(self.describe_statement_timeout(timeout));
+        }
         if let Some(setup) = store.describe_setup() {
             lines.push(format!("  {setup}"));
         }
@@ -223,6 +228,22 @@ impl Plan {
             }
         }
         lines
+    }
+
+    /// What a statement timeout the database sets means for this run: the server cancels
+    /// whatever outlasts it, a batch or a post-check's scan of the run's rows.
+    fn describe_statement_timeout(&self, timeout: &str) -> String {
+        let checks = if self.checks.is_empty() {
+            ""
+        } else {
+            ", and each post-check reads every row up to the checkpoint in one statement, \
+             which on a large table takes far longer than a batch"
+        };
+        format!(
+            "  statement timeout: {timeout}, set for mig's session (by its role, its database or \
+             its URL): a batch that takes longer fails and stops the run{checks} (README, \
+             Statement timeouts)"
+        )
     }
 
     /// The line with the table's size and how many rows and batches this run takes: the

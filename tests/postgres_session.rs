@@ -355,3 +355,40 @@ fn a_column_type_altered_under_a_run_stops_it_cleanly_and_says_so() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(project.query(written), ["50|0|50"]);
 }
+
+/// `mig plan` names a statement timeout the database sets for mig's session, since it
+/// cancels a batch or a post-check that outlasts it; where none is set it says nothing.
+#[test]
+fn the_plan_names_the_statement_timeout_the_database_sets() {
+    let spec = "backfill b on t {\n    set b = a * 2\n    check filled\n}\n\
+                validate filled on t {\n    not_null b\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id bigint PRIMARY KEY, a bigint, b bigint);",
+        spec,
+    ) else {
+        return;
+    };
+    let out = project.mig(&["plan", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stdout(&out).contains("statement timeout"),
+        "{}",
+        stdout(&out)
+    );
+    project.execute(
+        "DO $$ BEGIN
+             EXECUTE format('ALTER DATABASE %I SET statement_timeout = ''45s''', current_database());
+         END $$;",
+    );
+    let out = project.mig(&["plan", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "  statement timeout: 45s, set for mig's session (by its role, its database or its \
+             URL): a batch that takes longer fails and stops the run, and each post-check reads \
+             every row up to the checkpoint in one statement"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}

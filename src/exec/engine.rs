@@ -609,7 +609,13 @@ impl Engine {
             Some(run) if resumed_alone(plan, run) => Some(self.resumed(plan, run, rows)?),
             _ => None,
         };
-        let mut lines = plan.describe(self.store.as_ref(), rows, resumed.as_ref());
+        let statement_timeout = self.store.statement_timeout()?;
+        let mut lines = plan.describe(
+            self.store.as_ref(),
+            rows,
+            resumed.as_ref(),
+            statement_timeout.as_deref(),
+        );
         let unfinished = latest_unfinished.and_then(|run| unfinished_run(plan, run));
         if let Some(line) = unfinished.or(self.applied_before(plan)?) {
             let at = lines.len().min(3);

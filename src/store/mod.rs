@@ -384,6 +384,12 @@ pub trait Store: Send {
     /// What a batch holds while it waits for a lock (up to the spec's `lock_timeout`), and so
     /// what the application may wait on meanwhile, as `mig plan` prints it.
     fn describe_lock_wait(&self) -> &'static str;
+    /// The statement timeout mig's session runs under, as the server shows it, where one is
+    /// set (for mig's role, its database, or in the URL): a batch's statements and each
+    /// post-check's scan must end within it. None by default.
+    fn statement_timeout(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
     /// What a run changes in the database besides rows and mig's own tables, as `mig plan`
     /// prints it; nothing by default.
     fn describe_setup(&self) -> Option<String> {

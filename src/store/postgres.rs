@@ -2229,6 +2229,14 @@ impl Store for PostgresStore {
         Ok(Some(self.client.query_one(&statement, &[])?.get(0)))
     }
 
+    fn statement_timeout(&mut self) -> Result<Option<String>, StoreError> {
+        let shown: String = self
+            .client
+            .query_one("SELECT current_setting('statement_timeout')", &[])?
+            .get(0);
+        Ok((shown != "0").then_some(shown))
+    }
+
     fn describe_lock_wait(&self) -> &'static str {
         "a batch waits for a row another transaction holds locked while keeping the rows it has \
          locked already, so the application's writes to those rows may wait that long too: keep \
