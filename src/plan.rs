@@ -4,7 +4,7 @@
 
 use crate::compile::{Catalog, Migration, MigrationKind, Schema, Validation};
 use crate::config::Defaults;
-use crate::store::{BatchStep, RowCount, Store};
+use crate::store::{BatchStep, RowCount, SessionLimits, Store};
 use crate::value::Fnv;
 use std::time::Duration;
 
@@ -141,13 +141,13 @@ impl Plan {
 
     /// The plan as `mig plan` prints it, one line per entry. `size` is the table's size now;
     /// `resumed`, where the run resumes an unfinished one, what that run left to do;
-    /// `statement_timeout`, the session's where the database sets one.
+    /// `session`, what the database lets mig's session do and see.
     pub fn describe(
         &self,
         store: &dyn Store,
         size: RowCount,
         resumed: Option<&Resumed>,
-        statement_timeout: Option<&str>,
+        session: &SessionLimits,
     ) -> Vec<String> {
         let m = &self.migration;
         let kind = match m.kind {
@@ -177,7 +177,7 @@ impl Plan {
                 store.describe_lock_wait()
             ),
         ];
-        if let Some(timeout) = statement_timeout {
+        if let Some(timeout) = &session.statement_timeout {
             lines.push(self.describe_statement_timeout(timeout));
         }
         if let Some(setup) = store.describe_setup() {
@@ -192,6 +192,9 @@ impl Plan {
                 self.batch,
                 store.describe_busy()
             ));
+            if let Some(unseen) = &session.unseen_sessions {
+                lines.push(format!("  yield: {unseen}"));
+            }
         }
         if let Some(filter) = &m.filter {
             lines.push(format!("only rows where {filter}"));

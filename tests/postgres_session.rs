@@ -392,3 +392,29 @@ fn the_plan_names_the_statement_timeout_the_database_sets() {
         stdout(&out)
     );
 }
+
+/// A role outside pg_read_all_stats sees no state of other roles' sessions, which `yield`
+/// then counts as busy whatever they do: `mig plan` says so where the spec yields, and
+/// only for such a role.
+#[test]
+fn the_plan_of_a_yielding_run_says_when_mig_cannot_see_other_roles_sessions() {
+    let spec = "backfill b on t {\n    set b = a * 2\n    yield 2ms\n}\n";
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id bigint PRIMARY KEY, a bigint, b bigint);",
+        spec,
+    ) else {
+        return;
+    };
+    let unseen = "yield: mig's role is neither a superuser nor a member of pg_read_all_stats";
+    let out = project.mig(&["plan", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains(unseen), "{}", stdout(&out));
+    let role = project.postgres.as_ref().unwrap().role("plain", "");
+    let out = project
+        .command(&["plan", "t.b"])
+        .env("MIG_DATABASE_URL", &role.url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(unseen), "{}", stdout(&out));
+}

@@ -17,6 +17,18 @@ use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// What the database lets mig's session do and see, where that changes how a run goes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionLimits {
+    /// The statement timeout the session runs under, as the server shows it, where one is
+    /// set (for mig's role, its database, or in the URL): a batch's statements and each
+    /// post-check's scan must end within it.
+    pub statement_timeout: Option<String>,
+    /// Why `others_busy` cannot see every other session's state, where it cannot: those
+    /// count as busy.
+    pub unseen_sessions: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("SQLite: {0}")]
@@ -384,11 +396,10 @@ pub trait Store: Send {
     /// What a batch holds while it waits for a lock (up to the spec's `lock_timeout`), and so
     /// what the application may wait on meanwhile, as `mig plan` prints it.
     fn describe_lock_wait(&self) -> &'static str;
-    /// The statement timeout mig's session runs under, as the server shows it, where one is
-    /// set (for mig's role, its database, or in the URL): a batch's statements and each
-    /// post-check's scan must end within it. None by default.
-    fn statement_timeout(&mut self) -> Result<Option<String>, StoreError> {
-        Ok(None)
+    /// What mig's session may do and see that changes how a run goes, for `mig plan`;
+    /// nothing by default.
+    fn session_limits(&mut self) -> Result<SessionLimits, StoreError> {
+        Ok(SessionLimits::default())
     }
     /// What a run changes in the database besides rows and mig's own tables, as `mig plan`
     /// prints it; nothing by default.

@@ -29,8 +29,8 @@ use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::postgres_tls::ClientTls;
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
-    BatchRequest, BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store,
-    StoreError, BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
+    BatchRequest, BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus,
+    SessionLimits, Store, StoreError, BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -2229,12 +2229,21 @@ impl Store for PostgresStore {
         Ok(Some(self.client.query_one(&statement, &[])?.get(0)))
     }
 
-    fn statement_timeout(&mut self) -> Result<Option<String>, StoreError> {
-        let shown: String = self
-            .client
-            .query_one("SELECT current_setting('statement_timeout')", &[])?
-            .get(0);
-        Ok((shown != "0").then_some(shown))
+    fn session_limits(&mut self) -> Result<SessionLimits, StoreError> {
+        let row = self.client.query_one(
+            "SELECT current_setting('statement_timeout'), pg_has_role('pg_read_all_stats', 'MEMBER')",
+            &[],
+        )?;
+        let (timeout, sees_all): (String, bool) = (row.get(0), row.get(1));
+        Ok(SessionLimits {
+            statement_timeout: (timeout != "0").then_some(timeout),
+            unseen_sessions: (!sees_all).then(|| {
+                "mig's role is neither a superuser nor a member of pg_read_all_stats, so the \
+                 sessions of other roles show it no state and count as busy whatever they do: \
+                 while one is connected to this database, every batch keeps to the yield's size"
+                    .to_string()
+            }),
+        })
     }
 
     fn describe_lock_wait(&self) -> &'static str {
