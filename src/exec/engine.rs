@@ -609,7 +609,7 @@ impl Engine {
             Some(run) if resumed_alone(plan, run) => Some(self.resumed(plan, run, rows)?),
             _ => None,
         };
-        let session = self.store.session_limits()?;
+        let session = self.store.session_limits();
         let mut lines = plan.describe(self.store.as_ref(), rows, resumed.as_ref(), &session);
         let unfinished = latest_unfinished.and_then(|run| unfinished_run(plan, run));
         if let Some(line) = unfinished.or(self.applied_before(plan)?) {

@@ -397,9 +397,10 @@ pub trait Store: Send {
     /// what the application may wait on meanwhile, as `mig plan` prints it.
     fn describe_lock_wait(&self) -> &'static str;
     /// What mig's session may do and see that changes how a run goes, for `mig plan`;
-    /// nothing by default.
-    fn session_limits(&mut self) -> Result<SessionLimits, StoreError> {
-        Ok(SessionLimits::default())
+    /// nothing by default, and nothing where the database does not say (an engine that
+    /// speaks PostgreSQL's protocol without its functions): the plan only leaves it out.
+    fn session_limits(&mut self) -> SessionLimits {
+        SessionLimits::default()
     }
     /// What a run changes in the database besides rows and mig's own tables, as `mig plan`
     /// prints it; nothing by default.

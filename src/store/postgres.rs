@@ -2229,13 +2229,15 @@ impl Store for PostgresStore {
         Ok(Some(self.client.query_one(&statement, &[])?.get(0)))
     }
 
-    fn session_limits(&mut self) -> Result<SessionLimits, StoreError> {
-        let row = self.client.query_one(
+    fn session_limits(&mut self) -> SessionLimits {
+        let Ok(row) = self.client.query_one(
             "SELECT current_setting('statement_timeout'), pg_has_role('pg_read_all_stats', 'MEMBER')",
             &[],
-        )?;
+        ) else {
+            return SessionLimits::default();
+        };
         let (timeout, sees_all): (String, bool) = (row.get(0), row.get(1));
-        Ok(SessionLimits {
+        SessionLimits {
             statement_timeout: (timeout != "0").then_some(timeout),
             unseen_sessions: (!sees_all).then(|| {
                 "mig's role is neither a superuser nor a member of pg_read_all_stats, so the \
@@ -2243,7 +2245,7 @@ impl Store for PostgresStore {
                  while one is connected to this database, every batch keeps to the yield's size"
                     .to_string()
             }),
-        })
+        }
     }
 
     fn describe_lock_wait(&self) -> &'static str {
