@@ -4,7 +4,7 @@
 
 use crate::compile::{Catalog, Migration, MigrationKind, Schema, Validation};
 use crate::config::Defaults;
-use crate::store::{BatchStep, RowCount, SessionLimits, Store};
+use crate::store::{BatchStep, DatabaseNotes, RowCount, Store};
 use crate::value::Fnv;
 use std::time::Duration;
 
@@ -141,13 +141,13 @@ impl Plan {
 
     /// The plan as `mig plan` prints it, one line per entry. `size` is the table's size now;
     /// `resumed`, where the run resumes an unfinished one, what that run left to do;
-    /// `session`, what the database lets mig's session do and see.
+    /// `notes`, what the database says that changes how the run goes.
     pub fn describe(
         &self,
         store: &dyn Store,
         size: RowCount,
         resumed: Option<&Resumed>,
-        session: &SessionLimits,
+        notes: &DatabaseNotes,
     ) -> Vec<String> {
         let m = &self.migration;
         let kind = match m.kind {
@@ -177,7 +177,7 @@ impl Plan {
                 store.describe_lock_wait()
             ),
         ];
-        if let Some(timeout) = &session.statement_timeout {
+        if let Some(timeout) = &notes.statement_timeout {
             lines.push(self.describe_statement_timeout(timeout));
         }
         if let Some(setup) = store.describe_setup() {
@@ -192,7 +192,7 @@ impl Plan {
                 self.batch,
                 store.describe_busy()
             ));
-            if let Some(unseen) = &session.unseen_sessions {
+            if let Some(unseen) = &notes.unseen_sessions {
                 lines.push(format!("  yield: {unseen}"));
             }
         }
@@ -206,6 +206,14 @@ impl Plan {
                 a.idempotence.verdict(),
                 a.idempotence.reason()
             ));
+        }
+        if !notes.update_triggers.is_empty() {
+            lines.push(format!(
+                "each row written fires the triggers of {} on UPDATE; what they change (another \
+                 column, another table) is not in mig's backup, and a rollback fires them again:",
+                m.table
+            ));
+            lines.extend(notes.update_triggers.iter().map(|t| format!("  {t}")));
         }
         lines.push(
             "each batch is one transaction; only rows whose new value differs are written, \

@@ -544,3 +544,48 @@ fn plan_says_what_a_batch_holds_while_it_waits_for_a_lock() {
         assert!(plan.contains(held), "{}: {plan}", backend.name());
     }
 }
+
+/// `mig plan` lists the table's triggers that each row it writes fires (an `updated_at`
+/// stamp, an audit log), since what they change is not in the backup; triggers on other
+/// events, or of other tables, are left out.
+#[test]
+fn the_plan_lists_the_triggers_each_written_row_fires() {
+    let setup = Setup {
+        sqlite: "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER, stamped TEXT);
+                 CREATE TABLE u (id INTEGER PRIMARY KEY, b INTEGER);
+                 CREATE TRIGGER stamp AFTER UPDATE OF b ON t
+                 BEGIN UPDATE t SET stamped = 'now' WHERE id = NEW.id; END;
+                 CREATE TRIGGER update_log AFTER INSERT ON t BEGIN SELECT 1; END;
+                 CREATE TRIGGER elsewhere AFTER UPDATE ON u BEGIN SELECT 1; END;",
+        postgres: "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER, stamped TEXT);
+                   CREATE TABLE u (id INTEGER PRIMARY KEY, b INTEGER);
+                   CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+                   BEGIN NEW.stamped := 'now'; RETURN NEW; END $$;
+                   CREATE TRIGGER stamp BEFORE UPDATE OF b ON t FOR EACH ROW EXECUTE FUNCTION stamp();
+                   CREATE TRIGGER update_log AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION stamp();
+                   CREATE TRIGGER elsewhere BEFORE UPDATE ON u FOR EACH ROW EXECUTE FUNCTION stamp();
+                   CREATE TRIGGER off BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION stamp();
+                   ALTER TABLE t DISABLE TRIGGER off;",
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n}\n";
+    for backend in backends() {
+        let project = Project::on(&backend, &setup, spec);
+        let out = project.mig(&["plan", "t.b"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let plan = stdout(&out);
+        let fired = match backend {
+            Backend::Sqlite => "  TRIGGER stamp AFTER UPDATE OF b ON t\n",
+            Backend::Postgres(_) => {
+                "  TRIGGER stamp BEFORE UPDATE OF b ON public.t FOR EACH ROW EXECUTE FUNCTION stamp()\n"
+            }
+        };
+        let listed = format!(
+            "each row written fires the triggers of t on UPDATE; what they change (another \
+             column, another table) is not in mig's backup, and a rollback fires them again:\n{fired}"
+        );
+        assert!(plan.contains(&listed), "{}: {plan}", backend.name());
+        for left_out in ["update_log", "elsewhere", "TRIGGER off"] {
+            assert!(!plan.contains(left_out), "{}: {plan}", backend.name());
+        }
+    }
+}

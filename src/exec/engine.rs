@@ -609,8 +609,8 @@ impl Engine {
             Some(run) if resumed_alone(plan, run) => Some(self.resumed(plan, run, rows)?),
             _ => None,
         };
-        let session = self.store.session_limits();
-        let mut lines = plan.describe(self.store.as_ref(), rows, resumed.as_ref(), &session);
+        let notes = self.store.database_notes(plan.table());
+        let mut lines = plan.describe(self.store.as_ref(), rows, resumed.as_ref(), &notes);
         let unfinished = latest_unfinished.and_then(|run| unfinished_run(plan, run));
         if let Some(line) = unfinished.or(self.applied_before(plan)?) {
             let at = lines.len().min(3);

@@ -17,9 +17,10 @@ use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// What the database lets mig's session do and see, where that changes how a run goes.
+/// What the database says that changes how a run of a table goes, for `mig plan`: what
+/// mig's session may do and see, and what else writing a row sets off.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SessionLimits {
+pub struct DatabaseNotes {
     /// The statement timeout the session runs under, as the server shows it, where one is
     /// set (for mig's role, its database, or in the URL): a batch's statements and each
     /// post-check's scan must end within it.
@@ -27,6 +28,9 @@ pub struct SessionLimits {
     /// Why `others_busy` cannot see every other session's state, where it cannot: those
     /// count as busy.
     pub unseen_sessions: Option<String>,
+    /// The table's triggers that fire on UPDATE, each as its definition reads without its
+    /// `CREATE` (`TRIGGER note BEFORE UPDATE ON t FOR EACH ROW …`).
+    pub update_triggers: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -396,12 +400,10 @@ pub trait Store: Send {
     /// What a batch holds while it waits for a lock (up to the spec's `lock_timeout`), and so
     /// what the application may wait on meanwhile, as `mig plan` prints it.
     fn describe_lock_wait(&self) -> &'static str;
-    /// What mig's session may do and see that changes how a run goes, for `mig plan`;
-    /// nothing by default, and nothing where the database does not say (an engine that
-    /// speaks PostgreSQL's protocol without its functions): the plan only leaves it out.
-    fn session_limits(&mut self) -> SessionLimits {
-        SessionLimits::default()
-    }
+    /// What the database says that changes how a run of `table` goes, for `mig plan`;
+    /// nothing where it does not say (an engine that speaks PostgreSQL's protocol without
+    /// its functions): the plan only leaves that out.
+    fn database_notes(&mut self, table: &str) -> DatabaseNotes;
     /// What a run changes in the database besides rows and mig's own tables, as `mig plan`
     /// prints it; nothing by default.
     fn describe_setup(&self) -> Option<String> {

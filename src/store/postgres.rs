@@ -29,8 +29,8 @@ use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::postgres_tls::ClientTls;
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
-    BatchRequest, BatchStep, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus,
-    SessionLimits, Store, StoreError, BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
+    BatchRequest, BatchStep, DatabaseNotes, Failures, RollbackOutcome, RowCount, RunRecord,
+    RunStatus, Store, StoreError, BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -635,6 +635,29 @@ impl PostgresStore {
             },
             other => other,
         })
+    }
+
+    /// The enabled triggers of `table` that fire on UPDATE (`tgtype`'s UPDATE bit, 16):
+    /// mig's writes set them off. A trigger enabled only for replicas does not fire here.
+    fn update_triggers(&mut self, table: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+                 WHERE c.relname = $1 AND c.relnamespace = {CURRENT_SCHEMA} AND NOT t.tgisinternal \
+                 AND t.tgenabled IN ('O', 'A') AND t.tgtype & 16 <> 0 ORDER BY t.tgname"
+            ),
+            &[&table],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let definition: String = row.get(0);
+                definition
+                    .strip_prefix("CREATE ")
+                    .unwrap_or(&definition)
+                    .to_string()
+            })
+            .collect())
     }
 
     fn current_schema(&mut self) -> String {
@@ -2229,15 +2252,20 @@ impl Store for PostgresStore {
         Ok(Some(self.client.query_one(&statement, &[])?.get(0)))
     }
 
-    fn session_limits(&mut self) -> SessionLimits {
+    fn database_notes(&mut self, table: &str) -> DatabaseNotes {
+        let update_triggers = self.update_triggers(table).unwrap_or_default();
         let Ok(row) = self.client.query_one(
             "SELECT current_setting('statement_timeout'), pg_has_role('pg_read_all_stats', 'MEMBER')",
             &[],
         ) else {
-            return SessionLimits::default();
+            return DatabaseNotes {
+                update_triggers,
+                ..DatabaseNotes::default()
+            };
         };
         let (timeout, sees_all): (String, bool) = (row.get(0), row.get(1));
-        SessionLimits {
+        DatabaseNotes {
+            update_triggers,
             statement_timeout: (timeout != "0").then_some(timeout),
             unseen_sessions: (!sees_all).then(|| {
                 "mig's role is neither a superuser nor a member of pg_read_all_stats, so the \

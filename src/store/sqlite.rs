@@ -9,8 +9,8 @@ use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
-    BatchRequest, BatchStep, Failures, RollbackOutcome, RunRecord, RunStatus, Store, StoreError,
-    FINAL_STATUSES_SQL, NOT_A_KEY,
+    BatchRequest, BatchStep, DatabaseNotes, Failures, RollbackOutcome, RunRecord, RunStatus, Store,
+    StoreError, FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -117,6 +117,22 @@ struct CapturedColumn {
 }
 
 impl SqliteStore {
+    /// The triggers of `table` that fire on UPDATE, each as its `CREATE TRIGGER` reads up
+    /// to its body, without `CREATE`.
+    fn update_triggers(&self, table: &str) -> rusqlite::Result<Vec<String>> {
+        let mut statement = self.conn.prepare(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' \
+             AND tbl_name = ?1 COLLATE NOCASE ORDER BY name",
+        )?;
+        let definitions = statement
+            .query_map([table], |row| row.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(definitions
+            .iter()
+            .filter_map(|sql| update_trigger_header(sql))
+            .collect())
+    }
+
     /// Opens `path` to read it: the journal mode and mig's tables wait for `prepare_state`.
     /// Another connection's lock that outlasts `lock_timeout` is a lock timeout, as it is for
     /// a batch: the database is there, only busy.
@@ -1418,6 +1434,13 @@ impl Store for SqliteStore {
          connection's write transaction holds it, and holds nothing meanwhile"
     }
 
+    fn database_notes(&mut self, table: &str) -> DatabaseNotes {
+        DatabaseNotes {
+            update_triggers: self.update_triggers(table).unwrap_or_default(),
+            ..DatabaseNotes::default()
+        }
+    }
+
     fn describe_setup(&self) -> Option<String> {
         let mode: String = self
             .conn
@@ -1793,9 +1816,52 @@ fn record_conflict(
     Ok(())
 }
 
+/// A trigger's `CREATE TRIGGER` up to its body, on one line and without `CREATE`, where it
+/// fires on UPDATE. SQLite keeps only a trigger's text: its event is the word before `ON`,
+/// or before `OF` and the columns (`AFTER UPDATE OF b ON t`).
+fn update_trigger_header(sql: &str) -> Option<String> {
+    let header: Vec<&str> = sql
+        .split_whitespace()
+        .take_while(|word| !word.eq_ignore_ascii_case("BEGIN"))
+        .collect();
+    let fires_on_update = header.windows(2).any(|pair| {
+        pair[0].eq_ignore_ascii_case("UPDATE")
+            && (pair[1].eq_ignore_ascii_case("ON") || pair[1].eq_ignore_ascii_case("OF"))
+    });
+    let header = header.join(" ");
+    fires_on_update.then(|| {
+        header
+            .get(..7)
+            .filter(|create| create.eq_ignore_ascii_case("CREATE "))
+            .map_or(header.clone(), |_| header[7..].to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trigger_counts_as_an_update_trigger_by_its_event_not_its_name_or_body() {
+        let cases = [
+            (
+                "CREATE TRIGGER note AFTER UPDATE ON t BEGIN INSERT INTO log VALUES (1); END",
+                Some("TRIGGER note AFTER UPDATE ON t"),
+            ),
+            (
+                "create trigger x before update of b, c\n  on t for each row begin select 1; end",
+                Some("trigger x before update of b, c on t for each row"),
+            ),
+            ("CREATE TRIGGER update_log AFTER INSERT ON t BEGIN SELECT 1; END", None),
+            (
+                "CREATE TRIGGER gone AFTER DELETE ON t BEGIN UPDATE u SET n = 1 WHERE id = OLD.id; END",
+                None,
+            ),
+        ];
+        for (sql, header) in cases {
+            assert_eq!(update_trigger_header(sql).as_deref(), header, "{sql}");
+        }
+    }
     use std::sync::Barrier;
 
     #[test]
