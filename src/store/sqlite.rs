@@ -1820,26 +1820,25 @@ fn record_conflict(
 /// fires on UPDATE. SQLite keeps only a trigger's text: its event is the word before `ON`,
 /// or before `OF` and the columns (`AFTER UPDATE OF b ON t`).
 fn update_trigger_header(sql: &str) -> Option<String> {
-    let header: Vec<&str> = sql
+    let words: Vec<&str> = sql
         .split_whitespace()
         .take_while(|word| !word.eq_ignore_ascii_case("BEGIN"))
         .collect();
-    let fires_on_update = header.windows(2).any(|pair| {
+    let fires_on_update = words.windows(2).any(|pair| {
         pair[0].eq_ignore_ascii_case("UPDATE")
             && (pair[1].eq_ignore_ascii_case("ON") || pair[1].eq_ignore_ascii_case("OF"))
     });
-    let header = header.join(" ");
-    fires_on_update.then(|| {
-        header
-            .get(..7)
-            .filter(|create| create.eq_ignore_ascii_case("CREATE "))
-            .map_or(header.clone(), |_| header[7..].to_string())
-    })
+    let shown = match words.split_first() {
+        Some((create, rest)) if create.eq_ignore_ascii_case("CREATE") => rest,
+        _ => &words[..],
+    };
+    fires_on_update.then(|| shown.join(" "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Barrier;
 
     #[test]
     fn a_trigger_counts_as_an_update_trigger_by_its_event_not_its_name_or_body() {
@@ -1862,7 +1861,6 @@ mod tests {
             assert_eq!(update_trigger_header(sql).as_deref(), header, "{sql}");
         }
     }
-    use std::sync::Barrier;
 
     #[test]
     fn a_declared_type_has_the_affinity_sqlite_gives_it() {
