@@ -565,7 +565,9 @@ fn the_plan_lists_the_triggers_each_written_row_fires() {
                    CREATE TRIGGER update_log AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION stamp();
                    CREATE TRIGGER elsewhere BEFORE UPDATE ON u FOR EACH ROW EXECUTE FUNCTION stamp();
                    CREATE TRIGGER off BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION stamp();
-                   ALTER TABLE t DISABLE TRIGGER off;",
+                   ALTER TABLE t DISABLE TRIGGER off;
+                   CREATE TRIGGER on_replicas BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION stamp();
+                   ALTER TABLE t ENABLE REPLICA TRIGGER on_replicas;",
     };
     let spec = "backfill b on t {\n    set b = a * 2\n}\n";
     for backend in backends() {
@@ -584,8 +586,23 @@ fn the_plan_lists_the_triggers_each_written_row_fires() {
              column, another table) is not in mig's backup, and a rollback fires them again:\n{fired}"
         );
         assert!(plan.contains(&listed), "{}: {plan}", backend.name());
-        for left_out in ["update_log", "elsewhere", "TRIGGER off"] {
+        for left_out in ["update_log", "elsewhere", "TRIGGER off", "on_replicas"] {
             assert!(!plan.contains(left_out), "{}: {plan}", backend.name());
+        }
+        // A session in replica mode fires the replica trigger and not the ordinary one.
+        if let Some(db) = &project.postgres {
+            db.client()
+                .batch_execute(
+                    "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET session_replication_role = replica', \
+                     current_database()); END $$;",
+                )
+                .unwrap();
+            let plan = stdout(&project.mig(&["plan", "t.b"]));
+            assert!(
+                plan.contains("  TRIGGER on_replicas BEFORE UPDATE"),
+                "{plan}"
+            );
+            assert!(!plan.contains("TRIGGER stamp"), "{plan}");
         }
     }
 }

@@ -637,14 +637,19 @@ impl PostgresStore {
         })
     }
 
-    /// The enabled triggers of `table` that fire on UPDATE (`tgtype`'s UPDATE bit, 16):
-    /// mig's writes set them off. A trigger enabled only for replicas does not fire here.
+    /// The triggers of `table` that fire on UPDATE (`tgtype`'s UPDATE bit, 16) in mig's
+    /// session: mig's writes set them off. Which are enabled depends on the session's
+    /// `session_replication_role`: `ALWAYS` ones in any, `REPLICA` ones only under
+    /// `replica`, the others only outside it.
     fn update_triggers(&mut self, table: &str) -> Result<Vec<String>, StoreError> {
         let rows = self.client.query(
             &format!(
                 "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
                  WHERE c.relname = $1 AND c.relnamespace = {CURRENT_SCHEMA} AND NOT t.tgisinternal \
-                 AND t.tgenabled IN ('O', 'A') AND t.tgtype & 16 <> 0 ORDER BY t.tgname"
+                 AND t.tgtype & 16 <> 0 AND CASE t.tgenabled WHEN 'A' THEN true \
+                 WHEN 'R' THEN current_setting('session_replication_role') = 'replica' \
+                 WHEN 'O' THEN current_setting('session_replication_role') <> 'replica' \
+                 ELSE false END ORDER BY t.tgname"
             ),
             &[&table],
         )?;
