@@ -590,13 +590,8 @@ fn the_plan_lists_the_triggers_each_written_row_fires() {
             assert!(!plan.contains(left_out), "{}: {plan}", backend.name());
         }
         // A session in replica mode fires the replica trigger and not the ordinary one.
-        if let Some(db) = &project.postgres {
-            db.client()
-                .batch_execute(
-                    "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET session_replication_role = replica', \
-                     current_database()); END $$;",
-                )
-                .unwrap();
+        if project.postgres.is_some() {
+            project.set_database_default("session_replication_role", "replica");
             let plan = stdout(&project.mig(&["plan", "t.b"]));
             assert!(
                 plan.contains("  TRIGGER on_replicas BEFORE UPDATE"),

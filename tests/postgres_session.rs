@@ -16,14 +16,12 @@ fn a_batch_compiles_no_statement_whatever_the_database_sets() {
                    CREATE TABLE seen (jit text);
                    CREATE FUNCTION note_settings() RETURNS trigger LANGUAGE plpgsql AS $$
                    BEGIN INSERT INTO seen VALUES (current_setting('jit')); RETURN NEW; END $$;
-                   CREATE TRIGGER note BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION note_settings();
-                   DO $$ BEGIN
-                       EXECUTE format('ALTER DATABASE %I SET jit = on', current_database());
-                   END $$;",
+                   CREATE TRIGGER note BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION note_settings();",
         spec,
     ) else {
         return;
     };
+    project.set_database_default("jit", "on");
     let out = project.mig(&["run", "t.b"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -42,14 +40,12 @@ fn floats_are_restored_exactly_whatever_digits_the_database_prints() {
         "CREATE TABLE f (id bigint PRIMARY KEY, x double precision, y real,
                        x0 double precision, y0 real);
                    INSERT INTO f SELECT i, i / 3.0, i / 7.0, i / 3.0, i / 7.0
-                   FROM generate_series(1, 200) AS i;
-                   DO $$ BEGIN
-                       EXECUTE format('ALTER DATABASE %I SET extra_float_digits = 0', current_database());
-                   END $$;",
+                   FROM generate_series(1, 200) AS i;",
         spec,
     ) else {
         return;
     };
+    project.set_database_default("extra_float_digits", "0");
     let out = project.mig(&["run", "halve"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = project.mig(&["rollback", "halve"]);
@@ -77,11 +73,7 @@ fn bytea_is_restored_whatever_output_the_database_chooses_between_run_and_rollba
     };
     let out = project.mig(&["run", "b.v"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    project.execute(
-        "DO $$ BEGIN
-             EXECUTE format('ALTER DATABASE %I SET bytea_output = escape', current_database());
-         END $$;",
-    );
+    project.set_database_default("bytea_output", "escape");
     let out = project.mig(&["rollback", "b.v"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -199,14 +191,12 @@ fn a_batch_cut_short_by_statement_timeout_writes_nothing_and_says_what_to_change
                    INSERT INTO t SELECT i, i, NULL FROM generate_series(1, 50) AS i;
                    CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$
                    BEGIN IF NEW.id = 25 THEN PERFORM pg_sleep(0.5); END IF; RETURN NEW; END $$;
-                   CREATE TRIGGER slow BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION slow_row();
-                   DO $$ BEGIN
-                       EXECUTE format('ALTER DATABASE %I SET statement_timeout = 200', current_database());
-                   END $$;",
+                   CREATE TRIGGER slow BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION slow_row();",
         spec,
     ) else {
         return;
     };
+    project.set_database_default("statement_timeout", "200");
     let said = "the statement_timeout of mig's session ran out";
     let out = project.mig(&["run", "t.b"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
@@ -264,15 +254,12 @@ fn batches_and_rollback_run_read_committed_whatever_the_database_defaults_to() {
                    CREATE TABLE seen (isolation text);
                    CREATE FUNCTION note_isolation() RETURNS trigger LANGUAGE plpgsql AS $$
                    BEGIN INSERT INTO seen VALUES (current_setting('transaction_isolation')); RETURN NEW; END $$;
-                   CREATE TRIGGER note BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION note_isolation();
-                   DO $$ BEGIN
-                       EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = serializable',
-                                      current_database());
-                   END $$;",
+                   CREATE TRIGGER note BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION note_isolation();",
         spec,
     ) else {
         return;
     };
+    project.set_database_default("default_transaction_isolation", "serializable");
     let seen = "SELECT isolation || ' ' || count(*) FROM seen GROUP BY isolation";
     let out = project.mig(&["run", "t.b"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -295,15 +282,12 @@ fn a_table_whose_name_holds_mig_is_known_whatever_the_database_does_with_backsla
     let spec = "backfill b on amigos {\n    set b = a * 2\n}\n";
     let Some(project) = Project::postgres(
         "CREATE TABLE amigos (id bigint PRIMARY KEY, a bigint, b bigint);
-                   INSERT INTO amigos SELECT i, i, NULL FROM generate_series(1, 20) AS i;
-                   DO $$ BEGIN
-                       EXECUTE format('ALTER DATABASE %I SET standard_conforming_strings = off',
-                                      current_database());
-                   END $$;",
+                   INSERT INTO amigos SELECT i, i, NULL FROM generate_series(1, 20) AS i;",
         spec,
     ) else {
         return;
     };
+    project.set_database_default("standard_conforming_strings", "off");
     let out = project.mig(&["run", "amigos.b"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -316,7 +300,7 @@ fn a_table_whose_name_holds_mig_is_known_whatever_the_database_does_with_backsla
 /// run pauses between batches: the statements mig prepared for the table can no longer run, and
 /// PostgreSQL's own words ("cached plan must not change result type") named neither cause
 /// nor remedy. The batch writes nothing, the error says what happened, and `mig run`
-/// resumes the run on the altered table.
+/// resumes the run on the altered table, as the node's next request does.
 #[test]
 fn a_column_type_altered_under_a_run_stops_it_cleanly_and_says_so() {
     let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n    pause 500ms\n}\n";
@@ -354,6 +338,22 @@ fn a_column_type_altered_under_a_run_stops_it_cleanly_and_says_so() {
     let out = project.mig(&["run", "t.b"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(project.query(written), ["50|0|50"]);
+
+    // The node prepares its statements for each request anew: one that runs after an
+    // ALTER of the key, on the node that ran the request before it, is not refused.
+    let mut node = common::LiveNode::start(&project);
+    let backfill = |msg_id: u64| {
+        common::envelope(serde_json::json!({
+            "type": "backfill", "msg_id": msg_id, "table": "t", "column": "b", "batch_size": 10
+        }))
+    };
+    node.send(backfill(1).as_bytes());
+    assert_eq!(node.reply()["body"]["type"], "backfill_complete");
+    project.execute("ALTER TABLE t ALTER COLUMN id TYPE integer");
+    node.send(backfill(2).as_bytes());
+    let reply = node.reply();
+    assert_eq!(reply["body"]["type"], "backfill_complete", "{reply}");
+    node.finish();
 }
 
 /// `mig plan` names a statement timeout the database sets for mig's session, since it
@@ -375,11 +375,7 @@ fn the_plan_names_the_statement_timeout_the_database_sets() {
         "{}",
         stdout(&out)
     );
-    project.execute(
-        "DO $$ BEGIN
-             EXECUTE format('ALTER DATABASE %I SET statement_timeout = ''45s''', current_database());
-         END $$;",
-    );
+    project.set_database_default("statement_timeout", "'45s'");
     let out = project.mig(&["plan", "t.b"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(

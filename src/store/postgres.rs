@@ -2258,19 +2258,16 @@ impl Store for PostgresStore {
     }
 
     fn database_notes(&mut self, table: &str) -> DatabaseNotes {
-        let update_triggers = self.update_triggers(table).unwrap_or_default();
-        let Ok(row) = self.client.query_one(
+        let session = self.client.query_one(
             "SELECT current_setting('statement_timeout'), pg_has_role('pg_read_all_stats', 'MEMBER')",
             &[],
-        ) else {
-            return DatabaseNotes {
-                update_triggers,
-                ..DatabaseNotes::default()
-            };
+        );
+        let (timeout, sees_all): (String, bool) = match session {
+            Ok(row) => (row.get(0), row.get(1)),
+            Err(_) => ("0".to_string(), true),
         };
-        let (timeout, sees_all): (String, bool) = (row.get(0), row.get(1));
         DatabaseNotes {
-            update_triggers,
+            update_triggers: self.update_triggers(table).unwrap_or_default(),
             statement_timeout: (timeout != "0").then_some(timeout),
             unseen_sessions: (!sees_all).then(|| {
                 "mig's role is neither a superuser nor a member of pg_read_all_stats, so the \

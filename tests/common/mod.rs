@@ -323,6 +323,18 @@ impl Project {
         ))
     }
 
+    /// Sets `setting` for every later session of the project's PostgreSQL database, as a
+    /// DBA sets it for an application's database (`ALTER DATABASE … SET`).
+    pub fn set_database_default(&self, setting: &str, value: &str) {
+        let db = self.postgres.as_ref().expect("a project on PostgreSQL");
+        db.client()
+            .batch_execute(&format!(
+                "ALTER DATABASE {} SET {setting} = {value}",
+                db.name
+            ))
+            .unwrap();
+    }
+
     /// Runs `sql` (no results) on the project's database, whichever it is.
     pub fn execute(&self, sql: &str) {
         match &self.postgres {
