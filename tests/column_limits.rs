@@ -19,7 +19,7 @@ const POSTGRES: &str = "CREATE TABLE gen (id integer PRIMARY KEY, a integer, \
      CREATE TYPE mood AS ENUM ('sad', 'happy');\n\
      CREATE TABLE en (id integer PRIMARY KEY, m mood, n integer);\n\
      INSERT INTO en VALUES (1, 'sad', 1);\n\
-     CREATE TABLE uu (id uuid PRIMARY KEY, v integer, w integer);\n\
+     CREATE TABLE stamped (id timestamptz PRIMARY KEY, v integer, w integer);\n\
      CREATE TABLE ts (id bigint PRIMARY KEY, amount numeric(10, 2));\n";
 
 /// `mig ARGS` exits with 2 and says each `(error, location)` on stderr; no run was opened.
@@ -83,7 +83,7 @@ fn postgres_columns_mig_cannot_read_write_or_walk_are_refused_by_check() {
     };
     let spec = "migrate number on gen {\n    set serial = id\n}\n\
                 migrate cheer on en {\n    set n = n + 1\n    where m = 'sad'\n}\n\
-                migrate bump on uu {\n    set w = v + 1\n}\n\
+                migrate bump on stamped {\n    set w = v + 1\n}\n\
                 migrate double on ts {\n    set amount = amount * 2\n}\n";
     for backend in backends() {
         if let Backend::Sqlite = backend {
@@ -103,12 +103,12 @@ fn postgres_columns_mig_cannot_read_write_or_walk_are_refused_by_check() {
                 (
                     "column `m` of `en` has type mood, which mig cannot read or write \
                      (supported: smallint, integer, bigint, real, double precision, \
-                     numeric (read only), text, varchar, char, boolean, bytea)",
+                     numeric (read only), text, varchar, char, boolean, bytea, uuid)",
                     "6:11",
                 ),
                 (
-                    "table `uu` cannot be walked by its primary key: column `id` has type \
-                     uuid, which mig cannot read or write",
+                    "table `stamped` cannot be walked by its primary key: column `id` has \
+                     type timestamptz, which mig cannot read or write",
                     "8:17",
                 ),
                 (

@@ -35,7 +35,7 @@ fn readings() -> TableSchema {
     };
     let enum_type = "has type mood, which mig cannot read or write (supported: smallint, \
                      integer, bigint, real, double precision, numeric (read only), text, \
-                     varchar, char, boolean, bytea)";
+                     varchar, char, boolean, bytea, uuid)";
     let numeric = "is numeric: mig reads numerics as reals and will not write one back, \
                    which could lose precision";
     readings.limits = BTreeMap::from([
@@ -44,7 +44,7 @@ fn readings() -> TableSchema {
             limit(
                 None,
                 None,
-                Some("is double precision: mig walks integer or text keys only"),
+                Some("is double precision: mig walks integer, text or uuid keys only"),
             ),
         ),
         ("mood".to_string(), limit(Some(enum_type), None, None)),
@@ -61,7 +61,7 @@ fn readings() -> TableSchema {
             limit(
                 None,
                 Some(numeric),
-                Some("is numeric(10,2): mig walks integer or text keys only"),
+                Some("is numeric(10,2): mig walks integer, text or uuid keys only"),
             ),
         ),
     ]);

@@ -5,6 +5,7 @@
 pub mod postgres;
 pub mod postgres_sql;
 mod postgres_tls;
+mod postgres_uuid;
 mod run_locks;
 pub mod sqlite;
 mod sqlite_checkpointer;

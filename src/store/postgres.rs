@@ -27,6 +27,7 @@
 
 use super::postgres_sql::{ColumnType, NotPushed, Renderer};
 use super::postgres_tls::ClientTls;
+use super::postgres_uuid;
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
     BatchRequest, BatchStep, DatabaseNotes, Failures, RollbackOutcome, RowCount, RunRecord,
@@ -244,6 +245,12 @@ impl Column {
                 "a bytea column",
                 "which holds only blobs",
             ),
+            ColumnType::Uuid => (
+                ValueKinds::TEXT,
+                ValueKinds::TEXT,
+                "a uuid column",
+                "which mig reads and writes as text, as PostgreSQL prints a uuid",
+            ),
         };
         Some(ColumnValues {
             kinds,
@@ -270,10 +277,14 @@ impl Column {
             ),
             _ => None,
         };
-        let walkable = ty.is_integer() || matches!(ty, ColumnType::Text | ColumnType::Varchar);
+        let walkable = ty.is_integer()
+            || matches!(
+                ty,
+                ColumnType::Text | ColumnType::Varchar | ColumnType::Uuid
+            );
         let unwalkable = if !walkable {
             Some(format!(
-                "is {}: mig walks integer or text keys only",
+                "is {}: mig walks integer, text or uuid keys only",
                 self.sql_type
             ))
         } else if !self.unique_not_null {
@@ -294,7 +305,7 @@ fn unreadable(typname: &str) -> String {
     format!(
         "has type {typname}, which mig cannot read or write (supported: smallint, integer, \
          bigint, real, double precision, numeric (read only), text, varchar, char, boolean, \
-         bytea)"
+         bytea, uuid)"
     )
 }
 
@@ -469,6 +480,11 @@ impl PostgresStore {
                 });
                 keys.push(vec![]);
             }
+            // A uuid has no collation; its printed form sorts as the uuid does in bytes.
+            let collate = match typname.as_str() {
+                "uuid" => " COLLATE \"C\"".to_string(),
+                _ => row.get(8),
+            };
             let described = Column {
                 name: column.clone(),
                 sql_type: row.get(2),
@@ -476,7 +492,7 @@ impl PostgresStore {
                 ty: ColumnType::from_catalog(&typname),
                 typname,
                 computed: computed(row.get(6), row.get(7)),
-                collate: row.get(8),
+                collate,
                 unique_not_null: row.get(9),
             };
             let (schema, key) = (tables.last_mut(), keys.last_mut());
@@ -801,6 +817,12 @@ impl PostgresStore {
                 super::postgres_sql::SqlType::Null => true,
                 super::postgres_sql::SqlType::Bool => false,
             };
+            if *ty == ColumnType::Uuid {
+                return Err(NotPushed(format!(
+                    "`set {column}` writes a uuid column, which takes text only as a uuid \
+                     the interpreter has checked"
+                )));
+            }
             if !fits {
                 return Err(NotPushed(format!(
                     "`set {column}` writes a value of another type than the column's"
@@ -838,6 +860,7 @@ impl PostgresStore {
             ..
         } = shape;
         let checkpoint = shape.checkpoint_column();
+        let last = shape.as_checkpoint("_mig_seen.last");
         let old = shape.text_values("");
         let new = shape.text_values("t.");
         // A batch's keys: after the checkpoint ($3; the first batch has none), up to an end
@@ -899,7 +922,7 @@ impl PostgresStore {
         };
         // ... and end alike: the whole range processed, the checkpoint at its last key.
         let whole_batch_progress = format!(
-            "_mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, _mig_seen.last), \
+            "_mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, {last}), \
              processed = processed + _mig_seen.n, updated = updated + _mig_done.n, batches = batches + 1, \
              updated_at = {NOW} FROM _mig_seen, _mig_done WHERE id = $1 AND _mig_seen.n > 0) \
              SELECT _mig_seen.n, _mig_done.n, _mig_seen.last FROM _mig_seen, _mig_done"
@@ -915,8 +938,10 @@ impl PostgresStore {
             let keys = |after: bool, ended: bool| {
                 format!(
                     "_mig_keys AS (SELECT {key} FROM {table} WHERE {} ORDER BY {key} LIMIT $4), \
-                     _mig_seen AS (SELECT count(*) AS n, min({key}) AS first, max({key}) AS last FROM _mig_keys)",
-                    range(after, ended, "")
+                     _mig_seen AS (SELECT count(*) AS n, {} AS first, {} AS last FROM _mig_keys)",
+                    range(after, ended, ""),
+                    shape.key_extreme("min", key),
+                    shape.key_extreme("max", key),
                 )
             };
             // The UPDATE takes only rows whose set columns are all NULL. READ COMMITTED
@@ -938,7 +963,7 @@ impl PostgresStore {
                      FROM _mig_updated HAVING count(*) > 0), \
                      _mig_whole AS (SELECT _mig_seen.n = _mig_done.n AS written FROM _mig_seen, _mig_done), \
                      _mig_progress AS (UPDATE _mig_runs SET \
-                     {checkpoint} = CASE WHEN _mig_whole.written THEN greatest({checkpoint}, _mig_seen.last) ELSE {checkpoint} END, \
+                     {checkpoint} = CASE WHEN _mig_whole.written THEN greatest({checkpoint}, {last}) ELSE {checkpoint} END, \
                      processed = processed + CASE WHEN _mig_whole.written THEN _mig_seen.n ELSE 0 END, \
                      updated = updated + _mig_done.n, batches = batches + _mig_whole.written::int4, \
                      updated_at = {NOW} FROM _mig_seen, _mig_done, _mig_whole WHERE id = $1 AND _mig_done.n > 0) \
@@ -986,7 +1011,7 @@ impl PostgresStore {
                     "WITH _mig_batch AS MATERIALIZED (\
                      SELECT {key} AS \"_mig_key\", {old} AS \"_mig_old\" FROM {table} \
                      WHERE {} AND {} ORDER BY {key} LIMIT $4 FOR NO KEY UPDATE), \
-                     _mig_seen AS (SELECT count(*) AS n, min(\"_mig_key\") AS first, max(\"_mig_key\") AS last FROM _mig_batch), \
+                     _mig_seen AS (SELECT count(*) AS n, {} AS first, {} AS last FROM _mig_batch), \
                      {}, \
                      _mig_backed_up AS (INSERT INTO _mig_backup (run_id, batch, cols, keys, old, new) \
                      SELECT $1, $2, $5::text[], array_agg(k::text), array_agg(old), array_agg(new) \
@@ -994,6 +1019,8 @@ impl PostgresStore {
                      {whole_batch_progress}",
                     range(after, ended, ""),
                     snapshot_bound(table, key, &range(after, ended, ""), "$4"),
+                    shape.key_extreme("min", "\"_mig_key\""),
+                    shape.key_extreme("max", "\"_mig_key\""),
                     write_locked(after, ended),
                 )
             }))
@@ -1388,6 +1415,26 @@ impl BatchShape {
         }
     }
 
+    /// `key` (an expression of the key's type) as the checkpoint column holds it, ordered
+    /// as the key is.
+    fn as_checkpoint(&self, key: &str) -> String {
+        let checkpoint_type = if self.key_type.is_integer() {
+            "int8"
+        } else {
+            "text"
+        };
+        format!("{key}::{checkpoint_type}{}", self.key_collate)
+    }
+
+    /// The aggregate `min` or `max` of the keys `key`, of the key's type. PostgreSQL has
+    /// neither for uuid; its printed form sorts as it does (`postgres_uuid`).
+    fn key_extreme(&self, aggregate: &str, key: &str) -> String {
+        match self.key_type {
+            ColumnType::Uuid => format!("{aggregate}({key}::text COLLATE \"C\")::uuid"),
+            _ => format!("{aggregate}({key})"),
+        }
+    }
+
     /// A row's backed-up values, each set column prefixed by `qualifier`: `c::text` for one
     /// column, else `ARRAY[c1::text, …]`. A batch's record aggregates them into a 1-D or a
     /// 2-D array; rollback flattens both row by row. One column, the usual case, needs no
@@ -1442,7 +1489,6 @@ impl BatchShape {
             table,
             key,
             key_sql_type,
-            key_collate,
             ..
         } = self;
         let mut arrays = vec![format!("$6::{key_sql_type}[]")];
@@ -1460,11 +1506,7 @@ impl BatchShape {
         let values = self.text_values("t.");
         let (old, new) = (&values, &values);
         let checkpoint = self.checkpoint_column();
-        let checkpoint_type = if self.key_type.is_integer() {
-            "int8"
-        } else {
-            "text"
-        };
+        let last = self.as_checkpoint(&format!("$3::{key_sql_type}"));
         format!(
             "WITH _mig_new AS (SELECT * FROM unnest({}) AS _mig_new({})), \
              _mig_old AS (SELECT t.{key} AS k, {old} AS vals FROM {table} AS t \
@@ -1475,7 +1517,7 @@ impl BatchShape {
              SELECT $1, $2, $4::text[], array_agg(_mig_updated.k::text ORDER BY _mig_updated.k), \
              array_agg(_mig_old.vals ORDER BY _mig_updated.k), array_agg(_mig_updated.vals ORDER BY _mig_updated.k) \
              FROM _mig_updated JOIN _mig_old USING (k) HAVING count(*) > 0), \
-             _mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, $3::{key_sql_type}::{checkpoint_type}{key_collate}), \
+             _mig_progress AS (UPDATE _mig_runs SET {checkpoint} = greatest({checkpoint}, {last}), \
              processed = processed + $5::int8, updated = updated + (SELECT count(*) FROM _mig_updated), \
              batches = batches + 1, updated_at = {NOW} WHERE id = $1) \
              SELECT count(*) FROM _mig_updated",
@@ -1706,6 +1748,11 @@ fn coerce(value: Value, ty: ColumnType, column: &str) -> Result<Value, StoreErro
             _ => return Err(refused(&v)),
         },
         (ColumnType::Bytea, v @ Value::Blob(_)) => v,
+        // As PostgreSQL prints it, so the value read back compares equal to it.
+        (ColumnType::Uuid, Value::Text(text)) => match postgres_uuid::canonical(&text) {
+            Some(printed) => Value::Text(printed),
+            None => return Err(refused(&Value::Text(text))),
+        },
         (_, v) => return Err(refused(&v)),
     })
 }
@@ -1866,6 +1913,13 @@ impl ToSql for Value {
             }
             (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR) => s.to_sql(ty, out),
             (Value::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
+            (Value::Text(s), &Type::UUID) => match postgres_uuid::parse(s) {
+                Some(bytes) => {
+                    out.extend_from_slice(&bytes);
+                    Ok(IsNull::No)
+                }
+                None => Err(format!("cannot send text {s:?} as a uuid: it is not one").into()),
+            },
             (value, ty) => Err(format!(
                 "cannot send {} {value} as PostgreSQL type {ty}",
                 eval::type_name(value)
@@ -1886,6 +1940,7 @@ impl ToSql for Value {
             Type::VARCHAR,
             Type::BPCHAR,
             Type::BYTEA,
+            Type::UUID,
         ]
         .contains(ty)
     }
@@ -1903,6 +1958,7 @@ impl<'a> FromSql<'a> for Value {
             Type::FLOAT4 => Value::Real(f32::from_sql(ty, raw)?.into()),
             Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
             Type::BYTEA => Value::Blob(Vec::<u8>::from_sql(ty, raw)?),
+            Type::UUID => Value::Text(postgres_uuid::format(raw.try_into()?)),
             _ => Value::Text(String::from_sql(ty, raw)?),
         })
     }
@@ -2172,15 +2228,17 @@ impl Store for PostgresStore {
         request: &BatchRequest<'_>,
     ) -> Result<BatchOutcome, StoreError> {
         let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
-        let Path::Pushdown(sql) = self.step_plan(step)?.path else {
+        let plan = self.step_plan(step)?;
+        let Path::Pushdown(sql) = plan.path else {
             return Err(not_shareable());
         };
         let key = quote_ident(&step.key);
         let table = quote_ident(&step.table);
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+        let last = plan.shape.key_extreme("max", "k");
         let bound = |range: &str| {
             format!(
-                "SELECT max(k)::text FROM (SELECT {key} AS k FROM {table} {range} ORDER BY {key} LIMIT $2) AS _mig_claim"
+                "SELECT {last}::text FROM (SELECT {key} AS k FROM {table} {range} ORDER BY {key} LIMIT $2) AS _mig_claim"
             )
         };
         let bounds = (

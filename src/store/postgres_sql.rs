@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | integer, boolean column | `c::int8` (`c::int4::int8` for bool) | eval works in i64; booleans are 1/0 |
 //! | text, varchar column | `c` | |
+//! | uuid column | `c::text` | eval sees it as text, as PostgreSQL prints it |
 //! | `= <> < <= > >=` on text | `COLLATE "C"` | eval compares bytes; "C" compares bytes |
 //! | `= <> < <= > >=` on integers | as is | |
 //! | `+ - * / %`, `-x`, `abs` on integers | int8 operators | checked the same way: overflow and division by zero fail in both |
@@ -47,6 +48,8 @@ pub enum ColumnType {
     /// Read and written as the integers 1 and 0.
     Bool,
     Bytea,
+    /// Read and written as text in the form PostgreSQL prints (`postgres_uuid`).
+    Uuid,
 }
 
 impl ColumnType {
@@ -64,6 +67,7 @@ impl ColumnType {
             "bpchar" => ColumnType::Bpchar,
             "bool" => ColumnType::Bool,
             "bytea" => ColumnType::Bytea,
+            "uuid" => ColumnType::Uuid,
             _ => return None,
         })
     }
@@ -82,6 +86,7 @@ impl ColumnType {
             ColumnType::Bpchar => "character",
             ColumnType::Bool => "boolean",
             ColumnType::Bytea => "bytea",
+            ColumnType::Uuid => "uuid",
         }
     }
 
@@ -321,6 +326,8 @@ impl Renderer<'_> {
                 ))
             }
             ColumnType::Bytea => return refuse(format!("`{name}` is a blob")),
+            // Its text, which is what eval sees; compared as text, as eval compares it.
+            ColumnType::Uuid => (format!("{sql}::text"), SqlType::Text),
         };
         Ok(Pushed {
             sql,
