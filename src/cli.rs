@@ -233,7 +233,7 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
             );
             None
         }
-        Err(e @ ExecError::Store(StoreError::LockTimeout { .. })) => return Err(e.into()),
+        Err(e @ ExecError::Store(StoreError::Contention { .. })) => return Err(e.into()),
         Err(e) => {
             return Err(Failure {
                 exit_code: 4,

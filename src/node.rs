@@ -118,8 +118,8 @@ fn code_of(e: &ExecError) -> ErrorCode {
         {
             ErrorCode::PreconditionFailed
         }
-        ExecError::LockTimeout { .. }
-        | ExecError::Store(StoreError::LockTimeout { .. })
+        ExecError::Contention { .. }
+        | ExecError::Store(StoreError::Contention { .. })
         | ExecError::Stopped { .. }
         | ExecError::RollbackStopped { .. } => ErrorCode::TemporarilyUnavailable,
         ExecError::Demo(_)

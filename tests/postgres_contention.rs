@@ -541,3 +541,60 @@ fn a_validation_of_a_locked_table_stops_within_the_lock_timeout() {
     let out = project.mig(&["validate", "a_known"]);
     assert!(out.status.success(), "{}", stdout(&out));
 }
+
+/// The application locks row 35 and then asks for row 32, which the waiting batch holds: a
+/// deadlock, which PostgreSQL breaks by cancelling the batch. It is retried as a lock timeout
+/// is, and once the retries are spent the run stops saying what happened, not "lock timeout".
+#[test]
+fn a_deadlock_with_the_application_is_named_when_the_retries_run_out() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let spec = "backfill b on t {\n    set b = a * 2\n    batch 10\n    lock_timeout 10s\n    retries 0\n}\n";
+    let project = Project::on(&Backend::Postgres(url), &TABLE, spec);
+    // The batch's session finds the deadlock: it waits first, so its check comes first.
+    project.set_database_default("deadlock_timeout", "'200ms'");
+    let db = project.postgres.as_ref().unwrap();
+    let mut application = db.client();
+    application
+        .batch_execute(
+            "SET deadlock_timeout = '5s'; BEGIN; SELECT 1 FROM t WHERE id = 35 FOR UPDATE",
+        )
+        .unwrap();
+    let run = project
+        .command(&["run", "t.b"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    db.wait_for_a_lock_wait();
+    application
+        .batch_execute("UPDATE t SET a = a + 1000 WHERE id = 32")
+        .unwrap();
+    application.batch_execute("COMMIT").unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("deadlock after 0 retries")
+            && stderr(&out).contains("PostgreSQL cancelled the batch"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
+        ["30"],
+        "the cancelled batch wrote nothing"
+    );
+    let out = project.mig(&["run", "t.b"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b = a * 2"),
+        ["100"]
+    );
+}

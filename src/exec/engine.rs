@@ -9,8 +9,8 @@ use crate::plan::{canonical_spec, spec_from_canonical, Plan, PlanError, Resumed,
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    BackupSize, BatchRequest, Failures, RollbackOutcome, RowCount, RunRecord, RunStatus, Store,
-    StoreError,
+    BackupSize, BatchRequest, Contention, Failures, RollbackOutcome, RowCount, RunRecord,
+    RunStatus, Store, StoreError,
 };
 use crate::value::Value;
 use std::time::{Duration, Instant};
@@ -128,8 +128,12 @@ pub enum ExecError {
         key: String,
         rows: u64,
     },
-    #[error("lock timeout after {retries} retries; the run stopped at its checkpoint and resumes from there: {source}")]
-    LockTimeout { retries: u64, source: StoreError },
+    #[error("{} after {retries} retries; the run stopped at its checkpoint and resumes from there: {source}", kind.name())]
+    Contention {
+        kind: Contention,
+        retries: u64,
+        source: StoreError,
+    },
     #[error("batch {batch} of run {run_id} failed and was rolled back; the run stopped at its checkpoint and {}: {source}", resume_advice(migration, &format!("mig run {migration}"), source))]
     BatchFailed {
         migration: String,
@@ -424,9 +428,11 @@ fn unfinished_checks(plan: &Plan, run_id: i64, e: ExecError) -> ExecError {
 fn failure_only(e: &ExecError) -> String {
     match e {
         ExecError::BatchFailed { batch, source, .. } => format!("batch {batch}: {source}"),
-        ExecError::LockTimeout { retries, source } => {
-            format!("lock timeout after {retries} retries: {source}")
-        }
+        ExecError::Contention {
+            kind,
+            retries,
+            source,
+        } => format!("{} after {retries} retries: {source}", kind.name()),
         other => other.to_string(),
     }
 }
@@ -1077,7 +1083,8 @@ impl Engine {
         }
     }
 
-    /// Retries lock timeouts `plan.retries` times with a doubling backoff.
+    /// Retries contention (lock timeouts, deadlocks, serialization failures) `plan.retries`
+    /// times with a doubling backoff.
     fn with_retries<T>(
         &mut self,
         plan: &Plan,
@@ -1087,13 +1094,14 @@ impl Engine {
         let mut tries = 0;
         loop {
             match attempt(self.store.as_mut()) {
-                Err(StoreError::LockTimeout { .. }) if tries < plan.retries => {
+                Err(StoreError::Contention { .. }) if tries < plan.retries => {
                     tries += 1;
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                Err(source @ StoreError::LockTimeout { .. }) => {
-                    return Err(ExecError::LockTimeout {
+                Err(source @ StoreError::Contention { kind, .. }) => {
+                    return Err(ExecError::Contention {
+                        kind,
                         retries: plan.retries,
                         source,
                     })
@@ -1206,7 +1214,7 @@ impl Engine {
         group: &[&compile::Validation],
         together: StoreError,
     ) -> ExecError {
-        if matches!(together, StoreError::LockTimeout { .. }) {
+        if matches!(together, StoreError::Contention { .. }) {
             return together.into();
         }
         let named = |v: &compile::Validation, source| ExecError::ValidationUnevaluated {

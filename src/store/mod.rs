@@ -34,6 +34,46 @@ pub struct DatabaseNotes {
     pub update_triggers: Vec<String>,
 }
 
+/// What another transaction did to a batch, each worth a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contention {
+    /// A lock held past `lock_timeout` (on SQLite the database's write lock, past the busy
+    /// timeout).
+    LockTimeout,
+    /// PostgreSQL's deadlock detector cancelled the batch.
+    Deadlock,
+    /// PostgreSQL could not serialize the batch with a concurrent transaction.
+    SerializationFailure,
+}
+
+impl Contention {
+    /// The contention in a few words, for "… after N retries".
+    pub fn name(self) -> &'static str {
+        match self {
+            Contention::LockTimeout => "lock timeout",
+            Contention::Deadlock => "deadlock",
+            Contention::SerializationFailure => "serialization failure",
+        }
+    }
+
+    fn explain(self, waited_ms: u128) -> String {
+        match self {
+            Contention::LockTimeout => format!(
+                "another transaction holds a lock mig needs (a row, the table, or on SQLite \
+                 the database; waited {waited_ms} ms)"
+            ),
+            Contention::Deadlock => format!(
+                "this batch and another transaction each waited for a lock the other held (a \
+                 deadlock), and PostgreSQL cancelled the batch after {waited_ms} ms"
+            ),
+            Contention::SerializationFailure => format!(
+                "PostgreSQL could not serialize this batch with a concurrent transaction and \
+                 cancelled it after {waited_ms} ms"
+            ),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("SQLite: {0}")]
@@ -43,9 +83,9 @@ pub enum StoreError {
     /// An expression failed for a row of the batch (read-compute-write path).
     #[error("{0}")]
     Eval(#[from] EvalError),
-    /// Also PostgreSQL's deadlock and serialization failures: contention worth a retry.
-    #[error("another transaction holds a lock mig needs (a row, the table, or on SQLite the database; waited {waited_ms} ms)")]
-    LockTimeout { waited_ms: u128 },
+    /// Contention worth a retry: the batch wrote nothing.
+    #[error("{}", kind.explain(*waited_ms))]
+    Contention { kind: Contention, waited_ms: u128 },
     #[error("cannot open database {path}: {message}")]
     Open { path: String, message: String },
     /// A PostgreSQL server that took the connection and did not finish its startup, or

@@ -30,8 +30,8 @@ use super::postgres_tls::ClientTls;
 use super::postgres_uuid;
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
-    BatchRequest, BatchStep, DatabaseNotes, Failures, RollbackOutcome, RowCount, RunRecord,
-    RunStatus, Store, StoreError, BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
+    BatchRequest, BatchStep, Contention, DatabaseNotes, Failures, RollbackOutcome, RowCount,
+    RunRecord, RunStatus, Store, StoreError, BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -585,7 +585,7 @@ impl PostgresStore {
     }
 
     /// Runs `work` in one transaction with the lock timeout set; contention becomes
-    /// `LockTimeout`, which the engine retries.
+    /// `Contention`, which the engine retries.
     ///
     /// The commit does not wait for the WAL flush (`synchronous_commit = off`): a server crash
     /// may lose the last few batches, but each together with its checkpoint and backup, so
@@ -1819,20 +1819,18 @@ fn not_shareable() -> StoreError {
 
 /// Lock timeout, deadlock and serialization failure: contention the engine retries.
 fn contention(e: StoreError, started: Instant) -> StoreError {
-    match &e {
-        StoreError::Postgres(pg)
-            if matches!(
-                pg.code(),
-                Some(&SqlState::LOCK_NOT_AVAILABLE)
-                    | Some(&SqlState::T_R_DEADLOCK_DETECTED)
-                    | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
-            ) =>
-        {
-            StoreError::LockTimeout {
-                waited_ms: started.elapsed().as_millis(),
-            }
-        }
-        _ => e,
+    let StoreError::Postgres(pg) = &e else {
+        return e;
+    };
+    let kind = match pg.code() {
+        Some(&SqlState::LOCK_NOT_AVAILABLE) => Contention::LockTimeout,
+        Some(&SqlState::T_R_DEADLOCK_DETECTED) => Contention::Deadlock,
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE) => Contention::SerializationFailure,
+        _ => return e,
+    };
+    StoreError::Contention {
+        kind,
+        waited_ms: started.elapsed().as_millis(),
     }
 }
 

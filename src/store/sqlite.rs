@@ -9,8 +9,8 @@ use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
-    BatchRequest, BatchStep, DatabaseNotes, Failures, RollbackOutcome, RunRecord, RunStatus, Store,
-    StoreError, FINAL_STATUSES_SQL, NOT_A_KEY,
+    BatchRequest, BatchStep, Contention, DatabaseNotes, Failures, RollbackOutcome, RunRecord,
+    RunStatus, Store, StoreError, FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -625,7 +625,8 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 /// transaction is "try again" wherever it strikes, not an internal error.
 fn lock_error(e: rusqlite::Error, started: Instant) -> StoreError {
     if is_busy(&e) {
-        return StoreError::LockTimeout {
+        return StoreError::Contention {
+            kind: Contention::LockTimeout,
             waited_ms: started.elapsed().as_millis(),
         };
     }
