@@ -5,7 +5,7 @@
 //! internal error.
 
 use crate::compile::{self, Idempotence, SourceFile};
-use crate::config::Config;
+use crate::config::{show_size, Config};
 use crate::diagnostic::FileDiagnostics;
 use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
@@ -609,6 +609,7 @@ fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
     let duration = summaries.iter().map(|s| s.duration).max()?;
     let longest_batch = summaries.iter().map(|s| s.longest_batch).max()?;
     let yielded = summaries.iter().map(|s| s.yielded).sum();
+    let replicas = summaries.iter().map(|s| s.replicas).sum();
     let processed_now = summaries.iter().map(|s| s.processed_now).sum();
     let checks = summaries.iter().find_map(|s| s.checks.clone());
     let last = summaries
@@ -620,6 +621,7 @@ fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
         duration,
         longest_batch,
         yielded,
+        replicas,
         checks,
         ..last
     })
@@ -645,6 +647,17 @@ fn print_summary(s: &RunSummary) {
             count(y.busy_batches, "batch", "batches"),
             y.busy_rows,
             y.busy_rows.checked_div(y.busy_batches).unwrap_or(0)
+        );
+    }
+    if let Some(r) = s.replicas {
+        println!(
+            "  replicas: batches waited {} for a replica to catch up, {:.1} s in all{}",
+            count(r.waits, "time", "times"),
+            r.waited.as_secs_f64(),
+            match r.furthest {
+                0 => String::new(),
+                bytes => format!(" (the furthest behind: {})", show_size(bytes)),
+            }
         );
     }
     match &s.checks {

@@ -53,6 +53,9 @@ pub struct Defaults {
     pub yield_after: Option<Duration>,
     pub lock_timeout: Duration,
     pub retries: u64,
+    /// Bytes of WAL a replica may have left to replay before a batch waits for it; none:
+    /// replicas are not watched.
+    pub max_replica_lag: Option<u64>,
 }
 
 impl Default for Defaults {
@@ -63,6 +66,7 @@ impl Default for Defaults {
             yield_after: None,
             lock_timeout: Duration::from_secs(2),
             retries: 3,
+            max_replica_lag: None,
         }
     }
 }
@@ -90,6 +94,7 @@ struct RawDefaults {
     yield_after: Option<String>,
     lock_timeout: Option<String>,
     retries: Option<u64>,
+    max_replica_lag: Option<String>,
 }
 
 impl Config {
@@ -257,7 +262,48 @@ fn defaults_from(raw: RawDefaults, root: &Path) -> Result<Defaults, ConfigError>
         },
         lock_timeout: duration("lock_timeout", raw.lock_timeout, base.lock_timeout)?,
         retries: raw.retries.unwrap_or(base.retries),
+        max_replica_lag: match raw.max_replica_lag {
+            None => base.max_replica_lag,
+            Some(text) => Some(parse_size(&text).ok_or_else(|| {
+                invalid(format!(
+                    "defaults.max_replica_lag: `{text}` is not a size like 64MB, 512kB or 1GB"
+                ))
+            })?),
+        },
     })
+}
+
+/// `512kB`, `64MB`, `1GB`, `100B`: PostgreSQL's units, 1024 to the next.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let unit: u64 = match unit.trim_start() {
+        "B" => 1,
+        "kB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+/// `bytes` in the largest of PostgreSQL's units that shows it whole.
+pub fn show_size(bytes: u64) -> String {
+    let units = [
+        ("TB", 1u64 << 40),
+        ("GB", 1 << 30),
+        ("MB", 1 << 20),
+        ("kB", 1 << 10),
+    ];
+    for (name, size) in units {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{}{name}", bytes / size);
+        }
+    }
+    format!("{bytes}B")
 }
 
 /// `250ms`, `2s`, `1m`.
@@ -313,6 +359,21 @@ mod tests {
     }
 
     #[test]
+    fn sizes_in_postgresqls_units() {
+        assert_eq!(parse_size("100B"), Some(100));
+        assert_eq!(parse_size("512kB"), Some(512 * 1024));
+        assert_eq!(parse_size("64MB"), Some(64 << 20));
+        assert_eq!(parse_size("1 GB"), Some(1 << 30));
+        for refused in ["64", "64mb", "MB", "-1MB", "1.5GB", "99999999999999TB"] {
+            assert_eq!(parse_size(refused), None, "{refused}");
+        }
+        for bytes in [100, 512 * 1024, 64 << 20, 1 << 30, (1 << 20) + 1] {
+            assert_eq!(parse_size(&show_size(bytes)), Some(bytes));
+        }
+        assert_eq!(show_size(64 << 20), "64MB");
+    }
+
+    #[test]
     fn finds_config_upwards_and_resolves_paths_from_its_folder() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -346,6 +407,30 @@ mod tests {
             let expected = format!("{}{at}", dir.path().join(FILE_NAME).display());
             assert!(err.starts_with(&expected), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn max_replica_lag_is_a_size_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |value: &str| {
+            std::fs::write(
+                dir.path().join(FILE_NAME),
+                format!("[defaults]\nmax_replica_lag = \"{value}\"\n"),
+            )
+            .unwrap()
+        };
+        write("64MB");
+        let config = Config::load(None, dir.path()).unwrap();
+        assert_eq!(config.defaults.max_replica_lag, Some(64 << 20));
+        write("64 megs");
+        let err = Config::load(None, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("defaults.max_replica_lag: `64 megs` is not a size like 64MB"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join(FILE_NAME), "[defaults]\nbatch = 5\n").unwrap();
+        let config = Config::load(None, dir.path()).unwrap();
+        assert_eq!(config.defaults.max_replica_lag, None);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! `mig plan` prints it; the executor runs it.
 
 use crate::compile::{Catalog, Migration, MigrationKind, Schema, Validation};
-use crate::config::Defaults;
-use crate::store::{BatchStep, DatabaseNotes, RowCount, Store};
+use crate::config::{show_size, Defaults};
+use crate::store::{BatchStep, DatabaseNotes, ReplicaLag, RowCount, Store};
 use crate::value::Fnv;
 use std::time::Duration;
 
@@ -42,6 +42,25 @@ fn key_problem(primary_key: &[String]) -> String {
     }
 }
 
+/// The plan's line for `max_replica_lag`: what a batch waits for, and the replicas now.
+fn describe_replica_wait(max: u64, now: Option<&Result<ReplicaLag, String>>) -> String {
+    let waits = format!(
+        "  max_replica_lag {}: no batch starts while a replica streaming from this database has \
+         more WAL than that left to replay (a rollback does not wait)",
+        show_size(max)
+    );
+    match now {
+        None => format!("{waits}; this database has no replicas"),
+        Some(Ok(ReplicaLag::NoReplicas)) => format!("{waits}; no replica is connected now"),
+        Some(Ok(ReplicaLag::Behind { replicas, bytes })) => format!(
+            "{waits}; {} connected now, the furthest {} behind",
+            count(*replicas, "replica", "replicas"),
+            show_size(*bytes)
+        ),
+        Some(Err(why)) => format!("{waits}; a run stops before its first batch: {why}"),
+    }
+}
+
 /// What a caller may change about a run without changing the migration.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunOptions {
@@ -60,6 +79,8 @@ pub struct Plan {
     pub yield_after: Option<Duration>,
     pub lock_timeout: Duration,
     pub retries: u64,
+    /// Bytes of WAL a replica may have left to replay before a batch waits (`mig.toml`).
+    pub max_replica_lag: Option<u64>,
     pub limit: Option<u64>,
     pub checks: Vec<Validation>,
     pub spec_hash: String,
@@ -103,6 +124,7 @@ impl Plan {
             yield_after: migration.yield_after.or(defaults.yield_after),
             lock_timeout: migration.lock_timeout.unwrap_or(defaults.lock_timeout),
             retries: migration.retries.unwrap_or(defaults.retries),
+            max_replica_lag: defaults.max_replica_lag,
             limit: options.limit,
             checks,
         })
@@ -195,6 +217,9 @@ impl Plan {
             if let Some(unseen) = &notes.unseen_sessions {
                 lines.push(format!("  yield: {unseen}"));
             }
+        }
+        if let Some(max) = self.max_replica_lag {
+            lines.push(describe_replica_wait(max, notes.replicas.as_ref()));
         }
         if let Some(filter) = &m.filter {
             lines.push(format!("only rows where {filter}"));

@@ -1,7 +1,7 @@
 //! The executor: one `Engine` per database, shared by the CLI and the node.
 
 use super::specs::{describe_unreadable, read_specs, read_specs_apart, LeftOut, UnreadableSpec};
-use super::throttle::{Pace, Throttle, YieldReport};
+use super::throttle::{Pace, ReplicaWaits, Throttle, YieldReport};
 use crate::compile::{self, Catalog, Schema, SourceFile};
 use crate::config::{Config, Database};
 use crate::diagnostic::FileDiagnostics;
@@ -502,6 +502,8 @@ pub struct RunSummary {
     pub longest_batch: Duration,
     /// What the spec's `yield` did in this call; `None` when the spec does not yield.
     pub yielded: Option<YieldReport>,
+    /// How long this call's batches waited for replicas; `None` without `max_replica_lag`.
+    pub replicas: Option<ReplicaWaits>,
     /// The post-checks' results; `None` when the plan has post-checks and another worker
     /// completed the run, and ran them there.
     pub checks: Option<Vec<ValidationResult>>,
@@ -715,6 +717,15 @@ impl Engine {
         })
     }
 
+    /// Fails before a run opens where `max_replica_lag` asks to watch replicas mig's session
+    /// cannot see, rather than at its first batch.
+    fn can_watch_replicas(&mut self, plan: &Plan) -> Result<(), ExecError> {
+        if plan.max_replica_lag.is_some() {
+            self.store.replica_lag()?;
+        }
+        Ok(())
+    }
+
     /// Runs `work` while the store marks this process as working on run `run_id`, so
     /// `mig status` tells it from a run whose process died.
     fn holding<T>(
@@ -787,6 +798,7 @@ impl Engine {
             duration: started.elapsed(),
             longest_batch: pace.longest_batch,
             yielded: pace.yielded,
+            replicas: pace.replicas,
             checks,
         })
     }
@@ -830,8 +842,10 @@ impl Engine {
             resumed_from: 0,
         };
         let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
-            .resting(self.store.locks_every_writer_out());
+            .resting(self.store.locks_every_writer_out())
+            .watching_replicas(plan.max_replica_lag);
         loop {
+            throttle.wait_for_replicas(self.store.as_mut())?;
             if let Some(signal) = super::stop::requested() {
                 return Err(ExecError::Stopped {
                     signal,
@@ -883,6 +897,7 @@ impl Engine {
     /// worker of the process joins (a worker that opened a run of its own after the others
     /// had finished would start the migration over), and whether it existed.
     pub fn open_shared_run(&mut self, plan: &Plan, workers: u64) -> Result<(i64, bool), ExecError> {
+        self.can_watch_replicas(plan)?;
         if plan.limit.is_some() {
             return Err(ExecError::NotShareable(
                 "a row limit cannot be shared between workers; run without --limit".into(),
@@ -912,6 +927,7 @@ impl Engine {
     /// the rollback has yet to restore, and its backup would mix with the one being undone.
     /// Every refusal comes before the first write, so a refused run writes nothing.
     fn open_run(&mut self, plan: &Plan, restart: bool) -> Result<(RunRecord, bool), ExecError> {
+        self.can_watch_replicas(plan)?;
         let rows = self.store.null_keys(plan.table(), &plan.key)?;
         if rows > 0 {
             return Err(ExecError::NullKeys {
@@ -1025,8 +1041,10 @@ impl Engine {
         let step = plan.step();
         let resumed_from = run.processed;
         let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
-            .resting(self.store.locks_every_writer_out());
+            .resting(self.store.locks_every_writer_out())
+            .watching_replicas(plan.max_replica_lag);
         loop {
+            throttle.wait_for_replicas(self.store.as_mut())?;
             if let Some(signal) = super::stop::requested() {
                 return Err(ExecError::Stopped {
                     signal,

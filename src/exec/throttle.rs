@@ -7,8 +7,12 @@
 //! are slowed by about one batch's length, however long the run sleeps between batches.
 //! Measured in BENCHMARKS.md: sleeping 1.5 to 3 times each batch's time left the
 //! application's p99 at 2x idle; batches a tenth as long, back to back, at 1.3x.
+//!
+//! Where `mig.toml` sets `max_replica_lag`, no batch starts while a replica streaming from
+//! the database has more WAL than that left to replay: a backfill writes as much WAL as the
+//! application may in hours, and a replica behind serves reads that old.
 
-use crate::store::{Store, StoreError, BUSY_SAMPLE_EVERY};
+use crate::store::{ReplicaLag, Store, StoreError, BUSY_SAMPLE_EVERY};
 use std::time::{Duration, Instant};
 
 /// The first batch of a run that starts beside a busy session, before any batch has shown
@@ -30,7 +34,34 @@ pub struct Throttle {
     /// The rows this call's batches processed.
     rows: u64,
     rest_as_long_as_held: bool,
+    max_replica_lag: Option<u64>,
+    replicas: ReplicaWaits,
 }
+
+/// How long a run waited for its replicas (`max_replica_lag`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReplicaWaits {
+    /// The times a batch waited.
+    pub waits: u64,
+    pub waited: Duration,
+    /// The most WAL a replica had left to replay when a batch began to wait, in bytes.
+    pub furthest: u64,
+}
+
+/// Workers wait for the replicas each on their own; a run's report is the sum of theirs.
+impl std::iter::Sum for ReplicaWaits {
+    fn sum<I: Iterator<Item = ReplicaWaits>>(reports: I) -> ReplicaWaits {
+        reports.fold(ReplicaWaits::default(), |a, b| ReplicaWaits {
+            waits: a.waits + b.waits,
+            waited: a.waited + b.waited,
+            furthest: a.furthest.max(b.furthest),
+        })
+    }
+}
+
+/// How often a waiting batch asks again how far the replicas are: often enough that a run
+/// resumes soon after they catch up, seldom enough to cost the server nothing.
+const REPLICA_POLL: Duration = Duration::from_millis(100);
 
 /// What `yield` did in a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -59,6 +90,8 @@ pub struct Pace {
     pub longest_batch: Duration,
     /// What `yield` did; `None` when the spec does not yield.
     pub yielded: Option<YieldReport>,
+    /// How long batches waited for replicas; `None` when `max_replica_lag` is not set.
+    pub replicas: Option<ReplicaWaits>,
 }
 
 impl Throttle {
@@ -74,7 +107,40 @@ impl Throttle {
             longest: Duration::ZERO,
             rows: 0,
             rest_as_long_as_held: false,
+            max_replica_lag: None,
+            replicas: ReplicaWaits::default(),
         }
+    }
+
+    /// Waits before each batch while a replica has more than `max` bytes of WAL to replay.
+    pub fn watching_replicas(mut self, max: Option<u64>) -> Throttle {
+        self.max_replica_lag = max;
+        self
+    }
+
+    /// Returns once no replica is more than `max_replica_lag` behind, or a stop is asked for
+    /// (which the caller then sees).
+    pub fn wait_for_replicas(&mut self, store: &mut dyn Store) -> Result<(), StoreError> {
+        let Some(max) = self.max_replica_lag else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let mut waited = false;
+        while let ReplicaLag::Behind { bytes, .. } = store.replica_lag()? {
+            if bytes <= max || super::stop::requested().is_some() {
+                break;
+            }
+            if !waited {
+                waited = true;
+                self.replicas.waits += 1;
+                self.replicas.furthest = self.replicas.furthest.max(bytes);
+            }
+            super::stop::sleep(REPLICA_POLL);
+        }
+        if waited {
+            self.replicas.waited += started.elapsed();
+        }
+        Ok(())
     }
 
     /// Where a batch locks every other writer out (SQLite), a yielding run rests after each
@@ -123,6 +189,7 @@ impl Throttle {
             rows: self.rows,
             longest_batch: self.longest,
             yielded: self.yield_after.map(|_| self.report),
+            replicas: self.max_replica_lag.map(|_| self.replicas),
         }
     }
 

@@ -32,6 +32,20 @@ pub struct DatabaseNotes {
     /// The table's triggers that fire on UPDATE, each as its definition reads without its
     /// `CREATE` (`TRIGGER note BEFORE UPDATE ON t FOR EACH ROW …`).
     pub update_triggers: Vec<String>,
+    /// The replicas connected now and how far behind, or why mig cannot tell; none where
+    /// the store has no replicas.
+    pub replicas: Option<Result<ReplicaLag, String>>,
+}
+
+/// How far behind the server the replicas streaming from it are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaLag {
+    NoReplicas,
+    /// `replicas` are connected; the furthest behind has `bytes` of WAL left to replay.
+    Behind {
+        replicas: u64,
+        bytes: u64,
+    },
 }
 
 /// What another transaction did to a batch, each worth a retry.
@@ -438,6 +452,9 @@ pub trait Store: Send {
     fn others_busy(&mut self) -> Result<Option<bool>, StoreError>;
     /// How `others_busy` tells, and how a yielding batch runs, as `mig plan` prints them.
     fn describe_busy(&self) -> String;
+    /// How far behind the replicas streaming from this database are (`max_replica_lag`);
+    /// an error where mig's session cannot see that.
+    fn replica_lag(&mut self) -> Result<ReplicaLag, StoreError>;
     /// What a batch holds while it waits for a lock (up to the spec's `lock_timeout`), and so
     /// what the application may wait on meanwhile, as `mig plan` prints it.
     fn describe_lock_wait(&self) -> &'static str;

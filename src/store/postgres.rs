@@ -30,8 +30,9 @@ use super::postgres_tls::ClientTls;
 use super::postgres_uuid;
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
-    BatchRequest, BatchStep, Contention, DatabaseNotes, Failures, RollbackOutcome, RowCount,
-    RunRecord, RunStatus, Store, StoreError, BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL, NOT_A_KEY,
+    BatchRequest, BatchStep, Contention, DatabaseNotes, Failures, ReplicaLag, RollbackOutcome,
+    RowCount, RunRecord, RunStatus, Store, StoreError, BUSY_SAMPLE_EVERY, FINAL_STATUSES_SQL,
+    NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -165,6 +166,20 @@ const OTHERS_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
        AND (state IS DISTINCT FROM 'idle' \
             OR state_change > clock_timestamp() - interval '1 second') \
        AND application_name IS DISTINCT FROM current_setting('application_name'))";
+
+/// The replicas streaming from this server (physical standbys, and logical subscribers while
+/// connected): how many, how many of them mig's session cannot see the positions of, and how
+/// many bytes of WAL the furthest behind has yet to replay (flush, for a receiver that
+/// replays nothing, such as pg_receivewal). A replica shows its positions only to a
+/// superuser or a member of pg_read_all_stats.
+const REPLICA_LAG: &str = "SELECT count(*) FILTER (WHERE state IS NULL), count(*), \
+     max(pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(replay_lsn, flush_lsn)))::int8 \
+     FROM pg_stat_replication";
+
+const REPLICAS_UNSEEN: &str = "max_replica_lag is set, but mig's role cannot see how far \
+     the replicas are behind (pg_stat_replication shows their positions only to a superuser \
+     or a member of pg_read_all_stats): grant it pg_read_all_stats, or leave max_replica_lag \
+     out of mig.toml";
 
 /// How a batch transaction's statements are planned. Every scan of the migrated table in a
 /// batch is bounded by its keys, so an index on the key serves it; a sequential scan (or a
@@ -2313,6 +2328,23 @@ impl Store for PostgresStore {
         Ok(Some(self.client.query_one(&statement, &[])?.get(0)))
     }
 
+    fn replica_lag(&mut self) -> Result<ReplicaLag, StoreError> {
+        let statement = self.prepare(REPLICA_LAG)?;
+        let row = self.client.query_one(&statement, &[])?;
+        let (unseen, replicas, bytes): (i64, i64, Option<i64>) =
+            (row.get(0), row.get(1), row.get(2));
+        if unseen > 0 {
+            return Err(StoreError::Unsupported(REPLICAS_UNSEEN.to_string()));
+        }
+        Ok(match replicas {
+            0 => ReplicaLag::NoReplicas,
+            n => ReplicaLag::Behind {
+                replicas: n as u64,
+                bytes: bytes.unwrap_or(0).max(0) as u64,
+            },
+        })
+    }
+
     fn database_notes(&mut self, table: &str) -> DatabaseNotes {
         let session = self.client.query_one(
             "SELECT current_setting('statement_timeout'), pg_has_role('pg_read_all_stats', 'MEMBER')",
@@ -2324,6 +2356,7 @@ impl Store for PostgresStore {
         };
         DatabaseNotes {
             update_triggers: self.update_triggers(table).unwrap_or_default(),
+            replicas: Some(self.replica_lag().map_err(|e| e.to_string())),
             statement_timeout: (timeout != "0").then_some(timeout),
             unseen_sessions: (!sees_all).then(|| {
                 "mig's role is neither a superuser nor a member of pg_read_all_stats, so the \

@@ -9,8 +9,8 @@ use super::sqlite_checkpointer::Checkpointer;
 use super::sqlite_functions::{self, Concat};
 use super::{
     ensure_run_position, legend, quote_ident, unique_count_alias, BackupSize, BatchOutcome,
-    BatchRequest, BatchStep, Contention, DatabaseNotes, Failures, RollbackOutcome, RunRecord,
-    RunStatus, Store, StoreError, FINAL_STATUSES_SQL, NOT_A_KEY,
+    BatchRequest, BatchStep, Contention, DatabaseNotes, Failures, ReplicaLag, RollbackOutcome,
+    RunRecord, RunStatus, Store, StoreError, FINAL_STATUSES_SQL, NOT_A_KEY,
 };
 use crate::compile::{
     Check, ColumnLimits, ColumnValues, Schema, TableSchema, Validation, ValueKinds,
@@ -1420,6 +1420,10 @@ impl Store for SqliteStore {
 
     fn others_busy(&mut self) -> Result<Option<bool>, StoreError> {
         Ok(None)
+    }
+
+    fn replica_lag(&mut self) -> Result<ReplicaLag, StoreError> {
+        Ok(ReplicaLag::NoReplicas)
     }
 
     fn locks_every_writer_out(&self) -> bool {

@@ -5,6 +5,7 @@
 //! dropped when the project is.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod service;
 pub mod state;
 
