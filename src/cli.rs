@@ -796,6 +796,14 @@ fn status(config: Config) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `; waiting: a replica is 80MB behind` while the next batch waits for one.
+fn replica_wait(p: &Progress) -> String {
+    match p.waiting_for_replica {
+        Some(bytes) => format!("; waiting: a replica is {} behind", show_size(bytes)),
+        None => String::new(),
+    }
+}
+
 /// How long the rows left take at `rate`, as `, about 3 min left`; nothing where none are
 /// left by the run's estimate (PostgreSQL's may be low) or no rate is known yet.
 fn time_left(p: &Progress, rate: f64) -> String {
@@ -926,11 +934,13 @@ fn summed(each: &[Option<Progress>], expected: u64) -> Progress {
             batches: 0,
             expected,
             resumed_from: 0,
+            waiting_for_replica: None,
         },
         |sum, p| Progress {
             processed: sum.processed + p.processed,
             updated: sum.updated + p.updated,
             batches: sum.batches + p.batches,
+            waiting_for_replica: sum.waiting_for_replica.max(p.waiting_for_replica),
             ..sum
         },
     )
@@ -973,22 +983,24 @@ impl Reporter {
                 bar.set_length(p.expected.max(p.processed));
                 bar.set_position(p.processed);
                 bar.set_message(format!(
-                    "{} updated, {rate:.0} rows/s{}",
+                    "{} updated, {rate:.0} rows/s{}{}",
                     p.updated,
-                    time_left(p, rate)
+                    time_left(p, rate),
+                    replica_wait(p)
                 ));
             }
             None if self.last_line.elapsed() >= Duration::from_secs(1) => {
                 self.last_line = Instant::now();
                 let rate = self.rate(p);
                 eprintln!(
-                    "{}: {}/{} rows processed, {} updated, {}, {rate:.0} rows/s{}",
+                    "{}: {}/{} rows processed, {} updated, {}, {rate:.0} rows/s{}{}",
                     self.name,
                     p.processed,
                     p.expected,
                     p.updated,
                     count(p.batches as u64, "batch", "batches"),
-                    time_left(p, rate)
+                    time_left(p, rate),
+                    replica_wait(p)
                 );
             }
             None => {}
@@ -1103,6 +1115,7 @@ mod tests {
             batches: 15,
             expected: 2000,
             resumed_from: 1000,
+            waiting_for_replica: None,
         };
         let rate = reporter.rate(&resumed);
         assert!(rate > 0.0 && rate <= 50.0, "{rate}");
@@ -1116,6 +1129,7 @@ mod tests {
             batches: 0,
             expected,
             resumed_from: 0,
+            waiting_for_replica: None,
         };
         for (p, rate, shown) in [
             (at(0, 1000), 100.0, ", about 10 s left"),
@@ -1163,6 +1177,7 @@ mod tests {
             batches,
             expected: 3000,
             resumed_from: 0,
+            waiting_for_replica: None,
         };
         let each = [Some(report(40, 30, 2)), None, Some(report(20, 20, 1))];
         assert_eq!(summed(&each, 3000), report(60, 50, 3));

@@ -290,7 +290,8 @@ pub fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(unit)
 }
 
-/// `bytes` in the largest of PostgreSQL's units that shows it whole.
+/// `bytes` in the largest of PostgreSQL's units it reaches: whole where it is (`64MB`, which
+/// `parse_size` reads back), else to a tenth (`234.5kB`).
 pub fn show_size(bytes: u64) -> String {
     let units = [
         ("TB", 1u64 << 40),
@@ -299,8 +300,11 @@ pub fn show_size(bytes: u64) -> String {
         ("kB", 1 << 10),
     ];
     for (name, size) in units {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{}{name}", bytes / size);
+        if bytes >= size {
+            return match bytes.is_multiple_of(size) {
+                true => format!("{}{name}", bytes / size),
+                false => format!("{:.1}{name}", bytes as f64 / size as f64),
+            };
         }
     }
     format!("{bytes}B")
@@ -367,10 +371,12 @@ mod tests {
         for refused in ["64", "64mb", "MB", "-1MB", "1.5GB", "99999999999999TB"] {
             assert_eq!(parse_size(refused), None, "{refused}");
         }
-        for bytes in [100, 512 * 1024, 64 << 20, 1 << 30, (1 << 20) + 1] {
+        for bytes in [100, 512 * 1024, 64 << 20, 1 << 30] {
             assert_eq!(parse_size(&show_size(bytes)), Some(bytes));
         }
         assert_eq!(show_size(64 << 20), "64MB");
+        assert_eq!(show_size(240_088), "234.5kB");
+        assert_eq!(show_size(1023), "1023B");
     }
 
     #[test]

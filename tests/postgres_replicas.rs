@@ -134,6 +134,11 @@ fn batches_wait_while_a_standby_is_behind_and_the_run_ends_once_it_catches_up() 
         "{}",
         stdout(&out)
     );
+    assert!(
+        stderr(&out).contains("; waiting: a replica is "),
+        "the progress lines say why the run stands still: {}",
+        stderr(&out)
+    );
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b = a * 2"),
         ["20000"]

@@ -485,6 +485,9 @@ pub struct Progress {
     /// Of `processed`, the rows processed before this process took the run up (a resumed
     /// run's): a rate of this process's own leaves them out.
     pub resumed_from: u64,
+    /// While the next batch waits for a replica (`max_replica_lag`): the bytes of WAL it has
+    /// left to replay.
+    pub waiting_for_replica: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -840,12 +843,18 @@ impl Engine {
             batches: 0,
             expected,
             resumed_from: 0,
+            waiting_for_replica: None,
         };
         let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
             .resting(self.store.locks_every_writer_out())
             .watching_replicas(plan.max_replica_lag);
         loop {
-            throttle.wait_for_replicas(self.store.as_mut())?;
+            throttle.wait_for_replicas(self.store.as_mut(), &mut |bytes| {
+                progress(&Progress {
+                    waiting_for_replica: Some(bytes),
+                    ..mine.clone()
+                })
+            })?;
             if let Some(signal) = super::stop::requested() {
                 return Err(ExecError::Stopped {
                     signal,
@@ -1044,7 +1053,16 @@ impl Engine {
             .resting(self.store.locks_every_writer_out())
             .watching_replicas(plan.max_replica_lag);
         loop {
-            throttle.wait_for_replicas(self.store.as_mut())?;
+            throttle.wait_for_replicas(self.store.as_mut(), &mut |bytes| {
+                progress(&Progress {
+                    processed: run.processed,
+                    updated: run.updated,
+                    batches: run.batches,
+                    expected,
+                    resumed_from,
+                    waiting_for_replica: Some(bytes),
+                })
+            })?;
             if let Some(signal) = super::stop::requested() {
                 return Err(ExecError::Stopped {
                     signal,
@@ -1093,6 +1111,7 @@ impl Engine {
                 batches: run.batches,
                 expected,
                 resumed_from,
+                waiting_for_replica: None,
             });
             // A short batch is not taken for the table's end: on PostgreSQL a row can leave a
             // batch's range while the batch waits for its lock. An empty batch ends it: the

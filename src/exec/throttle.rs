@@ -119,8 +119,12 @@ impl Throttle {
     }
 
     /// Returns once no replica is more than `max_replica_lag` behind, or a stop is asked for
-    /// (which the caller then sees).
-    pub fn wait_for_replicas(&mut self, store: &mut dyn Store) -> Result<(), StoreError> {
+    /// (which the caller then sees); tells `waiting` how far behind at each look meanwhile.
+    pub fn wait_for_replicas(
+        &mut self,
+        store: &mut dyn Store,
+        waiting: &mut dyn FnMut(u64),
+    ) -> Result<(), StoreError> {
         let Some(max) = self.max_replica_lag else {
             return Ok(());
         };
@@ -135,6 +139,7 @@ impl Throttle {
                 self.replicas.waits += 1;
                 self.replicas.furthest = self.replicas.furthest.max(bytes);
             }
+            waiting(bytes);
             super::stop::sleep(REPLICA_POLL);
         }
         if waited {
