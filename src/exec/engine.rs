@@ -490,6 +490,20 @@ pub struct Progress {
     pub waiting_for_replica: Option<u64>,
 }
 
+impl Progress {
+    /// `run`'s totals, out of `expected` rows, `resumed_from` of them done before.
+    fn of(run: &RunRecord, expected: u64, resumed_from: u64) -> Progress {
+        Progress {
+            processed: run.processed,
+            updated: run.updated,
+            batches: run.batches,
+            expected,
+            resumed_from,
+            waiting_for_replica: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSummary {
     pub run_id: i64,
@@ -1055,12 +1069,8 @@ impl Engine {
         loop {
             throttle.wait_for_replicas(self.store.as_mut(), &mut |bytes| {
                 progress(&Progress {
-                    processed: run.processed,
-                    updated: run.updated,
-                    batches: run.batches,
-                    expected,
-                    resumed_from,
                     waiting_for_replica: Some(bytes),
+                    ..Progress::of(&run, expected, resumed_from)
                 })
             })?;
             if let Some(signal) = super::stop::requested() {
@@ -1105,14 +1115,7 @@ impl Engine {
             run.updated += outcome.updated;
             run.batches += 1;
             run.checkpoint = outcome.last_key;
-            progress(&Progress {
-                processed: run.processed,
-                updated: run.updated,
-                batches: run.batches,
-                expected,
-                resumed_from,
-                waiting_for_replica: None,
-            });
+            progress(&Progress::of(&run, expected, resumed_from));
             // A short batch is not taken for the table's end: on PostgreSQL a row can leave a
             // batch's range while the batch waits for its lock. An empty batch ends it: the
             // store answers one only when no row is left after the checkpoint.
