@@ -31,18 +31,8 @@ REPEAT="${REPEAT:-3}"
 SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB=mig_bench
 URL="$SERVER/$DB"
-PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
-
-if [ -z "${MIG:-}" ]; then
-    cargo build --release --quiet
-    MIG="$PWD/target/release/mig"
-fi
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-
-# NOTICEs (DROP … IF EXISTS of what is not there) would only clutter the results.
-sql() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d "$DB" -qAtc "$1"; }
-now() { date +%s.%N; }
+# shellcheck source=benches/pg_common.sh
+source benches/pg_common.sh
 
 # Latency of the pgbench transactions that overlapped the span from $2 to $3 (epoch seconds):
 # those a backfill could have slowed, including the ones it blocked until after it ended.
@@ -82,8 +72,7 @@ fresh_column() {
     sql "CHECKPOINT"
 }
 
-psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-psql "${PGARGS[@]}" -d postgres -qc "CREATE DATABASE $DB"
+fresh_database
 pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
 ROWS="$(sql "SELECT count(*) FROM pgbench_accounts")"
 echo "pgbench_accounts: $ROWS rows (scale $SCALE); $CLIENTS clients; mig batch $BATCH, pause $PAUSE, yield $YIELD"
@@ -232,4 +221,4 @@ echo
 echo "== mig backfill under the application, without yield"
 mig_loaded plain 3
 
-psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+drop_database

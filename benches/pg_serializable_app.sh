@@ -19,17 +19,10 @@ ROWS="${ROWS:-400000}"
 SECONDS_EACH="${SECONDS_EACH:-20}"
 ROUNDS="${ROUNDS:-2}"
 DB=mig_isolation
-PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
-if [ -z "${MIG:-}" ]; then
-    cargo build --release --quiet
-    MIG="$PWD/target/release/mig"
-fi
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-admin() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d postgres -qc "$1"; }
+# shellcheck source=benches/pg_common.sh
+source benches/pg_common.sh
 
-admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-admin "CREATE DATABASE $DB"
+fresh_database
 psql "${PGARGS[@]}" -d "$DB" -qc "CREATE TABLE t (id int PRIMARY KEY, a int, b int)" \
     -c "INSERT INTO t SELECT g, g, NULL FROM generate_series(1, $ROWS) g" \
     -c "VACUUM ANALYZE t" \
@@ -76,4 +69,4 @@ for round in $(seq "$ROUNDS"); do
     ran="$(grep -E '^t\.b: run [0-9]+: |^error: |restored' "$WORK/mig.out" | cut -c1-160 | paste -sd ';' || true)"
     echo "round $round, application beside mig: $done transactions, $failed failed; mig (run and rollback, ${took} s): ${ran:-?}"
 done
-admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+drop_database

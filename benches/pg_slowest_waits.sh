@@ -20,18 +20,10 @@ BATCH="${BATCH:-5000}"
 YIELD="${YIELD:-2ms}"
 SECONDS_AFTER="${SECONDS_AFTER:-20}"
 DB=mig_waits
-PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
-if [ -z "${MIG:-}" ]; then
-    cargo build --release --quiet
-    MIG="$PWD/target/release/mig"
-fi
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-sql() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d "$DB" -qAtc "$1"; }
-now() { date +%s.%N; }
+# shellcheck source=benches/pg_common.sh
+source benches/pg_common.sh
 
-PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-psql "${PGARGS[@]}" -d postgres -qc "CREATE DATABASE $DB"
+fresh_database
 pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
 sql "ALTER TABLE pgbench_accounts ADD COLUMN balance_cents integer"
 sql "UPDATE pgbench_accounts SET balance_cents = 0"
@@ -104,4 +96,4 @@ for ms, began, done in sorted(during, reverse=True)[:5]:
     for wait, n in waits.most_common(6):
         print(f"      {n} x {wait}")
 PY
-PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+drop_database

@@ -11,7 +11,8 @@
 #   SCALE=1 ROUNDS=1 bash benches/pg_statement_parts.sh   # a quick check that it runs
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres), pgbench, psql, python3 and a release
-# build of mig (built here). It creates and finally drops the database mig_parts.
+# build of mig (built here unless MIG is given). It creates and finally drops the database
+# mig_parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,15 +20,10 @@ SCALE="${SCALE:-20}"
 BATCH="${BATCH:-1000}"
 ROUNDS="${ROUNDS:-2}"
 DB=mig_parts
-PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
-cargo build --release --quiet
-MIG="$PWD/target/release/mig"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-sql() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d "$DB" -qAtc "$1"; }
+# shellcheck source=benches/pg_common.sh
+source benches/pg_common.sh
 
-PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-psql "${PGARGS[@]}" -d postgres -qc "CREATE DATABASE $DB"
+fresh_database
 pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
 ROWS="$(sql "SELECT count(*) FROM pgbench_accounts")"
 sql "ALTER TABLE pgbench_accounts ADD COLUMN balance_cents integer"
@@ -131,4 +127,4 @@ done
 while IFS=$'\t' read -r i name; do
     printf '%-58s %s s\n' "$name" "${seconds[$i]}"
 done <"$WORK/variants.txt"
-PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+drop_database

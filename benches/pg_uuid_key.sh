@@ -17,18 +17,10 @@ ROWS="${ROWS:-2000000}"
 BATCH="${BATCH:-5000}"
 REPEAT="${REPEAT:-3}"
 DB=mig_uuid_bench
-PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
-if [ -z "${MIG:-}" ]; then
-    cargo build --release --quiet
-    MIG="$PWD/target/release/mig"
-fi
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-sql() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d "$DB" -qAtc "$1"; }
-now() { date +%s.%N; }
+# shellcheck source=benches/pg_common.sh
+source benches/pg_common.sh
 
-PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-psql "${PGARGS[@]}" -d postgres -qc "CREATE DATABASE $DB"
+fresh_database
 # Rows about as wide as pgbench_accounts' (a char(84) filler), keys from gen_random_uuid().
 sql "CREATE TABLE acct (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), balance integer NOT NULL, \
      filler char(84) NOT NULL DEFAULT '')"
@@ -78,4 +70,4 @@ shares = [b / m for b, m in zip(bare, mig)]
 print(f"mig's rate as a share of the bare UPDATE's, median of the rounds: "
       f"{statistics.median(shares):.2f} (rounds: {', '.join(f'{s:.2f}' for s in shares)})")
 PY
-PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+drop_database

@@ -1,0 +1,24 @@
+# What the PostgreSQL bench scripts share; each sources it after setting DB, from the
+# project's root. It gives PGARGS (psql's and pgbench's connection), MIG (the build given,
+# else a release build made here), WORK (a folder removed on exit), and:
+#   sql "…"         one statement on $DB, rows as plain text, NOTICEs silenced
+#   admin "…"       one statement on the postgres database
+#   fresh_database  $DB dropped if there and created empty
+#   drop_database   $DB dropped, at the end
+#   now             the time in seconds since the epoch
+PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
+if [ -z "${MIG:-}" ]; then
+    cargo build --release --quiet
+    MIG="$PWD/target/release/mig"
+fi
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+# NOTICEs (DROP … IF EXISTS of what is not there) would only clutter the results.
+sql() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d "$DB" -qAtc "$1"; }
+admin() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d postgres -qc "$1"; }
+fresh_database() {
+    admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+    admin "CREATE DATABASE $DB"
+}
+drop_database() { admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; }
+now() { date +%s.%N; }
