@@ -44,7 +44,7 @@ pub struct ReplicaWaits {
     /// The times a batch waited.
     pub waits: u64,
     pub waited: Duration,
-    /// The most WAL a replica had left to replay when a batch began to wait, in bytes.
+    /// The most WAL a replica had left to replay while a batch waited, in bytes.
     pub furthest: u64,
 }
 
@@ -137,8 +137,8 @@ impl Throttle {
             if !waited {
                 waited = true;
                 self.replicas.waits += 1;
-                self.replicas.furthest = self.replicas.furthest.max(bytes);
             }
+            self.replicas.furthest = self.replicas.furthest.max(bytes);
             waiting(bytes);
             super::stop::sleep(REPLICA_POLL);
         }
