@@ -30,6 +30,8 @@ IDLE_SECONDS="${IDLE_SECONDS:-20}"
 REPEAT="${REPEAT:-3}"
 SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB=mig_bench
+TABLE=pgbench_accounts
+COLUMN=balance_cents
 URL="$SERVER/$DB"
 # shellcheck source=benches/pg_common.sh
 source benches/pg_common.sh
@@ -64,13 +66,6 @@ application() {
     (cd "$2" && pgbench "${PGARGS[@]}" -c "$CLIENTS" -j 2 -T "$1" -l -n "$DB" >pgbench.out 2>&1)
 }
 
-fresh_column() {
-    sql "ALTER TABLE pgbench_accounts DROP COLUMN IF EXISTS balance_cents"
-    sql "ALTER TABLE pgbench_accounts ADD COLUMN balance_cents integer"
-    sql "DROP TABLE IF EXISTS _mig_runs, _mig_backup, _mig_conflicts, _mig_claims"
-    sql "VACUUM ANALYZE pgbench_accounts"
-    sql "CHECKPOINT"
-}
 
 fresh_database
 pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
@@ -125,13 +120,6 @@ for lo in range(0, rows, batch):
           f"SET balance_cents = abalance * 100 WHERE aid > {lo} AND aid <= {lo + batch} \\; COMMIT;")
 PY
 
-# Seconds "$@" takes on a fresh column.
-timed() {
-    fresh_column
-    local start end
-    start="$(now)"; "$@"; end="$(now)"
-    python3 -c "print(f'{$end - $start:.2f}')"
-}
 bare_update() { sql "UPDATE pgbench_accounts SET balance_cents = abalance * 100"; }
 bare_loop() { PGOPTIONS="-c client_min_messages=warning" psql "${PGARGS[@]}" -d "$DB" -qAt -v ON_ERROR_STOP=1 -f "$WORK/loop.sql" >/dev/null; }
 # mig's summary of its last run (not its progress lines): the totals and what yield did.

@@ -17,6 +17,8 @@ ROWS="${ROWS:-2000000}"
 BATCH="${BATCH:-5000}"
 REPEAT="${REPEAT:-3}"
 DB=mig_uuid_bench
+TABLE=acct
+COLUMN=cents
 # shellcheck source=benches/pg_common.sh
 source benches/pg_common.sh
 
@@ -32,20 +34,6 @@ printf 'specs = "specs"\n[database]\nurl = "postgres://postgres@127.0.0.1:5432/%
 printf 'backfill cents on acct {\n    set cents = balance * 100\n    batch %s\n}\n' "$BATCH" \
     >"$WORK/project/specs/bench.mig"
 
-fresh_column() {
-    sql "ALTER TABLE acct DROP COLUMN IF EXISTS cents"
-    sql "ALTER TABLE acct ADD COLUMN cents integer"
-    sql "DROP TABLE IF EXISTS _mig_runs, _mig_backup, _mig_conflicts, _mig_claims"
-    sql "VACUUM ANALYZE acct"
-    sql "CHECKPOINT"
-}
-# Seconds "$@" takes on a fresh column.
-timed() {
-    fresh_column
-    local start end
-    start="$(now)"; "$@"; end="$(now)"
-    python3 -c "print(f'{$end - $start:.2f}')"
-}
 bare_update() { sql "UPDATE acct SET cents = balance * 100"; }
 backfill() { (cd "$WORK/project" && "$MIG" run acct.cents >"$WORK/mig.out" 2>&1); }
 

@@ -143,6 +143,28 @@ fn batches_wait_while_a_standby_is_behind_and_the_run_ends_once_it_catches_up() 
         project.query("SELECT count(*) FROM t WHERE b = a * 2"),
         ["20000"]
     );
+
+    // A rollback puts back what the run changed without waiting for the standby, however
+    // far behind: its own writes take the standby further past the limit.
+    standby
+        .admin("postgres")
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .unwrap();
+    let mut rollback = project.spawn_mig(&["rollback", "t.b"]);
+    let mut ended = None;
+    wait_until("the rollback ends with the standby paused", || {
+        ended = rollback.try_wait().unwrap();
+        ended.is_some()
+    });
+    assert!(ended.unwrap().success());
+    assert!(
+        replay_lag(&mut admin).unwrap() > 64 * 1024,
+        "the standby is behind"
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b IS NULL"),
+        ["20000"]
+    );
 }
 
 /// A role that cannot see the replicas' positions is refused before a run opens, rather
