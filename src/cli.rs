@@ -7,7 +7,7 @@
 use crate::compile::{self, Idempotence, SourceFile};
 use crate::config::{show_size, Config};
 use crate::diagnostic::FileDiagnostics;
-use crate::exec::{self, Engine, ExecError, Progress, RunSummary};
+use crate::exec::{self, Engine, ExecError, Progress, RollbackProgress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
 use crate::plan::{count, RunOptions};
 use crate::store::{RunRecord, RunStatus, StoreError};
@@ -449,7 +449,7 @@ fn run(
         refuse_applied_before(&mut engine, &plan)?;
     }
     exec::stop::catch_signals();
-    let mut reporter = Reporter::new(name);
+    let mut reporter = Reporter::new(name, "rows");
     let summary = engine.run(&plan, restart, &mut |p| reporter.show(p));
     reporter.finish();
     let summary = match summary {
@@ -541,7 +541,7 @@ fn run_workers(
     };
     exec::stop::catch_signals();
     let progress = Mutex::new(WorkersProgress {
-        reporter: Reporter::new(name),
+        reporter: Reporter::new(name, "rows"),
         each: vec![None; workers as usize],
     });
     let joined: Vec<_> = std::thread::scope(|scope| {
@@ -804,10 +804,10 @@ fn replica_wait(p: &Progress) -> String {
     }
 }
 
-/// How long the rows left take at `rate`, as `, about 3 min left`; nothing where none are
-/// left by the run's estimate (PostgreSQL's may be low) or no rate is known yet.
-fn time_left(p: &Progress, rate: f64) -> String {
-    let left = p.expected.saturating_sub(p.processed);
+/// How long `left` rows (or batches) take at `rate` a second, as `, about 3 min left`;
+/// nothing where none are left (by a run's estimate, which PostgreSQL's may put low) or no
+/// rate is known yet.
+fn time_left(left: u64, rate: f64) -> String {
     if left == 0 || rate <= 0.0 {
         return String::new();
     }
@@ -869,12 +869,16 @@ fn rollback(config: Config, name: &str) -> Result<(), Failure> {
         eprintln!("warning: {left}");
     }
     exec::stop::catch_signals();
-    let summary = engine.rollback(name)?;
+    let mut reporter = Reporter::new(name, "batches");
+    let summary = engine.rollback(name, &mut |p| reporter.show_rollback(p));
+    reporter.finish();
+    let summary = summary?;
     println!(
-        "{name}: run {} rolled back: {}, {}",
+        "{name}: run {} rolled back: {}, {} in {:.2} s",
         summary.run_id,
         count(summary.restored, "row restored", "rows restored"),
-        count(summary.conflict_keys.len() as u64, "conflict", "conflicts")
+        count(summary.conflict_keys.len() as u64, "conflict", "conflicts"),
+        summary.duration.as_secs_f64()
     );
     if !summary.conflict_keys.is_empty() {
         println!(
@@ -946,24 +950,29 @@ fn summed(each: &[Option<Progress>], expected: u64) -> Progress {
     )
 }
 
-/// Shows run progress: a bar on a terminal, a plain line a second when piped.
+/// Shows the progress of a run (in rows) or a rollback (in batches): a bar on a terminal, a
+/// plain line a second when piped.
 struct Reporter {
     bar: Option<ProgressBar>,
     name: String,
+    /// What is counted: `rows` for a run, `batches` for a rollback.
+    unit: &'static str,
     last_line: Instant,
     started: Instant,
 }
 
 impl Reporter {
-    fn new(name: &str) -> Reporter {
+    fn new(name: &str, unit: &'static str) -> Reporter {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 // Not indicatif's `{eta}`: a resumed run's bar starts part way, and that first
                 // jump would be taken for speed.
-                ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} rows, {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(&format!(
+                    "{{prefix}} [{{bar:40}}] {{pos}}/{{len}} {unit}, {{msg}}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.set_prefix(name.to_string());
             bar
@@ -971,37 +980,55 @@ impl Reporter {
         Reporter {
             bar,
             name: name.to_string(),
+            unit,
             last_line: Instant::now(),
             started: Instant::now(),
         }
     }
 
     fn show(&mut self, p: &Progress) {
+        let rate = self.rate(p);
+        let tail = format!(
+            "{rate:.0} rows/s{}{}",
+            time_left(p.expected.saturating_sub(p.processed), rate),
+            replica_wait(p)
+        );
+        self.report(
+            (p.processed, p.expected),
+            "processed",
+            &format!("{} updated, {tail}", p.updated),
+            &format!(
+                "{} updated, {}, {tail}",
+                p.updated,
+                count(p.batches as u64, "batch", "batches")
+            ),
+        );
+    }
+
+    /// A rollback's progress, with the time its batches left take at its pace so far.
+    fn show_rollback(&mut self, p: &RollbackProgress) {
+        let rate = p.restored_batches as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let tail = format!(
+            "{}, {}{}",
+            count(p.restored, "row restored", "rows restored"),
+            count(p.conflicts, "conflict", "conflicts"),
+            time_left(p.batches.saturating_sub(p.restored_batches), rate)
+        );
+        self.report((p.restored_batches, p.batches), "restored", &tail, &tail);
+    }
+
+    /// `done` of `of` on the bar, with `message` beside it; piped, a line a second:
+    /// `name: done/of unit verb, line`.
+    fn report(&mut self, (done, of): (u64, u64), verb: &str, message: &str, line: &str) {
         match &self.bar {
             Some(bar) => {
-                let rate = self.rate(p);
-                bar.set_length(p.expected.max(p.processed));
-                bar.set_position(p.processed);
-                bar.set_message(format!(
-                    "{} updated, {rate:.0} rows/s{}{}",
-                    p.updated,
-                    time_left(p, rate),
-                    replica_wait(p)
-                ));
+                bar.set_length(of.max(done));
+                bar.set_position(done);
+                bar.set_message(message.to_string());
             }
             None if self.last_line.elapsed() >= Duration::from_secs(1) => {
                 self.last_line = Instant::now();
-                let rate = self.rate(p);
-                eprintln!(
-                    "{}: {}/{} rows processed, {} updated, {}, {rate:.0} rows/s{}{}",
-                    self.name,
-                    p.processed,
-                    p.expected,
-                    p.updated,
-                    count(p.batches as u64, "batch", "batches"),
-                    time_left(p, rate),
-                    replica_wait(p)
-                );
+                eprintln!("{}: {done}/{of} {} {verb}, {line}", self.name, self.unit);
             }
             None => {}
         }
@@ -1107,7 +1134,7 @@ mod tests {
     /// this process began: 50 rows/s at most, not the 150 its whole count would give.
     #[test]
     fn a_resumed_runs_rate_counts_only_this_process_rows() {
-        let mut reporter = Reporter::new("m");
+        let mut reporter = Reporter::new("m", "rows");
         reporter.started = Instant::now() - Duration::from_secs(10);
         let resumed = Progress {
             processed: 1500,
@@ -1123,14 +1150,7 @@ mod tests {
 
     #[test]
     fn the_time_left_is_the_rows_left_at_the_rate_rounded_up() {
-        let at = |processed, expected| Progress {
-            processed,
-            updated: 0,
-            batches: 0,
-            expected,
-            resumed_from: 0,
-            waiting_for_replica: None,
-        };
+        let at = |processed: u64, expected: u64| expected.saturating_sub(processed);
         for (p, rate, shown) in [
             (at(0, 1000), 100.0, ", about 10 s left"),
             (at(990, 1000), 100.0, ", about 1 s left"),
@@ -1144,7 +1164,7 @@ mod tests {
             (at(1200, 1000), 100.0, ""),
             (at(0, 1000), 0.0, ""),
         ] {
-            assert_eq!(time_left(&p, rate), shown, "{p:?} at {rate}");
+            assert_eq!(time_left(p, rate), shown, "{p} left at {rate}");
         }
     }
 

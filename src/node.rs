@@ -427,7 +427,7 @@ fn handle(engine: &mut Engine, request: &Request) -> Result<Json, Refusal> {
         }
         Request::Rollback { target } => {
             let name = resolve_rollback(engine, target)?;
-            let summary = engine.rollback(&name)?;
+            let summary = engine.rollback(&name, &mut |_| {})?;
             Ok(json!({
                 "type": "rollback_complete",
                 "run_id": summary.run_id,

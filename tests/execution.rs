@@ -431,7 +431,7 @@ fn postgres_reals_take_the_interpreter_and_unsupported_types_are_named() {
 }
 
 #[test]
-fn a_piped_run_prints_plain_progress_lines() {
+fn a_piped_run_and_its_rollback_print_plain_progress_lines() {
     let project = Project::sqlite(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
@@ -450,6 +450,27 @@ fn a_piped_run_prints_plain_progress_lines() {
     assert!(
         !err.contains('\u{1b}'),
         "no terminal escape codes when piped"
+    );
+
+    // The rollback restores the 40 batches as far apart: its line counts batches.
+    let out = project.mig(&["rollback", "t.b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let progress: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("t.b: ") && l.contains("/40 batches restored, "))
+        .collect();
+    assert!(!progress.is_empty(), "no rollback progress line: {err}");
+    assert!(
+        progress
+            .iter()
+            .all(|l| l.contains(" rows restored, 0 conflicts")),
+        "{progress:?}"
+    );
+    assert!(
+        stdout(&out).contains("run 1 rolled back: 400 rows restored, 0 conflicts in "),
+        "{}",
+        stdout(&out)
     );
 }
 

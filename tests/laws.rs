@@ -278,7 +278,7 @@ proptest! {
         let plan = engine.plan("law", &options(&case)).unwrap();
         let summary = engine.run(&plan, false, &mut |_| {}).unwrap();
         if summary.updated > 0 {
-            let rolled = engine.rollback("law").unwrap();
+            let rolled = engine.rollback("law", &mut |_| {}).unwrap();
             prop_assert!(rolled.conflict_keys.is_empty(), "conflicts: {:?}", rolled.conflict_keys);
             prop_assert_eq!(rolled.restored, summary.updated);
         }

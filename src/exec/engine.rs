@@ -526,10 +526,24 @@ pub struct RunSummary {
     pub checks: Option<Vec<ValidationResult>>,
 }
 
+/// How far a rollback has come: shown after each batch it restores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollbackProgress {
+    pub run_id: i64,
+    /// The batch records restored so far, of `batches`: those the run had backed up when
+    /// this call began (a rollback resumed after a kill has only the rest left).
+    pub restored_batches: u64,
+    pub batches: u64,
+    pub restored: u64,
+    pub conflicts: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollbackSummary {
     pub run_id: i64,
     pub restored: u64,
+    /// How long this call took to restore its batches.
+    pub duration: Duration,
     pub conflict_keys: Vec<Value>,
     /// Restored rows a trigger of the table rewrote as their old values were written back.
     pub rewritten: u64,
@@ -1176,7 +1190,7 @@ impl Engine {
         self.with_retries(plan, |store| {
             store.set_run_status(run.id, RunStatus::RollingBack, Some(&message))
         })?;
-        let restored = match self.rollback_run(plan, run.id) {
+        let restored = match self.rollback_run(plan, run.id, &mut |_| {}) {
             Ok(restored) => restored,
             Err(source) => {
                 return Err(ExecError::PostCheckUnrestored {
@@ -1278,7 +1292,11 @@ impl Engine {
 
     /// Finishes the migration's interrupted rollback if there is one; otherwise restores the
     /// most recent run of `name` that still has backed-up rows.
-    pub fn rollback(&mut self, name: &str) -> Result<RollbackSummary, ExecError> {
+    pub fn rollback(
+        &mut self,
+        name: &str,
+        progress: &mut dyn FnMut(&RollbackProgress),
+    ) -> Result<RollbackSummary, ExecError> {
         let mut candidates: Vec<RunRecord> = self
             .store
             .runs()?
@@ -1305,10 +1323,12 @@ impl Engine {
                 continue;
             }
             let plan = self.plan_of_run(name, &run, current.as_ref())?;
-            let outcome = self.rollback_run(&plan, run.id)?;
+            let started = Instant::now();
+            let outcome = self.rollback_run(&plan, run.id, progress)?;
             return Ok(RollbackSummary {
                 run_id: run.id,
                 restored: outcome.restored,
+                duration: started.elapsed(),
                 conflict_keys: self.store.conflict_keys(run.id)?,
                 rewritten: outcome.rewritten,
             });
@@ -1366,14 +1386,25 @@ impl Engine {
     }
 
     /// Restores every backed-up batch of `run_id`, newest first, each in its own transaction
-    /// and `pause` apart, as the run throttled its batches. Each batch drops its backup as it
-    /// commits, so a rollback killed mid-way resumes with the batches left.
-    fn rollback_run(&mut self, plan: &Plan, run_id: i64) -> Result<RollbackOutcome, ExecError> {
-        self.holding(run_id, |engine| engine.restore_run(plan, run_id))
+    /// and `pause` apart, as the run throttled its batches, telling `progress` after each.
+    /// Each batch drops its backup as it commits, so a rollback killed mid-way resumes with
+    /// the batches left.
+    fn rollback_run(
+        &mut self,
+        plan: &Plan,
+        run_id: i64,
+        progress: &mut dyn FnMut(&RollbackProgress),
+    ) -> Result<RollbackOutcome, ExecError> {
+        self.holding(run_id, |engine| engine.restore_run(plan, run_id, progress))
     }
 
     /// `rollback_run`'s work, while this process holds the run.
-    fn restore_run(&mut self, plan: &Plan, run_id: i64) -> Result<RollbackOutcome, ExecError> {
+    fn restore_run(
+        &mut self,
+        plan: &Plan,
+        run_id: i64,
+        progress: &mut dyn FnMut(&RollbackProgress),
+    ) -> Result<RollbackOutcome, ExecError> {
         self.store.prepare_state()?;
         if !self.with_retries(plan, |store| store.begin_rollback(run_id))? {
             // `mig prune` marked the run after `rollback` read it.
@@ -1393,12 +1424,9 @@ impl Engine {
         }
         let step = plan.step();
         let mut total = RollbackOutcome::default();
-        for (n, batch) in self
-            .store
-            .backed_up_batches(run_id)?
-            .into_iter()
-            .enumerate()
-        {
+        let batches = self.store.backed_up_batches(run_id)?;
+        let of = batches.len() as u64;
+        for (n, batch) in batches.into_iter().enumerate() {
             if n > 0 && !plan.pause.is_zero() {
                 super::stop::sleep(plan.pause);
             }
@@ -1427,6 +1455,13 @@ impl Engine {
             total.restored += outcome.restored;
             total.conflict_keys.extend(outcome.conflict_keys);
             total.rewritten += outcome.rewritten;
+            progress(&RollbackProgress {
+                run_id,
+                restored_batches: n as u64 + 1,
+                batches: of,
+                restored: total.restored,
+                conflicts: total.conflict_keys.len() as u64,
+            });
         }
         self.with_retries(plan, |store| {
             store.set_run_status(run_id, RunStatus::RolledBack, None)
@@ -1535,7 +1570,7 @@ impl Engine {
         let mut restored = 0;
         let mut conflicts = 0;
         for &run_id in run_ids {
-            let outcome = self.rollback_run(plan, run_id)?;
+            let outcome = self.rollback_run(plan, run_id, &mut |_| {})?;
             restored += outcome.restored;
             conflicts += outcome.conflict_keys.len() as u64;
         }
