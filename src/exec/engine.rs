@@ -529,7 +529,6 @@ pub struct RunSummary {
 /// How far a rollback has come: shown after each batch it restores.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RollbackProgress {
-    pub run_id: i64,
     /// The batch records restored so far, of `batches`: those the run had backed up when
     /// this call began (a rollback resumed after a kill has only the rest left).
     pub restored_batches: u64,
@@ -1456,7 +1455,6 @@ impl Engine {
             total.conflict_keys.extend(outcome.conflict_keys);
             total.rewritten += outcome.rewritten;
             progress(&RollbackProgress {
-                run_id,
                 restored_batches: n as u64 + 1,
                 batches: of,
                 restored: total.restored,
