@@ -90,6 +90,17 @@ fn write_until(url: &str, stop: &AtomicBool, written: &AtomicU64) -> Writer {
 
 #[test]
 fn a_backfill_beside_a_live_writer_never_writes_a_stale_value_and_takes_its_inserts() {
+    beside_a_live_writer(&[]);
+}
+
+/// The same with three workers claiming key ranges from the database.
+#[test]
+fn workers_beside_a_live_writer_never_write_a_stale_value_and_take_its_inserts() {
+    beside_a_live_writer(&["--workers", "3"]);
+}
+
+/// `mig run accounts.c ARGS` beside the writer, then its rollback.
+fn beside_a_live_writer(args: &[&str]) {
     let Some(project) = Project::postgres(TABLE, SPEC) else {
         return;
     };
@@ -115,7 +126,9 @@ fn a_backfill_beside_a_live_writer_never_writes_a_stale_value_and_takes_its_inse
     while written.load(Ordering::Relaxed) < 100 {
         std::thread::yield_now();
     }
-    let out = project.mig(&["run", "accounts.c"]);
+    let mut command = vec!["run", "accounts.c"];
+    command.extend(args);
+    let out = project.mig(&command);
     stop.store(true, Ordering::Relaxed);
     let writer = writer.join().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

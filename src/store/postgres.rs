@@ -1251,13 +1251,19 @@ impl PostgresStore {
             // A run one process walked alone before workers joined it is claimed on from its
             // checkpoint, and its claims are numbered after its batches, whose backups they
             // would otherwise meet.
-            let claimed: Option<String> = tx
-                .query_one(
-                    "SELECT coalesce(claimed, checkpoint_int::text, checkpoint_text) \
-                     FROM _mig_runs WHERE id = $1 FOR UPDATE",
-                    &[&run_id],
-                )?
-                .get(0);
+            // A run another worker completed has nothing left to claim, even where the
+            // application has inserted rows after its end since. (A run rolled back under
+            // the workers is claimed on, and the claim's batch then finds it moved on.)
+            let run = tx.query_one(
+                "SELECT status IN ('checking', 'completed'), \
+                 coalesce(claimed, checkpoint_int::text, checkpoint_text) \
+                 FROM _mig_runs WHERE id = $1 FOR UPDATE",
+                &[&run_id],
+            )?;
+            if run.get::<_, bool>(0) {
+                return Ok(false);
+            }
+            let claimed: Option<String> = run.get(1);
             let bound = if claimed.is_some() { &next } else { &first };
             let hi: Option<String> = tx.query_one(bound, &[&claimed, &limit])?.get(0);
             let Some(hi) = hi else {
@@ -2186,15 +2192,26 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    /// A run workers share is not over while one of them holds a claim: a row the
+    /// application inserted after one worker found nothing left to claim may be claimed by
+    /// another before the first gets here, and that claim would then find the run completed
+    /// under it. Claims are made under the run's row lock, so the lock is taken first and
+    /// the claims read in a statement after it: the UPDATE's own re-check of a row it waited
+    /// for would read them in its older snapshot, and miss a claim committed meanwhile.
     fn complete_run(&mut self, run_id: i64, then: RunStatus) -> Result<bool, StoreError> {
         let sql = format!(
             "UPDATE _mig_runs SET status = $2, updated_at = {NOW}, \
              finished_at = CASE WHEN $3 THEN {NOW} END \
-             WHERE id = $1 AND status = 'running'"
+             WHERE id = $1 AND status = 'running' \
+             AND NOT EXISTS (SELECT 1 FROM _mig_claims WHERE run_id = $1 AND NOT done)"
         );
-        let changed = self
-            .client
-            .execute(sql.as_str(), &[&run_id, &then.as_str(), &then.is_final()])?;
+        let mut tx = self.client.transaction()?;
+        tx.execute(
+            "SELECT 1 FROM _mig_runs WHERE id = $1 FOR UPDATE",
+            &[&run_id],
+        )?;
+        let changed = tx.execute(sql.as_str(), &[&run_id, &then.as_str(), &then.is_final()])?;
+        tx.commit()?;
         Ok(changed == 1)
     }
 
