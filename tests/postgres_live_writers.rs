@@ -90,17 +90,24 @@ fn write_until(url: &str, stop: &AtomicBool, written: &AtomicU64) -> Writer {
 
 #[test]
 fn a_backfill_beside_a_live_writer_never_writes_a_stale_value_and_takes_its_inserts() {
-    beside_a_live_writer(&[]);
+    beside_a_live_writer(1, &[]);
 }
 
 /// The same with three workers claiming key ranges from the database.
 #[test]
 fn workers_beside_a_live_writer_never_write_a_stale_value_and_take_its_inserts() {
-    beside_a_live_writer(&["--workers", "3"]);
+    beside_a_live_writer(1, &["--workers", "3"]);
 }
 
-/// `mig run accounts.c ARGS` beside the writer, then its rollback.
-fn beside_a_live_writer(args: &[&str]) {
+/// The same with three `mig run --workers 1` processes started at once.
+#[test]
+fn three_processes_beside_a_live_writer_never_write_a_stale_value_and_take_its_inserts() {
+    beside_a_live_writer(3, &["--workers", "1"]);
+}
+
+/// `mig run accounts.c ARGS` in `processes` processes at once beside the writer, then the
+/// run's rollback.
+fn beside_a_live_writer(processes: usize, args: &[&str]) {
     let Some(project) = Project::postgres(TABLE, SPEC) else {
         return;
     };
@@ -128,10 +135,26 @@ fn beside_a_live_writer(args: &[&str]) {
     }
     let mut command = vec!["run", "accounts.c"];
     command.extend(args);
-    let out = project.mig(&command);
+    let runs: Vec<_> = (0..processes)
+        .map(|_| {
+            project
+                .command(&command)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = runs
+        .into_iter()
+        .map(|run| run.wait_with_output().unwrap())
+        .collect();
     stop.store(true, Ordering::Relaxed);
     let writer = writer.join().unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    for out in &outs {
+        assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
+    }
+    let out = &outs[0];
 
     let one = |sql: &str| -> i64 { project.query(sql)[0].parse().unwrap() };
     let checkpoint = one("SELECT checkpoint_int FROM _mig_runs");
@@ -149,7 +172,7 @@ fn beside_a_live_writer(args: &[&str]) {
     let backed_up_not_null =
         one("SELECT count(*) FROM _mig_backup, unnest(old) AS o WHERE o IS NOT NULL");
     let updated = one("SELECT updated FROM _mig_runs");
-    println!("mig: {}", stdout(&out).trim());
+    println!("mig: {}", stdout(out).trim());
     println!(
         "writer: {} updates, {} inserts ({inserted_and_processed} processed by the run, \
          {inserted_after} after its last batch); its longest write {:.1} ms",
