@@ -5,8 +5,9 @@
 //! writes land between a batch's key walk and its write, and while it waits for a row lock:
 //! a batch that computed `c` from an `a` the application changed before the batch wrote
 //! would leave `c <> a * 2`, and one that overwrote a `c` the application wrote would back
-//! up a value that is not NULL. The rollback afterwards must restore NULL to every row the
-//! application never wrote and leave every row it wrote as it wrote it.
+//! up a value that is not NULL. The rollback afterwards, with the application still writing
+//! where the rollback restores next, must restore NULL to every row the application never
+//! wrote and leave every row it wrote as it wrote it.
 //!
 //! `cargo test --release --test postgres_live_writers -- --nocapture` prints what the
 //! application did and its longest write.
@@ -42,8 +43,7 @@ struct Writer {
 /// One connection, one statement at a time, each its own transaction: ids are handed out
 /// and committed in the same order, so no row commits behind a batch that has passed its id
 /// (two writers could commit id 9 after a batch saw id 10, and the run would never see 9).
-/// Three updates in four go to the thousand rows after the run's checkpoint, where its next
-/// batches read, lock and write.
+/// Three updates in four go to the rows `hot_spot` names, where mig reads, locks and writes.
 fn write_until(url: &str, stop: &AtomicBool, written: &AtomicU64) -> Writer {
     let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
     let update = client
@@ -54,21 +54,15 @@ fn write_until(url: &str, stop: &AtomicBool, written: &AtomicU64) -> Writer {
         .unwrap();
     let mut rng = Rng::new(11);
     let mut writer = Writer::default();
-    let mut checkpoint = 0;
+    let mut spot = 0;
     while !stop.load(Ordering::Relaxed) {
         if writer.updates % 20 == 0 {
-            // Before the run makes its tables, the query fails and the rows are any.
-            checkpoint = client
-                .query_one(
-                    "SELECT coalesce(max(checkpoint_int), 0) FROM _mig_runs",
-                    &[],
-                )
-                .map_or(0, |row| row.get::<_, i64>(0));
+            spot = hot_spot(&mut client);
         }
         let id = if rng.range(0, 4) == 0 {
             rng.range(1, ROWS as u64 + 1) as i64
         } else {
-            (checkpoint + rng.range(1, 1001) as i64).min(ROWS)
+            (spot + rng.range(1, 1001) as i64).clamp(1, ROWS)
         };
         let begun = Instant::now();
         if rng.range(0, 8) == 0 {
@@ -86,6 +80,21 @@ fn write_until(url: &str, stop: &AtomicBool, written: &AtomicU64) -> Writer {
         std::thread::sleep(Duration::from_micros(300));
     }
     writer
+}
+
+/// Where mig works next, less one: the run's checkpoint while it runs; while it is rolled
+/// back, a thousand keys below the last key of the newest batch left to restore (a rollback
+/// restores the newest batches first). 0 before the run makes its tables.
+fn hot_spot(client: &mut postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT CASE WHEN status = 'rolling_back' THEN \
+             (SELECT max(k::int8) - 1000 FROM _mig_backup, unnest(keys) AS k \
+              WHERE batch = (SELECT max(batch) FROM _mig_backup)) \
+             ELSE checkpoint_int END FROM _mig_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .map_or(0, |row| row.get::<_, Option<i64>>(0).unwrap_or(0))
 }
 
 #[test]
@@ -149,8 +158,6 @@ fn beside_a_live_writer(processes: usize, args: &[&str]) {
         .into_iter()
         .map(|run| run.wait_with_output().unwrap())
         .collect();
-    stop.store(true, Ordering::Relaxed);
-    let writer = writer.join().unwrap();
     for out in &outs {
         assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
     }
@@ -173,13 +180,6 @@ fn beside_a_live_writer(processes: usize, args: &[&str]) {
         one("SELECT count(*) FROM _mig_backup, unnest(old) AS o WHERE o IS NOT NULL");
     let updated = one("SELECT updated FROM _mig_runs");
     println!("mig: {}", stdout(out).trim());
-    println!(
-        "writer: {} updates, {} inserts ({inserted_and_processed} processed by the run, \
-         {inserted_after} after its last batch); its longest write {:.1} ms",
-        writer.updates,
-        writer.inserts,
-        writer.longest.as_secs_f64() * 1000.0
-    );
 
     assert_eq!(
         stale, 0,
@@ -195,14 +195,25 @@ fn beside_a_live_writer(processes: usize, args: &[&str]) {
         backed_up_not_null, 0,
         "the run only wrote rows the application had not already filled"
     );
-    assert!(writer.updates > 0);
 
+    // The writer goes on while the run is rolled back.
     let out = project.mig(&["rollback", "accounts.c"]);
+    stop.store(true, Ordering::Relaxed);
+    let writer = writer.join().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     println!(
         "rollback: {}",
         stdout(&out).lines().next().unwrap_or_default()
     );
+    println!(
+        "writer, through the run and its rollback: {} updates, {} inserts \
+         ({inserted_and_processed} processed by the run, {inserted_after} after its last \
+         batch when it ended); its longest write {:.1} ms",
+        writer.updates,
+        writer.inserts,
+        writer.longest.as_secs_f64() * 1000.0
+    );
+    assert!(writer.updates > 0);
     let filled: BTreeSet<i64> = project
         .query("SELECT id FROM accounts WHERE c IS NOT NULL")
         .iter()
