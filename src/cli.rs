@@ -874,11 +874,12 @@ fn rollback(config: Config, name: &str) -> Result<(), Failure> {
     reporter.finish();
     let summary = summary?;
     println!(
-        "{name}: run {} rolled back: {}, {} in {:.2} s",
+        "{name}: run {} rolled back: {}, {} in {:.2} s; longest batch transaction {:.1} ms",
         summary.run_id,
         count(summary.restored, "row restored", "rows restored"),
         count(summary.conflict_keys.len() as u64, "conflict", "conflicts"),
-        summary.duration.as_secs_f64()
+        summary.duration.as_secs_f64(),
+        summary.longest_batch.as_secs_f64() * 1000.0
     );
     if !summary.conflict_keys.is_empty() {
         println!(

@@ -468,7 +468,8 @@ fn a_piped_run_and_its_rollback_print_plain_progress_lines() {
         "{progress:?}"
     );
     assert!(
-        stdout(&out).contains("run 1 rolled back: 400 rows restored, 0 conflicts in "),
+        stdout(&out).contains("run 1 rolled back: 400 rows restored, 0 conflicts in ")
+            && stdout(&out).contains(" s; longest batch transaction "),
         "{}",
         stdout(&out)
     );

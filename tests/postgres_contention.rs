@@ -434,7 +434,8 @@ fn a_connection_killed_mid_run_leaves_whole_batches_and_a_later_run_resumes() {
 /// Two rollbacks of one run at once (a second terminal, a retry while the first still
 /// runs): each batch is restored by one of them, and neither takes the rows the other
 /// restored for rows the application changed since. Both wait on a row the application
-/// holds in the newest batch, the first to be restored; then it commits.
+/// holds in the newest batch, the first to be restored, for 300 ms at least; then it
+/// commits. Each rollback's summary counts that wait in its longest batch transaction.
 #[test]
 fn two_rollbacks_of_one_run_at_once_restore_it_once_and_find_no_conflicts() {
     let Some(url) = postgres_url() else {
@@ -453,6 +454,7 @@ fn two_rollbacks_of_one_run_at_once_restore_it_once_and_find_no_conflicts() {
             .map(|_| scope.spawn(|| project.mig(&["rollback", "t.b"])))
             .collect();
         database.wait_for_lock_waits(2);
+        std::thread::sleep(std::time::Duration::from_millis(300));
         lock.release();
         rollbacks
             .into_iter()
@@ -462,6 +464,13 @@ fn two_rollbacks_of_one_run_at_once_restore_it_once_and_find_no_conflicts() {
     for out in &outputs {
         assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
         assert!(stdout(out).contains(", 0 conflicts"), "{}", stdout(out));
+        let longest: f64 = stdout(out)
+            .split("; longest batch transaction ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("no longest batch transaction in {}", stdout(out)));
+        assert!(longest >= 300.0, "{}", stdout(out));
     }
     assert_eq!(project.dump("t"), before, "every row restored");
     assert_eq!(project.query("SELECT count(*) FROM _mig_conflicts"), ["0"]);

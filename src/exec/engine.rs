@@ -535,6 +535,8 @@ pub struct RollbackProgress {
     pub batches: u64,
     pub restored: u64,
     pub conflicts: u64,
+    /// The longest any of its batch transactions so far held its locks.
+    pub longest_batch: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -543,6 +545,8 @@ pub struct RollbackSummary {
     pub restored: u64,
     /// How long this call took to restore its batches.
     pub duration: Duration,
+    /// The longest any of its batch transactions held its locks.
+    pub longest_batch: Duration,
     pub conflict_keys: Vec<Value>,
     /// Restored rows a trigger of the table rewrote as their old values were written back.
     pub rewritten: u64,
@@ -1323,11 +1327,16 @@ impl Engine {
             }
             let plan = self.plan_of_run(name, &run, current.as_ref())?;
             let started = Instant::now();
-            let outcome = self.rollback_run(&plan, run.id, progress)?;
+            let mut longest_batch = Duration::ZERO;
+            let outcome = self.rollback_run(&plan, run.id, &mut |p| {
+                longest_batch = p.longest_batch;
+                progress(p)
+            })?;
             return Ok(RollbackSummary {
                 run_id: run.id,
                 restored: outcome.restored,
                 duration: started.elapsed(),
+                longest_batch,
                 conflict_keys: self.store.conflict_keys(run.id)?,
                 rewritten: outcome.rewritten,
             });
@@ -1425,6 +1434,7 @@ impl Engine {
         let mut total = RollbackOutcome::default();
         let batches = self.store.backed_up_batches(run_id)?;
         let of = batches.len() as u64;
+        let mut longest_batch = Duration::ZERO;
         for (n, batch) in batches.into_iter().enumerate() {
             if n > 0 && !plan.pause.is_zero() {
                 super::stop::sleep(plan.pause);
@@ -1439,7 +1449,12 @@ impl Engine {
                 });
             }
             let outcome = self
-                .with_retries(plan, |store| store.rollback_batch(&step, run_id, batch))
+                .with_retries(plan, |store| {
+                    let started = Instant::now();
+                    let restored = store.rollback_batch(&step, run_id, batch);
+                    longest_batch = longest_batch.max(started.elapsed());
+                    restored
+                })
                 .map_err(|e| match e {
                     ExecError::Store(source) => ExecError::RollbackFailed {
                         migration: plan.name().to_string(),
@@ -1459,6 +1474,7 @@ impl Engine {
                 batches: of,
                 restored: total.restored,
                 conflicts: total.conflict_keys.len() as u64,
+                longest_batch,
             });
         }
         self.with_retries(plan, |store| {
