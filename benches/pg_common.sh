@@ -10,6 +10,10 @@
 #                   empty integer, mig's tables dropped, the table vacuumed, a checkpoint:
 #                   every timed run finds the table alike
 #   timed CMD…      the seconds CMD takes on a fresh column
+#   application S F pgbench as the application ($CLIENTS clients, 2 threads) for S seconds,
+#                   logging every transaction into folder F
+#   latency F A B   "count p50 p99 max" (ms) of the transactions logged in folder F that
+#                   overlapped the span from A to B (epoch seconds)
 PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
 if [ -z "${MIG:-}" ]; then
     cargo build --release --quiet
@@ -38,4 +42,34 @@ timed() {
     local start end
     start="$(now)"; "$@"; end="$(now)"
     python3 -c "print(f'{$end - $start:.2f}')"
+}
+
+# Latency of the pgbench transactions that overlapped the span from $2 to $3 (epoch seconds):
+# those a backfill could have slowed, including the ones it blocked until after it ended.
+# From the -l logs in folder $1: "count p50 p99 max" in milliseconds.
+latency() {
+    python3 - "$@" <<'PY'
+import glob, sys
+folder, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+lat = []
+for path in glob.glob(folder + "/pgbench_log.*"):
+    for line in open(path):
+        f = line.split()
+        done = int(f[4]) + int(f[5]) / 1e6
+        began = done - int(f[2]) / 1e6
+        if began <= end and done >= start:
+            lat.append(int(f[2]) / 1000.0)
+lat.sort()
+if not lat:
+    print("0 - - -")
+else:
+    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+    print(f"{len(lat)} {q(0.50):.2f} {q(0.99):.2f} {lat[-1]:.2f}")
+PY
+}
+
+# pgbench as the application for $1 seconds, logging every transaction into folder $2.
+application() {
+    mkdir -p "$2"
+    (cd "$2" && pgbench "${PGARGS[@]}" -c "$CLIENTS" -j 2 -T "$1" -l -n "$DB" >pgbench.out 2>&1)
 }
