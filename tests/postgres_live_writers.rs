@@ -99,24 +99,49 @@ fn hot_spot(client: &mut postgres::Client) -> i64 {
 
 #[test]
 fn a_backfill_beside_a_live_writer_never_writes_a_stale_value_and_takes_its_inserts() {
-    beside_a_live_writer(1, &[]);
+    beside_a_live_writer(1, &[], 0);
+}
+
+/// The same with the run killed (SIGKILL) eight times a few batches in, and started again at
+/// once each time: the killed batches commit whole or not at all, the writer's changes
+/// included.
+#[test]
+fn a_backfill_killed_and_resumed_beside_a_live_writer_ends_as_one_run_does() {
+    beside_a_live_writer(1, &[], 8);
+}
+
+/// The same killed with three workers: their claims are taken over when they start again.
+#[test]
+fn workers_killed_and_resumed_beside_a_live_writer_end_as_one_run_does() {
+    beside_a_live_writer(1, &["--workers", "3"], 8);
 }
 
 /// The same with three workers claiming key ranges from the database.
 #[test]
 fn workers_beside_a_live_writer_never_write_a_stale_value_and_take_its_inserts() {
-    beside_a_live_writer(1, &["--workers", "3"]);
+    beside_a_live_writer(1, &["--workers", "3"], 0);
 }
 
 /// The same with three `mig run --workers 1` processes started at once.
 #[test]
 fn three_processes_beside_a_live_writer_never_write_a_stale_value_and_take_its_inserts() {
-    beside_a_live_writer(3, &["--workers", "1"]);
+    beside_a_live_writer(3, &["--workers", "1"], 0);
 }
 
-/// `mig run accounts.c ARGS` in `processes` processes at once beside the writer, then the
-/// run's rollback.
-fn beside_a_live_writer(processes: usize, args: &[&str]) {
+/// The run's committed batches, 0 before mig makes its tables.
+fn batches(project: &Project) -> i64 {
+    if project.query("SELECT to_regclass('_mig_runs') IS NOT NULL") != ["t"] {
+        return 0;
+    }
+    project.query("SELECT coalesce(max(batches), 0) FROM _mig_runs")[0]
+        .parse()
+        .unwrap()
+}
+
+/// `mig run accounts.c ARGS` beside the writer, killed `kills` times a few batches in and
+/// started again at once, then to its end in `processes` processes at once; then the run's
+/// rollback.
+fn beside_a_live_writer(processes: usize, args: &[&str], kills: usize) {
     let Some(project) = Project::postgres(TABLE, SPEC) else {
         return;
     };
@@ -144,6 +169,20 @@ fn beside_a_live_writer(processes: usize, args: &[&str]) {
     }
     let mut command = vec!["run", "accounts.c"];
     command.extend(args);
+    let mut rng = Rng::new(23);
+    for kill in 0..kills {
+        let mut run = project.spawn_mig(&command);
+        let target = batches(&project) + rng.range(1, 4) as i64;
+        while batches(&project) < target {
+            if let Some(status) = run.try_wait().unwrap() {
+                panic!("start {kill} ended ({status}) before batch {target}");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(rng.range(0, 6)));
+        run.kill().unwrap();
+        run.wait().unwrap();
+    }
     let runs: Vec<_> = (0..processes)
         .map(|_| {
             project
