@@ -881,14 +881,6 @@ fn rollback(config: Config, name: &str) -> Result<(), Failure> {
         summary.duration.as_secs_f64(),
         summary.longest_batch.as_secs_f64() * 1000.0
     );
-    if let Some(y) = summary.yielded {
-        println!(
-            "  yield: {} ran while another session was busy ({} rows, {} a transaction)",
-            count(y.busy_batches, "transaction", "transactions"),
-            y.busy_rows,
-            y.busy_rows.checked_div(y.busy_batches).unwrap_or(0)
-        );
-    }
     if !summary.conflict_keys.is_empty() {
         println!(
             "  left alone, changed since the run wrote them: {}",

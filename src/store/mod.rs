@@ -277,9 +277,6 @@ pub struct RollbackOutcome {
     /// Restored rows that hold another value than their backup's: a trigger of the table
     /// rewrote the old value as it was written back (PostgreSQL; 0 where not seen).
     pub rewritten: u64,
-    /// The backed-up rows the batch's record still holds, for a later call: 0 once the
-    /// record is restored whole and dropped.
-    pub left: u64,
 }
 
 /// The backup one run keeps in `_mig_backup`.
@@ -501,15 +498,12 @@ pub trait Store: Send {
     /// whether it did.
     fn begin_rollback(&mut self, run_id: i64) -> Result<bool, StoreError>;
     /// Restores one batch in one transaction where rows still hold what the run wrote;
-    /// other rows are conflicts, kept in `_mig_conflicts`. With `rows`, only that many of
-    /// the batch's backed-up rows (at least one): the rest stay in its record, for the next
-    /// call, and the outcome says how many are left.
+    /// other rows are conflicts, kept in `_mig_conflicts`.
     fn rollback_batch(
         &mut self,
         step: &BatchStep,
         run_id: i64,
         batch_no: i64,
-        rows: Option<u64>,
     ) -> Result<RollbackOutcome, StoreError>;
     /// Keys of rows rollback of `run_id` left alone.
     fn conflict_keys(&mut self, run_id: i64) -> Result<Vec<Value>, StoreError>;

@@ -2671,7 +2671,6 @@ impl Store for PostgresStore {
         step: &BatchStep,
         run_id: i64,
         batch_no: i64,
-        rows: Option<u64>,
     ) -> Result<RollbackOutcome, StoreError> {
         let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
         let table = quote_ident(&step.table);
@@ -2692,18 +2691,10 @@ impl Store for PostgresStore {
                 return Ok(RollbackOutcome::default());
             };
             let cols: Vec<String> = record.get(0);
-            let mut keys: Vec<String> = record.get(1);
-            let mut old: Vec<Option<String>> = record.get(2);
-            let mut new: Vec<Option<String>> = record.get(3);
+            let keys: Vec<String> = record.get(1);
+            let old: Vec<Option<String>> = record.get(2);
+            let new: Vec<Option<String>> = record.get(3);
             let width = cols.len();
-            // Restored part by part, the rows left stay in the record, flattened as rollback
-            // reads every record.
-            let take = rows.map_or(keys.len(), |n| (n.max(1) as usize).min(keys.len()));
-            let later = (
-                keys.split_off(take),
-                old.split_off(take * width),
-                new.split_off(take * width),
-            );
             let column_of = |i: usize, values: &[Option<String>]| -> Vec<Option<String>> {
                 values.iter().skip(i).step_by(width).cloned().collect()
             };
@@ -2779,20 +2770,11 @@ impl Store for PostgresStore {
             params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
             let row = tx.query_one(sql.as_str(), &params)?;
             let conflicts: Vec<String> = row.get(1);
-            if later.0.is_empty() {
-                tx.execute(
-                    "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2",
-                    &[&run_id, &batch_no],
-                )?;
-            } else {
-                tx.execute(
-                    "UPDATE _mig_backup SET keys = $3, old = $4, new = $5 \
-                     WHERE run_id = $1 AND batch = $2",
-                    &[&run_id, &batch_no, &later.0, &later.1, &later.2],
-                )?;
-            }
+            tx.execute(
+                "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2",
+                &[&run_id, &batch_no],
+            )?;
             Ok(RollbackOutcome {
-                left: later.0.len() as u64,
                 restored: row.get::<_, i64>(0) as u64,
                 conflict_keys: conflicts
                     .into_iter()

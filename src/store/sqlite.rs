@@ -1619,23 +1619,15 @@ impl Store for SqliteStore {
         step: &BatchStep,
         run_id: i64,
         batch_no: i64,
-        rows: Option<u64>,
     ) -> Result<RollbackOutcome, StoreError> {
         let table = quote_ident(&step.table);
         let key = quote_ident(&step.key);
         self.conn
             .busy_timeout(step.lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         self.transaction(|conn| {
-            let Some(mut now) = backed_up_rows(conn, run_id, batch_no)? else {
-                return Ok(RollbackOutcome::default());
-            };
-            let take = rows.map_or(now.len(), |n| (n.max(1) as usize).min(now.len()));
-            let later = now.split_off(take);
-            let mut outcome = RollbackOutcome {
-                left: later.len() as u64,
-                ..RollbackOutcome::default()
-            };
-            for (row_key, columns) in now {
+            let rows = backed_up_rows(conn, run_id, batch_no)?;
+            let mut outcome = RollbackOutcome::default();
+            for (row_key, columns) in rows {
                 let names: Vec<String> = columns.iter().map(|(c, _, _)| quote_ident(c)).collect();
                 let (untouched, current) =
                     current_row(conn, &table, &key, &names, &row_key, &columns)?;
@@ -1659,12 +1651,8 @@ impl Store for SqliteStore {
                     outcome.conflict_keys.push(row_key);
                 }
             }
-            if later.is_empty() {
-                conn.prepare_cached("DELETE FROM _mig_backup WHERE run_id = ?1 AND batch = ?2")?
-                    .execute(params![run_id, batch_no])?;
-            } else {
-                keep_in_record(conn, run_id, batch_no, &later)?;
-            }
+            conn.prepare_cached("DELETE FROM _mig_backup WHERE run_id = ?1 AND batch = ?2")?
+                .execute(params![run_id, batch_no])?;
             Ok(outcome)
         })
         .map(|(outcome, _)| outcome)
@@ -1788,19 +1776,14 @@ fn current_row(
 type BackedUpColumns = Vec<(String, Value, Value)>;
 
 /// The batch's backed-up rows in key order: each key with its (column, old, new) values.
-/// The rows of a batch's backup record, None where it is gone (another rollback restored it).
 fn backed_up_rows(
     conn: &Connection,
     run_id: i64,
     batch_no: i64,
-) -> Result<Option<Vec<(Value, BackedUpColumns)>>, StoreError> {
-    let Some((columns, record)): Option<(String, Vec<u8>)> = conn
+) -> Result<Vec<(Value, BackedUpColumns)>, StoreError> {
+    let (columns, record): (String, Vec<u8>) = conn
         .prepare_cached("SELECT columns, rows FROM _mig_backup WHERE run_id = ?1 AND batch = ?2")?
-        .query_row(params![run_id, batch_no], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-    else {
-        return Ok(None);
-    };
+        .query_row(params![run_id, batch_no], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let columns: Vec<String> = serde_json::from_str(&columns)
         .map_err(|e| StoreError::Inconsistent(format!("backup of batch {batch_no}: {e}")))?;
     let damaged = |e: value::DecodeError| {
@@ -1818,30 +1801,7 @@ fn backed_up_rows(
         }
         rows.push((key, values));
     }
-    Ok(Some(rows))
-}
-
-/// Writes `rows` back as the whole of a batch's record, in the form the run wrote it: the
-/// rows a rollback restores part by part leave the record as they go.
-fn keep_in_record(
-    conn: &Connection,
-    run_id: i64,
-    batch_no: i64,
-    rows: &[(Value, BackedUpColumns)],
-) -> Result<(), StoreError> {
-    let mut record = Vec::new();
-    for (key, columns) in rows {
-        value::encode(key, &mut record);
-        for (_, old, new) in columns {
-            value::encode(old, &mut record);
-            value::encode(new, &mut record);
-        }
-    }
-    conn.prepare_cached(
-        "UPDATE _mig_backup SET rows = ?3, row_count = ?4 WHERE run_id = ?1 AND batch = ?2",
-    )?
-    .execute(params![run_id, batch_no, record, rows.len() as i64])?;
-    Ok(())
+    Ok(rows)
 }
 
 fn record_conflict(
