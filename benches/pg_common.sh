@@ -14,6 +14,9 @@
 #                   logging every transaction into folder F
 #   latency F A B   "count p50 p99 max" (ms) of the transactions logged in folder F that
 #                   overlapped the span from A to B (epoch seconds)
+#   pgbench_database  $DB made fresh by `pgbench -i -s $SCALE`; sets ROWS, its accounts
+#   mig_project     $WORK/project: a mig.toml on $URL (lock timeout 2s, 5 retries) and an
+#                   empty specs folder
 PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
 if [ -z "${MIG:-}" ]; then
     cargo build --release --quiet
@@ -72,4 +75,22 @@ PY
 application() {
     mkdir -p "$2"
     (cd "$2" && pgbench "${PGARGS[@]}" -c "$CLIENTS" -j 2 -T "$1" -l -n "$DB" >pgbench.out 2>&1)
+}
+
+pgbench_database() {
+    fresh_database
+    pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
+    ROWS="$(sql "SELECT count(*) FROM pgbench_accounts")"
+}
+
+mig_project() {
+    mkdir -p "$WORK/project/specs"
+    cat >"$WORK/project/mig.toml" <<TOML
+specs = "specs"
+[database]
+url = "$URL"
+[defaults]
+lock_timeout = "2s"
+retries = 5
+TOML
 }

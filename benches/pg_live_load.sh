@@ -36,20 +36,9 @@ URL="$SERVER/$DB"
 # shellcheck source=benches/pg_common.sh
 source benches/pg_common.sh
 
-fresh_database
-pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
-ROWS="$(sql "SELECT count(*) FROM pgbench_accounts")"
+pgbench_database
 echo "pgbench_accounts: $ROWS rows (scale $SCALE); $CLIENTS clients; mig batch $BATCH, pause $PAUSE, yield $YIELD"
-
-mkdir -p "$WORK/project/specs"
-cat >"$WORK/project/mig.toml" <<EOF
-specs = "specs"
-[database]
-url = "$URL"
-[defaults]
-lock_timeout = "2s"
-retries = 5
-EOF
+mig_project
 # The spec, with `yield` if $1 is "yield".
 spec() {
     cat >"$WORK/project/specs/bench.mig" <<EOF

@@ -25,20 +25,9 @@ URL="$SERVER/$DB"
 # shellcheck source=benches/pg_common.sh
 source benches/pg_common.sh
 
-fresh_database
-pgbench "${PGARGS[@]}" -i -s "$SCALE" -q "$DB" >/dev/null 2>&1
-ROWS="$(sql "SELECT count(*) FROM pgbench_accounts")"
+pgbench_database
 echo "pgbench_accounts: $ROWS rows (scale $SCALE); $CLIENTS clients; mig batch $BATCH, yield $YIELD"
-
-mkdir -p "$WORK/project/specs"
-cat >"$WORK/project/mig.toml" <<TOML
-specs = "specs"
-[database]
-url = "$URL"
-[defaults]
-lock_timeout = "2s"
-retries = 5
-TOML
+mig_project
 cat >"$WORK/project/specs/bench.mig" <<SPEC
 backfill balance_cents on pgbench_accounts {
     set balance_cents = abalance * 100
