@@ -14,6 +14,10 @@
 #                   logging every transaction into folder F
 #   latency F A B   "count p50 p99 max" (ms) of the transactions logged in folder F that
 #                   overlapped the span from A to B (epoch seconds)
+#   warmed_up       one full UPDATE of $COLUMN and a VACUUM, so every later timing finds
+#                   the table as the ones after it do (each update reuses the space the
+#                   previous one freed); the column left empty
+#   idle_latency    the application alone for $IDLE_SECONDS s, printed; sets idle_p99
 #   pgbench_database  $DB made fresh by `pgbench -i -s $SCALE`; sets ROWS, its accounts
 #   mig_project     $WORK/project: a mig.toml on $URL (lock timeout 2s, 5 retries) and an
 #                   empty specs folder
@@ -93,4 +97,19 @@ url = "$URL"
 lock_timeout = "2s"
 retries = 5
 TOML
+}
+
+warmed_up() {
+    fresh_column
+    sql "UPDATE $TABLE SET $COLUMN = 0"
+    fresh_column
+}
+
+idle_latency() {
+    local start end n p50 max
+    echo
+    echo "== idle application, ${IDLE_SECONDS}s"
+    start="$(now)"; application "$IDLE_SECONDS" "$WORK/idle"; end="$(now)"
+    read -r n p50 idle_p99 max <<<"$(latency "$WORK/idle" "$start" "$end")"
+    echo "transactions $n  p50 ${p50} ms  p99 ${idle_p99} ms  max ${max} ms"
 }

@@ -55,16 +55,8 @@ spec yield
 # Extra arguments go to mig run (--workers 4).
 backfill() { (cd "$WORK/project" && "$MIG" run pgbench_accounts.balance_cents "$@" >"$WORK/mig.out" 2>&1); }
 
-# A first full UPDATE and VACUUM leave the table as every later run finds it (each update
-# then reuses the space the previous one freed), so every timing below starts equal.
-fresh_column
-sql "UPDATE pgbench_accounts SET balance_cents = 0"
-fresh_column
-echo
-echo "== idle application, ${IDLE_SECONDS}s"
-start="$(now)"; application "$IDLE_SECONDS" "$WORK/idle"; end="$(now)"
-read -r n p50 idle_p99 idle_max <<<"$(latency "$WORK/idle" "$start" "$end")"
-echo "transactions $n  p50 ${p50} ms  p99 ${idle_p99} ms  max ${idle_max} ms"
+warmed_up
+idle_latency
 
 # The loop of bare UPDATEs: each range of $BATCH keys (pgbench's aid runs from 1 without
 # gaps, so no key walk is needed) updated in a transaction of its own that does not wait for

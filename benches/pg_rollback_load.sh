@@ -37,15 +37,8 @@ backfill balance_cents on pgbench_accounts {
 SPEC
 mig() { (cd "$WORK/project" && "$MIG" "$@" 2>/dev/null); }
 
-# As in pg_live_load.sh: one full UPDATE and VACUUM first, so every timing finds the table alike.
-fresh_column
-sql "UPDATE pgbench_accounts SET balance_cents = 0"
-fresh_column
-echo
-echo "== idle application, ${IDLE_SECONDS}s"
-start="$(now)"; application "$IDLE_SECONDS" "$WORK/idle"; end="$(now)"
-read -r n p50 idle_p99 idle_max <<<"$(latency "$WORK/idle" "$start" "$end")"
-echo "transactions $n  p50 ${p50} ms  p99 ${idle_p99} ms  max ${idle_max} ms"
+warmed_up
+idle_latency
 
 # `mig "$@"` while pgbench runs for $1 seconds (long enough to outlast it), logging into
 # folder $2; prints mig's summary and the application's latency meanwhile.
