@@ -7,6 +7,7 @@
 use crate::compile::{self, Idempotence, SourceFile};
 use crate::config::{show_size, Config};
 use crate::diagnostic::FileDiagnostics;
+use crate::exec::throttle::YieldReport;
 use crate::exec::{self, Engine, ExecError, Progress, RollbackProgress, RunSummary};
 use crate::node::{self, ErrorCode, Refusal};
 use crate::plan::{count, RunOptions};
@@ -627,6 +628,18 @@ fn combined(summaries: Vec<RunSummary>, resumed: bool) -> Option<RunSummary> {
     })
 }
 
+/// A summary's line on what `yield` did, counting `unit`s: a run's batches, or the
+/// transactions a rollback restored its records in.
+fn print_yield(y: &YieldReport, unit: (&str, &str)) {
+    println!(
+        "  yield: {} ran while another session was busy ({} rows, {} a {})",
+        count(y.busy_batches, unit.0, unit.1),
+        y.busy_rows,
+        y.busy_rows.checked_div(y.busy_batches).unwrap_or(0),
+        unit.0
+    );
+}
+
 fn print_summary(s: &RunSummary) {
     let secs = s.duration.as_secs_f64();
     println!(
@@ -642,12 +655,7 @@ fn print_summary(s: &RunSummary) {
         s.longest_batch.as_secs_f64() * 1000.0
     );
     if let Some(y) = s.yielded {
-        println!(
-            "  yield: {} ran while another session was busy ({} rows, {} a batch)",
-            count(y.busy_batches, "batch", "batches"),
-            y.busy_rows,
-            y.busy_rows.checked_div(y.busy_batches).unwrap_or(0)
-        );
+        print_yield(&y, ("batch", "batches"));
     }
     if let Some(r) = s.replicas {
         println!(
@@ -881,6 +889,9 @@ fn rollback(config: Config, name: &str) -> Result<(), Failure> {
         summary.duration.as_secs_f64(),
         summary.longest_batch.as_secs_f64() * 1000.0
     );
+    if let Some(y) = summary.yielded {
+        print_yield(&y, ("transaction", "transactions"));
+    }
     if !summary.conflict_keys.is_empty() {
         println!(
             "  left alone, changed since the run wrote them: {}",

@@ -194,16 +194,18 @@ fn a_rollback_waiting_on_a_prunes_mark_restores_nothing() {
     assert_eq!(project.query("SELECT count(*) FROM _mig_backup"), ["3"]);
 }
 
-/// State tables an earlier `mig` made on PostgreSQL, without `_mig_runs.pruned_at`: `mig
-/// status` reads them; a role that does not own them is told how to add the column, and
-/// drops nothing; run by the owner, `mig prune` adds the column and marks the run.
+/// State tables an earlier `mig` made on PostgreSQL, without `_mig_runs.pruned_at` and
+/// `_mig_backup.restored`: `mig status` reads them; a role that does not own them is told how
+/// to add the columns, and drops nothing; run by the owner, `mig prune` adds them and marks
+/// the run.
 #[test]
-fn postgres_state_tables_of_an_earlier_mig_gain_pruned_at() {
+fn postgres_state_tables_of_an_earlier_mig_gain_their_later_columns() {
     let Some(url) = postgres_url() else {
         return;
     };
     let project = with_double_run(&Backend::Postgres(url));
     project.execute("ALTER TABLE _mig_runs DROP COLUMN pruned_at");
+    project.execute("ALTER TABLE _mig_backup DROP COLUMN restored");
     let role = project.postgres.as_ref().unwrap().role(
         "migrator",
         "GRANT USAGE ON SEQUENCE _mig_runs_id_seq TO PUBLIC",
@@ -226,8 +228,8 @@ fn postgres_state_tables_of_an_earlier_mig_gain_pruned_at() {
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
     assert!(
         stderr(&out).contains(
-            "mig's state tables in schema public were made by an earlier mig, and `_mig_runs` \
-             lacks the column `pruned_at`"
+            "mig's state tables in schema public were made by an earlier mig, and lack a \
+             column this one writes: `_mig_runs.pruned_at`"
         ) && stderr(&out).contains("must be owner of table _mig_runs"),
         "{}",
         stderr(&out)
@@ -238,5 +240,10 @@ fn postgres_state_tables_of_an_earlier_mig_gain_pruned_at() {
     assert_eq!(
         project.query("SELECT count(*) FROM _mig_runs WHERE pruned_at IS NOT NULL"),
         ["1"]
+    );
+    assert_eq!(
+        project.query("SELECT count(restored) FROM _mig_backup"),
+        ["0"],
+        "the owner's command added _mig_backup.restored too"
     );
 }

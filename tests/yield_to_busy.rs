@@ -259,3 +259,99 @@ fn only_a_batch_sized_for_a_busy_database_opens_with_gentle_writes() {
     assert!(child.wait().unwrap().success());
     assert_all_doubled(&project);
 }
+
+/// A rollback with a spec that yields restores, while another session is busy, each batch's
+/// record in parts, each its own transaction, sized as a yielding run's batches are: a run
+/// made alone in two batches of 1,000 (the spec had no `yield` then) is restored in parts of
+/// 100, 200, 400 and the 300 left of the newest record, then 600 and the 400 left of the
+/// other. Every row gets its old value back, and the backup is gone. The same where an
+/// earlier mig made the state tables, whose backup records have no count of rows restored.
+#[test]
+fn a_rollback_beside_a_busy_session_restores_each_batch_in_parts() {
+    for (backend, earlier) in common::backends()
+        .into_iter()
+        .flat_map(|b| [(b.clone(), false), (b, true)])
+    {
+        let project = Project::on(&backend, &TABLE, &SPEC.replace("    yield 1m\n", ""));
+        let before = project.dump("t");
+        let run = project.mig(&["run", "double"]);
+        if earlier {
+            project.execute("ALTER TABLE _mig_backup DROP COLUMN restored");
+        }
+        assert!(
+            stdout(&run).contains("2000 rows processed, 2000 updated, 2 batches in "),
+            "{backend:?}: {}{}",
+            stdout(&run),
+            stderr(&run)
+        );
+        project.write_spec(SPEC);
+        // On PostgreSQL the application, inside a transaction; SQLite shows mig no other
+        // connection, so there every batch counts as beside a busy one.
+        let mut application = project.postgres.as_ref().map(|db| db.client());
+        if let Some(application) = application.as_mut() {
+            application.batch_execute("BEGIN; SELECT 1").unwrap();
+        }
+        let out = project.mig(&["rollback", "double"]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        assert!(
+            stdout(&out).contains(
+                "run 1 rolled back: 2000 rows restored, 0 conflicts in "
+            ) && stdout(&out).contains(
+                "\n  yield: 6 transactions ran while another session was busy (2000 rows, 333 a \
+                 transaction)"
+            ),
+            "{backend:?}: {}",
+            stdout(&out)
+        );
+        assert_eq!(project.dump("t"), before, "{backend:?}");
+        assert_eq!(project.query("SELECT count(*) FROM _mig_backup"), ["0"]);
+    }
+}
+
+/// A rollback killed (SIGKILL) between two parts of a batch leaves the record holding exactly
+/// the rows not yet restored, and the rollback started again restores those: the table ends
+/// as it was before the run.
+#[test]
+fn a_rollback_killed_between_the_parts_of_a_batch_resumes_with_the_rows_left() {
+    for backend in common::backends() {
+        let project = Project::on(&backend, &TABLE, &SPEC.replace("    yield 1m\n", ""));
+        let before = project.dump("t");
+        assert!(project.mig(&["run", "double"]).status.success());
+        project.write_spec(&SPEC.replace("    yield 1m\n", "    yield 1m\n    pause 300ms\n"));
+        let mut application = project.postgres.as_ref().map(|db| db.client());
+        if let Some(application) = application.as_mut() {
+            application.batch_execute("BEGIN; SELECT 1").unwrap();
+        }
+        let backed_up = || -> i64 {
+            let sql = match backend {
+                Backend::Sqlite => "SELECT coalesce(sum(row_count - restored), 0) FROM _mig_backup",
+                Backend::Postgres(_) => {
+                    "SELECT coalesce(sum(cardinality(keys) - restored), 0) FROM _mig_backup"
+                }
+            };
+            project.query(sql)[0].parse().unwrap()
+        };
+        let mut rollback = project.spawn_mig(&["rollback", "double"]);
+        while backed_up() == 2000 {
+            assert!(rollback.try_wait().unwrap().is_none(), "{backend:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        rollback.kill().unwrap();
+        rollback.wait().unwrap();
+        let left = backed_up();
+        assert!((1..2000).contains(&left), "{backend:?}: {left} rows left");
+        assert_eq!(
+            project.query("SELECT count(*) FROM t WHERE n = id * 2"),
+            [left.to_string()],
+            "{backend:?}: the rows still backed up are the rows not yet restored"
+        );
+        let out = project.mig(&["rollback", "double"]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("{left} rows restored, 0 conflicts")),
+            "{backend:?}: {}",
+            stdout(&out)
+        );
+        assert_eq!(project.dump("t"), before, "{backend:?}");
+    }
+}

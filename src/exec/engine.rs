@@ -535,8 +535,15 @@ pub struct RollbackProgress {
     pub batches: u64,
     pub restored: u64,
     pub conflicts: u64,
-    /// The longest any of its batch transactions so far held its locks.
-    pub longest_batch: Duration,
+}
+
+/// What restoring a run's backup did.
+struct Restoration {
+    outcome: RollbackOutcome,
+    /// The longest any attempt at a batch held its transaction.
+    longest_batch: Duration,
+    /// What `yield` did; `None` when the spec does not yield.
+    yielded: Option<YieldReport>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -547,6 +554,8 @@ pub struct RollbackSummary {
     pub duration: Duration,
     /// The longest any of its batch transactions held its locks.
     pub longest_batch: Duration,
+    /// What the spec's `yield` did; `None` when the spec does not yield.
+    pub yielded: Option<YieldReport>,
     pub conflict_keys: Vec<Value>,
     /// Restored rows a trigger of the table rewrote as their old values were written back.
     pub rewritten: u64,
@@ -1194,7 +1203,7 @@ impl Engine {
             store.set_run_status(run.id, RunStatus::RollingBack, Some(&message))
         })?;
         let restored = match self.rollback_run(plan, run.id, &mut |_| {}) {
-            Ok(restored) => restored,
+            Ok(restored) => restored.outcome,
             Err(source) => {
                 return Err(ExecError::PostCheckUnrestored {
                     migration: plan.name().to_string(),
@@ -1327,16 +1336,14 @@ impl Engine {
             }
             let plan = self.plan_of_run(name, &run, current.as_ref())?;
             let started = Instant::now();
-            let mut longest_batch = Duration::ZERO;
-            let outcome = self.rollback_run(&plan, run.id, &mut |p| {
-                longest_batch = p.longest_batch;
-                progress(p)
-            })?;
+            let restoration = self.rollback_run(&plan, run.id, progress)?;
+            let outcome = restoration.outcome;
             return Ok(RollbackSummary {
                 run_id: run.id,
                 restored: outcome.restored,
                 duration: started.elapsed(),
-                longest_batch,
+                longest_batch: restoration.longest_batch,
+                yielded: restoration.yielded,
                 conflict_keys: self.store.conflict_keys(run.id)?,
                 rewritten: outcome.rewritten,
             });
@@ -1360,6 +1367,7 @@ impl Engine {
         let mut plan = self.recorded_plan(name, run)?;
         if let Some(current) = current {
             plan.pause = current.pause;
+            plan.yield_after = current.yield_after;
             plan.lock_timeout = current.lock_timeout;
             plan.retries = current.retries;
         }
@@ -1394,15 +1402,16 @@ impl Engine {
     }
 
     /// Restores every backed-up batch of `run_id`, newest first, each in its own transaction
-    /// and `pause` apart, as the run throttled its batches, telling `progress` after each.
-    /// Each batch drops its backup as it commits, so a rollback killed mid-way resumes with
-    /// the batches left.
+    /// and `pause` apart, as the run throttled its batches (while another session is busy,
+    /// a spec with `yield` restores a batch in parts, each its own transaction), telling
+    /// `progress` after each. Each transaction drops what it restored from the backup as it
+    /// commits, so a rollback killed mid-way resumes with the rows left.
     fn rollback_run(
         &mut self,
         plan: &Plan,
         run_id: i64,
         progress: &mut dyn FnMut(&RollbackProgress),
-    ) -> Result<RollbackOutcome, ExecError> {
+    ) -> Result<Restoration, ExecError> {
         self.holding(run_id, |engine| engine.restore_run(plan, run_id, progress))
     }
 
@@ -1412,7 +1421,7 @@ impl Engine {
         plan: &Plan,
         run_id: i64,
         progress: &mut dyn FnMut(&RollbackProgress),
-    ) -> Result<RollbackOutcome, ExecError> {
+    ) -> Result<Restoration, ExecError> {
         self.store.prepare_state()?;
         if !self.with_retries(plan, |store| store.begin_rollback(run_id))? {
             // `mig prune` marked the run after `rollback` read it.
@@ -1435,52 +1444,66 @@ impl Engine {
         let batches = self.store.backed_up_batches(run_id)?;
         let of = batches.len() as u64;
         let mut longest_batch = Duration::ZERO;
+        // While another session is busy, a spec that yields restores each batch's record in
+        // parts sized to take the `yield` time, as its run's batches were; alone, whole.
+        let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
+            .resting(self.store.locks_every_writer_out());
         for (n, batch) in batches.into_iter().enumerate() {
-            if n > 0 && !plan.pause.is_zero() {
-                super::stop::sleep(plan.pause);
-            }
-            if let Some(signal) = super::stop::requested() {
-                return Err(ExecError::RollbackStopped {
-                    signal,
-                    migration: plan.name().to_string(),
-                    run_id,
-                    restored: total.restored,
-                    conflicts: total.conflict_keys.len(),
-                });
-            }
-            let outcome = self
-                .with_retries(plan, |store| {
-                    let started = Instant::now();
-                    let restored = store.rollback_batch(&step, run_id, batch);
-                    longest_batch = longest_batch.max(started.elapsed());
-                    restored
-                })
-                .map_err(|e| match e {
-                    ExecError::Store(source) => ExecError::RollbackFailed {
+            let mut left = true;
+            while left {
+                if let Some(signal) = super::stop::requested() {
+                    return Err(ExecError::RollbackStopped {
+                        signal,
                         migration: plan.name().to_string(),
                         run_id,
-                        batch,
-                        later_batches: n,
                         restored: total.restored,
-                        source: Box::new(source),
-                    },
-                    other => other,
-                })?;
-            total.restored += outcome.restored;
-            total.conflict_keys.extend(outcome.conflict_keys);
-            total.rewritten += outcome.rewritten;
-            progress(&RollbackProgress {
-                restored_batches: n as u64 + 1,
-                batches: of,
-                restored: total.restored,
-                conflicts: total.conflict_keys.len() as u64,
-                longest_batch,
-            });
+                        conflicts: total.conflict_keys.len(),
+                    });
+                }
+                let size = throttle.next_size(self.store.as_mut())?;
+                let rows = throttle.yielding().then_some(size);
+                let mut held = Duration::ZERO;
+                let outcome = self
+                    .with_retries(plan, |store| {
+                        let started = Instant::now();
+                        let restored = store.rollback_batch(&step, run_id, batch, rows);
+                        held = started.elapsed();
+                        longest_batch = longest_batch.max(held);
+                        restored
+                    })
+                    .map_err(|e| match e {
+                        ExecError::Store(source) => ExecError::RollbackFailed {
+                            migration: plan.name().to_string(),
+                            run_id,
+                            batch,
+                            later_batches: n,
+                            restored: total.restored,
+                            source: Box::new(source),
+                        },
+                        other => other,
+                    })?;
+                left = outcome.left > 0;
+                let rows_done = outcome.restored + outcome.conflict_keys.len() as u64;
+                total.restored += outcome.restored;
+                total.conflict_keys.extend(outcome.conflict_keys);
+                total.rewritten += outcome.rewritten;
+                progress(&RollbackProgress {
+                    restored_batches: n as u64 + u64::from(!left),
+                    batches: of,
+                    restored: total.restored,
+                    conflicts: total.conflict_keys.len() as u64,
+                });
+                throttle.after_batch(rows_done, held);
+            }
         }
         self.with_retries(plan, |store| {
             store.set_run_status(run_id, RunStatus::RolledBack, None)
         })?;
-        Ok(total)
+        Ok(Restoration {
+            outcome: total,
+            longest_batch,
+            yielded: throttle.pace().yielded,
+        })
     }
 
     /// Runs `plan` `runs` times, comparing a checksum of the touched columns after each run.
@@ -1584,7 +1607,7 @@ impl Engine {
         let mut restored = 0;
         let mut conflicts = 0;
         for &run_id in run_ids {
-            let outcome = self.rollback_run(plan, run_id, &mut |_| {})?;
+            let outcome = self.rollback_run(plan, run_id, &mut |_| {})?.outcome;
             restored += outcome.restored;
             conflicts += outcome.conflict_keys.len() as u64;
         }

@@ -1,6 +1,7 @@
-//! How a run spaces and sizes its batches for the application beside it: the spec's `pause`
-//! after every batch and, while another session is busy on the database, its `yield`: batches
-//! shrink until each takes about the `yield` time. Alone, a run takes whole batches.
+//! How a run, and a rollback of it, spaces and sizes its batches for the application beside
+//! it: the spec's `pause` after every batch and, while another session is busy on the
+//! database, its `yield`: batches shrink until each takes about the `yield` time. Alone, a
+//! run takes whole batches and a rollback restores whole backup records.
 //!
 //! Why the size and not a sleep: an application transaction that runs while a batch does
 //! waits behind it (for the CPU, the WAL, a lock), so the application's slowest transactions

@@ -133,10 +133,13 @@ pub enum StoreError {
     },
     /// State tables an earlier `mig` made lack a column this one writes.
     #[error(
-        "mig's state tables in schema {schema} were made by an earlier mig, and `_mig_runs` \
-         lacks the column `pruned_at` (when `mig prune` gave up a run's backup): adding it \
-         failed: {source}; it takes the table's owner: `ALTER TABLE _mig_runs ADD COLUMN \
-         pruned_at text` as that role, or any mig command that writes, run by it once"
+        "mig's state tables in schema {schema} were made by an earlier mig, and lack a \
+         column this one writes: `_mig_runs.pruned_at` (when `mig prune` gave up a run's \
+         backup) or `_mig_backup.restored` (the rows of a batch's record a rollback has \
+         restored); adding them failed: {source}; it takes the tables' owner: `ALTER TABLE \
+         _mig_runs ADD COLUMN IF NOT EXISTS pruned_at text; ALTER TABLE _mig_backup ADD COLUMN \
+         IF NOT EXISTS restored integer NOT NULL DEFAULT 0` as that role, or any mig command \
+         that writes, run by it once"
     )]
     StateTablesOutdated {
         schema: String,
@@ -277,6 +280,9 @@ pub struct RollbackOutcome {
     /// Restored rows that hold another value than their backup's: a trigger of the table
     /// rewrote the old value as it was written back (PostgreSQL; 0 where not seen).
     pub rewritten: u64,
+    /// The backed-up rows the batch's record still holds, for a later call: 0 once the
+    /// record is restored whole and dropped.
+    pub left: u64,
 }
 
 /// The backup one run keeps in `_mig_backup`.
@@ -498,12 +504,15 @@ pub trait Store: Send {
     /// whether it did.
     fn begin_rollback(&mut self, run_id: i64) -> Result<bool, StoreError>;
     /// Restores one batch in one transaction where rows still hold what the run wrote;
-    /// other rows are conflicts, kept in `_mig_conflicts`.
+    /// other rows are conflicts, kept in `_mig_conflicts`. With `rows`, only that many of
+    /// the batch's backed-up rows (at least one): the rest stay in its record, for the next
+    /// call, and the outcome says how many are left.
     fn rollback_batch(
         &mut self,
         step: &BatchStep,
         run_id: i64,
         batch_no: i64,
+        rows: Option<u64>,
     ) -> Result<RollbackOutcome, StoreError>;
     /// Keys of rows rollback of `run_id` left alone.
     fn conflict_keys(&mut self, run_id: i64) -> Result<Vec<Value>, StoreError>;

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS _mig_backup (
     keys text[] NOT NULL,
     old text[] NOT NULL,
     new text[] NOT NULL,
+    restored integer NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, batch)
 );
 CREATE TABLE IF NOT EXISTS _mig_claims (
@@ -166,6 +167,26 @@ const OTHERS_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
        AND (state IS DISTINCT FROM 'idle' \
             OR state_change > clock_timestamp() - interval '1 second') \
        AND application_name IS DISTINCT FROM current_setting('application_name'))";
+
+/// A backup record's set columns.
+const RECORD_COLUMNS: &str = "SELECT cols FROM _mig_backup WHERE run_id = $1 AND batch = $2";
+
+/// The part of a backup record a rollback restores next: the $3 rows after those it has
+/// restored, keys and old and new arrays (1-D for one column, else 2-D) sliced by row and
+/// flattened, and how many rows are left after them. Locked: a second rollback of the run
+/// waits here, then finds the record gone or this part counted restored, instead of taking
+/// the rows this one restores for rows the application changed since.
+const RECORD_PART: &str = "WITH part AS (SELECT keys, old, new, restored + 1 AS first, \
+     restored + least($3, cardinality(keys) - restored) AS last, cardinality(keys) AS rows \
+     FROM _mig_backup WHERE run_id = $1 AND batch = $2 FOR UPDATE) \
+     SELECT keys[first:last], ARRAY(SELECT unnest(old[first:last])), \
+     ARRAY(SELECT unnest(new[first:last])), rows - last FROM part";
+
+/// Counts $3 more rows of a backup record restored; the record itself is not rewritten.
+const COUNT_RESTORED: &str =
+    "UPDATE _mig_backup SET restored = restored + $3::int4 WHERE run_id = $1 AND batch = $2";
+
+const DROP_RECORD: &str = "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2";
 
 /// The replicas streaming from this server (physical standbys, and logical subscribers while
 /// connected): how many, how many of them mig's session cannot see the positions of, and how
@@ -580,6 +601,89 @@ impl PostgresStore {
         }
     }
 
+    /// The statement that restores a part of a backup record whose set columns are `cols`:
+    /// $1 run id, $2 keys, $3 columns, then per column its old and new values, all as text.
+    /// It writes the old value back where the row still holds what the run wrote, keeps the
+    /// other rows in `_mig_conflicts`, and returns the rows restored, the conflicts' keys
+    /// and how many restored rows a trigger rewrote.
+    fn restore_sql(
+        &self,
+        step: &BatchStep,
+        cols: &[String],
+        key_type: ColumnType,
+    ) -> Result<String, StoreError> {
+        let (_, key_sql_type) = self.key_type(&step.table, &step.key)?;
+        let table = quote_ident(&step.table);
+        let key = quote_ident(&step.key);
+        let mut arrays = vec!["$2::text[]".to_string()];
+        let mut names = vec!["key".to_string()];
+        let mut sets = Vec::new();
+        let mut unchanged = Vec::new();
+        let mut restored_as_backed_up = Vec::new();
+        let mut current = Vec::new();
+        for (i, column) in cols.iter().enumerate() {
+            // The base type, so an old value longer than the column allows now is refused,
+            // not restored cut short.
+            let base_type = self
+                .column(&step.table, column)
+                .map(|c| c.base_type.clone())
+                .map_err(|_| {
+                    StoreError::Unsupported(format!(
+                        "backed-up column `{column}` is no longer in table `{}`",
+                        step.table
+                    ))
+                })?;
+            let quoted = quote_ident(column);
+            arrays.push(format!("${}::text[]", 4 + 2 * i));
+            arrays.push(format!("${}::text[]", 5 + 2 * i));
+            names.push(format!("o{i}"));
+            names.push(format!("n{i}"));
+            sets.push(format!("{quoted} = _mig_record.o{i}::{base_type}"));
+            // In bytes: in the column's collation an application's change of case alone
+            // would pass for the value the run wrote, and be overwritten.
+            unchanged.push(format!(
+                "(t.{quoted}::text COLLATE \"C\") IS NOT DISTINCT FROM _mig_record.n{i}"
+            ));
+            restored_as_backed_up.push(format!(
+                "(t.{quoted}::text COLLATE \"C\") IS NOT DISTINCT FROM _mig_record.o{i}"
+            ));
+            current.push(format!("t.{quoted}::text"));
+        }
+        let olds: Vec<String> = (0..cols.len())
+            .map(|i| format!("_mig_record.o{i}"))
+            .collect();
+        let news: Vec<String> = (0..cols.len())
+            .map(|i| format!("_mig_record.n{i}"))
+            .collect();
+        let key_int = if key_type.is_integer() {
+            "_mig_record.key::int8"
+        } else {
+            "NULL::int8"
+        };
+        Ok(format!(
+            "WITH _mig_record AS (SELECT * FROM unnest({}) AS _mig_record({})), \
+             _mig_restored AS (UPDATE {table} AS t SET {} FROM _mig_record \
+             WHERE t.{key} = _mig_record.key::{key_sql_type} AND {} \
+             RETURNING _mig_record.key, ({}) AS as_backed_up), \
+             _mig_conflicted AS (INSERT INTO _mig_conflicts (run_id, key, key_int, cols, old, written, current) \
+             SELECT $1, _mig_record.key, {key_int}, $3::text[], ARRAY[{}]::text[], ARRAY[{}]::text[], \
+             (SELECT ARRAY[{}]::text[] FROM {table} AS t WHERE t.{key} = _mig_record.key::{key_sql_type}) \
+             FROM _mig_record WHERE _mig_record.key NOT IN (SELECT key FROM _mig_restored) \
+             RETURNING key, key_int) \
+             SELECT (SELECT count(*) FROM _mig_restored), \
+             ARRAY(SELECT key FROM _mig_conflicted ORDER BY key_int, key), \
+             (SELECT count(*) FROM _mig_restored WHERE NOT as_backed_up)",
+            arrays.join(", "),
+            names.join(", "),
+            sets.join(", "),
+            unchanged.join(" AND "),
+            restored_as_backed_up.join(" AND "),
+            olds.join(", "),
+            news.join(", "),
+            current.join(", ")
+        ))
+    }
+
     /// `e` naming the step's set columns with a length when it is PostgreSQL's "value too
     /// long for type character varying(3)", which says neither table nor column.
     fn name_too_long(&self, step: &BatchStep, e: StoreError) -> StoreError {
@@ -649,14 +753,18 @@ impl PostgresStore {
         })
     }
 
-    /// `_mig_runs.pruned_at`, into state tables an earlier `mig` made. A nullable column
-    /// without a default goes into the catalog alone, no row is rewritten; the table's lock
-    /// for it is waited for no longer than any other.
-    fn add_pruned_at(&mut self) -> Result<(), StoreError> {
+    /// `_mig_runs.pruned_at` and `_mig_backup.restored`, into state tables an earlier `mig`
+    /// made. A nullable column, or one whose default is a constant, goes into the catalog
+    /// alone, no row is rewritten; the tables' locks for them are waited for no longer than
+    /// any other.
+    fn add_later_columns(&mut self) -> Result<(), StoreError> {
         let added = self.waiting_at_most_lock_timeout(|client| {
             let mut tx = client.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STATE_LOCK])?;
-            tx.batch_execute("ALTER TABLE _mig_runs ADD COLUMN IF NOT EXISTS pruned_at text")?;
+            tx.batch_execute(
+                "ALTER TABLE _mig_runs ADD COLUMN IF NOT EXISTS pruned_at text; \
+                 ALTER TABLE _mig_backup ADD COLUMN IF NOT EXISTS restored integer NOT NULL DEFAULT 0",
+            )?;
             tx.commit()
         });
         added.map_err(|e| match e {
@@ -2038,13 +2146,15 @@ impl Store for PostgresStore {
             "SELECT to_regclass('_mig_runs') IS NOT NULL AND to_regclass('_mig_backup') IS NOT NULL \
              AND to_regclass('_mig_conflicts') IS NOT NULL AND to_regclass('_mig_claims') IS NOT NULL, \
              EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('_mig_runs') \
-             AND attname = 'pruned_at' AND NOT attisdropped)",
+             AND attname = 'pruned_at' AND NOT attisdropped) \
+             AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('_mig_backup') \
+             AND attname = 'restored' AND NOT attisdropped)",
             &[],
         )?;
         let (made, current): (bool, bool) = (row.get(0), row.get(1));
         match (made, current) {
             (true, true) => Ok(()),
-            (true, false) => self.add_pruned_at(),
+            (true, false) => self.add_later_columns(),
             (false, _) => self.create_state_tables(),
         }
     }
@@ -2651,7 +2761,7 @@ impl Store for PostgresStore {
     fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError> {
         let sql = "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2 AND EXISTS \
                    (SELECT 1 FROM _mig_runs WHERE id = $1 AND pruned_at IS NOT NULL) \
-                   RETURNING coalesce(array_length(keys, 1), 0)";
+                   RETURNING coalesce(array_length(keys, 1), 0) - restored";
         let row = self
             .waiting_at_most_lock_timeout(|client| client.query_opt(sql, &[&run_id, &batch_no]))?;
         Ok(row.map(|r| r.get::<_, i32>(0) as u64))
@@ -2671,110 +2781,55 @@ impl Store for PostgresStore {
         step: &BatchStep,
         run_id: i64,
         batch_no: i64,
+        rows: Option<u64>,
     ) -> Result<RollbackOutcome, StoreError> {
-        let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
-        let table = quote_ident(&step.table);
-        let key = quote_ident(&step.key);
-        let lock_timeout = step.lock_timeout;
-        let columns = self.tables.get(&step.table).cloned().unwrap_or_default();
-        self.transaction(lock_timeout, None, false, |tx| {
-            // The batch's record, its old and new arrays (1-D for one column, else 2-D)
-            // flattened row by row. Locked: a second rollback of the run waits here, then
-            // finds the record gone, instead of taking the rows this one restores for rows
-            // the application changed since.
-            let Some(record) = tx.query_opt(
-                "SELECT cols, keys, ARRAY(SELECT unnest(old)), ARRAY(SELECT unnest(new)) \
-                 FROM _mig_backup WHERE run_id = $1 AND batch = $2 FOR UPDATE",
-                &[&run_id, &batch_no],
-            )?
-            else {
+        let (key_type, _) = self.key_type(&step.table, &step.key)?;
+        // A record's columns never change, so the statements are prepared (once per
+        // connection) before the transaction: a part of a few rows would otherwise spend
+        // more on planning than on its rows.
+        let read_columns = self.prepare(RECORD_COLUMNS)?;
+        let Some(cols) = self
+            .client
+            .query_opt(&read_columns, &[&run_id, &batch_no])?
+            .map(|row| row.get::<_, Vec<String>>(0))
+        else {
+            return Ok(RollbackOutcome::default());
+        };
+        let restore = self.restore_sql(step, &cols, key_type)?;
+        let restore = self.prepare(&restore)?;
+        let read_part = self.prepare(RECORD_PART)?;
+        let count_restored = self.prepare(COUNT_RESTORED)?;
+        let drop_record = self.prepare(DROP_RECORD)?;
+        let take = rows.map_or(i32::MAX, |n| n.clamp(1, i32::MAX as u64) as i32);
+        // A part sized for a busy database writes as gently as a yielding run's batch.
+        self.transaction(step.lock_timeout, None, rows.is_some(), |tx| {
+            let Some(record) = tx.query_opt(&read_part, &[&run_id, &batch_no, &take])? else {
                 return Ok(RollbackOutcome::default());
             };
-            let cols: Vec<String> = record.get(0);
-            let keys: Vec<String> = record.get(1);
-            let old: Vec<Option<String>> = record.get(2);
-            let new: Vec<Option<String>> = record.get(3);
+            let keys: Vec<String> = record.get(0);
+            let old: Vec<Option<String>> = record.get(1);
+            let new: Vec<Option<String>> = record.get(2);
+            let left: i32 = record.get(3);
             let width = cols.len();
             let column_of = |i: usize, values: &[Option<String>]| -> Vec<Option<String>> {
                 values.iter().skip(i).step_by(width).cloned().collect()
             };
-            // $1 run id, $2 keys, $3 columns, then per column its old and new values.
-            let mut arrays = vec!["$2::text[]".to_string()];
-            let mut names = vec!["key".to_string()];
-            let mut sets = Vec::new();
-            let mut unchanged = Vec::new();
-            let mut restored_as_backed_up = Vec::new();
-            let mut current = Vec::new();
-            let mut values: Vec<Vec<Option<String>>> = Vec::new();
-            for (i, column) in cols.iter().enumerate() {
-                // The base type, so an old value longer than the column allows now is
-                // refused, not restored cut short.
-                let base_type = columns
-                    .iter()
-                    .find(|c| &c.name == column)
-                    .map(|c| c.base_type.clone())
-                    .ok_or_else(|| {
-                        StoreError::Unsupported(format!(
-                            "backed-up column `{column}` is no longer in table `{}`",
-                            step.table
-                        ))
-                    })?;
-                let quoted = quote_ident(column);
-                arrays.push(format!("${}::text[]", 4 + 2 * i));
-                arrays.push(format!("${}::text[]", 5 + 2 * i));
-                names.push(format!("o{i}"));
-                names.push(format!("n{i}"));
-                sets.push(format!("{quoted} = _mig_record.o{i}::{base_type}"));
-                // In bytes: in the column's collation an application's change of case
-                // alone would pass for the value the run wrote, and be overwritten.
-                unchanged.push(format!(
-                    "(t.{quoted}::text COLLATE \"C\") IS NOT DISTINCT FROM _mig_record.n{i}"
-                ));
-                restored_as_backed_up.push(format!(
-                    "(t.{quoted}::text COLLATE \"C\") IS NOT DISTINCT FROM _mig_record.o{i}"
-                ));
-                current.push(format!("t.{quoted}::text"));
-                values.push(column_of(i, &old));
-                values.push(column_of(i, &new));
-            }
-            let olds: Vec<String> = (0..width).map(|i| format!("_mig_record.o{i}")).collect();
-            let news: Vec<String> = (0..width).map(|i| format!("_mig_record.n{i}")).collect();
-            let key_int = if key_type.is_integer() {
-                "_mig_record.key::int8"
-            } else {
-                "NULL::int8"
-            };
-            let sql = format!(
-                "WITH _mig_record AS (SELECT * FROM unnest({}) AS _mig_record({})), \
-                 _mig_restored AS (UPDATE {table} AS t SET {} FROM _mig_record \
-                 WHERE t.{key} = _mig_record.key::{key_sql_type} AND {} \
-                 RETURNING _mig_record.key, ({}) AS as_backed_up), \
-                 _mig_conflicted AS (INSERT INTO _mig_conflicts (run_id, key, key_int, cols, old, written, current) \
-                 SELECT $1, _mig_record.key, {key_int}, $3::text[], ARRAY[{}]::text[], ARRAY[{}]::text[], \
-                 (SELECT ARRAY[{}]::text[] FROM {table} AS t WHERE t.{key} = _mig_record.key::{key_sql_type}) \
-                 FROM _mig_record WHERE _mig_record.key NOT IN (SELECT key FROM _mig_restored) \
-                 RETURNING key, key_int) \
-                 SELECT (SELECT count(*) FROM _mig_restored), \
-                 ARRAY(SELECT key FROM _mig_conflicted ORDER BY key_int, key), \
-                 (SELECT count(*) FROM _mig_restored WHERE NOT as_backed_up)",
-                arrays.join(", "),
-                names.join(", "),
-                sets.join(", "),
-                unchanged.join(" AND "),
-                restored_as_backed_up.join(" AND "),
-                olds.join(", "),
-                news.join(", "),
-                current.join(", ")
-            );
+            let values: Vec<Vec<Option<String>>> = (0..width)
+                .flat_map(|i| [column_of(i, &old), column_of(i, &new)])
+                .collect();
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&run_id, &keys, &cols];
             params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
-            let row = tx.query_one(sql.as_str(), &params)?;
+            let row = tx.query_one(&restore, &params)?;
             let conflicts: Vec<String> = row.get(1);
-            tx.execute(
-                "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2",
-                &[&run_id, &batch_no],
-            )?;
+            // The rows left stay in the record as the run wrote them; only the count of
+            // those restored moves, so a part costs its own rows, not the record's.
+            if left == 0 {
+                tx.execute(&drop_record, &[&run_id, &batch_no])?;
+            } else {
+                tx.execute(&count_restored, &[&run_id, &batch_no, &(keys.len() as i32)])?;
+            }
             Ok(RollbackOutcome {
+                left: left as u64,
                 restored: row.get::<_, i64>(0) as u64,
                 conflict_keys: conflicts
                     .into_iter()

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS _mig_backup (
     columns TEXT NOT NULL,
     row_count INTEGER NOT NULL,
     rows BLOB NOT NULL,
+    restored INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, batch)
 );
 CREATE TABLE IF NOT EXISTS _mig_conflicts (
@@ -1091,16 +1092,24 @@ fn read_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-/// Adds `_mig_runs.pruned_at` to a database whose state tables an earlier `mig` made; until
-/// then `read_run` takes its runs as never pruned, which they were not by a prune that marks.
-fn add_pruned_at(conn: &Connection) -> rusqlite::Result<()> {
-    let present: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('_mig_runs') WHERE name = 'pruned_at'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !present {
-        conn.execute_batch("ALTER TABLE _mig_runs ADD COLUMN pruned_at TEXT")?;
+/// Adds `_mig_runs.pruned_at` and `_mig_backup.restored` to a database whose state tables an
+/// earlier `mig` made; until then `read_run` takes its runs as never pruned, which they were
+/// not by a prune that marks, and no record was partly restored.
+fn add_later_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, definition) in [
+        ("_mig_runs", "pruned_at", "TEXT"),
+        ("_mig_backup", "restored", "INTEGER NOT NULL DEFAULT 0"),
+    ] {
+        let present: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
     }
     Ok(())
 }
@@ -1189,7 +1198,7 @@ impl Store for SqliteStore {
         self.conn
             .execute_batch(STATE_TABLES)
             .map_err(|e| lock_error(e, started))?;
-        add_pruned_at(&self.conn).map_err(|e| lock_error(e, started))?;
+        add_later_columns(&self.conn).map_err(|e| lock_error(e, started))?;
         if self.checkpointer.is_none() {
             self.checkpointer = Checkpointer::start(&self.conn);
         }
@@ -1619,15 +1628,23 @@ impl Store for SqliteStore {
         step: &BatchStep,
         run_id: i64,
         batch_no: i64,
+        rows: Option<u64>,
     ) -> Result<RollbackOutcome, StoreError> {
         let table = quote_ident(&step.table);
         let key = quote_ident(&step.key);
         self.conn
             .busy_timeout(step.lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         self.transaction(|conn| {
-            let rows = backed_up_rows(conn, run_id, batch_no)?;
-            let mut outcome = RollbackOutcome::default();
-            for (row_key, columns) in rows {
+            let Some(mut now) = rows_to_restore(conn, run_id, batch_no)? else {
+                return Ok(RollbackOutcome::default());
+            };
+            let take = rows.map_or(now.len(), |n| (n.max(1) as usize).min(now.len()));
+            let later = now.split_off(take);
+            let mut outcome = RollbackOutcome {
+                left: later.len() as u64,
+                ..RollbackOutcome::default()
+            };
+            for (row_key, columns) in now {
                 let names: Vec<String> = columns.iter().map(|(c, _, _)| quote_ident(c)).collect();
                 let (untouched, current) =
                     current_row(conn, &table, &key, &names, &row_key, &columns)?;
@@ -1651,8 +1668,17 @@ impl Store for SqliteStore {
                     outcome.conflict_keys.push(row_key);
                 }
             }
-            conn.prepare_cached("DELETE FROM _mig_backup WHERE run_id = ?1 AND batch = ?2")?
-                .execute(params![run_id, batch_no])?;
+            // The rows left stay in the record as the run wrote them; only the count of
+            // those restored moves.
+            if later.is_empty() {
+                conn.prepare_cached("DELETE FROM _mig_backup WHERE run_id = ?1 AND batch = ?2")?
+                    .execute(params![run_id, batch_no])?;
+            } else {
+                conn.prepare_cached(
+                    "UPDATE _mig_backup SET restored = restored + ?3 WHERE run_id = ?1 AND batch = ?2",
+                )?
+                .execute(params![run_id, batch_no, take as i64])?;
+            }
             Ok(outcome)
         })
         .map(|(outcome, _)| outcome)
@@ -1675,7 +1701,7 @@ impl Store for SqliteStore {
     fn drop_backup(&mut self, run_id: i64, batch_no: i64) -> Result<Option<u64>, StoreError> {
         let sql = "DELETE FROM _mig_backup WHERE run_id = ?1 AND batch = ?2 AND EXISTS \
                    (SELECT 1 FROM _mig_runs WHERE id = ?1 AND pruned_at IS NOT NULL) \
-                   RETURNING row_count";
+                   RETURNING row_count - restored";
         let started = Instant::now();
         let rows: Option<i64> = self
             .conn
@@ -1775,15 +1801,25 @@ fn current_row(
 /// (column, old, new) per column of one backed-up row.
 type BackedUpColumns = Vec<(String, Value, Value)>;
 
-/// The batch's backed-up rows in key order: each key with its (column, old, new) values.
-fn backed_up_rows(
+/// The rows of a batch's backup record a rollback has not restored yet, in key order: each
+/// key with its (column, old, new) values; None where the record is gone (another rollback
+/// restored it).
+fn rows_to_restore(
     conn: &Connection,
     run_id: i64,
     batch_no: i64,
-) -> Result<Vec<(Value, BackedUpColumns)>, StoreError> {
-    let (columns, record): (String, Vec<u8>) = conn
-        .prepare_cached("SELECT columns, rows FROM _mig_backup WHERE run_id = ?1 AND batch = ?2")?
-        .query_row(params![run_id, batch_no], |r| Ok((r.get(0)?, r.get(1)?)))?;
+) -> Result<Option<Vec<(Value, BackedUpColumns)>>, StoreError> {
+    let Some((columns, record, restored)): Option<(String, Vec<u8>, i64)> = conn
+        .prepare_cached(
+            "SELECT columns, rows, restored FROM _mig_backup WHERE run_id = ?1 AND batch = ?2",
+        )?
+        .query_row(params![run_id, batch_no], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
     let columns: Vec<String> = serde_json::from_str(&columns)
         .map_err(|e| StoreError::Inconsistent(format!("backup of batch {batch_no}: {e}")))?;
     let damaged = |e: value::DecodeError| {
@@ -1801,7 +1837,9 @@ fn backed_up_rows(
         }
         rows.push((key, values));
     }
-    Ok(rows)
+    Ok(Some(
+        rows.split_off((restored.max(0) as usize).min(rows.len())),
+    ))
 }
 
 fn record_conflict(
