@@ -171,23 +171,6 @@ const OTHERS_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
 /// A backup record's set columns.
 const RECORD_COLUMNS: &str = "SELECT cols FROM _mig_backup WHERE run_id = $1 AND batch = $2";
 
-/// The part of a backup record a rollback restores next: the $3 rows after those it has
-/// restored, keys and old and new arrays (1-D for one column, else 2-D) sliced by row and
-/// flattened, and how many rows are left after them. Locked: a second rollback of the run
-/// waits here, then finds the record gone or this part counted restored, instead of taking
-/// the rows this one restores for rows the application changed since.
-const RECORD_PART: &str = "WITH part AS (SELECT keys, old, new, restored + 1 AS first, \
-     restored + least($3, cardinality(keys) - restored) AS last, cardinality(keys) AS rows \
-     FROM _mig_backup WHERE run_id = $1 AND batch = $2 FOR UPDATE) \
-     SELECT keys[first:last], ARRAY(SELECT unnest(old[first:last])), \
-     ARRAY(SELECT unnest(new[first:last])), rows - last FROM part";
-
-/// Counts $3 more rows of a backup record restored; the record itself is not rewritten.
-const COUNT_RESTORED: &str =
-    "UPDATE _mig_backup SET restored = restored + $3::int4 WHERE run_id = $1 AND batch = $2";
-
-const DROP_RECORD: &str = "DELETE FROM _mig_backup WHERE run_id = $1 AND batch = $2";
-
 /// The replicas streaming from this server (physical standbys, and logical subscribers while
 /// connected): how many, how many of them mig's session cannot see the positions of, and how
 /// many bytes of WAL the furthest behind has yet to replay (flush, for a receiver that
@@ -601,11 +584,16 @@ impl PostgresStore {
         }
     }
 
-    /// The statement that restores a part of a backup record whose set columns are `cols`:
-    /// $1 run id, $2 keys, $3 columns, then per column its old and new values, all as text.
-    /// It writes the old value back where the row still holds what the run wrote, keeps the
-    /// other rows in `_mig_conflicts`, and returns the rows restored, the conflicts' keys
-    /// and how many restored rows a trigger rewrote.
+    /// The statement that restores the next part of a backup record whose set columns are
+    /// `cols`: of record $2 of run $1, the $3 rows after those restored. It writes the old
+    /// value back where the row still holds what the run wrote, keeps the other rows in
+    /// `_mig_conflicts`, counts the part restored in the record (or drops the record with its
+    /// last part), and returns the rows restored, the conflicts' keys, how many restored
+    /// rows a trigger rewrote and how many rows the record has left (NULL where the record
+    /// is gone: another rollback restored it). The record's arrays never leave the server.
+    /// The record is locked first: a second rollback of the run waits there, then finds the
+    /// record gone or this part counted restored, instead of taking the rows this one
+    /// restores for rows the application changed since.
     fn restore_sql(
         &self,
         step: &BatchStep,
@@ -615,7 +603,16 @@ impl PostgresStore {
         let (_, key_sql_type) = self.key_type(&step.table, &step.key)?;
         let table = quote_ident(&step.table);
         let key = quote_ident(&step.key);
-        let mut arrays = vec!["$2::text[]".to_string()];
+        // Per column its old and new values, the part's rows of the record's arrays (1-D for
+        // one column; else 2-D, a row per backed-up row, whose column i a slice keeps).
+        let column_of = |array: &str, i: usize| match cols.len() {
+            1 => format!("(SELECT {array}[first:last] FROM _mig_part)"),
+            _ => format!(
+                "(SELECT {array}[first:last][{n}:{n}] FROM _mig_part)",
+                n = i + 1
+            ),
+        };
+        let mut arrays = vec!["(SELECT keys[first:last] FROM _mig_part)".to_string()];
         let mut names = vec!["key".to_string()];
         let mut sets = Vec::new();
         let mut unchanged = Vec::new();
@@ -634,8 +631,8 @@ impl PostgresStore {
                     ))
                 })?;
             let quoted = quote_ident(column);
-            arrays.push(format!("${}::text[]", 4 + 2 * i));
-            arrays.push(format!("${}::text[]", 5 + 2 * i));
+            arrays.push(column_of("old", i));
+            arrays.push(column_of("new", i));
             names.push(format!("o{i}"));
             names.push(format!("n{i}"));
             sets.push(format!("{quoted} = _mig_record.o{i}::{base_type}"));
@@ -661,18 +658,26 @@ impl PostgresStore {
             "NULL::int8"
         };
         Ok(format!(
-            "WITH _mig_record AS (SELECT * FROM unnest({}) AS _mig_record({})), \
+            "WITH _mig_part AS MATERIALIZED (SELECT keys, old, new, cols, restored + 1 AS first, \
+             restored + least($3, cardinality(keys) - restored) AS last, cardinality(keys) AS rows \
+             FROM _mig_backup WHERE run_id = $1 AND batch = $2 FOR UPDATE), \
+             _mig_record AS (SELECT * FROM unnest({}) AS _mig_record({})), \
              _mig_restored AS (UPDATE {table} AS t SET {} FROM _mig_record \
              WHERE t.{key} = _mig_record.key::{key_sql_type} AND {} \
              RETURNING _mig_record.key, ({}) AS as_backed_up), \
              _mig_conflicted AS (INSERT INTO _mig_conflicts (run_id, key, key_int, cols, old, written, current) \
-             SELECT $1, _mig_record.key, {key_int}, $3::text[], ARRAY[{}]::text[], ARRAY[{}]::text[], \
+             SELECT $1, _mig_record.key, {key_int}, (SELECT cols FROM _mig_part), ARRAY[{}]::text[], ARRAY[{}]::text[], \
              (SELECT ARRAY[{}]::text[] FROM {table} AS t WHERE t.{key} = _mig_record.key::{key_sql_type}) \
              FROM _mig_record WHERE _mig_record.key NOT IN (SELECT key FROM _mig_restored) \
-             RETURNING key, key_int) \
+             RETURNING key, key_int), \
+             _mig_counted AS (UPDATE _mig_backup SET restored = _mig_part.last FROM _mig_part \
+             WHERE run_id = $1 AND batch = $2 AND _mig_part.last < _mig_part.rows), \
+             _mig_dropped AS (DELETE FROM _mig_backup USING _mig_part \
+             WHERE run_id = $1 AND batch = $2 AND _mig_part.last >= _mig_part.rows) \
              SELECT (SELECT count(*) FROM _mig_restored), \
              ARRAY(SELECT key FROM _mig_conflicted ORDER BY key_int, key), \
-             (SELECT count(*) FROM _mig_restored WHERE NOT as_backed_up)",
+             (SELECT count(*) FROM _mig_restored WHERE NOT as_backed_up), \
+             (SELECT rows - last FROM _mig_part)",
             arrays.join(", "),
             names.join(", "),
             sets.join(", "),
@@ -2784,7 +2789,7 @@ impl Store for PostgresStore {
         rows: Option<u64>,
     ) -> Result<RollbackOutcome, StoreError> {
         let (key_type, _) = self.key_type(&step.table, &step.key)?;
-        // A record's columns never change, so the statements are prepared (once per
+        // A record's columns never change, so its restoring statement is prepared (once per
         // connection) before the transaction: a part of a few rows would otherwise spend
         // more on planning than on its rows.
         let read_columns = self.prepare(RECORD_COLUMNS)?;
@@ -2797,37 +2802,14 @@ impl Store for PostgresStore {
         };
         let restore = self.restore_sql(step, &cols, key_type)?;
         let restore = self.prepare(&restore)?;
-        let read_part = self.prepare(RECORD_PART)?;
-        let count_restored = self.prepare(COUNT_RESTORED)?;
-        let drop_record = self.prepare(DROP_RECORD)?;
         let take = rows.map_or(i32::MAX, |n| n.clamp(1, i32::MAX as u64) as i32);
         // A part sized for a busy database writes as gently as a yielding run's batch.
         self.transaction(step.lock_timeout, None, rows.is_some(), |tx| {
-            let Some(record) = tx.query_opt(&read_part, &[&run_id, &batch_no, &take])? else {
+            let row = tx.query_one(&restore, &[&run_id, &batch_no, &take])?;
+            let Some(left) = row.get::<_, Option<i32>>(3) else {
                 return Ok(RollbackOutcome::default());
             };
-            let keys: Vec<String> = record.get(0);
-            let old: Vec<Option<String>> = record.get(1);
-            let new: Vec<Option<String>> = record.get(2);
-            let left: i32 = record.get(3);
-            let width = cols.len();
-            let column_of = |i: usize, values: &[Option<String>]| -> Vec<Option<String>> {
-                values.iter().skip(i).step_by(width).cloned().collect()
-            };
-            let values: Vec<Vec<Option<String>>> = (0..width)
-                .flat_map(|i| [column_of(i, &old), column_of(i, &new)])
-                .collect();
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&run_id, &keys, &cols];
-            params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
-            let row = tx.query_one(&restore, &params)?;
             let conflicts: Vec<String> = row.get(1);
-            // The rows left stay in the record as the run wrote them; only the count of
-            // those restored moves, so a part costs its own rows, not the record's.
-            if left == 0 {
-                tx.execute(&drop_record, &[&run_id, &batch_no])?;
-            } else {
-                tx.execute(&count_restored, &[&run_id, &batch_no, &(keys.len() as i32)])?;
-            }
             Ok(RollbackOutcome {
                 left: left as u64,
                 restored: row.get::<_, i64>(0) as u64,
