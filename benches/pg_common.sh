@@ -1,12 +1,13 @@
 # What the PostgreSQL bench scripts share; each sources it after setting DB, from the
-# project's root. It gives PGARGS (psql's and pgbench's connection), MIG (the build given,
-# else a release build made here), WORK (a folder removed on exit), and:
+# project's root. It gives PGARGS (psql's and pgbench's connection), URL (mig's URL of $DB),
+# MIG (the build given, else a release build made here), WORK (a folder removed on exit),
+# TABLE and COLUMN where the script did not set them (pgbench_accounts, balance_cents), and:
 #   sql "…"         one statement on $DB, rows as plain text, NOTICEs silenced
 #   admin "…"       one statement on the postgres database
 #   fresh_database  $DB dropped if there and created empty
 #   drop_database   $DB dropped, at the end
 #   now             the time in seconds since the epoch
-#   fresh_column    $COLUMN of $TABLE (which the script sets) dropped and added again as an
+#   fresh_column    $COLUMN of $TABLE dropped and added again as an
 #                   empty integer, mig's tables dropped, the table vacuumed, a checkpoint:
 #                   every timed run finds the table alike
 #   timed CMD…      the seconds CMD takes on a fresh column
@@ -21,6 +22,10 @@
 #   pgbench_database  $DB made fresh by `pgbench -i -s $SCALE`; sets ROWS, its accounts
 #   mig_project     $WORK/project: a mig.toml on $URL (lock timeout 2s, 5 retries) and an
 #                   empty specs folder
+TABLE="${TABLE:-pgbench_accounts}"
+COLUMN="${COLUMN:-balance_cents}"
+# $DB on the server PG_SERVER names, by default this machine's.
+URL="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}/$DB"
 PGARGS=(-h 127.0.0.1 -p 5432 -U postgres)
 if [ -z "${MIG:-}" ]; then
     cargo build --release --quiet

@@ -28,11 +28,7 @@ PAUSE="${PAUSE:-0ms}"
 YIELD="${YIELD:-2ms}"
 IDLE_SECONDS="${IDLE_SECONDS:-20}"
 REPEAT="${REPEAT:-3}"
-SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB=mig_bench
-TABLE=pgbench_accounts
-COLUMN=balance_cents
-URL="$SERVER/$DB"
 # shellcheck source=benches/pg_common.sh
 source benches/pg_common.sh
 

@@ -13,11 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCALE="${SCALE:-5}"
-SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB=mig_part_cost
-TABLE=pgbench_accounts
-COLUMN=balance_cents
-URL="$SERVER/$DB"
 # shellcheck source=benches/pg_common.sh
 source benches/pg_common.sh
 

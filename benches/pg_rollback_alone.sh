@@ -13,11 +13,7 @@ cd "$(dirname "$0")/.."
 
 SCALE="${SCALE:-10}"
 ROUNDS="${ROUNDS:-3}"
-SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB=mig_rollback_alone
-TABLE=pgbench_accounts
-COLUMN=balance_cents
-URL="$SERVER/$DB"
 # shellcheck source=benches/pg_common.sh
 source benches/pg_common.sh
 

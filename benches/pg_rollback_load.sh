@@ -17,11 +17,7 @@ CLIENTS="${CLIENTS:-4}"
 BATCH="${BATCH:-5000}"
 YIELD="${YIELD:-2ms}"
 IDLE_SECONDS="${IDLE_SECONDS:-20}"
-SERVER="${PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB=mig_rollback_bench
-TABLE=pgbench_accounts
-COLUMN=balance_cents
-URL="$SERVER/$DB"
 # shellcheck source=benches/pg_common.sh
 source benches/pg_common.sh
 
