@@ -951,25 +951,30 @@ fn summed(each: &[Option<Progress>], expected: u64) -> Progress {
             expected,
             resumed_from: 0,
             waiting_for_replica: None,
+            restoring: None,
         },
         |sum, p| Progress {
             processed: sum.processed + p.processed,
             updated: sum.updated + p.updated,
             batches: sum.batches + p.batches,
             waiting_for_replica: sum.waiting_for_replica.max(p.waiting_for_replica),
+            // Only the worker that ran the post-checks restores.
+            restoring: sum.restoring.or(p.restoring),
             ..sum
         },
     )
 }
 
-/// Shows the progress of a run (in rows) or a rollback (in batches): a bar on a terminal, a
-/// plain line a second when piped.
+/// Shows the progress of a run (in rows) or a rollback (in batches), and of the rollback
+/// that follows a run's failed post-check: a bar on a terminal, a plain line a second when
+/// piped.
 struct Reporter {
     bar: Option<ProgressBar>,
     name: String,
     /// What is counted: `rows` for a run, `batches` for a rollback.
     unit: &'static str,
     last_line: Instant,
+    /// When counting in `unit` began: the pace is reckoned from then.
     started: Instant,
 }
 
@@ -980,11 +985,9 @@ impl Reporter {
             bar.set_style(
                 // Not indicatif's `{eta}`: a resumed run's bar starts part way, and that first
                 // jump would be taken for speed.
-                ProgressStyle::with_template(&format!(
-                    "{{prefix}} [{{bar:40}}] {{pos}}/{{len}} {unit}, {{msg}}"
-                ))
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
             bar.set_prefix(name.to_string());
             bar
@@ -999,6 +1002,10 @@ impl Reporter {
     }
 
     fn show(&mut self, p: &Progress) {
+        if let Some(restoring) = &p.restoring {
+            return self.show_rollback(restoring);
+        }
+        self.counting("rows");
         let rate = self.rate(p);
         let tail = format!(
             "{rate:.0} rows/s{}{}",
@@ -1019,6 +1026,7 @@ impl Reporter {
 
     /// A rollback's progress, with the time its batches left take at its pace so far.
     fn show_rollback(&mut self, p: &RollbackProgress) {
+        self.counting("batches");
         let rate = p.restored_batches as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         let tail = format!(
             "{}, {}{}",
@@ -1029,6 +1037,14 @@ impl Reporter {
         self.report((p.restored_batches, p.batches), "restored", &tail, &tail);
     }
 
+    /// Counts in `unit` from now on, and reckons the pace from now, if it did not already.
+    fn counting(&mut self, unit: &'static str) {
+        if self.unit != unit {
+            self.unit = unit;
+            self.started = Instant::now();
+        }
+    }
+
     /// `done` of `of` on the bar, with `message` beside it; piped, a line a second:
     /// `name: done/of unit verb, line`.
     fn report(&mut self, (done, of): (u64, u64), verb: &str, message: &str, line: &str) {
@@ -1036,7 +1052,7 @@ impl Reporter {
             Some(bar) => {
                 bar.set_length(of.max(done));
                 bar.set_position(done);
-                bar.set_message(message.to_string());
+                bar.set_message(format!("{}, {message}", self.unit));
             }
             None if self.last_line.elapsed() >= Duration::from_secs(1) => {
                 self.last_line = Instant::now();
@@ -1155,6 +1171,7 @@ mod tests {
             expected: 2000,
             resumed_from: 1000,
             waiting_for_replica: None,
+            restoring: None,
         };
         let rate = reporter.rate(&resumed);
         assert!(rate > 0.0 && rate <= 50.0, "{rate}");
@@ -1210,6 +1227,7 @@ mod tests {
             expected: 3000,
             resumed_from: 0,
             waiting_for_replica: None,
+            restoring: None,
         };
         let each = [Some(report(40, 30, 2)), None, Some(report(20, 20, 1))];
         assert_eq!(summed(&each, 3000), report(60, 50, 3));

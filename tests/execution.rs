@@ -337,9 +337,7 @@ fn a_failed_validation_names_its_lowest_failing_key() {
 #[test]
 fn a_spec_lock_timeout_wins_over_the_config_default() {
     let project = Project::sqlite(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
-         INSERT INTO t SELECT i, i, NULL FROM n;",
+        &common::numbered_t(50),
         "backfill b on t {\n    set b = a + 1\n    batch 10\n    pause 300ms\n    lock_timeout 100ms\n    retries 0\n}\n",
     );
     std::fs::write(
@@ -433,9 +431,7 @@ fn postgres_reals_take_the_interpreter_and_unsupported_types_are_named() {
 #[test]
 fn a_piped_run_and_its_rollback_print_plain_progress_lines() {
     let project = Project::sqlite(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
-         INSERT INTO t SELECT i, i, NULL FROM n;",
+        &common::numbered_t(400),
         "backfill b on t {\n    set b = a * 2\n    batch 10\n    pause 50ms\n}\n",
     );
     // 40 batches with 50 ms between them last over 2 s: the once-a-second line must show.
@@ -455,23 +451,52 @@ fn a_piped_run_and_its_rollback_print_plain_progress_lines() {
     // The rollback restores the 40 batches as far apart: its line counts batches.
     let out = project.mig(&["rollback", "t.b"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let err = stderr(&out);
-    let progress: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("t.b: ") && l.contains("/40 batches restored, "))
-        .collect();
-    assert!(!progress.is_empty(), "no rollback progress line: {err}");
-    assert!(
-        progress
-            .iter()
-            .all(|l| l.contains(" rows restored, 0 conflicts")),
-        "{progress:?}"
-    );
+    assert_restored_in_lines(&stderr(&out), 40);
     assert!(
         stdout(&out).contains("run 1 rolled back: 400 rows restored, 0 conflicts in ")
             && stdout(&out).contains(" s; longest batch transaction "),
         "{}",
         stdout(&out)
+    );
+}
+
+/// `err` holds at least one plain progress line of a rollback of `batches` batches of
+/// migration `t.b`, each with its rows restored and no conflict.
+fn assert_restored_in_lines(err: &str, batches: u64) {
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("t.b: ") && l.contains(&format!("/{batches} batches restored, ")))
+        .collect();
+    assert!(!lines.is_empty(), "no rollback progress line: {err}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(" rows restored, 0 conflicts")),
+        "{lines:?}"
+    );
+}
+
+/// A run whose post-check fails is restored at once; piped, its progress lines go on
+/// through that rollback, counted in batches, so a long restore is not a silent wait.
+#[test]
+fn a_piped_run_whose_post_check_fails_shows_the_rollback_that_follows() {
+    let project = Project::sqlite(
+        &common::numbered_t(300),
+        "backfill b on t {\n    set b = a * 2\n    batch 10\n    pause 80ms\n    check small\n}\n\
+         validate small on t {\n    expect b < 10\n}\n",
+    );
+    // 30 batches 80 ms apart, and their rollback as far apart: over 2 s each.
+    let out = project.mig(&["run", "t.b"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("post-check failed for t.b: small failed on "),
+        "{err}"
+    );
+    assert_restored_in_lines(&err, 30);
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b IS NULL"),
+        ["300"]
     );
 }
 

@@ -102,9 +102,7 @@ fn init_names_the_node_and_bare_bodies_get_bare_replies() {
 #[test]
 fn status_is_answered_while_a_long_run_holds_the_worker() {
     let project = Project::sqlite(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
-         INSERT INTO t SELECT i, i, NULL FROM n;",
+        &common::numbered_t(400),
         "backfill b on t {\n    set b = a * 2\n    batch 10\n    pause 50ms\n}\n",
     );
     let (replies, stderr) = project.node(&[

@@ -488,6 +488,8 @@ pub struct Progress {
     /// While the next batch waits for a replica (`max_replica_lag`): the bytes of WAL it has
     /// left to replay.
     pub waiting_for_replica: Option<u64>,
+    /// Once a post-check has failed: how far the rollback that follows it has come.
+    pub restoring: Option<RollbackProgress>,
 }
 
 impl Progress {
@@ -500,6 +502,7 @@ impl Progress {
             expected,
             resumed_from,
             waiting_for_replica: None,
+            restoring: None,
         }
     }
 }
@@ -795,7 +798,7 @@ impl Engine {
         let limit = run.row_limit;
         let expected = limit.map_or(rows, |l| l.min(rows.max(run.processed)));
         let (run, pace) = self.run_batches(plan, run, expected, progress)?;
-        self.finish_run(plan, &run, resumed, started, pace)
+        self.finish_run(plan, &run, resumed, started, pace, progress)
     }
 
     /// Marks the run completed, or `checking` until its post-checks pass, unless another
@@ -809,6 +812,7 @@ impl Engine {
         resumed: bool,
         started: Instant,
         pace: Pace,
+        progress: &mut dyn FnMut(&Progress),
     ) -> Result<RunSummary, ExecError> {
         let checks_pending = !plan.checks.is_empty() && run.checkpoint.is_some();
         let then = if checks_pending {
@@ -819,7 +823,7 @@ impl Engine {
         let moved_here = self.with_retries(plan, |store| store.complete_run(run.id, then))?;
         let checks = if moved_here {
             let results = self
-                .post_checks(plan, run)
+                .post_checks(plan, run, progress)
                 .map_err(|e| unfinished_checks(plan, run.id, e))?;
             if checks_pending {
                 self.with_retries(plan, |store| {
@@ -884,6 +888,7 @@ impl Engine {
             expected,
             resumed_from: 0,
             waiting_for_replica: None,
+            restoring: None,
         };
         let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
             .resting(self.store.locks_every_writer_out())
@@ -938,7 +943,7 @@ impl Engine {
             .find(|r| r.id == run.id)
             .unwrap_or(run);
         // Whether the run existed before is the opener's to say (`open_shared_run`).
-        self.finish_run(plan, &run, false, started, throttle.pace())
+        self.finish_run(plan, &run, false, started, throttle.pace(), progress)
             .map(Some)
     }
 
@@ -1177,11 +1182,13 @@ impl Engine {
         }
     }
 
-    /// Runs the plan's checks over the rows the run processed; on failure restores the run.
+    /// Runs the plan's checks over the rows the run processed; on failure restores the run,
+    /// telling `progress` how far the rollback has come.
     fn post_checks(
         &mut self,
         plan: &Plan,
         run: &RunRecord,
+        progress: &mut dyn FnMut(&Progress),
     ) -> Result<Vec<ValidationResult>, ExecError> {
         if plan.checks.is_empty() || run.checkpoint.is_none() {
             return Ok(vec![]);
@@ -1202,7 +1209,14 @@ impl Engine {
         self.with_retries(plan, |store| {
             store.set_run_status(run.id, RunStatus::RollingBack, Some(&message))
         })?;
-        let restored = match self.rollback_run(plan, run.id, &mut |_| {}) {
+        let done = Progress::of(run, run.processed, 0);
+        let restoring = self.rollback_run(plan, run.id, &mut |r| {
+            progress(&Progress {
+                restoring: Some(*r),
+                ..done.clone()
+            })
+        });
+        let restored = match restoring {
             Ok(restored) => restored.outcome,
             Err(source) => {
                 return Err(ExecError::PostCheckUnrestored {
@@ -1448,6 +1462,13 @@ impl Engine {
         // parts sized to take the `yield` time, as its run's batches were; alone, whole.
         let mut throttle = Throttle::new(plan.pause, plan.yield_after, plan.batch)
             .resting(self.store.locks_every_writer_out());
+        // Before the first batch, so that a rollback's pace is reckoned from its start.
+        progress(&RollbackProgress {
+            restored_batches: 0,
+            batches: of,
+            restored: 0,
+            conflicts: 0,
+        });
         for (n, batch) in batches.into_iter().enumerate() {
             let mut left = true;
             while left {

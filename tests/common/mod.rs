@@ -731,3 +731,13 @@ impl LiveNode {
         String::from_utf8_lossy(&output.stderr).into_owned()
     }
 }
+
+/// SQLite: table `t (id, a, b)` holding rows 1 to `n`, each `a` its id and `b` NULL, the table
+/// many tests of progress and pacing start from.
+pub fn numbered_t(n: u32) -> String {
+    format!(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+         INSERT INTO t SELECT i, i, NULL FROM n;"
+    )
+}
