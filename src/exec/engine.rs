@@ -9,8 +9,8 @@ use crate::plan::{canonical_spec, spec_from_canonical, Plan, PlanError, Resumed,
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    BackupSize, BatchRequest, Contention, Failures, RollbackOutcome, RowCount, RunRecord,
-    RunStatus, Store, StoreError,
+    BackupSize, BatchRequest, BatchStep, Contention, Failures, RollbackOutcome, RowCount,
+    RunRecord, RunStatus, Store, StoreError,
 };
 use crate::value::Value;
 use std::time::{Duration, Instant};
@@ -538,6 +538,14 @@ pub struct RollbackProgress {
     pub batches: u64,
     pub restored: u64,
     pub conflicts: u64,
+}
+
+/// What one transaction of a rollback restores: `rows` of backup record `batch` of run
+/// `run_id` (after those restored before), or all it has left.
+struct RecordPart {
+    run_id: i64,
+    batch: i64,
+    rows: Option<u64>,
 }
 
 /// What restoring a run's backup did.
@@ -1483,15 +1491,13 @@ impl Engine {
                 }
                 let size = throttle.next_size(self.store.as_mut())?;
                 let rows = throttle.yielding().then_some(size);
-                let mut held = Duration::ZERO;
-                let outcome = self
-                    .with_retries(plan, |store| {
-                        let started = Instant::now();
-                        let restored = store.rollback_batch(&step, run_id, batch, rows);
-                        held = started.elapsed();
-                        longest_batch = longest_batch.max(held);
-                        restored
-                    })
+                let part = RecordPart {
+                    run_id,
+                    batch,
+                    rows,
+                };
+                let (outcome, held) = self
+                    .restore_part(plan, &step, &part, &mut longest_batch)
                     .map_err(|e| match e {
                         ExecError::Store(source) => ExecError::RollbackFailed {
                             migration: plan.name().to_string(),
@@ -1525,6 +1531,26 @@ impl Engine {
             longest_batch,
             yielded: throttle.pace().yielded,
         })
+    }
+
+    /// Restores `part`, retried as a batch is; returns what it did and how long its last
+    /// attempt held its transaction, and keeps in `longest` the longest any attempt held one.
+    fn restore_part(
+        &mut self,
+        plan: &Plan,
+        step: &BatchStep,
+        part: &RecordPart,
+        longest: &mut Duration,
+    ) -> Result<(RollbackOutcome, Duration), ExecError> {
+        let mut held = Duration::ZERO;
+        let outcome = self.with_retries(plan, |store| {
+            let started = Instant::now();
+            let restored = store.rollback_batch(step, part.run_id, part.batch, part.rows);
+            held = started.elapsed();
+            *longest = (*longest).max(held);
+            restored
+        })?;
+        Ok((outcome, held))
     }
 
     /// Runs `plan` `runs` times, comparing a checksum of the touched columns after each run.
