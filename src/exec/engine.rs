@@ -1426,8 +1426,9 @@ impl Engine {
     /// Restores every backed-up batch of `run_id`, newest first, each in its own transaction
     /// and `pause` apart, as the run throttled its batches (while another session is busy,
     /// a spec with `yield` restores a batch in parts, each its own transaction), telling
-    /// `progress` after each. Each transaction drops what it restored from the backup as it
-    /// commits, so a rollback killed mid-way resumes with the rows left.
+    /// `progress` after each. Each transaction counts the rows it restored in their backup
+    /// record (dropping the record with its last rows) as it commits, so a rollback killed
+    /// mid-way resumes with the rows left.
     fn rollback_run(
         &mut self,
         plan: &Plan,

@@ -1635,13 +1635,12 @@ impl Store for SqliteStore {
         self.conn
             .busy_timeout(step.lock_timeout.min(MAX_BUSY_TIMEOUT))?;
         self.transaction(|conn| {
-            let Some(mut now) = rows_to_restore(conn, run_id, batch_no)? else {
+            let Some((now, left)) = rows_to_restore(conn, run_id, batch_no, rows)? else {
                 return Ok(RollbackOutcome::default());
             };
-            let take = rows.map_or(now.len(), |n| (n.max(1) as usize).min(now.len()));
-            let later = now.split_off(take);
+            let take = now.len();
             let mut outcome = RollbackOutcome {
-                left: later.len() as u64,
+                left,
                 ..RollbackOutcome::default()
             };
             for (row_key, columns) in now {
@@ -1670,7 +1669,7 @@ impl Store for SqliteStore {
             }
             // The rows left stay in the record as the run wrote them; only the count of
             // those restored moves.
-            if later.is_empty() {
+            if left == 0 {
                 conn.prepare_cached("DELETE FROM _mig_backup WHERE run_id = ?1 AND batch = ?2")?
                     .execute(params![run_id, batch_no])?;
             } else {
@@ -1801,33 +1800,43 @@ fn current_row(
 /// (column, old, new) per column of one backed-up row.
 type BackedUpColumns = Vec<(String, Value, Value)>;
 
-/// The rows of a batch's backup record a rollback has not restored yet, in key order: each
-/// key with its (column, old, new) values; None where the record is gone (another rollback
-/// restored it).
+/// A backed-up row: its key and its columns' values.
+type BackedUpRow = (Value, BackedUpColumns);
+
+/// The next `rows` (or all) of the rows of a batch's backup record a rollback has not
+/// restored yet, in key order: each key with its (column, old, new) values, and how many
+/// rows the record holds after them; None where the record is gone (another rollback
+/// restored it). The rows after them are not decoded.
 fn rows_to_restore(
     conn: &Connection,
     run_id: i64,
     batch_no: i64,
-) -> Result<Option<Vec<(Value, BackedUpColumns)>>, StoreError> {
-    let Some((columns, record, restored)): Option<(String, Vec<u8>, i64)> = conn
+    rows: Option<u64>,
+) -> Result<Option<(Vec<BackedUpRow>, u64)>, StoreError> {
+    type Record = (String, Vec<u8>, i64, i64);
+    let Some((columns, record, restored, row_count)): Option<Record> = conn
         .prepare_cached(
-            "SELECT columns, rows, restored FROM _mig_backup WHERE run_id = ?1 AND batch = ?2",
+            "SELECT columns, rows, restored, row_count FROM _mig_backup \
+             WHERE run_id = ?1 AND batch = ?2",
         )?
         .query_row(params![run_id, batch_no], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?
     else {
         return Ok(None);
     };
+    let (restored, row_count) = (restored.max(0) as u64, row_count.max(0) as u64);
+    let take = rows.map_or(u64::MAX, |n| n.max(1));
     let columns: Vec<String> = serde_json::from_str(&columns)
         .map_err(|e| StoreError::Inconsistent(format!("backup of batch {batch_no}: {e}")))?;
     let damaged = |e: value::DecodeError| {
         StoreError::Inconsistent(format!("backup of batch {batch_no}: {e}"))
     };
     let mut decoder = value::Decoder::new(&record);
-    let mut rows = Vec::new();
-    while !decoder.is_done() {
+    let mut part = Vec::new();
+    let mut seen = 0;
+    while !decoder.is_done() && (part.len() as u64) < take {
         let key = decoder.value().map_err(damaged)?;
         let mut values = Vec::with_capacity(columns.len());
         for column in &columns {
@@ -1835,11 +1844,13 @@ fn rows_to_restore(
             let new = decoder.value().map_err(damaged)?;
             values.push((column.clone(), old, new));
         }
-        rows.push((key, values));
+        seen += 1;
+        if seen > restored {
+            part.push((key, values));
+        }
     }
-    Ok(Some(
-        rows.split_off((restored.max(0) as usize).min(rows.len())),
-    ))
+    let left = row_count.saturating_sub(restored + part.len() as u64);
+    Ok(Some((part, left)))
 }
 
 fn record_conflict(
