@@ -1155,7 +1155,9 @@ fn demo(config: Config) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::{conflict_list, show_bytes, summed, time_left, Progress, Reporter, Value};
+    use super::{
+        conflict_list, show_bytes, summed, time_left, Progress, Reporter, RollbackProgress, Value,
+    };
     use std::time::{Duration, Instant};
 
     /// A run resumed at 1,000 rows that has processed 500 more in the 10 s (or more) since
@@ -1175,6 +1177,31 @@ mod tests {
         };
         let rate = reporter.rate(&resumed);
         assert!(rate > 0.0 && rate <= 50.0, "{rate}");
+    }
+
+    /// A run's reporter that a failed post-check's rollback takes over counts batches from
+    /// then: the run's 10 s do not slow the rollback's pace, nor lengthen its time left.
+    #[test]
+    fn a_post_check_rollback_is_paced_from_its_own_start() {
+        let mut reporter = Reporter::new("m", "rows");
+        reporter.started = Instant::now() - Duration::from_secs(10);
+        let restoring = Progress {
+            processed: 2000,
+            updated: 2000,
+            batches: 20,
+            expected: 2000,
+            resumed_from: 0,
+            waiting_for_replica: None,
+            restoring: Some(RollbackProgress {
+                restored_batches: 0,
+                batches: 20,
+                restored: 0,
+                conflicts: 0,
+            }),
+        };
+        reporter.show(&restoring);
+        assert_eq!(reporter.unit, "batches");
+        assert!(reporter.started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

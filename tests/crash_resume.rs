@@ -60,12 +60,7 @@ fn killed_runs_resume_to_what_an_uninterrupted_run_does() {
             }
             std::thread::sleep(Duration::from_millis(rng.range(0, PAUSE_MS + 5)));
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run must still be going when it is killed"
-        );
-        child.kill().unwrap();
-        child.wait().unwrap();
+        common::kill_while_running(&mut child, &format!("kill {}", kills + 1));
         kills += 1;
     }
     let at_last_kill = project.runs();

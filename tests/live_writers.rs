@@ -15,12 +15,7 @@ use std::time::{Duration, Instant};
 const ROWS: i64 = 50_000;
 const BATCH: i64 = 500;
 
-const SPEC: &str = "backfill c on accounts {
-    set c = a * 2
-    batch 500
-    pause 5ms
-}
-";
+const SPEC: &str = common::LIVE_WRITER_SPEC;
 
 #[derive(Debug, Default)]
 struct Writer {

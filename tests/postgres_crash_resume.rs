@@ -89,12 +89,7 @@ fn killed_runs_resume_to_what_an_uninterrupted_run_does() {
             }
             std::thread::sleep(Duration::from_millis(rng.range(0, PAUSE_MS + 5)));
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "start {kill}: the run must still be going when it is killed"
-        );
-        child.kill().unwrap();
-        child.wait().unwrap();
+        common::kill_while_running(&mut child, &format!("start {kill}"));
     }
     let at_last_kill = runs(&project);
     println!(

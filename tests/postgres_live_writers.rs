@@ -24,12 +24,7 @@ const ROWS: i64 = 50_000;
 const TABLE: &str = "CREATE TABLE accounts (id bigserial PRIMARY KEY, a bigint, c bigint);
      INSERT INTO accounts (a, c) SELECT i % 1000, NULL FROM generate_series(1, 50000) AS i;";
 
-const SPEC: &str = "backfill c on accounts {
-    set c = a * 2
-    batch 500
-    pause 5ms
-}
-";
+const SPEC: &str = common::LIVE_WRITER_SPEC;
 
 #[derive(Debug, Default)]
 struct Writer {

@@ -308,6 +308,42 @@ fn a_rollback_beside_a_busy_session_restores_each_batch_in_parts() {
     }
 }
 
+/// A record of two set columns (on PostgreSQL, 2-D arrays: a row per backed-up row) restored
+/// in parts gives every row back both of its own old values, whichever part it falls in.
+#[test]
+fn a_rollback_in_parts_restores_every_set_column_of_each_row() {
+    const TWO_COLUMNS: Setup = Setup {
+        sqlite: "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, m TEXT);
+                 WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < 2000)
+                 INSERT INTO t SELECT x, x, 'm' || x FROM i;",
+        postgres: "CREATE TABLE t (id bigint PRIMARY KEY, n bigint NOT NULL, m text);
+                   INSERT INTO t SELECT i, i, 'm' || i FROM generate_series(1, 2000) AS i;",
+    };
+    let spec = "migrate both on t {\n    set n = id * 2\n    set m = 'x'\n    batch 1000\n}\n";
+    for backend in common::backends() {
+        let project = Project::on(&backend, &TWO_COLUMNS, spec);
+        let before = project.dump("t");
+        assert!(
+            project.mig(&["run", "both"]).status.success(),
+            "{backend:?}"
+        );
+        project.write_spec(&spec.replace("    batch 1000\n", "    batch 1000\n    yield 1m\n"));
+        let mut application = project.postgres.as_ref().map(|db| db.client());
+        if let Some(application) = application.as_mut() {
+            application.batch_execute("BEGIN; SELECT 1").unwrap();
+        }
+        let out = project.mig(&["rollback", "both"]);
+        assert!(
+            stdout(&out).contains("run 1 rolled back: 2000 rows restored, 0 conflicts in ")
+                && stdout(&out).contains("\n  yield: 6 transactions ran while another session"),
+            "{backend:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert_eq!(project.dump("t"), before, "{backend:?}");
+    }
+}
+
 /// A rollback killed (SIGKILL) between two parts of a batch leaves the record holding exactly
 /// the rows not yet restored, and the rollback started again restores those: the table ends
 /// as it was before the run.

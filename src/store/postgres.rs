@@ -598,9 +598,8 @@ impl PostgresStore {
         &self,
         step: &BatchStep,
         cols: &[String],
-        key_type: ColumnType,
+        (key_type, key_sql_type): (ColumnType, &str),
     ) -> Result<String, StoreError> {
-        let (_, key_sql_type) = self.key_type(&step.table, &step.key)?;
         let table = quote_ident(&step.table);
         let key = quote_ident(&step.key);
         // Per column its old and new values, the part's rows of the record's arrays (1-D for
@@ -2788,7 +2787,7 @@ impl Store for PostgresStore {
         batch_no: i64,
         rows: Option<u64>,
     ) -> Result<RollbackOutcome, StoreError> {
-        let (key_type, _) = self.key_type(&step.table, &step.key)?;
+        let (key_type, key_sql_type) = self.key_type(&step.table, &step.key)?;
         // A record's columns never change, so its restoring statement is prepared (once per
         // connection) before the transaction: a part of a few rows would otherwise spend
         // more on planning than on its rows.
@@ -2800,7 +2799,7 @@ impl Store for PostgresStore {
         else {
             return Ok(RollbackOutcome::default());
         };
-        let restore = self.restore_sql(step, &cols, key_type)?;
+        let restore = self.restore_sql(step, &cols, (key_type, &key_sql_type))?;
         let restore = self.prepare(&restore)?;
         let take = rows.map_or(i32::MAX, |n| n.clamp(1, i32::MAX as u64) as i32);
         // A part sized for a busy database writes as gently as a yielding run's batch.

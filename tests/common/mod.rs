@@ -741,3 +741,22 @@ pub fn numbered_t(n: u32) -> String {
          INSERT INTO t SELECT i, i, NULL FROM n;"
     )
 }
+
+/// The live-writer tests' backfill, on either store: `c` filled from `a` on `accounts`,
+/// 500 rows a batch, 5 ms apart, so a writer beside it meets many batches.
+pub const LIVE_WRITER_SPEC: &str = "backfill c on accounts {
+    set c = a * 2
+    batch 500
+    pause 5ms
+}
+";
+
+/// SIGKILLs `child`, which must still be running (`what` names the kill in the failure).
+pub fn kill_while_running(child: &mut std::process::Child, what: &str) {
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{what}: the run must still be going when it is killed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
