@@ -607,3 +607,63 @@ fn a_deadlock_with_the_application_is_named_when_the_retries_run_out() {
         ["100"]
     );
 }
+
+/// A serialization failure (SQLSTATE 40001: what CockroachDB and YugabyteDB answer for a
+/// transaction that lost to a concurrent one, and PostgreSQL under a stricter isolation) is
+/// retried as a lock timeout is; once the retries are spent the run stops at its checkpoint
+/// saying so, the node answers error 11, and a later run resumes. A trigger plays the
+/// conflicting database: it fails the first six row updates, counted by a sequence, which the
+/// failed transactions do not roll back.
+#[test]
+fn a_serialization_failure_is_retried_then_named_and_the_run_resumes() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let project = Project::on(&Backend::Postgres(url), &TABLE, SPEC);
+    project.execute(
+        "CREATE SEQUENCE failures;
+         CREATE FUNCTION fail_first_updates() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF nextval('failures') <= 6 THEN
+                 RAISE EXCEPTION 'could not serialize access' USING ERRCODE = 'serialization_failure';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER fail_first BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION fail_first_updates();",
+    );
+
+    let out = project.mig(&["run", "t.b"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("serialization failure after 2 retries")
+            && stderr(&out).contains("PostgreSQL could not serialize this batch"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(project.query("SELECT last_value FROM failures"), ["3"]);
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
+        ["0"]
+    );
+
+    let (replies, _) = project.node(&[envelope(
+        json!({"type": "backfill", "msg_id": 1, "table": "t", "column": "b"}),
+    )]);
+    assert_eq!(reply_to(&replies, 1)["code"], 11, "{replies:?}");
+    assert_eq!(project.query("SELECT last_value FROM failures"), ["6"]);
+
+    let out = project.mig(&["run", "t.b"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_said(&out, "100 rows processed, 100 updated");
+    assert_eq!(
+        project.query("SELECT count(*) FROM _mig_runs"),
+        ["1"],
+        "the stopped run was resumed, not started anew"
+    );
+}
