@@ -103,7 +103,8 @@ fn postgres_columns_mig_cannot_read_write_or_walk_are_refused_by_check() {
                 (
                     "column `m` of `en` has type mood, which mig cannot read or write \
                      (supported: smallint, integer, bigint, real, double precision, \
-                     numeric (read only), text, varchar, char, boolean, bytea, uuid)",
+                     numeric (read only), text, varchar, char, boolean, bytea, uuid, and \
+                     domains over them)",
                     "6:11",
                 ),
                 (

@@ -35,7 +35,7 @@ fn readings() -> TableSchema {
     };
     let enum_type = "has type mood, which mig cannot read or write (supported: smallint, \
                      integer, bigint, real, double precision, numeric (read only), text, \
-                     varchar, char, boolean, bytea, uuid)";
+                     varchar, char, boolean, bytea, uuid, and domains over them)";
     let numeric = "is numeric: mig reads numerics as reals and will not write one back, \
                    which could lose precision";
     readings.limits = BTreeMap::from([

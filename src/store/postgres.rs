@@ -140,6 +140,8 @@ struct Column {
     /// to it, so the column's own length applies as in any assignment, which refuses a longer
     /// value; an explicit cast to `character varying(20)` would cut it short without a word.
     base_type: String,
+    /// The domain the column is declared with, whose base type the two above spell.
+    domain: Option<String>,
     /// None when mig cannot map the type; `typname` names it in the error.
     ty: Option<ColumnType>,
     typname: String,
@@ -167,6 +169,18 @@ const OTHERS_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
        AND (state IS DISTINCT FROM 'idle' \
             OR state_change > clock_timestamp() - interval '1 second') \
        AND application_name IS DISTINCT FROM current_setting('application_name'))";
+
+/// Every domain's base type, through domains over domains, and its length (typmod; a domain
+/// over a domain takes the inner one's): the rows with `last` reach a type that is not a
+/// domain.
+const DOMAIN_BASES: &str = "WITH RECURSIVE _mig_domains (domain, base, typmod, last) AS ( \
+     SELECT d.oid, d.typbasetype, d.typtypmod, b.typtype <> 'd' FROM pg_type d \
+     JOIN pg_type b ON b.oid = d.typbasetype WHERE d.typtype = 'd' \
+     UNION ALL \
+     SELECT r.domain, b.typbasetype, CASE WHEN r.typmod = -1 THEN b.typtypmod ELSE r.typmod END, \
+            bb.typtype <> 'd' \
+     FROM _mig_domains r JOIN pg_type b ON b.oid = r.base \
+     JOIN pg_type bb ON bb.oid = b.typbasetype WHERE NOT r.last)";
 
 /// A backup record's set columns.
 const RECORD_COLUMNS: &str = "SELECT cols FROM _mig_backup WHERE run_id = $1 AND batch = $2";
@@ -212,6 +226,15 @@ impl Column {
     /// are past n, which it cuts.
     fn has_length(&self) -> bool {
         self.ty.is_some_and(ColumnType::is_text) && self.sql_type != self.base_type
+    }
+
+    /// The column's type as its table declares it, for messages: `posint, a domain over
+    /// integer`.
+    fn shown_type(&self) -> String {
+        match &self.domain {
+            Some(domain) => format!("{domain}, a domain over {}", self.sql_type),
+            None => self.sql_type.clone(),
+        }
     }
 
     /// A `varchar(n)`'s n, read from its catalog spelling (`character varying(4)`).
@@ -275,7 +298,7 @@ impl Column {
             kinds,
             accepts,
             described: described.into(),
-            because: format!("has PostgreSQL type {}, {holds}", self.sql_type),
+            because: format!("has PostgreSQL type {}, {holds}", self.shown_type()),
         })
     }
 
@@ -283,7 +306,10 @@ impl Column {
     fn limits(&self) -> ColumnLimits {
         let Some(ty) = self.ty else {
             return ColumnLimits {
-                unreadable: Some(unreadable(&self.typname)),
+                unreadable: Some(unreadable(&match &self.domain {
+                    Some(domain) => format!("{domain}, a domain over {}", self.typname),
+                    None => self.typname.clone(),
+                })),
                 ..ColumnLimits::default()
             };
         };
@@ -304,7 +330,7 @@ impl Column {
         let unwalkable = if !walkable {
             Some(format!(
                 "is {}: mig walks integer, text or uuid keys only",
-                self.sql_type
+                self.shown_type()
             ))
         } else if !self.unique_not_null {
             Some(NOT_A_KEY.to_string())
@@ -324,7 +350,7 @@ fn unreadable(typname: &str) -> String {
     format!(
         "has type {typname}, which mig cannot read or write (supported: smallint, integer, \
          bigint, real, double precision, numeric (read only), text, varchar, char, boolean, \
-         bytea, uuid)"
+         bytea, uuid, and domains over them)"
     )
 }
 
@@ -461,19 +487,25 @@ impl PostgresStore {
 
     fn load_catalog(&mut self) -> Result<Schema, StoreError> {
         // The base type is spelled for typmod -1, not NULL: without one, `format_type` spells
-        // `bpchar` as `character`, which a cast reads as `character(1)`.
+        // `bpchar` as `character`, which a cast reads as `character(1)`. A column of a domain
+        // is described by the type under the domain (through domains over domains) with the
+        // domain's length: mig reads, writes and casts it as that type, and the server checks
+        // the domain's own constraints on every value written, as for any assignment.
         let rows = self.client.query(
-            &format!("SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                    format_type(a.atttypid, -1), t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4, \
+            &format!("{DOMAIN_BASES} \
+             SELECT c.relname::text, a.attname::text, format_type(coalesce(d.base, a.atttypid), coalesce(d.typmod, a.atttypmod)), \
+                    format_type(coalesce(d.base, a.atttypid), -1), t.typname::text, coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4, \
                     a.attgenerated::text, a.attidentity::text, \
                     coalesce(' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname), ''), \
                     a.attnotnull AND EXISTS (SELECT 1 FROM pg_index u WHERE u.indrelid = c.oid \
                         AND u.indisunique AND u.indisvalid AND u.indnkeyatts = 1 AND u.indkey[0] = a.attnum \
                         AND u.indpred IS NULL AND u.indexprs IS NULL AND u.indcollation[0] = a.attcollation), \
-                    c.relkind = 'r' AND c.relhassubclass, row_security_active(c.oid) \
+                    c.relkind = 'r' AND c.relhassubclass, row_security_active(c.oid), \
+                    CASE WHEN d.domain IS NOT NULL THEN format_type(a.atttypid, -1) END \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-             JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN _mig_domains d ON d.domain = a.atttypid AND d.last \
+             JOIN pg_type t ON t.oid = coalesce(d.base, a.atttypid) \
              LEFT JOIN pg_collation co ON co.oid = a.attcollation AND co.oid <> 100 \
              LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
              LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
@@ -508,6 +540,7 @@ impl PostgresStore {
                 name: column.clone(),
                 sql_type: row.get(2),
                 base_type: row.get(3),
+                domain: row.get(12),
                 ty: ColumnType::from_catalog(&typname),
                 typname,
                 computed: computed(row.get(6), row.get(7)),
@@ -1937,7 +1970,7 @@ fn with_length(table: &str, columns: &[&Column]) -> Option<String> {
     let named: Vec<String> = columns
         .iter()
         .filter(|c| c.has_length())
-        .map(|c| format!("`{table}`.`{}` ({})", c.name, c.sql_type))
+        .map(|c| format!("`{table}`.`{}` ({})", c.name, c.shown_type()))
         .collect();
     (!named.is_empty()).then(|| named.join(" or "))
 }
@@ -2979,6 +3012,7 @@ mod tests {
             name: name.into(),
             sql_type: sql_type.into(),
             base_type: base_type.into(),
+            domain: None,
             ty: ColumnType::from_catalog(typname),
             typname: typname.into(),
             computed: None,
