@@ -19,7 +19,7 @@ fn table(name: &str, columns: &[&str], primary_key: &[&str]) -> TableSchema {
 }
 
 /// A table with columns a PostgreSQL store limits, with the reasons it gives: a `double
-/// precision` primary key, an enum, a generated column and a numeric.
+/// precision` primary key, a jsonb column, a generated column and a numeric.
 fn readings() -> TableSchema {
     let mut readings = table(
         "readings",
@@ -33,9 +33,9 @@ fn readings() -> TableSchema {
             unwalkable: unwalkable.map(str::to_string),
         }
     };
-    let enum_type = "has type mood, which mig cannot read or write (supported: smallint, \
-                     integer, bigint, real, double precision, numeric (read only), text, \
-                     varchar, char, boolean, bytea, uuid, and domains over them)";
+    let jsonb = "has type jsonb, which mig cannot read or write (supported: smallint, \
+                 integer, bigint, real, double precision, numeric (read only), text, \
+                 varchar, char, boolean, bytea, uuid, enums, and domains over them)";
     let numeric = "is numeric: mig reads numerics as reals and will not write one back, \
                    which could lose precision";
     readings.limits = BTreeMap::from([
@@ -47,7 +47,7 @@ fn readings() -> TableSchema {
                 Some("is double precision: mig walks integer, text or uuid keys only"),
             ),
         ),
-        ("mood".to_string(), limit(Some(enum_type), None, None)),
+        ("mood".to_string(), limit(Some(jsonb), None, None)),
         (
             "doubled".to_string(),
             limit(

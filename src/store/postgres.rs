@@ -293,6 +293,12 @@ impl Column {
                 "a uuid column",
                 "which mig reads and writes as text, as PostgreSQL prints a uuid",
             ),
+            ColumnType::Enum => (
+                ValueKinds::TEXT,
+                ValueKinds::TEXT,
+                "an enum column",
+                "which mig reads and writes as the text of its labels",
+            ),
         };
         Some(ColumnValues {
             kinds,
@@ -350,7 +356,7 @@ fn unreadable(typname: &str) -> String {
     format!(
         "has type {typname}, which mig cannot read or write (supported: smallint, integer, \
          bigint, real, double precision, numeric (read only), text, varchar, char, boolean, \
-         bytea, uuid, and domains over them)"
+         bytea, uuid, enums, and domains over them)"
     )
 }
 
@@ -501,7 +507,8 @@ impl PostgresStore {
                         AND u.indisunique AND u.indisvalid AND u.indnkeyatts = 1 AND u.indkey[0] = a.attnum \
                         AND u.indpred IS NULL AND u.indexprs IS NULL AND u.indcollation[0] = a.attcollation), \
                     c.relkind = 'r' AND c.relhassubclass, row_security_active(c.oid), \
-                    CASE WHEN d.domain IS NOT NULL THEN format_type(a.atttypid, -1) END \
+                    CASE WHEN d.domain IS NOT NULL THEN format_type(a.atttypid, -1) END, \
+                    t.typtype = 'e' \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              LEFT JOIN _mig_domains d ON d.domain = a.atttypid AND d.last \
@@ -541,7 +548,10 @@ impl PostgresStore {
                 sql_type: row.get(2),
                 base_type: row.get(3),
                 domain: row.get(12),
-                ty: ColumnType::from_catalog(&typname),
+                ty: match row.get::<_, bool>(13) {
+                    true => Some(ColumnType::Enum),
+                    false => ColumnType::from_catalog(&typname),
+                },
                 typname,
                 computed: computed(row.get(6), row.get(7)),
                 collate,
@@ -977,6 +987,12 @@ impl PostgresStore {
                 super::postgres_sql::SqlType::Null => true,
                 super::postgres_sql::SqlType::Bool => false,
             };
+            if *ty == ColumnType::Enum {
+                return Err(NotPushed(format!(
+                    "`set {column}` writes an enum column, which takes only its own labels: \
+                     the interpreter computes the values and the server checks each label"
+                )));
+            }
             if *ty == ColumnType::Uuid {
                 return Err(NotPushed(format!(
                     "`set {column}` writes a uuid column, which takes text only as a uuid \
@@ -1660,12 +1676,16 @@ impl BatchShape {
         let mut arrays = vec![format!("$6::{key_sql_type}[]")];
         let mut names = vec!["\"_mig_key\"".to_string()];
         let mut assignments = Vec::new();
-        for (i, (column, (_, base_type))) in
+        for (i, (column, (ty, base_type))) in
             self.set_columns.iter().zip(&self.set_types).enumerate()
         {
             // To the base type: the assignment then checks the column's length and refuses a
-            // value the interpreter computed too long, as a pushed-down `UPDATE` does.
-            arrays.push(format!("${}::{base_type}[]", i + 7));
+            // value the interpreter computed too long, as a pushed-down `UPDATE` does. An enum's
+            // labels go as text, which the cast checks against the enum's.
+            arrays.push(match ty {
+                ColumnType::Enum => format!("${}::text[]::{base_type}[]", i + 7),
+                _ => format!("${}::{base_type}[]", i + 7),
+            });
             names.push(format!("n{i}"));
             assignments.push(format!("{} = _mig_new.n{i}", quote_ident(column)));
         }
@@ -1914,6 +1934,8 @@ fn coerce(value: Value, ty: ColumnType, column: &str) -> Result<Value, StoreErro
             _ => return Err(refused(&v)),
         },
         (ColumnType::Bytea, v @ Value::Blob(_)) => v,
+        // Whether it is one of the enum's labels, the server's cast tells.
+        (ColumnType::Enum, v @ Value::Text(_)) => v,
         // As PostgreSQL prints it, so the value read back compares equal to it.
         (ColumnType::Uuid, Value::Text(text)) => match postgres_uuid::canonical(&text) {
             Some(printed) => Value::Text(printed),

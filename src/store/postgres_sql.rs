@@ -8,6 +8,7 @@
 //! | integer, boolean column | `c::int8` (`c::int4::int8` for bool) | eval works in i64; booleans are 1/0 |
 //! | text, varchar column | `c` | |
 //! | uuid column | `c::text` | eval sees it as text, as PostgreSQL prints it |
+//! | enum column | `c::text` | eval sees its label as text and compares it so |
 //! | `= <> < <= > >=` on text | `COLLATE "C"` | eval compares bytes; "C" compares bytes |
 //! | `= <> < <= > >=` on integers | as is | |
 //! | `+ - * / %`, `-x`, `abs` on integers | int8 operators | checked the same way: overflow and division by zero fail in both |
@@ -50,6 +51,9 @@ pub enum ColumnType {
     Bytea,
     /// Read and written as text in the form PostgreSQL prints (`postgres_uuid`).
     Uuid,
+    /// An enum: read as its label's text, compared as text (not in the enum's order), and
+    /// written as text the server casts to the enum, refusing a label it does not have.
+    Enum,
 }
 
 impl ColumnType {
@@ -87,6 +91,7 @@ impl ColumnType {
             ColumnType::Bool => "boolean",
             ColumnType::Bytea => "bytea",
             ColumnType::Uuid => "uuid",
+            ColumnType::Enum => "enum",
         }
     }
 
@@ -108,7 +113,7 @@ impl ColumnType {
     pub fn read(self, column: &str) -> String {
         match self {
             ColumnType::Numeric => format!("{column}::float8"),
-            ColumnType::Bpchar => format!("{column}::text"),
+            ColumnType::Bpchar | ColumnType::Enum => format!("{column}::text"),
             _ => column.to_string(),
         }
     }
@@ -328,6 +333,8 @@ impl Renderer<'_> {
             ColumnType::Bytea => return refuse(format!("`{name}` is a blob")),
             // Its text, which is what eval sees; compared as text, as eval compares it.
             ColumnType::Uuid => (format!("{sql}::text"), SqlType::Text),
+            // Its label, compared as text, as eval compares it: not in the enum's order.
+            ColumnType::Enum => (format!("{sql}::text"), SqlType::Text),
         };
         Ok(Pushed {
             sql,
