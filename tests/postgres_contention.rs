@@ -24,18 +24,7 @@ fn a_held_row_lock_stops_the_run_at_its_checkpoint_and_it_resumes_later() {
     let lock = project.postgres.as_ref().unwrap().lock_row(35);
 
     let out = project.mig(&["run", "t.b"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("lock timeout after 2 retries"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stopped(&out, &["lock timeout after 2 retries"]);
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
         ["30"],
@@ -76,6 +65,15 @@ fn a_lock_released_within_the_retries_costs_only_a_wait() {
     releaser.join().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_said(&out, "100 rows processed, 100 updated");
+}
+
+/// Fails unless mig exited 3 (stopped by contention at its checkpoint) saying each of `said`
+/// on stderr.
+fn assert_stopped(out: &Output, said: &[&str]) {
+    assert_eq!(out.status.code(), Some(3), "{}{}", stdout(out), stderr(out));
+    for needle in said {
+        assert!(stderr(out).contains(needle), "{}", stderr(out));
+    }
 }
 
 /// Fails unless mig's output says `summary` (e.g. "100 rows processed, 100 updated").
@@ -493,18 +491,7 @@ fn a_table_locked_by_another_session_stops_the_run_within_the_lock_timeout() {
     let lock = project.postgres.as_ref().unwrap().lock_table("t");
 
     let out = project.mig(&["run", "t.b"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("another transaction holds a lock mig needs"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stopped(&out, &["another transaction holds a lock mig needs"]);
     let (replies, _) = project.node(&[envelope(
         json!({"type": "backfill", "msg_id": 1, "table": "t", "column": "b"}),
     )]);
@@ -530,18 +517,7 @@ fn a_validation_of_a_locked_table_stops_within_the_lock_timeout() {
     let lock = project.postgres.as_ref().unwrap().lock_table("t");
 
     let out = project.mig(&["validate", "a_known"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("another transaction holds a lock mig needs"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stopped(&out, &["another transaction holds a lock mig needs"]);
     let (replies, _) = project.node(&[envelope(
         json!({"type": "validate", "msg_id": 1, "table": "t", "validations": ["a_known"]}),
     )]);
@@ -582,18 +558,9 @@ fn a_deadlock_with_the_application_is_named_when_the_retries_run_out() {
         .unwrap();
     application.batch_execute("COMMIT").unwrap();
     let out = run.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("deadlock after 0 retries")
-            && stderr(&out).contains("PostgreSQL cancelled the batch"),
-        "{}",
-        stderr(&out)
+    assert_stopped(
+        &out,
+        &["deadlock after 0 retries", "PostgreSQL cancelled the batch"],
     );
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE b IS NOT NULL"),
@@ -633,18 +600,12 @@ fn a_serialization_failure_is_retried_then_named_and_the_run_resumes() {
     );
 
     let out = project.mig(&["run", "t.b"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("serialization failure after 2 retries")
-            && stderr(&out).contains("PostgreSQL could not serialize this batch"),
-        "{}",
-        stderr(&out)
+    assert_stopped(
+        &out,
+        &[
+            "serialization failure after 2 retries",
+            "PostgreSQL could not serialize this batch",
+        ],
     );
     assert_eq!(project.query("SELECT last_value FROM failures"), ["3"]);
     assert_eq!(

@@ -5,7 +5,7 @@
 //! every domain column was refused as a type mig cannot read.
 mod common;
 
-use common::{envelope, reply_to, stderr, stdout, Project};
+use common::{envelope, reply_to, stderr, Project};
 use serde_json::json;
 
 /// Keyed by a domain over integer; `n` a domain with a CHECK, `code` a domain over a domain
@@ -29,32 +29,27 @@ fn project() -> Option<Project> {
     Project::postgres(TABLE, SPEC)
 }
 
-fn run(project: &Project, args: &[&str]) -> String {
-    let out = project.mig(args);
-    assert!(
-        out.status.success(),
-        "mig {args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 #[test]
 fn domain_columns_are_walked_written_on_both_paths_and_restored() {
     let Some(project) = project() else {
         return;
     };
     let before = project.dump("items");
-    run(&project, &["check", "specs/test.mig"]);
-    let plan = run(&project, &["plan", "bump"]);
+    project.mig_ok(&["check", "specs/test.mig"]);
+    let plan = project.mig_ok(&["plan", "bump"]);
     assert!(plan.contains("path: pushdown"), "{plan}");
-    let plan = run(&project, &["plan", "items.code"]);
+    let plan = project.mig_ok(&["plan", "items.code"]);
     assert!(plan.contains("path: read-compute-write"), "{plan}");
 
-    assert!(run(&project, &["run", "items.label"]).contains("40 rows processed, 40 updated"));
-    assert!(run(&project, &["run", "bump"]).contains("40 rows processed, 40 updated"));
-    assert!(run(&project, &["run", "items.code"]).contains("40 rows processed, 40 updated"));
+    assert!(project
+        .mig_ok(&["run", "items.label"])
+        .contains("40 rows processed, 40 updated"));
+    assert!(project
+        .mig_ok(&["run", "bump"])
+        .contains("40 rows processed, 40 updated"));
+    assert!(project
+        .mig_ok(&["run", "items.code"])
+        .contains("40 rows processed, 40 updated"));
     assert_eq!(
         project.query(
             "SELECT count(*) FROM items WHERE label = name || '/' || id AND n = id + 1 \
@@ -64,7 +59,7 @@ fn domain_columns_are_walked_written_on_both_paths_and_restored() {
     );
 
     for migration in ["items.code", "bump", "items.label"] {
-        run(&project, &["rollback", migration]);
+        project.mig_ok(&["rollback", migration]);
     }
     assert_eq!(project.dump("items"), before, "rollback restores exactly");
 }

@@ -5,7 +5,7 @@
 //! refused as a type mig cannot read.
 mod common;
 
-use common::{envelope, reply_to, stderr, stdout, Project};
+use common::{envelope, reply_to, stderr, Project};
 use serde_json::json;
 
 /// 40 orders, ten in each state, declared in an order that is not the labels' text order;
@@ -31,37 +31,32 @@ fn project() -> Option<Project> {
     Project::postgres(TABLE, SPEC)
 }
 
-fn run(project: &Project, args: &[&str]) -> String {
-    let out = project.mig(args);
-    assert!(
-        out.status.success(),
-        "mig {args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 #[test]
 fn enum_columns_are_read_compared_as_text_written_and_restored() {
     let Some(project) = project() else {
         return;
     };
     let before = project.dump("orders");
-    run(&project, &["check", "specs/test.mig"]);
-    let plan = run(&project, &["plan", "ship"]);
+    project.mig_ok(&["check", "specs/test.mig"]);
+    let plan = project.mig_ok(&["plan", "ship"]);
     assert!(
         plan.contains("path: read-compute-write: `set status` writes an enum column"),
         "{plan}"
     );
-    let plan = run(&project, &["plan", "orders.flag"]);
+    let plan = project.mig_ok(&["plan", "orders.flag"]);
     assert!(plan.contains("path: pushdown"), "{plan}");
 
-    assert!(run(&project, &["run", "orders.note"]).contains("40 updated"));
+    assert!(project
+        .mig_ok(&["run", "orders.note"])
+        .contains("40 updated"));
     // Labels compare as text: 'pending' and 'shipped' sort after 'paid', 'cancelled' before
     // it (in the enum's order 'shipped' and 'cancelled' come after 'paid', 'pending' before).
-    assert!(run(&project, &["run", "orders.flag"]).contains("20 updated"));
-    assert!(run(&project, &["run", "orders.shout"]).contains("20 updated"));
+    assert!(project
+        .mig_ok(&["run", "orders.flag"])
+        .contains("20 updated"));
+    assert!(project
+        .mig_ok(&["run", "orders.shout"])
+        .contains("20 updated"));
     assert_eq!(
         project.query(
             "SELECT string_agg(DISTINCT status || ' ' || flag || ' ' || shout, ', ') FROM orders \
@@ -69,14 +64,16 @@ fn enum_columns_are_read_compared_as_text_written_and_restored() {
         ),
         ["pending later PENDING, shipped later SHIPPED"]
     );
-    assert!(run(&project, &["run", "orders.state"]).contains("40 updated"));
-    assert!(run(&project, &["run", "ship"]).contains("10 updated"));
+    assert!(project
+        .mig_ok(&["run", "orders.state"])
+        .contains("40 updated"));
+    assert!(project.mig_ok(&["run", "ship"]).contains("10 updated"));
     assert_eq!(
         project
             .query("SELECT status || ' ' || count(*) FROM orders GROUP BY status ORDER BY status"),
         ["pending 10", "shipped 20", "cancelled 10"]
     );
-    assert!(run(&project, &["validate", "known"]).contains("passed"));
+    assert!(project.mig_ok(&["validate", "known"]).contains("passed"));
 
     for migration in [
         "ship",
@@ -85,7 +82,7 @@ fn enum_columns_are_read_compared_as_text_written_and_restored() {
         "orders.flag",
         "orders.note",
     ] {
-        run(&project, &["rollback", migration]);
+        project.mig_ok(&["rollback", migration]);
     }
     assert_eq!(project.dump("orders"), before, "rollback restores exactly");
 }

@@ -29,17 +29,6 @@ fn project() -> Option<Project> {
     Project::postgres(TABLE, SPEC)
 }
 
-fn run(project: &Project, args: &[&str]) -> String {
-    let out = project.mig(args);
-    assert!(
-        out.status.success(),
-        "mig {args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 #[test]
 fn a_uuid_keyed_table_is_walked_in_key_order_resumed_and_rolled_back() {
     let Some(project) = project() else {
@@ -66,7 +55,7 @@ fn a_uuid_keyed_table_is_walked_in_key_order_resumed_and_rolled_back() {
         "the checkpoint is the last filled key"
     );
 
-    run(&project, &["run", "acct.cents"]);
+    project.mig_ok(&["run", "acct.cents"]);
     assert_eq!(
         project.query(
             "SELECT count(*) FILTER (WHERE cents = balance * 100) || '/' || count(*) FROM acct"
@@ -79,7 +68,7 @@ fn a_uuid_keyed_table_is_walked_in_key_order_resumed_and_rolled_back() {
         "the resumed run processed each row once"
     );
 
-    let said = run(&project, &["rollback", "acct.cents"]);
+    let said = project.mig_ok(&["rollback", "acct.cents"]);
     assert!(said.contains("300 rows restored, 0 conflicts"), "{said}");
     assert_eq!(
         project.query("SELECT count(*) FROM acct WHERE cents IS NOT NULL"),
@@ -116,12 +105,12 @@ fn uuid_values_are_written_as_postgresql_prints_them_once_and_bad_ones_refused()
     let Some(project) = project() else {
         return;
     };
-    let plan = run(&project, &["plan", "own"]);
+    let plan = project.mig_ok(&["plan", "own"]);
     assert!(
         plan.contains("path: read-compute-write: `set owner` writes a uuid column"),
         "{plan}"
     );
-    let said = run(&project, &["run", "own"]);
+    let said = project.mig_ok(&["run", "own"]);
     assert!(said.contains("300 rows processed, 300 updated"), "{said}");
     assert_eq!(
         project.query(
@@ -131,7 +120,7 @@ fn uuid_values_are_written_as_postgresql_prints_them_once_and_bad_ones_refused()
         ["300"]
     );
     // Compared as PostgreSQL prints them, the upper-case and braced spellings already match.
-    let said = run(&project, &["run", "own", "--again"]);
+    let said = project.mig_ok(&["run", "own", "--again"]);
     assert!(said.contains("300 rows processed, 0 updated"), "{said}");
 
     project.execute(
@@ -158,7 +147,7 @@ fn a_post_check_names_the_lowest_failing_uuid_and_the_run_is_restored() {
     let Some(project) = project() else {
         return;
     };
-    run(&project, &["run", "acct.cents"]);
+    project.mig_ok(&["run", "acct.cents"]);
     let before = project.dump("acct");
     let out = project.mig(&["run", "raise"]);
     let said = stderr(&out);

@@ -432,6 +432,18 @@ impl Project {
         self.command(args).output().unwrap()
     }
 
+    /// Runs `mig ARGS`, which must succeed; answers its stdout.
+    pub fn mig_ok(&self, args: &[&str]) -> String {
+        let out = self.mig(args);
+        assert!(
+            out.status.success(),
+            "mig {args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
     /// `mig node` in the project folder, its stdin, stdout and stderr piped to the caller.
     pub fn spawn_node(&self) -> std::process::Child {
         self.command(&["node"])
