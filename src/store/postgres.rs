@@ -231,9 +231,14 @@ impl Column {
     /// The column's type as its table declares it, for messages: `posint, a domain over
     /// integer`.
     fn shown_type(&self) -> String {
+        self.declared_as(&self.sql_type)
+    }
+
+    /// `type_name`, or the column's domain over it.
+    fn declared_as(&self, type_name: &str) -> String {
         match &self.domain {
-            Some(domain) => format!("{domain}, a domain over {}", self.sql_type),
-            None => self.sql_type.clone(),
+            Some(domain) => format!("{domain}, a domain over {type_name}"),
+            None => type_name.to_string(),
         }
     }
 
@@ -312,10 +317,7 @@ impl Column {
     fn limits(&self) -> ColumnLimits {
         let Some(ty) = self.ty else {
             return ColumnLimits {
-                unreadable: Some(unreadable(&match &self.domain {
-                    Some(domain) => format!("{domain}, a domain over {}", self.typname),
-                    None => self.typname.clone(),
-                })),
+                unreadable: Some(unreadable(&self.declared_as(&self.typname))),
                 ..ColumnLimits::default()
             };
         };

@@ -331,10 +331,9 @@ impl Renderer<'_> {
                 ))
             }
             ColumnType::Bytea => return refuse(format!("`{name}` is a blob")),
-            // Its text, which is what eval sees; compared as text, as eval compares it.
-            ColumnType::Uuid => (format!("{sql}::text"), SqlType::Text),
-            // Its label, compared as text, as eval compares it: not in the enum's order.
-            ColumnType::Enum => (format!("{sql}::text"), SqlType::Text),
+            // Its text (a uuid as PostgreSQL prints it, an enum's label), which is what eval
+            // sees; compared as text, as eval compares it: an enum not in its declared order.
+            ColumnType::Uuid | ColumnType::Enum => (format!("{sql}::text"), SqlType::Text),
         };
         Ok(Pushed {
             sql,
