@@ -1,7 +1,8 @@
 //! Enum columns on PostgreSQL: read as the text of their labels and compared as text (not
 //! in the enum's declared order), on the pushdown path and in the interpreter alike; written
 //! by the interpreter as text the server casts to the enum, so a label the enum lacks stops
-//! the run before its batch commits; restored by a rollback. Before, every enum column was
+//! the run before its batch commits, and `mig check` refuses a `set` of a literal that is no
+//! label; restored by a rollback. Before, every enum column was
 //! refused as a type mig cannot read.
 mod common;
 
@@ -24,7 +25,7 @@ const SPEC: &str = "migrate ship on orders {\n    set status = 'shipped'\n    wh
      backfill flag on orders {\n    set flag = 'later'\n    where status > 'paid'\n    batch 7\n}\n\n\
      backfill shout on orders {\n    set shout = upper(status)\n    where status > 'paid'\n    batch 7\n}\n\n\
      backfill state on orders {\n    set state = status\n    batch 7\n}\n\n\
-     migrate lose on orders {\n    set status = 'lost'\n    where id >= 10\n    batch 7\n}\n\n\
+     migrate lose on orders {\n    set status = flag\n    where flag is not null\n    batch 7\n}\n\n\
      validate known on orders {\n    not_null status\n    expect status in ('pending', 'paid', 'shipped', 'cancelled')\n}\n";
 
 fn project() -> Option<Project> {
@@ -92,6 +93,7 @@ fn a_label_the_enum_lacks_stops_the_run_before_its_batch_commits() {
     let Some(project) = project() else {
         return;
     };
+    project.execute("UPDATE orders SET flag = 'lost' WHERE id >= 10");
     let out = project.mig(&["run", "lose"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
@@ -125,5 +127,26 @@ fn a_table_keyed_by_an_enum_is_refused_by_check() {
         ),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn a_set_of_a_text_that_is_no_label_is_refused_by_check() {
+    let Some(project) = project() else {
+        return;
+    };
+    project.write_spec(
+        "migrate lose on orders {\n    set status = 'lost'\n}\n\n\
+         migrate pay on orders {\n    set status = 'paid'\n    where status = 'pending'\n}\n",
+    );
+    let out = project.mig(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: `set status` writes 'lost', which is not a label of `status`\n \
+         --> specs/test.mig:2:18\n  |\n2 |     set status = 'lost'\n  |                  ^^^^^^\n  \
+         = help: `status` has PostgreSQL type order_status, which mig reads and writes as the \
+         text of its labels: 'pending', 'paid', 'shipped', 'cancelled'; the server refuses any \
+         other\n\nerror: could not compile: 1 error in 1 file\n"
     );
 }

@@ -136,6 +136,8 @@ pub struct TableSchema {
     /// What the columns can hold, where the store is certain of it; a column not here may
     /// hold a value of any kind.
     pub values: BTreeMap<String, ColumnValues>,
+    /// The only text an enum column takes: its labels, in the enum's order.
+    pub labels: BTreeMap<String, Vec<String>>,
 }
 
 /// The kinds of value a column can hold besides NULL, as its store guarantees them, so

@@ -353,6 +353,23 @@ impl Typer<'_> {
         let Some(target) = table.values(column) else {
             return;
         };
+        if let (Some(labels), ExprKind::Literal(Literal::Text(text))) =
+            (table.labels.get(column), &value.expr.kind)
+        {
+            if !labels.contains(text) {
+                let shown: Vec<String> = labels.iter().map(|l| format!("'{l}'")).collect();
+                self.report(
+                    value.expr.span,
+                    format!("`set {column}` writes '{text}', which is not a label of `{column}`"),
+                    format!(
+                        "`{column}` {}: {}; the server refuses any other",
+                        target.because,
+                        shown.join(", ")
+                    ),
+                );
+                return;
+            }
+        }
         if table.unwritable(column).is_some()
             || value.kinds.is_empty()
             || value.kinds.meets(target.accepts)

@@ -510,7 +510,9 @@ impl PostgresStore {
                         AND u.indpred IS NULL AND u.indexprs IS NULL AND u.indcollation[0] = a.attcollation), \
                     c.relkind = 'r' AND c.relhassubclass, row_security_active(c.oid), \
                     CASE WHEN d.domain IS NOT NULL THEN format_type(a.atttypid, -1) END, \
-                    t.typtype = 'e' \
+                    t.typtype = 'e', \
+                    (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e \
+                     WHERE e.enumtypid = t.oid) \
              FROM pg_class c \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              LEFT JOIN _mig_domains d ON d.domain = a.atttypid AND d.last \
@@ -567,6 +569,9 @@ impl PostgresStore {
                 }
                 if let Some(values) = described.values() {
                     schema.values.insert(column.clone(), values);
+                }
+                if let Some(labels) = row.get::<_, Option<Vec<String>>>(14) {
+                    schema.labels.insert(column.clone(), labels);
                 }
                 let limits = described.limits();
                 if limits != ColumnLimits::default() {
