@@ -984,22 +984,19 @@ impl PostgresStore {
             .iter()
             .zip(&shape.set_types)
             .zip(&shape.set_lengths);
-        for (((column, value), (ty, _)), length) in sets {
+        for (((column, value), (ty, base_type)), length) in sets {
             let pushed = renderer.value(value)?;
             let fits = match pushed.ty {
                 super::postgres_sql::SqlType::Int => ty.is_integer(),
                 super::postgres_sql::SqlType::Text => {
-                    matches!(ty, ColumnType::Text | ColumnType::Varchar)
+                    matches!(
+                        ty,
+                        ColumnType::Text | ColumnType::Varchar | ColumnType::Enum
+                    )
                 }
                 super::postgres_sql::SqlType::Null => true,
                 super::postgres_sql::SqlType::Bool => false,
             };
-            if *ty == ColumnType::Enum {
-                return Err(NotPushed(format!(
-                    "`set {column}` writes an enum column, which takes only its own labels: \
-                     the interpreter computes the values and the server checks each label"
-                )));
-            }
             if *ty == ColumnType::Uuid {
                 return Err(NotPushed(format!(
                     "`set {column}` writes a uuid column, which takes text only as a uuid \
@@ -1012,12 +1009,25 @@ impl PostgresStore {
                 )));
             }
             let column = quote_ident(column);
-            assignments.push(format!("{column} = {}", pushed.sql));
+            // An enum takes its label as text, cast: the cast refuses a label it lacks, for
+            // the rows written only, as the interpreter's write does. It is compared as text.
+            let (written, stored) = match ty {
+                ColumnType::Enum => (
+                    format!("({})::{base_type}", pushed.sql),
+                    format!("t.{column}::text"),
+                ),
+                _ => (pushed.sql.clone(), format!("t.{column}")),
+            };
+            assignments.push(format!("{column} = {written}"));
             // Bytes, as eval compares: in a case-insensitive collation 'ABC' would not
             // differ from 'abc', and the row would keep its old value.
-            let bytes = if ty.is_text() { " COLLATE \"C\"" } else { "" };
+            let bytes = if ty.is_text() || *ty == ColumnType::Enum {
+                " COLLATE \"C\""
+            } else {
+                ""
+            };
             differs.push(format!(
-                "(({}){bytes}) IS DISTINCT FROM t.{column}",
+                "(({}){bytes}) IS DISTINCT FROM {stored}",
                 as_stored(&pushed.sql, *length)
             ));
             present.push(format!("({}) IS NOT NULL", pushed.sql));
