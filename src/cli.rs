@@ -39,7 +39,13 @@ pub struct Cli {
 enum Command {
     /// Check spec files, or the .mig files below a folder (default: every .mig in the specs
     /// folder), against the live schema
-    Check { files: Vec<PathBuf> },
+    Check {
+        files: Vec<PathBuf>,
+        /// Fail (exit 4) where the database cannot be opened, rather than check the specs
+        /// without its schema: for a CI job that means to check against the live schema
+        #[arg(long)]
+        require_database: bool,
+    },
     /// Show what a migration will do, batch by batch, without doing it
     Plan {
         name: String,
@@ -107,7 +113,10 @@ pub fn main() -> ExitCode {
             node::serve(std::io::stdin().lock(), std::io::stdout(), config);
             Ok(())
         }
-        Command::Check { files } => check(config, &files),
+        Command::Check {
+            files,
+            require_database,
+        } => check(config, &files, require_database),
         Command::Plan { name, batch, limit } => plan(config, &name, RunOptions { batch, limit }),
         Command::Run {
             name,
@@ -217,7 +226,7 @@ impl From<Refusal> for Failure {
     }
 }
 
-fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
+fn check(config: Config, files: &[PathBuf], require_database: bool) -> Result<(), Failure> {
     let CheckSources {
         sources,
         reported,
@@ -228,7 +237,9 @@ fn check(config: Config, files: &[PathBuf]) -> Result<(), Failure> {
     // locked past the lock timeout is "try again", as for every command.
     let schema = match exec::read_schema(&config) {
         Ok(schema) => Some(schema),
-        Err(e @ ExecError::Store(StoreError::Open { .. } | StoreError::ConnectTimeout { .. })) => {
+        Err(e @ ExecError::Store(StoreError::Open { .. } | StoreError::ConnectTimeout { .. }))
+            if !require_database =>
+        {
             println!(
                 "note: the database is not reachable, so tables and columns are not checked: {e}"
             );

@@ -111,6 +111,26 @@ fn without_a_reachable_database_tables_are_not_checked_and_it_says_so() {
         "{}",
         stdout(&out)
     );
+
+    // A CI job that means to check against the live schema asks for it, and fails without.
+    let config = dir.path().join("mig.toml").display().to_string();
+    let out = Command::new(common::MIG)
+        .args(["--config", &config, "check", "--require-database"])
+        .arg("tests/data/diagnostics/schema_unknown.mig")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("MIG_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    assert!(
+        stderr(&out).starts_with(
+            "error: cannot read the database's schema to check the specs against: cannot open \
+             database "
+        ) && stderr(&out).contains("missing.sqlite: no such file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("ok:"), "{}", stdout(&out));
 }
 
 /// Editors on Windows start a UTF-8 file with a byte-order mark. It is no part of the spec:
