@@ -9,21 +9,24 @@ use common::{envelope, reply_to, stderr, Project};
 use serde_json::json;
 
 /// Keyed by a domain over integer; `n` a domain with a CHECK, `code` a domain over a domain
-/// over `varchar(3)`, `payload` a domain over jsonb, which mig cannot read.
+/// over `varchar(3)`, `tag` a domain NOT NULL, `payload` a domain over jsonb, which mig
+/// cannot read.
 const TABLE: &str = "CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
      CREATE DOMAIN code3 AS varchar(3);
      CREATE DOMAIN product_code AS code3 CHECK (VALUE <> 'ZZ');
      CREATE DOMAIN document AS jsonb;
+     CREATE DOMAIN required AS text NOT NULL;
      CREATE TABLE items (id positive PRIMARY KEY, n positive, name text, code product_code,
-                         label text, payload document);
-     INSERT INTO items SELECT i, i, 'item' || i, NULL, NULL, '{}'
+                         label text, payload document, tag required);
+     INSERT INTO items SELECT i, i, 'item' || i, NULL, NULL, '{}', 'x'
      FROM generate_series(1, 40) AS i;";
 
 const SPEC: &str =
     "backfill label on items {\n    set label = name || '/' || n\n    batch 7\n}\n\n\
      migrate bump on items {\n    set n = n + 1\n    batch 7\n}\n\n\
      backfill code on items {\n    set code = upper(substr(name, 1, 2))\n    batch 7\n}\n\n\
-     migrate shrink on items {\n    set n = n - 30\n    batch 7\n}\n";
+     migrate shrink on items {\n    set n = n - 30\n    batch 7\n}\n\n\
+     migrate untag on items {\n    set tag = null\n    where id = 9\n    batch 7\n}\n";
 
 fn project() -> Option<Project> {
     Project::postgres(TABLE, SPEC)
@@ -106,6 +109,19 @@ fn a_value_a_domain_refuses_stops_the_run_before_its_batch_commits() {
         project.query("SELECT count(*) FROM items WHERE code IS NOT NULL"),
         ["7"],
         "the first batch committed, the second wrote nothing"
+    );
+
+    let out = project.mig(&["run", "untag"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("batch 2 of run 3 failed and was rolled back")
+            && stderr(&out).contains("domain required does not allow null values"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM items WHERE tag = 'x'"),
+        ["40"]
     );
 }
 

@@ -141,7 +141,8 @@ fn a_set_of_a_text_that_is_no_label_is_refused_by_check() {
     };
     project.write_spec(
         "migrate lose on orders {\n    set status = 'lost'\n}\n\n\
-         migrate pay on orders {\n    set status = 'paid'\n    where status = 'pending'\n}\n",
+         migrate pay on orders {\n    set status = 'paid'\n    where status = 'pending'\n}\n\n\
+         migrate typo on orders {\n    set note = 'x'\n    where status = 'archvied'\n}\n",
     );
     let out = project.mig(&["check"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
