@@ -135,7 +135,7 @@ fn a_table_keyed_by_an_enum_is_refused_by_check() {
 }
 
 #[test]
-fn a_set_of_a_text_that_is_no_label_is_refused_by_check() {
+fn a_set_of_or_comparison_with_a_text_that_is_no_label_is_refused_by_check() {
     let Some(project) = project() else {
         return;
     };
@@ -152,7 +152,12 @@ fn a_set_of_a_text_that_is_no_label_is_refused_by_check() {
          --> specs/test.mig:2:18\n  |\n2 |     set status = 'lost'\n  |                  ^^^^^^\n  \
          = help: `status` has PostgreSQL type order_status, which mig reads and writes as the \
          text of its labels: 'pending', 'paid', 'shipped', 'cancelled'; the server refuses any \
-         other\n\nerror: could not compile: 1 error in 1 file\n"
+         other\n\nerror: `=` compares `status` with 'archvied', which is not a label of \
+         `status`\n  --> specs/test.mig:12:20\n   |\n12 |     where status = 'archvied'\n   \
+         |                    ^^^^^^^^^^\n   = help: `status` has PostgreSQL type order_status, \
+         which mig reads and writes as the text of its labels: 'pending', 'paid', 'shipped', \
+         'cancelled'; the server refuses any other\n\nerror: could not compile: 2 errors in \
+         1 file\n"
     );
 }
 

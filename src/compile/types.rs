@@ -3,7 +3,8 @@
 //! (`exec::eval`) refuses every non-NULL value of it, the spec fails on every row where the
 //! operand is not NULL, and no fix to a row but emptying it helps: `mig check` says so, rather
 //! than the first batch advising to fix the row. A `set` whose value can only be of a kind
-//! its column's store refuses to write is the same.
+//! its column's store refuses to write is the same, as is a text that is none of an enum
+//! column's labels, set into it or compared with it for (in)equality.
 //!
 //! Only certainty counts. Each expression is given the kinds of non-NULL value it can give
 //! without failing: all of them, or more, never fewer; a column its store guarantees nothing
@@ -166,6 +167,9 @@ impl Typer<'_> {
                 let operand = self.infer(operand);
                 let items: Vec<Operand> = list.iter().map(|i| self.infer(i)).collect();
                 let subject = Subject::Operator("in");
+                for item in &items {
+                    self.labels_compared(subject, &operand, item);
+                }
                 let ok = self.all_comparable(expr.span, subject, &operand, &items);
                 integer_if(ok && !operand.kinds.is_empty())
             }
@@ -210,7 +214,13 @@ impl Typer<'_> {
             | BinaryOp::Lt
             | BinaryOp::Le
             | BinaryOp::Gt
-            | BinaryOp::Ge => integer_if(self.comparable(at, subject, left, right)),
+            | BinaryOp::Ge => {
+                if matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
+                    self.labels_compared(subject, left, right);
+                    self.labels_compared(subject, right, left);
+                }
+                integer_if(self.comparable(at, subject, left, right))
+            }
             BinaryOp::Concat => {
                 let left_ok = self.alone(at, subject, TEXT_FORM, left);
                 let right_ok = self.alone(at, subject, TEXT_FORM, right);
@@ -353,22 +363,13 @@ impl Typer<'_> {
         let Some(target) = table.values(column) else {
             return;
         };
-        if let (Some(labels), ExprKind::Literal(Literal::Text(text))) =
-            (table.labels.get(column), &value.expr.kind)
-        {
-            if !labels.contains(text) {
-                let shown: Vec<String> = labels.iter().map(|l| format!("'{l}'")).collect();
-                self.report(
-                    value.expr.span,
-                    format!("`set {column}` writes '{text}', which is not a label of `{column}`"),
-                    format!(
-                        "`{column}` {}: {}; the server refuses any other",
-                        target.because,
-                        shown.join(", ")
-                    ),
-                );
-                return;
-            }
+        if let Some((text, help)) = self.no_such_label(column, value) {
+            self.report(
+                value.expr.span,
+                format!("`set {column}` writes '{text}', which is not a label of `{column}`"),
+                help,
+            );
+            return;
         }
         if table.unwritable(column).is_some()
             || value.kinds.is_empty()
@@ -391,6 +392,47 @@ impl Typer<'_> {
             &where_not_null(value),
         );
         self.report(value.expr.span, message, help);
+    }
+
+    /// `=`, `<>` and `in` comparing an enum column with a text literal that is none of its
+    /// labels: the column never holds it, so the comparison is settled before a row is read,
+    /// and the literal is most likely misspelt. PostgreSQL refuses such a literal too.
+    fn labels_compared(&mut self, subject: Subject, column: &Operand, literal: &Operand) {
+        let ExprKind::Column(name) = &column.expr.kind else {
+            return;
+        };
+        if let Some((text, help)) = self.no_such_label(name, literal) {
+            self.report(
+                literal.expr.span,
+                format!(
+                    "{} compares `{name}` with '{text}', which is not a label of `{name}`",
+                    subject.name()
+                ),
+                help,
+            );
+        }
+    }
+
+    /// The text of `value`, a literal, and the help naming `column`'s labels, where
+    /// `column` is an enum's and the text is none of them.
+    fn no_such_label<'v>(&self, column: &str, value: &'v Operand) -> Option<(&'v str, String)> {
+        let table = self.table?;
+        let labels = table.labels.get(column)?;
+        let ExprKind::Literal(Literal::Text(text)) = &value.expr.kind else {
+            return None;
+        };
+        if labels.contains(text) {
+            return None;
+        }
+        let shown: Vec<String> = labels.iter().map(|l| format!("'{l}'")).collect();
+        let because = &table.values(column)?.because;
+        Some((
+            text,
+            format!(
+                "`{column}` {because}: {}; the server refuses any other",
+                shown.join(", ")
+            ),
+        ))
     }
 
     fn report(&mut self, at: Span, message: String, help: String) {
@@ -799,5 +841,44 @@ mod tests {
             refused[0].help.as_deref(),
             Some("`n` has type integer, so `set n` fails on every row")
         );
+    }
+
+    #[test]
+    fn an_enum_column_set_to_or_compared_with_no_label_of_its_is_refused() {
+        let mut table = table();
+        table
+            .labels
+            .insert("s".into(), vec!["paid".into(), "shipped".into()]);
+        let condition = |source| errors_as(source, Role::Condition("where"), Some(&table));
+        assert_eq!(
+            errors_as("'lost'", Role::Set("s"), Some(&table)),
+            ["`set s` writes 'lost', which is not a label of `s`"]
+        );
+        assert_eq!(
+            condition("s = 'shiped'"),
+            ["`=` compares `s` with 'shiped', which is not a label of `s`"]
+        );
+        assert_eq!(
+            condition("'lost' <> s or s in ('paid', 'payed')"),
+            [
+                "`<>` compares `s` with 'lost', which is not a label of `s`",
+                "`in` compares `s` with 'payed', which is not a label of `s`"
+            ]
+        );
+        // Labels compare as text, so an order against any text is a question with an answer.
+        for accepted in [
+            "s = 'paid'",
+            "s > 'q'",
+            "s between 'a' and 'z'",
+            "t = 'lost'",
+        ] {
+            assert_eq!(condition(accepted), Vec::<String>::new(), "{accepted}");
+        }
+        let refused = type_errors(&expr("s = 'x'"), Role::Condition("where"), Some(&table));
+        assert_eq!(
+            refused[0].help.as_deref(),
+            Some("`s` has type text: 'paid', 'shipped'; the server refuses any other")
+        );
+        assert_eq!((refused[0].span.line, refused[0].span.col), (2, 17));
     }
 }
