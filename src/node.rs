@@ -100,6 +100,7 @@ fn code_of(e: &ExecError) -> ErrorCode {
         | ExecError::NotIdempotent { .. }
         | ExecError::SpecChanged { .. }
         | ExecError::KeyChanged { .. }
+        | ExecError::KeyOrderChanged { .. }
         | ExecError::LimitChanged { .. }
         | ExecError::RollbackUnfinished { .. }
         | ExecError::Store(StoreError::RunMoved { .. } | StoreError::SharedRun { .. })

@@ -204,7 +204,7 @@ fn postgres_state_tables_of_an_earlier_mig_gain_their_later_columns() {
         return;
     };
     let project = with_double_run(&Backend::Postgres(url));
-    project.execute("ALTER TABLE _mig_runs DROP COLUMN pruned_at");
+    project.execute("ALTER TABLE _mig_runs DROP COLUMN pruned_at, DROP COLUMN key_order");
     project.execute("ALTER TABLE _mig_backup DROP COLUMN restored");
     let role = project.postgres.as_ref().unwrap().role(
         "migrator",
@@ -245,5 +245,10 @@ fn postgres_state_tables_of_an_earlier_mig_gain_their_later_columns() {
         project.query("SELECT count(restored) FROM _mig_backup"),
         ["0"],
         "the owner's command added _mig_backup.restored too"
+    );
+    assert_eq!(
+        project.query("SELECT count(key_order) FROM _mig_runs"),
+        ["0"],
+        "and _mig_runs.key_order, unknown for the earlier run"
     );
 }

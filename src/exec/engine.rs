@@ -109,6 +109,16 @@ pub enum ExecError {
         key: String,
         checkpoint: Value,
     },
+    #[error("run {run_id} of {migration} stopped at checkpoint {checkpoint}, taken in the order of key `{key}` as {}; the key is {} now, whose order may differ, so the checkpoint no longer tells which rows are done: resume refused. Start a new run with `mig run {migration} --restart` (the stopped run's backup is kept for rollback)", .orders.0, .orders.1)]
+    KeyOrderChanged {
+        migration: String,
+        run_id: i64,
+        key: String,
+        checkpoint: Value,
+        /// The order then and now; boxed, as the rarest of errors, to keep every
+        /// `Result` of the engine small.
+        orders: Box<(String, String)>,
+    },
     #[error("the rollback of run {run_id} of {migration} is unfinished; finish it with `mig rollback {migration}` before running it again, or give it up with `mig run {migration} --restart`, which leaves the rows it has not restored as the run wrote them")]
     RollbackUnfinished { migration: String, run_id: i64 },
     #[error("nothing to roll back for {0}: no run of it updated rows that are still backed up")]
@@ -1050,14 +1060,21 @@ impl Engine {
             return Ok((run, true));
         }
         let spec = canonical_spec(&plan.migration, &plan.key);
+        let order = self.store.key_order(plan.table(), &plan.key);
         let run = self.with_retries(plan, |store| {
-            store.start_run(plan.name(), &plan.spec_hash, &spec, plan.limit)
+            store.start_run(
+                plan.name(),
+                &plan.spec_hash,
+                &spec,
+                plan.limit,
+                order.as_deref(),
+            )
         })?;
         Ok((run, false))
     }
 
     /// Refuses to resume `run` under what would make its checkpoint a lie: another spec,
-    /// another row limit, a key that changed type since.
+    /// another row limit, a key that changed type or collation since.
     fn resumable(&self, plan: &Plan, run: &RunRecord) -> Result<(), ExecError> {
         if run.spec_hash != plan.spec_hash {
             return Err(ExecError::SpecChanged {
@@ -1088,6 +1105,18 @@ impl Engine {
                     key: plan.key.clone(),
                     checkpoint: checkpoint.clone(),
                 });
+            }
+            let now = self.store.key_order(plan.table(), &plan.key);
+            if let (Some(was), Some(now)) = (&run.key_order, now) {
+                if *was != now {
+                    return Err(ExecError::KeyOrderChanged {
+                        migration: plan.name().to_string(),
+                        run_id: run.id,
+                        key: plan.key.clone(),
+                        checkpoint: checkpoint.clone(),
+                        orders: Box::new((was.clone(), now)),
+                    });
+                }
             }
         }
         Ok(())

@@ -96,7 +96,7 @@ mod tests {
             .unwrap();
         let mut store = SqliteStore::open(&path, Duration::from_secs(2)).unwrap();
         store.prepare_state().unwrap();
-        let run = store.start_run("m", "hash", "spec", None).unwrap();
+        let run = store.start_run("m", "hash", "spec", None, None).unwrap();
         rusqlite::Connection::open(&path)
             .unwrap()
             .execute_batch(&format!(

@@ -135,11 +135,12 @@ pub enum StoreError {
     #[error(
         "mig's state tables in schema {schema} were made by an earlier mig, and lack a \
          column this one writes: `_mig_runs.pruned_at` (when `mig prune` gave up a run's \
-         backup) or `_mig_backup.restored` (the rows of a batch's record a rollback has \
-         restored); adding them failed: {source}; it takes the tables' owner: `ALTER TABLE \
-         _mig_runs ADD COLUMN IF NOT EXISTS pruned_at text; ALTER TABLE _mig_backup ADD COLUMN \
-         IF NOT EXISTS restored integer NOT NULL DEFAULT 0` as that role, or any mig command \
-         that writes, run by it once"
+         backup), `_mig_runs.key_order` (the order a run's checkpoint is taken in) or \
+         `_mig_backup.restored` (the rows of a batch's record a rollback has restored); adding \
+         them failed: {source}; it takes the tables' owner: `ALTER TABLE _mig_runs ADD COLUMN \
+         IF NOT EXISTS pruned_at text; ALTER TABLE _mig_runs ADD COLUMN IF NOT EXISTS \
+         key_order text; ALTER TABLE _mig_backup ADD COLUMN IF NOT EXISTS restored integer NOT \
+         NULL DEFAULT 0` as that role, or any mig command that writes, run by it once"
     )]
     StateTablesOutdated {
         schema: String,
@@ -271,6 +272,9 @@ pub struct RunRecord {
     /// When `mig prune` gave up the run's backup: the run can be rolled back no more, even
     /// where a prune stopped part way left some of its records.
     pub pruned_at: Option<String>,
+    /// How the key ordered its values when the run started (`Store::key_order`): the order
+    /// its checkpoint is taken in. None for a run an earlier `mig` started.
+    pub key_order: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -389,6 +393,7 @@ pub trait Store: Send {
         spec_hash: &str,
         spec: &str,
         row_limit: Option<u64>,
+        key_order: Option<&str>,
     ) -> Result<RunRecord, StoreError>;
     fn set_run_status(
         &mut self,
@@ -447,6 +452,10 @@ pub trait Store: Send {
     fn checkpoint_fits(&self, _table: &str, _key: &str, _checkpoint: &Value) -> bool {
         true
     }
+    /// How `table`'s `key` orders its values, as a message shows it (`text COLLATE
+    /// pg_catalog."C"`). A run records it as it starts: its checkpoint, taken in that
+    /// order, tells which rows are done in no other. None where the store cannot say.
+    fn key_order(&self, table: &str, key: &str) -> Option<String>;
     /// Whether a batch holds a lock every other writer of the whole database waits for
     /// (SQLite's one write lock), rather than locks on the rows it writes.
     fn locks_every_writer_out(&self) -> bool {

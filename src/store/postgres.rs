@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS _mig_runs (
     updated_at text NOT NULL,
     finished_at text,
     message text,
-    pruned_at text
+    pruned_at text,
+    key_order text
 );
 CREATE TABLE IF NOT EXISTS _mig_backup (
     run_id bigint NOT NULL,
@@ -807,16 +808,17 @@ impl PostgresStore {
         })
     }
 
-    /// `_mig_runs.pruned_at` and `_mig_backup.restored`, into state tables an earlier `mig`
-    /// made. A nullable column, or one whose default is a constant, goes into the catalog
-    /// alone, no row is rewritten; the tables' locks for them are waited for no longer than
-    /// any other.
+    /// `_mig_runs.pruned_at` and `key_order` and `_mig_backup.restored`, into state tables an
+    /// earlier `mig` made. A nullable column, or one whose default is a constant, goes into
+    /// the catalog alone, no row is rewritten; the tables' locks for them are waited for no
+    /// longer than any other.
     fn add_later_columns(&mut self) -> Result<(), StoreError> {
         let added = self.waiting_at_most_lock_timeout(|client| {
             let mut tx = client.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STATE_LOCK])?;
             tx.batch_execute(
                 "ALTER TABLE _mig_runs ADD COLUMN IF NOT EXISTS pruned_at text; \
+                 ALTER TABLE _mig_runs ADD COLUMN IF NOT EXISTS key_order text; \
                  ALTER TABLE _mig_backup ADD COLUMN IF NOT EXISTS restored integer NOT NULL DEFAULT 0",
             )?;
             tx.commit()
@@ -2207,6 +2209,10 @@ fn read_run(row: &Row) -> Result<RunRecord, StoreError> {
             true => row.try_get("pruned_at")?,
             false => None,
         },
+        key_order: match row.columns().iter().any(|c| c.name() == "key_order") {
+            true => row.try_get("key_order")?,
+            false => None,
+        },
     })
 }
 
@@ -2224,7 +2230,9 @@ impl Store for PostgresStore {
              EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('_mig_runs') \
              AND attname = 'pruned_at' AND NOT attisdropped) \
              AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('_mig_backup') \
-             AND attname = 'restored' AND NOT attisdropped)",
+             AND attname = 'restored' AND NOT attisdropped) \
+             AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('_mig_runs') \
+             AND attname = 'key_order' AND NOT attisdropped)",
             &[],
         )?;
         let (made, current): (bool, bool) = (row.get(0), row.get(1));
@@ -2336,6 +2344,7 @@ impl Store for PostgresStore {
         spec_hash: &str,
         spec: &str,
         row_limit: Option<u64>,
+        key_order: Option<&str>,
     ) -> Result<RunRecord, StoreError> {
         let limit = row_limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut tx = self.client.transaction()?;
@@ -2352,10 +2361,13 @@ impl Store for PostgresStore {
             return Ok(run);
         }
         let sql = format!(
-            "INSERT INTO _mig_runs (migration, spec_hash, spec, status, row_limit, started_at, updated_at) \
-             VALUES ($1, $2, $3, 'running', $4, {NOW}, {NOW}) RETURNING *"
+            "INSERT INTO _mig_runs (migration, spec_hash, spec, status, row_limit, key_order, \
+             started_at, updated_at) VALUES ($1, $2, $3, 'running', $4, $5, {NOW}, {NOW}) RETURNING *"
         );
-        let row = tx.query_one(sql.as_str(), &[&migration, &spec_hash, &spec, &limit])?;
+        let row = tx.query_one(
+            sql.as_str(),
+            &[&migration, &spec_hash, &spec, &limit, &key_order],
+        )?;
         tx.commit()?;
         read_run(&row)
     }
@@ -2429,6 +2441,18 @@ impl Store for PostgresStore {
             (Ok((ty, _)), Value::Text(_)) => !ty.is_integer(),
             _ => true,
         }
+    }
+
+    /// Integers of any width order alike, and so do text types of one collation (`varchar`
+    /// and `text`); a uuid orders by its bytes.
+    fn key_order(&self, table: &str, key: &str) -> Option<String> {
+        let column = self.column(table, key).ok()?;
+        Some(match column.ty {
+            Some(ty) if ty.is_integer() => "an integer".to_string(),
+            Some(ColumnType::Uuid) => "a uuid".to_string(),
+            Some(ty) if ty.is_text() => format!("text{}", column.collate),
+            _ => column.sql_type.clone(),
+        })
     }
 
     fn shareable(&self, step: &BatchStep) -> Result<(), StoreError> {

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS _mig_runs (
     updated_at TEXT NOT NULL,
     finished_at TEXT,
     message TEXT,
-    pruned_at TEXT
+    pruned_at TEXT,
+    key_order TEXT
 );
 CREATE TABLE IF NOT EXISTS _mig_backup (
     run_id INTEGER NOT NULL,
@@ -1089,15 +1090,21 @@ fn read_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
             Err(rusqlite::Error::InvalidColumnName(_)) => None,
             read => read?,
         },
+        key_order: match row.get("key_order") {
+            Err(rusqlite::Error::InvalidColumnName(_)) => None,
+            read => read?,
+        },
     })
 }
 
-/// Adds `_mig_runs.pruned_at` and `_mig_backup.restored` to a database whose state tables an
-/// earlier `mig` made; until then `read_run` takes its runs as never pruned, which they were
-/// not by a prune that marks, and no record was partly restored.
+/// Adds `_mig_runs.pruned_at` and `key_order` and `_mig_backup.restored` to a database whose
+/// state tables an earlier `mig` made; until then `read_run` takes its runs as never pruned,
+/// which they were not by a prune that marks, and no record was partly restored, and their
+/// key's order as unknown.
 fn add_later_columns(conn: &Connection) -> rusqlite::Result<()> {
     for (table, column, definition) in [
         ("_mig_runs", "pruned_at", "TEXT"),
+        ("_mig_runs", "key_order", "TEXT"),
         ("_mig_backup", "restored", "INTEGER NOT NULL DEFAULT 0"),
     ] {
         let present: bool = conn.query_row(
@@ -1298,16 +1305,29 @@ impl Store for SqliteStore {
         spec_hash: &str,
         spec: &str,
         row_limit: Option<u64>,
+        key_order: Option<&str>,
     ) -> Result<RunRecord, StoreError> {
         let limit = row_limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let sql = format!(
-            "INSERT INTO _mig_runs (migration, spec_hash, spec, status, row_limit, started_at, updated_at) \
-             VALUES (?1, ?2, ?3, 'running', ?4, {NOW}, {NOW}) RETURNING *"
+            "INSERT INTO _mig_runs (migration, spec_hash, spec, status, row_limit, key_order, \
+             started_at, updated_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5, {NOW}, {NOW}) RETURNING *"
         );
         let started = Instant::now();
         self.conn
-            .query_row(&sql, params![migration, spec_hash, spec, limit], read_run)
+            .query_row(
+                &sql,
+                params![migration, spec_hash, spec, limit, key_order],
+                read_run,
+            )
             .map_err(|e| lock_error(e, started))
+    }
+
+    /// A key takes values of any type, which SQLite orders by type first; text then
+    /// compares in the column's collation, which a rebuilt table may have changed.
+    fn key_order(&self, table: &str, key: &str) -> Option<String> {
+        column_collation(&self.conn, table, key)
+            .ok()
+            .map(|collation| format!("COLLATE {collation}"))
     }
 
     fn set_run_status(
@@ -1956,7 +1976,7 @@ mod tests {
     /// never pruned, and preparing the state adds the column, keeping the runs.
     #[test]
     fn state_tables_of_an_earlier_mig_gain_pruned_at() {
-        let earlier = STATE_TABLES.replace(",\n    pruned_at TEXT", "");
+        let earlier = STATE_TABLES.replace(",\n    pruned_at TEXT,\n    key_order TEXT", "");
         assert_ne!(earlier, STATE_TABLES);
         let (_dir, mut store) = store_over(&format!(
             "{earlier} INSERT INTO _mig_runs (migration, spec_hash, spec, status, started_at, \
@@ -2008,7 +2028,7 @@ mod tests {
     fn a_backup_record_is_dropped_only_of_a_run_marked_while_over() {
         let (_dir, mut store) = store_over("CREATE TABLE t (id INTEGER PRIMARY KEY)");
         store.prepare_state().unwrap();
-        let run = store.start_run("m", "hash", "spec", None).unwrap();
+        let run = store.start_run("m", "hash", "spec", None, None).unwrap();
         store
             .conn
             .execute(
