@@ -11,19 +11,11 @@ use serde_json::json;
 
 #[test]
 fn a_run_whose_key_changed_type_since_it_stopped_is_not_resumed() {
-    let spec = "migrate bang on t {\n    set v = v || '!'\n    batch 10\n}\n";
-    let Some(project) = Project::postgres(
-        "CREATE TABLE t (id integer PRIMARY KEY, v text CHECK (length(v) < 6));
-                   INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) AS i;
-                   UPDATE t SET v = 'xxxxx' WHERE id = 35;",
-        spec,
-    ) else {
+    let Some(project) = Project::postgres(INTEGER_KEYS, BANG) else {
         return;
     };
-    let out = project.mig(&["run", "bang"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    stop_at_the_35th_row(&project);
     let done = "SELECT count(*) FROM t WHERE v LIKE '%!'";
-    assert_eq!(project.query(done), ["30"]);
 
     project.execute("UPDATE t SET v = 'x' WHERE id = 35; ALTER TABLE t ALTER COLUMN id TYPE text;");
     let out = project.mig(&["run", "bang"]);
@@ -90,12 +82,7 @@ fn a_sqlite_run_whose_key_changed_collation_since_it_stopped_is_not_resumed() {
 /// change to its order, and the run resumes where it stopped.
 #[test]
 fn a_run_whose_key_was_widened_since_it_stopped_resumes() {
-    let Some(project) = Project::postgres(
-        "CREATE TABLE t (id integer PRIMARY KEY, v text CHECK (length(v) < 6));
-         INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) AS i;
-         UPDATE t SET v = 'xxxxx' WHERE id = 35;",
-        BANG,
-    ) else {
+    let Some(project) = Project::postgres(INTEGER_KEYS, BANG) else {
         return;
     };
     stop_at_the_35th_row(&project);
@@ -115,6 +102,11 @@ fn a_run_whose_key_was_widened_since_it_stopped_resumes() {
         ["0"]
     );
 }
+
+/// Keys 1 to 100; the 35th row's value is one `bang` makes too long.
+const INTEGER_KEYS: &str = "CREATE TABLE t (id integer PRIMARY KEY, v text CHECK (length(v) < 6));
+    INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) AS i;
+    UPDATE t SET v = 'xxxxx' WHERE id = 35;";
 
 const BANG: &str = "migrate bang on t {\n    set v = v || '!'\n    batch 10\n}\n";
 
