@@ -88,19 +88,26 @@ fn a_run_whose_key_was_widened_since_it_stopped_resumes() {
     stop_at_the_35th_row(&project);
     project
         .execute("UPDATE t SET v = 'x' WHERE id = 35; ALTER TABLE t ALTER COLUMN id TYPE bigint;");
-    let said = project.mig_ok(&["run", "bang"]);
-    assert!(
-        said.contains("run 1 (resumed): 100 rows processed, 100 updated"),
-        "{said}"
+    resumed_to_the_end(&project);
+}
+
+/// `varchar` and `text` of one collation order alike too.
+#[test]
+fn a_run_whose_key_went_from_varchar_to_text_since_it_stopped_resumes() {
+    let Some(project) = Project::postgres(
+        "CREATE TABLE t (id varchar(10) PRIMARY KEY, v text CHECK (length(v) < 6));
+         INSERT INTO t SELECT 'k' || lpad(i::text, 3, '0'), 'v' || i
+         FROM generate_series(1, 100) AS i;
+         UPDATE t SET v = 'xxxxx' WHERE id = 'k035';",
+        BANG,
+    ) else {
+        return;
+    };
+    stop_at_the_35th_row(&project);
+    project.execute(
+        "UPDATE t SET v = 'x' WHERE id = 'k035'; ALTER TABLE t ALTER COLUMN id TYPE text;",
     );
-    assert_eq!(
-        project.query("SELECT count(*) FROM t WHERE v LIKE '%!'"),
-        ["100"]
-    );
-    assert_eq!(
-        project.query("SELECT count(*) FROM t WHERE v LIKE '%!!'"),
-        ["0"]
-    );
+    resumed_to_the_end(&project);
 }
 
 /// Keys 1 to 100; the 35th row's value is one `bang` makes too long.
@@ -118,6 +125,23 @@ fn stop_at_the_35th_row(project: &Project) {
     assert_eq!(
         project.query("SELECT count(*) FROM t WHERE v LIKE '%!'"),
         ["30"]
+    );
+}
+
+/// `bang` resumed: every row written once, none twice.
+fn resumed_to_the_end(project: &Project) {
+    let said = project.mig_ok(&["run", "bang"]);
+    assert!(
+        said.contains("run 1 (resumed): 100 rows processed, 100 updated"),
+        "{said}"
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE v LIKE '%!'"),
+        ["100"]
+    );
+    assert_eq!(
+        project.query("SELECT count(*) FROM t WHERE v LIKE '%!!'"),
+        ["0"]
     );
 }
 

@@ -1975,7 +1975,7 @@ mod tests {
     /// State tables an earlier `mig` made, without `_mig_runs.pruned_at`: their runs read as
     /// never pruned, and preparing the state adds the column, keeping the runs.
     #[test]
-    fn state_tables_of_an_earlier_mig_gain_pruned_at() {
+    fn state_tables_of_an_earlier_mig_gain_their_later_columns() {
         let earlier = STATE_TABLES.replace(",\n    pruned_at TEXT,\n    key_order TEXT", "");
         assert_ne!(earlier, STATE_TABLES);
         let (_dir, mut store) = store_over(&format!(
@@ -1991,6 +1991,11 @@ mod tests {
             !store.mark_pruned(runs[0].id).unwrap(),
             "no backup to give up"
         );
+        assert_eq!(runs[0].key_order, None, "an earlier run's order is unknown");
+        let later = store
+            .start_run("m", "h2", "s", None, Some("COLLATE NOCASE"))
+            .unwrap();
+        assert_eq!(later.key_order.as_deref(), Some("COLLATE NOCASE"));
     }
 
     /// Only a rowid table's one-column INTEGER PRIMARY KEY is its rowid: not one declared
